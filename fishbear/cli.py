@@ -1,0 +1,34 @@
+"""What every entry point shares: user errors become one message and exit code 2, no traceback."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+
+from fishbear.errors import FishbearError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def user_errors_exit(fn: F) -> F:
+    """Print :class:`FishbearError` and config errors as ``error: ...`` and exit with status 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except FishbearError as err:
+            message = str(err)
+        except MissingMandatoryValue as err:
+            key = getattr(err, "full_key", None) or "?"
+            message = f"{key} must be set: add {key}=... to the command line ({str(err).splitlines()[0]})"
+        except OmegaConfBaseException as err:
+            message = f"configuration problem: {err}"
+        print(f"error: {message}", file=sys.stderr, flush=True)
+        raise SystemExit(2)
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,195 @@
+"""The one LightningDataModule behind every ``data=`` config.
+
+A dataset config names where the files are (``root``), how the folder gets filled when it is
+empty (``source``: a generator or a download), which format reader applies (``reader``), and how
+images are sized, augmented and batched. The module exposes what a model and a task need to know
+about the data (kind, class names, normalisation), so that any ``model=`` combines with any
+``data=`` of a fitting kind.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Protocol
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from fishbear.data.catalog import Catalog, Sample
+from fishbear.data.dataset import ImageDataset
+from fishbear.data.splits import split_off
+from fishbear.data.transforms import Augment, build_transforms
+from fishbear.errors import DataError
+from fishbear.normalization import IMAGENET_MEAN, IMAGENET_STD
+
+
+class Source(Protocol):
+    def prepare(self, root: Path) -> Path: ...
+
+
+class Reader(Protocol):
+    def __call__(self, root: Path) -> Catalog: ...
+
+
+def default_num_workers() -> int:
+    """Leave the main process a core: on 2 cores one worker overlaps decoding with compute."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(0, min(8, cores - 1))
+
+
+class ImageDataModule(L.LightningDataModule):
+    def __init__(
+        self,
+        root: str | Path,
+        reader: Reader,
+        source: Source | None = None,
+        name: str | None = None,
+        kind: str = "classify",
+        image_size: int = 64,
+        batch_size: int = 64,
+        num_workers: int | None = None,
+        valid_pct: float = 0.2,
+        split_seed: int = 42,
+        augment: Augment | None = None,
+        pin_memory: bool | None = None,
+        persistent_workers: bool = True,
+    ) -> None:
+        super().__init__()
+        self.root = Path(root).expanduser()
+        self.reader = reader
+        self.source = source
+        self.name = name or self.root.name
+        self.kind = kind
+        self.image_size = int(image_size)
+        self.batch_size = int(batch_size)
+        self.num_workers = default_num_workers() if num_workers is None else int(num_workers)
+        self.valid_pct = float(valid_pct)
+        self.split_seed = int(split_seed)
+        self.augment = augment
+        self.pin_memory = torch.cuda.is_available() if pin_memory is None else bool(pin_memory)
+        self.persistent_workers = bool(persistent_workers)
+        self.mean: tuple[float, ...] = IMAGENET_MEAN
+        self.std: tuple[float, ...] = IMAGENET_STD
+        self._catalog: Catalog | None = None
+        self._datasets: dict[str, ImageDataset] = {}
+
+    # -- what the rest of fishbear reads -------------------------------------------------------
+    @property
+    def catalog(self) -> Catalog:
+        if self._catalog is None:
+            self.prepare_data()
+            self.setup()
+        assert self._catalog is not None
+        return self._catalog
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.catalog.classes)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.catalog.classes)
+
+    def set_normalization(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        """Use the network's statistics (ImageNet's for pretrained weights); datasets are rebuilt."""
+        self.mean, self.std = tuple(float(m) for m in mean), tuple(float(s) for s in std)
+        self._datasets.clear()
+
+    def set_image_size(self, image_size: int) -> None:
+        self.image_size = int(image_size)
+        self._datasets.clear()
+
+    def describe(self) -> dict[str, Any]:
+        """A summary for reports and hyperparameter logs."""
+        return {
+            "name": self.name,
+            "root": str(self.root),
+            "kind": self.kind,
+            "classes": self.classes,
+            "image_size": self.image_size,
+            "batch_size": self.batch_size,
+            "sizes": {split: len(samples) for split, samples in self.catalog.splits.items()},
+            "mean": list(self.mean),
+            "std": list(self.std),
+        }
+
+    # -- Lightning hooks -----------------------------------------------------------------------
+    def prepare_data(self) -> None:
+        if self.source is not None:
+            self.source.prepare(self.root)
+        elif not self.root.is_dir():
+            raise DataError(
+                f"Data folder {self.root} does not exist. Set data.root=/path/to/your/dataset "
+                f"(data={self.name} expects the {type(self.reader).__name__} layout there)."
+            )
+
+    def setup(self, stage: str | None = None) -> None:
+        if self._catalog is not None:
+            return
+        catalog = self.reader(self.root)
+        if "train" not in catalog.splits or not catalog.splits["train"]:
+            raise DataError(f"{self.root}: the reader found no training images.")
+        if "valid" not in catalog.splits:
+            stratify = (lambda s: s.target) if catalog.kind == "classify" else None
+            keep, valid = split_off(catalog.splits["train"], self.valid_pct, self.split_seed, stratify)
+            catalog.splits["train"], catalog.splits["valid"] = keep, valid
+        if catalog.kind == "classify":
+            self._check_classes(catalog)
+        self._catalog = catalog
+
+    def _check_classes(self, catalog: Catalog) -> None:
+        counts = catalog.counts()["train"]
+        missing = [name for name, n in counts.items() if n == 0]
+        if missing:
+            raise DataError(
+                f"{self.root}: no training images for class(es) {', '.join(missing)}. "
+                "Every class needs training images; add some or remove the class."
+            )
+
+    def samples(self, split: str) -> list[Sample]:
+        if split not in self.catalog.splits:
+            raise DataError(
+                f"Dataset {self.name} at {self.root} has no '{split}' split "
+                f"(it has: {', '.join(self.catalog.splits)})."
+            )
+        return self.catalog.splits[split]
+
+    def dataset(self, split: str) -> ImageDataset:
+        if split not in self._datasets:
+            transform = build_transforms(
+                "train" if split == "train" else "valid",
+                self.image_size,
+                self.mean,
+                self.std,
+                self.augment if split == "train" else None,
+                self.kind,
+            )
+            self._datasets[split] = ImageDataset(self.samples(split), transform, self.kind)
+        return self._datasets[split]
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        workers = self.num_workers
+        return DataLoader(
+            self.dataset(split),
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.persistent_workers and workers > 0,
+            drop_last=shuffle and len(self.dataset(split)) > self.batch_size,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("valid", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_split, shuffle=False)
+
+    @property
+    def test_split(self) -> str:
+        return "test" if "test" in self.catalog.splits else "valid"

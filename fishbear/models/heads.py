@@ -1,0 +1,40 @@
+"""Classifier heads that size themselves from the body's channels, for any input size."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class AdaptiveConcatPool2d(nn.Module):
+    """Average and max pooling side by side: fastai's pooling, richer than average alone."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.avg = nn.AdaptiveAvgPool2d(1)
+        self.max = nn.AdaptiveMaxPool2d(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.max(x), self.avg(x)], dim=1)
+
+
+def classifier_head(in_channels: int, num_classes: int, style: str = "fastai", dropout: float = 0.25,
+                    hidden: int = 512) -> nn.Sequential:
+    """``fastai``: concat-pool, BN, dropout, linear, ReLU, BN, dropout, linear (``create_head``);
+    ``linear``: global average pool and one linear layer; ``max``: global max pool and one linear layer."""
+    if style in ("linear", "max"):
+        pool = nn.AdaptiveAvgPool2d(1) if style == "linear" else nn.AdaptiveMaxPool2d(1)
+        return nn.Sequential(pool, nn.Flatten(), nn.Dropout(dropout), nn.Linear(in_channels, num_classes))
+    if style != "fastai":
+        raise ValueError(f"unknown head style {style!r}; use 'fastai', 'linear' or 'max'")
+    return nn.Sequential(
+        AdaptiveConcatPool2d(),
+        nn.Flatten(),
+        nn.BatchNorm1d(2 * in_channels),
+        nn.Dropout(dropout / 2),
+        nn.Linear(2 * in_channels, hidden, bias=False),
+        nn.ReLU(inplace=True),
+        nn.BatchNorm1d(hidden),
+        nn.Dropout(dropout),
+        nn.Linear(hidden, num_classes),
+    )

@@ -1,0 +1,102 @@
+"""torchvision backbones regrouped into named layer groups with a head sized for the data.
+
+The torchvision model is built first (with its weights, through torchvision's own weights API and
+cache), then its modules are moved, not copied, into groups; so pretrained weights load exactly as
+torchvision ships them and nothing depends on hand-computed feature sizes.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import nn
+
+from fishbear.errors import FishbearError
+from fishbear.models.base import Network, PretrainedCfg
+from fishbear.models.heads import classifier_head
+
+
+class WeightsUnavailableError(FishbearError):
+    """Pretrained weights could not be downloaded or read."""
+
+
+class GroupedNetwork(Network):
+    """Named body groups followed by ``classifier``."""
+
+    def __init__(self, groups: "OrderedDict[str, nn.Module]", classifier: nn.Module, cfg: PretrainedCfg) -> None:
+        super().__init__()
+        for name, module in groups.items():
+            self.add_module(name, module)
+        self.classifier = classifier
+        self.pretrained_cfg = cfg
+
+
+def build_torchvision(arch: str, pretrained: bool, weights: str = "DEFAULT") -> tuple[nn.Module, PretrainedCfg]:
+    """Build ``arch`` from torchvision, with ImageNet weights when ``pretrained``.
+
+    Offline, the error names the weights file and the folder torchvision looks in, so the user can
+    put the file there by hand.
+    """
+    try:
+        builder = torchvision.models.get_model_builder(arch)
+    except ValueError:
+        known = ", ".join(sorted(torchvision.models.list_models(torchvision.models)))
+        raise FishbearError(f"torchvision has no model {arch!r}. Known: {known}") from None
+    if not pretrained:
+        return builder(weights=None), PretrainedCfg(arch=arch)
+    enum = torchvision.models.get_model_weights(arch)
+    try:
+        chosen = enum[weights] if weights != "DEFAULT" else enum.DEFAULT
+    except KeyError:
+        raise FishbearError(
+            f"{arch} has no weights {weights!r}; choose one of: DEFAULT, {', '.join(w.name for w in enum)}"
+        ) from None
+    folder = Path(torch.hub.get_dir()) / "checkpoints"
+    filename = chosen.url.rsplit("/", 1)[-1]
+    try:
+        model = builder(weights=chosen)
+    except Exception as err:  # urllib, SSL, hash and unpickling errors all mean the same to the user
+        raise WeightsUnavailableError(
+            f"Could not load the pretrained weights of {arch} ({chosen}) from {chosen.url}: "
+            f"{type(err).__name__}: {err}. Download that file on a machine with internet and put it at "
+            f"{folder / filename} (the folder follows $TORCH_HOME), then run again; "
+            f"or set model.pretrained=false to train from scratch."
+        ) from None
+    transform = chosen.transforms()
+    cfg = PretrainedCfg(arch=arch, weights=str(chosen), mean=tuple(transform.mean), std=tuple(transform.std),
+                        extra={"file": filename, "crop_size": getattr(transform, "crop_size", None)})
+    return model, cfg
+
+
+def resnet(num_classes: int, arch: str = "resnet18", pretrained: bool = False, weights: str = "DEFAULT",
+           head: str = "fastai", dropout: float = 0.25) -> GroupedNetwork:
+    """ResNet in groups ``stem, stage1..stage4, classifier``."""
+    model, cfg = build_torchvision(arch, pretrained, weights)
+    groups = OrderedDict(
+        stem=nn.Sequential(OrderedDict(conv1=model.conv1, bn1=model.bn1, relu=model.relu, maxpool=model.maxpool)),
+        stage1=model.layer1, stage2=model.layer2, stage3=model.layer3, stage4=model.layer4,
+    )
+    return GroupedNetwork(groups, classifier_head(model.fc.in_features, num_classes, head, dropout), cfg)
+
+
+def vgg(num_classes: int, arch: str = "vgg16", pretrained: bool = False, weights: str = "DEFAULT",
+        head: str = "fastai", dropout: float = 0.25) -> GroupedNetwork:
+    """VGG in groups ``block1..block5`` (one per max-pool) and ``classifier``; torchvision's
+    4096-wide fully connected layers are replaced by a pooled head, so any input of 32 px or more works."""
+    model, cfg = build_torchvision(arch, pretrained, weights)
+    groups: OrderedDict[str, nn.Module] = OrderedDict()
+    block: list[nn.Module] = []
+    channels = 3
+    for layer in model.features:
+        block.append(layer)
+        if isinstance(layer, nn.Conv2d):
+            channels = layer.out_channels
+        if isinstance(layer, nn.MaxPool2d):
+            groups[f"block{len(groups) + 1}"] = nn.Sequential(*block)
+            block = []
+    if block:
+        groups[f"block{len(groups) + 1}"] = nn.Sequential(*block)
+    return GroupedNetwork(groups, classifier_head(channels, num_classes, head, dropout), cfg)

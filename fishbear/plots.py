@@ -1,0 +1,64 @@
+"""Figures shared by the run folder and TensorBoard (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+
+def image_grid(images: np.ndarray, titles: Sequence[str], columns: int = 8, size: float = 1.6) -> Figure:
+    """``images`` N x H x W x 3 in [0, 1]; one title under each (the label as the model sees it)."""
+    n = len(images)
+    columns = max(1, min(columns, n))
+    rows = int(np.ceil(n / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * size, rows * (size + 0.25)), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, title in zip(axes.flat, images, titles):
+        ax.imshow(np.clip(image, 0, 1))
+        ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def confusion_matrix_figure(matrix: np.ndarray, classes: Sequence[str], normalize: bool = False) -> Figure:
+    """Counts in each cell, rows = actual, columns = predicted (sklearn's convention)."""
+    matrix = np.asarray(matrix)
+    shown = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1) if normalize else matrix
+    n = len(classes)
+    side = max(4.0, 0.55 * n + 2.5)
+    fig, ax = plt.subplots(figsize=(side, side))
+    im = ax.imshow(shown, cmap="Blues")
+    ax.set_xticks(range(n), labels=classes, rotation=45 if n > 4 else 0, ha="right" if n > 4 else "center")
+    ax.set_yticks(range(n), labels=classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("actual")
+    ax.set_title("Confusion matrix" + (" (row-normalised)" if normalize else ""))
+    threshold = shown.max() / 2 if shown.size else 0
+    if n <= 40:
+        for i in range(n):
+            for j in range(n):
+                text = f"{shown[i, j]:.2f}" if normalize else f"{int(matrix[i, j])}"
+                ax.text(j, i, text, ha="center", va="center", fontsize=8,
+                        color="white" if shown[i, j] > threshold else "black")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    fig.tight_layout()
+    return fig
+
+
+def save_figure(fig: Figure, path: str) -> None:
+    """Save a PNG atomically and release the figure."""
+    import io
+
+    from fishbear.io import atomic_write
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    atomic_write(path, lambda handle: handle.write(buffer.getvalue()))
+    plt.close(fig)

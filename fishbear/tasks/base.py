@@ -1,0 +1,127 @@
+"""The shared base of every task kind: stepping, logging, metrics per stage, optimisers.
+
+A kind (classify, multilabel, segment, points, detect) fixes only what differs: the loss, the
+metrics, how outputs become predictions, and what the test stage keeps for the report. Metrics
+are declared once and cloned per stage, so no stage has its own copy of the metric code.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import lightning as L
+import torch
+from torchmetrics import MetricCollection
+
+from fishbear.models.base import Network
+from fishbear.optim import OptimSettings, build_optimizer, build_scheduler
+
+STAGES = ("train", "val", "test")
+
+
+class BaseTask(L.LightningModule):
+    kind: ClassVar[str] = "base"
+
+    def __init__(
+        self,
+        network: Network,
+        classes: list[str],
+        optim: OptimSettings | None = None,
+        channels_last: bool = False,
+        meta: dict[str, Any] | None = None,
+        monitor: str = "val/loss",
+        monitor_mode: str = "min",
+    ) -> None:
+        """``monitor`` picks the best checkpoint and ranks sweep runs; ``monitor_mode`` says
+        whether higher (``max``) or lower (``min``) is better."""
+        super().__init__()
+        self.monitor, self.monitor_mode = monitor, monitor_mode
+        self.network = network
+        self.classes = list(classes)
+        self.optim = optim or OptimSettings()
+        self.channels_last = bool(channels_last)
+        self.meta: dict[str, Any] = dict(meta or {})
+        metrics = self.make_metrics()
+        for stage in STAGES:
+            setattr(self, f"{stage}_metrics", metrics.clone(prefix=f"{stage}/"))
+        self.test_results: dict[str, Any] = {}
+        self._test_records: list[dict[str, torch.Tensor]] = []
+
+    # -- what a kind defines -------------------------------------------------------------------
+    def make_metrics(self) -> MetricCollection:
+        raise NotImplementedError
+
+    def compute_loss(self, outputs: torch.Tensor, batch: dict[str, Any], reduction: str = "mean") -> torch.Tensor:
+        raise NotImplementedError
+
+    def metric_inputs(self, outputs: torch.Tensor, batch: dict[str, Any]) -> tuple[Any, Any]:
+        """What the metric collection is updated with: ``(predictions, targets)``."""
+        raise NotImplementedError
+
+    def predictions(self, outputs: torch.Tensor) -> torch.Tensor:
+        """Outputs as the kind's prediction (class probabilities, masks, points...)."""
+        raise NotImplementedError
+
+    # -- shared machinery ----------------------------------------------------------------------
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.network(images)
+
+    def on_fit_start(self) -> None:
+        if self.channels_last:
+            self.network.to(memory_format=torch.channels_last)
+
+    def _images(self, batch: dict[str, Any]) -> torch.Tensor:
+        images = batch["image"]
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return images
+
+    def _step(self, batch: dict[str, Any], stage: str) -> tuple[torch.Tensor, torch.Tensor]:
+        outputs = self(self._images(batch))
+        loss = self.compute_loss(outputs, batch)
+        metrics: MetricCollection = getattr(self, f"{stage}_metrics")
+        metrics.update(*self.metric_inputs(outputs, batch))
+        size = len(batch["image"])
+        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True, batch_size=size)
+        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "train", batch_size=size)
+        return loss, outputs
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")[0]
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        _, outputs = self._step(batch, "test")
+        self._test_records.append({
+            "index": batch["index"].detach().cpu(),
+            "loss": self.compute_loss(outputs, batch, reduction="none").detach().float().cpu(),
+            "prediction": self.predictions(outputs).detach().float().cpu(),
+            "target": batch["target"].detach().cpu(),
+        })
+
+    def on_test_epoch_start(self) -> None:
+        self._test_records = []
+
+    def on_test_epoch_end(self) -> None:
+        """Keep per-image results (ordered by dataset index) for the report and top losses."""
+        if not self._test_records:
+            self.test_results = {}
+            return
+        merged = {key: torch.cat([r[key] for r in self._test_records]) for key in self._test_records[0]}
+        order = torch.argsort(merged["index"])
+        self.test_results = {key: value[order] for key, value in merged.items()}
+        self._test_records = []
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        return self.predictions(self(self._images(batch)))
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = build_optimizer(self.network, self.optim)
+        scheduler = build_scheduler(optimizer, self.optim, self.trainer.estimated_stepping_batches)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Everything inference needs travels with the weights (classes, kind, stats, model config)."""
+        checkpoint["fishbear"] = {**self.meta, "kind": self.kind, "classes": self.classes}

@@ -1,0 +1,37 @@
+"""Single-label image classification."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+
+from fishbear.tasks.base import BaseTask
+
+
+class ClassificationTask(BaseTask):
+    kind: ClassVar[str] = "classify"
+
+    def __init__(self, *args: Any, label_smoothing: float = 0.0, **kwargs: Any) -> None:
+        self.label_smoothing = float(label_smoothing)
+        super().__init__(*args, **kwargs)
+
+    def make_metrics(self) -> MetricCollection:
+        n = len(self.classes)
+        return MetricCollection({
+            "acc": MulticlassAccuracy(num_classes=n, average="micro"),
+            "f1": MulticlassF1Score(num_classes=n, average="macro"),
+        })
+
+    def compute_loss(self, outputs: torch.Tensor, batch: dict[str, Any], reduction: str = "mean") -> torch.Tensor:
+        return F.cross_entropy(outputs.float(), batch["target"], label_smoothing=self.label_smoothing,
+                               reduction=reduction)
+
+    def metric_inputs(self, outputs: torch.Tensor, batch: dict[str, Any]) -> tuple[Any, Any]:
+        return outputs, batch["target"]
+
+    def predictions(self, outputs: torch.Tensor) -> torch.Tensor:
+        return outputs.float().softmax(dim=1)

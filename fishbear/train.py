@@ -1,0 +1,185 @@
+"""Train, test and report: ``python -m fishbear.train [group=choice ...] [key=value ...]``.
+
+``python -m fishbear.train --resume RUN_DIR`` continues a killed run in its own folder from
+``checkpoints/last.ckpt``, with the overrides it was started with.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+import torch
+import yaml
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from fishbear.callbacks.checkpoint_io import AtomicCheckpointIO
+from fishbear.cli import user_errors_exit
+from fishbear.config import choice_names, instantiate
+from fishbear.errors import CheckpointError, FishbearError
+from fishbear.optim import OptimSettings
+from fishbear.report import build_report, device_description, write_report
+
+log = logging.getLogger("fishbear.train")
+
+FISHBEAR_TRAINER_KEYS = (*OptimSettings.keys(), "channels_last")
+
+
+def split_trainer_config(trainer_cfg: DictConfig) -> tuple[DictConfig, OptimSettings, bool]:
+    """Separate fishbear's keys (optimiser, schedule, memory format) from Lightning's Trainer args."""
+    lightning_part = OmegaConf.create({k: v for k, v in trainer_cfg.items() if k not in FISHBEAR_TRAINER_KEYS})
+    optim_part = OmegaConf.create({"_target_": "fishbear.optim.OptimSettings",
+                                   **{k: trainer_cfg[k] for k in OptimSettings.keys() if k in trainer_cfg}})
+    optim = instantiate(optim_part, "trainer")
+    return lightning_part, optim, bool(trainer_cfg.get("channels_last", False))
+
+
+def _resolve_ckpt_path(ckpt_path: str | None, run_dir: Path) -> str | None:
+    if ckpt_path in (None, ""):
+        return None
+    path = run_dir / "checkpoints" / "last.ckpt" if ckpt_path == "last" else Path(ckpt_path)
+    if not path.is_file():
+        raise CheckpointError(
+            f"Checkpoint {path} does not exist. Give ckpt_path=<run folder>/checkpoints/last.ckpt of the run "
+            "to continue, or resume a whole run with: python -m fishbear.train --resume <run folder>"
+        )
+    return str(path)
+
+
+def _instantiate_group(node: DictConfig | None, where: str) -> list[Any]:
+    return [instantiate(child, f"{where}.{name}") for name, child in (node or {}).items()
+            if isinstance(child, DictConfig) and "_target_" in child]
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Fit, then test the best checkpoint and write the report; returns the report."""
+    started = time.perf_counter()
+    run_dir = Path(cfg.paths.output_dir)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+
+    datamodule = instantiate(cfg.data, "data")
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    network = instantiate(cfg.model, "model", num_classes=datamodule.num_classes)
+    datamodule.set_normalization(network.pretrained_cfg.mean, network.pretrained_cfg.std)
+
+    lightning_cfg, optim, channels_last = split_trainer_config(cfg.trainer)
+    meta = {
+        "model_cfg": OmegaConf.to_container(cfg.model, resolve=True),
+        "image_size": datamodule.image_size,
+        "mean": list(datamodule.mean),
+        "std": list(datamodule.std),
+        "data_name": datamodule.name,
+    }
+    task = instantiate(cfg.task, "task", network=network, classes=datamodule.classes, optim=optim,
+                       channels_last=channels_last, meta=meta)
+    callbacks = _instantiate_group(cfg.get("callbacks"), "callbacks")
+    loggers = _instantiate_group(cfg.get("logger"), "logger")
+    trainer: L.Trainer = instantiate(lightning_cfg, "trainer", callbacks=callbacks, logger=loggers or False,
+                                     default_root_dir=str(run_dir), plugins=[AtomicCheckpointIO()])
+
+    fit_started = time.perf_counter()
+    trainer.fit(task, datamodule=datamodule, ckpt_path=_resolve_ckpt_path(cfg.get("ckpt_path"), run_dir))
+    fit_seconds = time.perf_counter() - fit_started
+    if trainer.interrupted:
+        raise FishbearError(f"Training was interrupted; continue with: python -m fishbear.train --resume {run_dir}")
+
+    checkpoint = trainer.checkpoint_callback
+    best = checkpoint.best_model_path if checkpoint is not None and checkpoint.best_model_path else None
+    metrics: dict[str, float] = {}
+    if cfg.get("test", True):
+        trainer.test(task, datamodule=datamodule, ckpt_path=best, verbose=False)
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
+    report = build_report(
+        kind=task.kind,
+        classes=task.classes,
+        results=task.test_results,
+        metrics=metrics,
+        run_dir=run_dir,
+        data={**datamodule.describe(), "test_split": datamodule.test_split},
+        config={
+            "choices": choice_names(cfg),
+            "overrides": list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else [],
+            "lr": optim.lr, "lr_div": optim.lr_div, "optimizer": optim.optimizer, "schedule": optim.schedule,
+            "max_epochs": trainer.max_epochs, "precision": str(trainer.precision), "seed": cfg.seed,
+            "channels_last": channels_last,
+        },
+        extra={
+            "run_dir": str(run_dir),
+            "monitor": {"metric": task.monitor.replace("val/", "test/"), "mode": task.monitor_mode},
+            "epochs": trainer.current_epoch,
+            "best_checkpoint": best,
+            "fit_seconds": fit_seconds,
+            "wall_seconds": time.perf_counter() - started,
+            "device": device_description(type(trainer.accelerator).__name__.replace("Accelerator", "").lower()),
+        },
+    )
+    write_report(run_dir, report)
+    _log_to_tensorboard(trainer, report, run_dir)
+    _print_summary(run_dir, report)
+    return report
+
+
+def _log_to_tensorboard(trainer: L.Trainer, report: dict[str, Any], run_dir: Path) -> None:
+    """Hyperparameters with the final metrics (the HPARAMS tab), the report and its figures."""
+    from PIL import Image
+
+    config = report["config"]
+    params = {**{f"choice/{k}": v for k, v in config["choices"].items()},
+              **{k: config[k] for k in ("lr", "lr_div", "optimizer", "schedule", "max_epochs", "precision", "seed")},
+              "batch_size": report["data"]["batch_size"], "image_size": report["data"]["image_size"]}
+    final = {f"hparams/{k.replace('/', '_')}": v for k, v in report["metrics"].items()}
+    for logger in trainer.loggers:
+        if not hasattr(logger.experiment, "add_text"):
+            continue
+        logger.log_hyperparams(params, final or None)
+        from fishbear.report import render_markdown
+
+        logger.experiment.add_text("report", render_markdown(report), global_step=trainer.global_step)
+        for name, filename in report.get(report["kind"], {}).get("figures", {}).items():
+            image = torch.from_numpy(__import__("numpy").asarray(Image.open(run_dir / filename).convert("RGB")))
+            logger.experiment.add_image(f"test/{name}", image, global_step=trainer.global_step, dataformats="HWC")
+        logger.experiment.flush()
+
+
+def _print_summary(run_dir: Path, report: dict[str, Any]) -> None:
+    metrics = "  ".join(f"{k}={v:.4f}" for k, v in report["metrics"].items())
+    print(f"\nRun folder: {run_dir}\nTest ({report['data']['test_split']} split, "
+          f"{report['data']['sizes'].get(report['data']['test_split'], '?')} images): {metrics}\n"
+          f"Report: {run_dir / 'report.md'}   Fit: {report['fit_seconds']:.1f} s", flush=True)
+
+
+def _monitor_value(report: dict[str, Any], cfg: DictConfig) -> float | None:
+    key = cfg.get("optimized_metric") or report.get("monitor", {}).get("metric")
+    return report["metrics"].get(key)
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+@user_errors_exit
+def main(cfg: DictConfig) -> float | None:
+    return _monitor_value(train(cfg), cfg)
+
+
+def resume_argv(argv: list[str]) -> list[str]:
+    """``--resume RUN_DIR`` becomes the run's own overrides, its folder and ``ckpt_path=last``."""
+    if len(argv) < 3 or argv[1] != "--resume":
+        return argv
+    run_dir = Path(argv[2])
+    overrides_file = run_dir / ".hydra" / "overrides.yaml"
+    if not overrides_file.is_file():
+        print(f"error: {run_dir} is not a fishbear run folder (no .hydra/overrides.yaml)", file=sys.stderr)
+        raise SystemExit(2)
+    old = [o for o in yaml.safe_load(overrides_file.read_text()) or []
+           if not o.startswith(("hydra.run.dir=", "ckpt_path="))]
+    return [argv[0], *old, *argv[3:], f"hydra.run.dir={run_dir}", "ckpt_path=last"]
+
+
+if __name__ == "__main__":
+    sys.argv = resume_argv(sys.argv)
+    main()
