@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate as hydra_instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from fishbear.errors import ConfigError
+from fishbear.errors import ConfigError, FishbearError
 
 _HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
 
@@ -128,11 +129,16 @@ def check_node(node: DictConfig, where: str, skip: set[str] | None = None) -> No
 def instantiate(node: DictConfig, where: str, **kwargs: Any) -> Any:
     """Hydra's ``instantiate`` after :func:`check_node`; ``kwargs`` are values only known at run time."""
     check_node(node, where, skip=set(kwargs))
-    if not kwargs:
-        return hydra_instantiate(node)
-    # run-time values (networks, dicts holding ``_target_`` keys) must reach the callable untouched,
-    # not be merged into the config and instantiated in turn
-    return hydra_instantiate(node, _partial_=True)(**kwargs)
+    try:
+        if not kwargs:
+            return hydra_instantiate(node)
+        # run-time values (networks, dicts holding ``_target_`` keys) must reach the callable
+        # untouched, not be merged into the config and instantiated in turn
+        return hydra_instantiate(node, _partial_=True)(**kwargs)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, FishbearError):  # our own message, already clear
+            raise err.__cause__ from None
+        raise
 
 
 def choice_names(cfg: DictConfig) -> dict[str, str]:
