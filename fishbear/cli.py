@@ -14,6 +14,15 @@ from fishbear.errors import FishbearError
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _without_worker_traceback(message: str) -> str:
+    """A DataLoader worker re-raises our error with its traceback folded into the message;
+    keep the message itself (the last line, after ``module.Class: ``)."""
+    if "Original Traceback" not in message:
+        return message
+    last = [line for line in message.splitlines() if line.strip()][-1]
+    return last.split(": ", 1)[1] if ": " in last else last
+
+
 def user_errors_exit(fn: F) -> F:
     """Print :class:`FishbearError` and config errors as ``error: ...`` and exit with status 2."""
 
@@ -22,7 +31,7 @@ def user_errors_exit(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except FishbearError as err:
-            message = str(err)
+            message = _without_worker_traceback(str(err))
         except MissingMandatoryValue as err:
             key = getattr(err, "full_key", None) or "?"
             message = f"{key} must be set: add {key}=... to the command line ({str(err).splitlines()[0]})"

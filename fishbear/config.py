@@ -17,7 +17,6 @@ import typing
 from pathlib import Path
 from typing import Any
 
-import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate as hydra_instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -27,19 +26,26 @@ from fishbear.errors import ConfigError, FishbearError
 _HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
 
 
-def _bf16_ok() -> bool:
-    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _precision() -> str:
+    import torch
+
+    if not torch.cuda.is_available():
+        return "32-true"
+    return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
 
 
 def register_resolvers() -> None:
     """``${fishbear.precision:}`` and ``${fishbear.cuda:}`` let the default trainer fit the machine."""
     if not OmegaConf.has_resolver("fishbear.cuda"):
-        OmegaConf.register_new_resolver("fishbear.cuda", lambda: torch.cuda.is_available())
+        OmegaConf.register_new_resolver("fishbear.cuda", _cuda)
     if not OmegaConf.has_resolver("fishbear.precision"):
-        OmegaConf.register_new_resolver(
-            "fishbear.precision",
-            lambda: ("bf16-mixed" if _bf16_ok() else "16-mixed") if torch.cuda.is_available() else "32-true",
-        )
+        OmegaConf.register_new_resolver("fishbear.precision", _precision)
 
 
 register_resolvers()

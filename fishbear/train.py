@@ -10,30 +10,34 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hydra
-import lightning as L
-import torch
 import yaml
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from fishbear.callbacks.checkpoint_io import AtomicCheckpointIO
+import fishbear.config  # noqa: F401  (registers the resolvers before Hydra composes)
 from fishbear.cli import user_errors_exit
-from fishbear.config import choice_names, instantiate
 from fishbear.errors import CheckpointError, FishbearError
-from fishbear.optim import OptimSettings
-from fishbear.report import build_report, device_description, write_report
+
+if TYPE_CHECKING:
+    import lightning as L
+
+    from fishbear.optim import OptimSettings
+
+# torch, Lightning and the rest are imported inside the functions below, after Hydra has
+# composed the config: a mistyped override is answered in a second, not after ten.
 
 log = logging.getLogger("fishbear.train")
 
-FISHBEAR_TRAINER_KEYS = (*OptimSettings.keys(), "channels_last")
-
-
 def split_trainer_config(trainer_cfg: DictConfig) -> tuple[DictConfig, OptimSettings, bool]:
     """Separate fishbear's keys (optimiser, schedule, memory format) from Lightning's Trainer args."""
-    lightning_part = OmegaConf.create({k: v for k, v in trainer_cfg.items() if k not in FISHBEAR_TRAINER_KEYS})
+    from fishbear.config import instantiate
+    from fishbear.optim import OptimSettings
+
+    fishbear_keys = (*OptimSettings.keys(), "channels_last")
+    lightning_part = OmegaConf.create({k: v for k, v in trainer_cfg.items() if k not in fishbear_keys})
     optim_part = OmegaConf.create({"_target_": "fishbear.optim.OptimSettings",
                                    **{k: trainer_cfg[k] for k in OptimSettings.keys() if k in trainer_cfg}})
     optim = instantiate(optim_part, "trainer")
@@ -52,15 +56,40 @@ def _resolve_ckpt_path(ckpt_path: str | None, run_dir: Path) -> str | None:
     return str(path)
 
 
+def check_config(cfg: DictConfig, lightning_cfg: DictConfig) -> None:
+    """Type-check every ``_target_`` node against its class; values known only at run time are skipped."""
+    from fishbear.config import check_node
+
+    check_node(cfg.data, "data")
+    check_node(cfg.model, "model", skip={"num_classes"})
+    check_node(cfg.task, "task", skip={"network", "classes", "optim", "channels_last", "meta"})
+    check_node(lightning_cfg, "trainer", skip={"callbacks", "logger", "default_root_dir", "plugins"})
+    for group in ("callbacks", "logger"):
+        for name, node in (cfg.get(group) or {}).items():
+            if isinstance(node, DictConfig) and "_target_" in node:
+                check_node(node, f"{group}.{name}")
+
+
 def _instantiate_group(node: DictConfig | None, where: str) -> list[Any]:
+    from fishbear.config import instantiate
+
     return [instantiate(child, f"{where}.{name}") for name, child in (node or {}).items()
             if isinstance(child, DictConfig) and "_target_" in child]
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, then test the best checkpoint and write the report; returns the report."""
+    import lightning as L
+    from lightning.pytorch.callbacks import LearningRateMonitor
+
+    from fishbear.callbacks.checkpoint_io import AtomicCheckpointIO
+    from fishbear.config import choice_names, instantiate
+    from fishbear.report import build_report, device_description, write_report
+
     started = time.perf_counter()
     run_dir = Path(cfg.paths.output_dir)
+    lightning_cfg, optim, channels_last = split_trainer_config(cfg.trainer)
+    check_config(cfg, lightning_cfg)  # every mistake reported before any data is generated or read
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     datamodule = instantiate(cfg.data, "data")
@@ -69,7 +98,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     network = instantiate(cfg.model, "model", num_classes=datamodule.num_classes)
     datamodule.set_normalization(network.pretrained_cfg.mean, network.pretrained_cfg.std)
 
-    lightning_cfg, optim, channels_last = split_trainer_config(cfg.trainer)
     meta = {
         "model_cfg": OmegaConf.to_container(cfg.model, resolve=True),
         "image_size": datamodule.image_size,
@@ -81,7 +109,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                        channels_last=channels_last, meta=meta)
     callbacks = _instantiate_group(cfg.get("callbacks"), "callbacks")
     loggers = _instantiate_group(cfg.get("logger"), "logger")
-    trainer: L.Trainer = instantiate(lightning_cfg, "trainer", callbacks=callbacks, logger=loggers or False,
+    if not loggers:  # logger=none: nothing to monitor learning rates into
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    trainer = instantiate(lightning_cfg, "trainer", callbacks=callbacks, logger=loggers or False,
                                      default_root_dir=str(run_dir), plugins=[AtomicCheckpointIO()])
 
     fit_started = time.perf_counter()
@@ -128,7 +158,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 def _log_to_tensorboard(trainer: L.Trainer, report: dict[str, Any], run_dir: Path) -> None:
     """Hyperparameters with the final metrics (the HPARAMS tab), the report and its figures."""
+    import numpy as np
+    import torch
     from PIL import Image
+
+    from fishbear.report import render_markdown
 
     config = report["config"]
     params = {**{f"choice/{k}": v for k, v in config["choices"].items()},
@@ -139,11 +173,9 @@ def _log_to_tensorboard(trainer: L.Trainer, report: dict[str, Any], run_dir: Pat
         if not hasattr(logger.experiment, "add_text"):
             continue
         logger.log_hyperparams(params, final or None)
-        from fishbear.report import render_markdown
-
         logger.experiment.add_text("report", render_markdown(report), global_step=trainer.global_step)
         for name, filename in report.get(report["kind"], {}).get("figures", {}).items():
-            image = torch.from_numpy(__import__("numpy").asarray(Image.open(run_dir / filename).convert("RGB")))
+            image = torch.from_numpy(np.array(Image.open(run_dir / filename).convert("RGB")))
             logger.experiment.add_image(f"test/{name}", image, global_step=trainer.global_step, dataformats="HWC")
         logger.experiment.flush()
 

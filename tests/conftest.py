@@ -1,0 +1,65 @@
+"""Shared fixtures: a private data cache, tiny shapes settings and in-process composition."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+import fishbear
+import fishbear.config  # noqa: F401  (registers the resolvers)
+
+CONF_DIR = Path(fishbear.__file__).parent / "conf"
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+# a few images per class at 32 px: every code path, in seconds
+TINY = [
+    "data.source.train=8", "data.source.valid=3", "data.source.test=4", "data.source.image_size=32",
+    "data.image_size=32", "data.batch_size=8", "data.num_workers=0", "trainer.max_epochs=1",
+    "trainer.log_every_n_steps=1", "trainer.num_sanity_val_steps=0",
+]
+
+
+@pytest.fixture(scope="session")
+def data_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("fishbear-data")
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(monkeypatch: pytest.MonkeyPatch, data_cache: Path) -> None:
+    monkeypatch.setenv("FISHBEAR_DATA", str(data_cache))
+
+
+def compose_train(overrides: list[str], run_dir: Path | None = None) -> DictConfig:
+    """The config ``python -m fishbear.train OVERRIDES`` would run, with its run folder at ``run_dir``."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+    if run_dir is not None:
+        with open_dict(cfg):
+            cfg.hydra.runtime.output_dir = str(run_dir)
+            cfg.paths.output_dir = str(run_dir)
+        HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
+def run_cli(args: list[str], cwd: Path, timeout: int = 240) -> subprocess.CompletedProcess:
+    """``python -m ...`` in a subprocess, as a user would type it."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "HYDRA_FULL_ERROR": ""}
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def requires_shared(*parts: str) -> Path:
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared sample data not found at {path}")
+    return path

@@ -1,0 +1,102 @@
+"""The README's commands, run as a user types them (with tiny data appended), and CLI errors."""
+
+import csv
+import re
+
+import pytest
+
+from .conftest import REPO, TINY, run_cli
+
+
+def readme_commands() -> list[str]:
+    """Every ``python -m fishbear...`` line in the README's fenced bash blocks."""
+    text = (REPO / "README.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.S)
+    return [line.strip() for block in blocks for line in block.splitlines()
+            if line.strip().startswith("python -m fishbear.")]
+
+
+def test_readme_lists_the_main_commands():
+    commands = readme_commands()
+    for expected in ("python -m fishbear.train", "python -m fishbear.train -m trainer.lr=1e-4,1e-3,1e-2",
+                     "python -m fishbear.train model=resnet18 data=shapes trainer.max_epochs=2",
+                     "python -m fishbear.train model=mlp"):
+        assert expected in commands
+    assert any(c.startswith("python -m fishbear.train model=vgg16") for c in commands)
+
+
+TRAIN_COMMANDS = [c for c in readme_commands() if c.startswith("python -m fishbear.train") and "--resume" not in c]
+# these run as real subprocesses; the model variants run the same overrides in process (test_readme_models)
+CLI_COMMANDS = ["python -m fishbear.train", "python -m fishbear.train -m trainer.lr=1e-4,1e-3,1e-2"]
+
+
+def test_every_readme_train_command_is_exercised():
+    assert set(TRAIN_COMMANDS) <= set(CLI_COMMANDS) | set(MODEL_COMMANDS)
+
+
+MODEL_COMMANDS = [c for c in TRAIN_COMMANDS if c not in CLI_COMMANDS]
+
+
+@pytest.mark.parametrize("command", MODEL_COMMANDS)
+def test_readme_model_command_trains_in_process(command, tmp_path):
+    from fishbear.train import train
+
+    from .conftest import compose_train
+
+    report = train(compose_train([*command.split()[3:], *TINY, "logger=none"], tmp_path))
+    assert report["metrics"]["test/acc"] >= 0.0 and (tmp_path / "report.json").is_file()
+    assert report["config"]["choices"]["model"] in command
+
+
+@pytest.mark.parametrize("command", CLI_COMMANDS)
+def test_readme_train_command_runs(command, tmp_path):
+    args = command.split()[1:]
+    # tiny data, and a small image for vgg16's five poolings; README values stay, ours come last
+    result = run_cli([*args, *TINY, "data.num_workers=1"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Run folder:" in result.stdout and "test/acc=" in result.stdout
+    reports = list((tmp_path / "outputs").rglob("report.json"))
+    if "-m" in args[2:]:  # Hydra multirun (the first -m is python's)
+        assert len(reports) == 3
+        sweep_dir = reports[0].parent.parent
+        rows = list(csv.DictReader((sweep_dir / "summary.csv").open()))
+        assert [r["trainer.lr"] for r in rows] != [] and len(rows) == 3
+        accs = [float(r["test/acc"]) for r in rows]
+        assert accs == sorted(accs, reverse=True), "summary not best first"
+        assert sorted(r["trainer.lr"] for r in rows) == ["0.0001", "0.001", "0.01"]
+        assert "| rank | run | trainer.lr" in (sweep_dir / "summary.md").read_text()
+    else:
+        assert len(reports) == 1
+        run_dir = reports[0].parent
+        assert (run_dir / ".hydra" / "overrides.yaml").is_file()
+        assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["data=nope"], r"Could not find 'data/nope'(?s:.*)shapes"),
+    (["trainer.foo=1"], r"Key 'foo' is not in struct"),
+    (["trainer.max_epochs=abc"], r"error: trainer.max_epochs='abc' has the wrong type: Trainer expects Optional\[int\]"),
+    (["data=folder", "data.root=/no/such/folder"], r"error: Data folder /no/such/folder does not exist"),
+])
+def test_bad_input_gets_one_message_and_no_traceback(args, message, tmp_path):
+    result = run_cli(["-m", "fishbear.train", *args], cwd=tmp_path, timeout=120)
+    assert result.returncode != 0
+    assert re.search(message, result.stderr), result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+
+
+def test_corrupt_image_error_names_the_file(tmp_path):
+    from PIL import Image
+
+    for cls in ("a", "b"):
+        for i in range(4):
+            path = tmp_path / "data" / "train" / cls / f"{i}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (16, 16), (i * 40, 0, 0)).save(path)
+    (tmp_path / "data" / "train" / "b" / "3.png").write_bytes(b"garbage")
+    result = run_cli(["-m", "fishbear.train", "data=folder", f"data.root={tmp_path / 'data'}", "model=mlp",
+                      "data.image_size=16", "data.batch_size=4", "data.num_workers=1", "trainer.max_epochs=1"],
+                     cwd=tmp_path, timeout=120)
+    assert result.returncode == 2
+    assert re.search(r"error: Image file .*b/3\.png cannot be read as an image", result.stderr), result.stderr[-2000:]
+    assert "Traceback" not in result.stderr

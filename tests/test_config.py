@@ -1,0 +1,66 @@
+"""Every config in the tree composes and instantiates; bad values get clear messages."""
+
+import pytest
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
+
+from fishbear.config import check_node, instantiate
+from fishbear.errors import ConfigError
+from fishbear.train import split_trainer_config
+
+from .conftest import CONF_DIR, TINY, compose_train
+
+
+def _choices(group):
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("trainer", _choices("trainer"))
+def test_trainer_configs_compose_and_split(trainer, tmp_path):
+    cfg = compose_train([f"trainer={trainer}"], tmp_path)
+    lightning_part, optim, channels_last = split_trainer_config(cfg.trainer)
+    assert "lr" not in lightning_part and optim.lr > 0
+    check_node(lightning_part, "trainer")
+    if trainer == "gpu":
+        assert channels_last and lightning_part.accelerator == "gpu"
+    if trainer == "cpu":
+        assert not channels_last and lightning_part.precision == "32-true"
+
+
+@pytest.mark.parametrize("data", _choices("data"))
+def test_data_configs_compose_with_their_task(data, tmp_path):
+    overrides = [f"data={data}"] + (["data.root=/somewhere"] if data == "folder" else [])
+    cfg = compose_train(overrides, tmp_path)
+    assert cfg.task._target_.startswith("fishbear.tasks.")
+    check_node(cfg.data, "data")
+
+
+def test_callbacks_and_logger_instantiate(tmp_path):
+    cfg = compose_train(TINY, tmp_path)
+    for name, node in {**cfg.callbacks, **cfg.logger}.items():
+        assert instantiate(node, name) is not None
+
+
+def test_unknown_key_is_refused_by_hydra():
+    with pytest.raises(ConfigCompositionException, match="trainer.foo"):
+        compose_train(["trainer.foo=1"])
+
+
+def test_unknown_choice_lists_the_valid_ones():
+    with pytest.raises(Exception, match=r"(?s)Could not find 'model/nope'.*convnet.*resnet18"):
+        compose_train(["model=nope"])
+
+
+def test_wrong_type_names_key_value_and_expected_type(tmp_path):
+    cfg = compose_train(["trainer.max_epochs=abc"], tmp_path)
+    lightning_part, _, _ = split_trainer_config(cfg.trainer)
+    with pytest.raises(ConfigError, match=r"trainer.max_epochs='abc' has the wrong type: Trainer expects Optional\[int\]"):
+        check_node(lightning_part, "trainer")
+    with pytest.raises(ConfigError, match=r"trainer.lr='fast' has the wrong type"):
+        split_trainer_config(compose_train(["trainer.lr=fast"], tmp_path).trainer)
+
+
+def test_unknown_argument_of_a_target():
+    node = OmegaConf.create({"_target_": "fishbear.models.simple.ConvNet", "widht": [8]})
+    with pytest.raises(ConfigError, match="ConvNet takes no argument 'widht'. Valid keys: num_classes, widths"):
+        check_node(node, "model")

@@ -1,0 +1,70 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from fishbear.data.images import load_rgb
+from fishbear.data.readers import ImageFolderReader
+from fishbear.errors import DataError
+
+
+def _image(path, colour=(255, 0, 0), size=(8, 8)):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, colour).save(path)
+
+
+@pytest.fixture
+def tree(tmp_path):
+    for split, n in (("train", 3), ("test", 1)):
+        for cls in ("dog", "cat"):
+            for i in range(n):
+                _image(tmp_path / split / cls / f"{i}.jpg")
+    (tmp_path / "train" / "cat" / "notes.txt").write_text("not an image")
+    return tmp_path
+
+
+def test_reads_splits_and_sorted_classes(tree):
+    catalog = ImageFolderReader()(tree)
+    assert catalog.classes == ["cat", "dog"]
+    assert set(catalog.splits) == {"train", "test"}  # no valid/ folder: the data module splits one off
+    assert len(catalog.splits["train"]) == 6 and len(catalog.splits["test"]) == 2
+    assert {s.target for s in catalog.splits["train"] if s.image.parent.name == "dog"} == {1}
+    assert all(s.image.suffix == ".jpg" for s in catalog.splits["train"])  # notes.txt left out
+
+
+def test_class_map_merges_folders(tmp_path):
+    for folder in ("positive", "testImages", "negative"):
+        _image(tmp_path / "train" / folder / "a.jpg")
+    reader = ImageFolderReader(class_map={"positive": "fish", "testImages": "fish", "negative": "no_fish"})
+    catalog = reader(tmp_path)
+    assert catalog.classes == ["fish", "no_fish"]
+    assert sorted(s.target for s in catalog.splits["train"]) == [0, 0, 1]
+
+
+def test_missing_train_folder_names_the_folder_and_the_layout(tmp_path):
+    (tmp_path / "images").mkdir()
+    with pytest.raises(DataError, match=r"No training folder .*train.*<class name>.*holds: images"):
+        ImageFolderReader()(tmp_path)
+
+
+def test_empty_class_folder_is_an_error_naming_it(tree):
+    (tree / "train" / "bird").mkdir()
+    with pytest.raises(DataError, match=r"train/bird holds no image files"):
+        ImageFolderReader()(tree)
+
+
+def test_class_in_test_but_not_in_train(tree):
+    _image(tree / "test" / "bird" / "0.jpg")
+    with pytest.raises(DataError, match=r"test/bird is a class folder that .*train does not have"):
+        ImageFolderReader()(tree)
+
+
+def test_load_rgb_converts_grey_and_names_corrupt_files(tmp_path):
+    grey = tmp_path / "grey.png"
+    Image.new("L", (5, 4), 7).save(grey)
+    assert load_rgb(grey).shape == (4, 5, 3)
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8 not really a jpeg")
+    with pytest.raises(DataError, match=r"broken\.jpg cannot be read as an image.*data.on_bad_image=skip"):
+        load_rgb(bad)
+    with pytest.raises(DataError, match="does not exist"):
+        load_rgb(tmp_path / "gone.jpg")

@@ -1,0 +1,34 @@
+"""The issue's headline goals, measured as a user would run them (``make test-all``)."""
+
+import json
+import re
+import sys
+import time
+
+import pytest
+
+from .conftest import REPO, run_cli
+
+
+@pytest.mark.slow
+def test_default_run_reaches_95_percent_in_under_3_minutes(tmp_path, monkeypatch):
+    monkeypatch.setenv("FISHBEAR_DATA", str(tmp_path / "cold-cache"))  # generation is part of the time
+    started = time.perf_counter()
+    result = run_cli(["-m", "fishbear.train"], cwd=tmp_path, timeout=600)
+    seconds = time.perf_counter() - started
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(next((tmp_path / "outputs").rglob("report.json")).read_text())
+    print(f"default run: test/acc={report['metrics']['test/acc']:.4f} in {seconds:.1f} s")
+    assert report["metrics"]["test/acc"] >= 0.95
+    assert report["data"]["sizes"]["test"] == 400
+    assert seconds < 180
+
+
+@pytest.mark.slow
+def test_overhead_benchmark_prints_both_rates_and_their_ratio(tmp_path):
+    result = run_cli([str(REPO / "benchmarks" / "overhead.py"), "--steps", "12", "--warmup", "2", "--rounds", "1"],
+                     cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    match = re.search(r"ratio fishbear/plain: median (\d+\.\d+)", result.stdout)
+    assert match and 0.5 < float(match.group(1)) < 2.0, result.stdout
+    assert re.search(r"plain PyTorch loop: median \d+\.\d images/s", result.stdout)

@@ -1,0 +1,122 @@
+"""Training end to end, in process: learning, run folder, report, TensorBoard, resume."""
+
+import json
+
+import lightning as L
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from fishbear.errors import CheckpointError
+from fishbear.train import resume_argv, train
+
+from .conftest import TINY, compose_train
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, data_cache):
+    import os
+
+    os.environ["FISHBEAR_DATA"] = str(data_cache)
+    run_dir = tmp_path_factory.mktemp("run")
+    report = train(compose_train(TINY + ["trainer.max_epochs=2"], run_dir))
+    return run_dir, report
+
+
+def test_learns_shapes_well_above_chance(tmp_path):
+    """The default recipe, scaled down: 400 training images at 64 px, 8 epochs of 25 steps."""
+    cfg = compose_train(["data.source.train=100", "data.source.valid=10", "data.source.test=25",
+                         "data.num_workers=0", "data.batch_size=16", "trainer.max_epochs=8", "trainer.num_sanity_val_steps=0",
+                         "data.augment=null", "callbacks=none", "logger=none", "trainer.enable_checkpointing=false"], tmp_path)
+    report = train(cfg)
+    assert report["data"]["sizes"]["test"] == 100
+    # chance is 0.25; 40 or more right of 100 by chance has probability 6e-4 (this run: 0.50).
+    # The full default run (tests/test_slow.py) must reach 0.95.
+    assert report["metrics"]["test/acc"] >= 0.4, report["metrics"]
+
+
+def test_run_folder_holds_checkpoints_report_and_figures(tiny_run):
+    run_dir, report = tiny_run
+    for name in ("checkpoints/best.ckpt", "checkpoints/last.ckpt", "report.json", "report.md",
+                 "confusion_matrix.png", "train_batch.png"):
+        assert (run_dir / name).is_file(), name
+    assert not list(run_dir.rglob("*.tmp")), "temporary files left behind"
+    on_disk = json.loads((run_dir / "report.json").read_text())
+    assert on_disk["metrics"] == report["metrics"]
+    assert set(on_disk["metrics"]) == {"test/acc", "test/f1", "test/loss"}
+    assert on_disk["classes"] == ["circle", "square", "star", "triangle"]
+    assert on_disk["kind"] == "classify" and on_disk["epochs"] == 2
+    assert on_disk["config"]["choices"]["model"] == "convnet"
+    assert on_disk["versions"]["torch"] == torch.__version__.split("+")[0] or on_disk["versions"]["torch"]
+    assert on_disk["device"]["accelerator"] in ("cpu", "cuda")
+    assert on_disk["wall_seconds"] > on_disk["fit_seconds"] > 0
+    matrix = on_disk["classify"]["confusion_matrix"]
+    assert sum(map(sum, matrix)) == on_disk["data"]["sizes"]["test"] == 16
+    assert on_disk["classify"]["accuracy"] == pytest.approx(on_disk["metrics"]["test/acc"])
+    per_class = on_disk["classify"]["classification_report"]
+    assert set(on_disk["classes"]) <= set(per_class)
+    md = (run_dir / "report.md").read_text()
+    assert "| circle |" in md and "confusion_matrix.png" in md and "precision" in md
+
+
+def test_checkpoint_carries_what_inference_needs(tiny_run):
+    run_dir, _ = tiny_run
+    ckpt = torch.load(run_dir / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)
+    meta = ckpt["fishbear"]
+    assert meta["kind"] == "classify" and meta["classes"] == ["circle", "square", "star", "triangle"]
+    assert meta["image_size"] == 32 and len(meta["mean"]) == 3
+    assert meta["model_cfg"]["_target_"] == "fishbear.models.simple.ConvNet"
+
+
+def test_tensorboard_has_losses_rates_per_group_hparams_and_pictures(tiny_run):
+    run_dir, _ = tiny_run
+    acc = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"tensors": 0, "images": 0})
+    acc.Reload()
+    tags = acc.Tags()
+    for tag in ("train/loss_step", "train/loss_epoch", "val/loss", "val/acc", "train/acc", "test/acc",
+                "lr-AdamW/stem", "lr-AdamW/stage4", "lr-AdamW/classifier", "hparams/test_acc"):
+        assert tag in tags["scalars"], tag
+    assert {"train/batch", "test/confusion_matrix"} <= set(tags["images"])
+    plugins = acc.PluginTagToContent("hparams")
+    assert "_hparams_/session_start_info" in plugins and "_hparams_/experiment" in plugins
+    assert b"test_acc" in plugins["_hparams_/experiment"]
+
+
+class CrashAtEpoch(L.Callback):
+    """Stands in for a killed process: dies when the given epoch starts."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == self.epoch:
+            raise RuntimeError("killed")
+
+
+def test_killed_run_resumes_in_its_folder_from_last_checkpoint(tmp_path):
+    overrides = TINY + ["trainer.max_epochs=3", "logger=none"]
+    crash = ["+callbacks.crash._target_=tests.test_train.CrashAtEpoch", "+callbacks.crash.epoch=2"]
+    with pytest.raises(RuntimeError, match="killed"):
+        train(compose_train(overrides + crash, tmp_path))
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    assert torch.load(last, map_location="cpu", weights_only=False)["epoch"] == 1
+    assert not (tmp_path / "report.json").exists()
+
+    report = train(compose_train(overrides + ["ckpt_path=last"], tmp_path))  # what --resume runs
+    assert report["epochs"] == 3
+    resumed = torch.load(last, map_location="cpu", weights_only=False)
+    assert resumed["epoch"] == 2 and resumed["global_step"] == 3 * 4  # 32 images / batch 8 per epoch
+
+
+def test_resume_argv_replays_the_run_overrides(tmp_path):
+    (tmp_path / ".hydra").mkdir()
+    (tmp_path / ".hydra" / "overrides.yaml").write_text("- model=mlp\n- trainer.lr=0.01\n")
+    argv = resume_argv(["train.py", "--resume", str(tmp_path), "trainer.max_epochs=3"])
+    assert argv[1:] == ["model=mlp", "trainer.lr=0.01", "trainer.max_epochs=3", f"hydra.run.dir={tmp_path}",
+                        "ckpt_path=last"]
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path):
+    cfg = compose_train(TINY + [f"ckpt_path={tmp_path / 'nope.ckpt'}"], tmp_path)
+    with pytest.raises(CheckpointError, match=r"nope\.ckpt does not exist.*--resume"):
+        train(cfg)
