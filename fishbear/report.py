@@ -34,11 +34,23 @@ def versions() -> dict[str, str]:
     return out
 
 
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def device_description(accelerator: str | None = None) -> dict[str, Any]:
+    import os
+
     import torch
 
     info: dict[str, Any] = {"accelerator": accelerator or "cpu", "platform": platform.platform(),
-                            "cpu": platform.processor() or platform.machine(), "torch_threads": torch.get_num_threads()}
+                            "cpu": _cpu_name(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
     if torch.cuda.is_available() and accelerator in (None, "gpu", "cuda"):
         info["gpu"] = torch.cuda.get_device_name(0)
         info["gpu_count"] = torch.cuda.device_count()

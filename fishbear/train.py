@@ -56,6 +56,20 @@ def _resolve_ckpt_path(ckpt_path: str | None, run_dir: Path) -> str | None:
     return str(path)
 
 
+def _route_library_logs_to_root() -> None:
+    """Lightning and torchmetrics add a stderr handler of their own and also pass messages on to
+    the root logger that Hydra set up (console and train.log): each message printed twice. Leave
+    them to the root logger when it has handlers."""
+    if not logging.getLogger().handlers:
+        return
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "torchmetrics"):
+        library = logging.getLogger(name)
+        for handler in list(library.handlers):
+            if type(handler) is logging.StreamHandler:
+                library.removeHandler(handler)
+        library.propagate = True
+
+
 def check_config(cfg: DictConfig, lightning_cfg: DictConfig) -> None:
     """Type-check every ``_target_`` node against its class; values known only at run time are skipped."""
     from fishbear.config import check_node
@@ -86,6 +100,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     from fishbear.config import choice_names, instantiate
     from fishbear.report import build_report, device_description, write_report
 
+    _route_library_logs_to_root()
     started = time.perf_counter()
     run_dir = Path(cfg.paths.output_dir)
     lightning_cfg, optim, channels_last = split_trainer_config(cfg.trainer)

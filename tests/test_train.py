@@ -120,3 +120,12 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
     cfg = compose_train(TINY + [f"ckpt_path={tmp_path / 'nope.ckpt'}"], tmp_path)
     with pytest.raises(CheckpointError, match=r"nope\.ckpt does not exist.*--resume"):
         train(cfg)
+
+
+def test_channels_last_runs_correctly_on_cpu(tmp_path):
+    """trainer=gpu turns channels_last on; the same code path must also work without a GPU."""
+    cfg = compose_train(TINY + ["trainer.channels_last=true", "logger=none"], tmp_path)
+    report = train(cfg)
+    assert report["config"]["channels_last"] is True
+    ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt["state_dict"]["network.stem.0.weight"].is_contiguous(memory_format=torch.channels_last)
