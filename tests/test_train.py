@@ -76,7 +76,8 @@ def test_tensorboard_has_losses_rates_per_group_hparams_and_pictures(tiny_run):
     for tag in ("train/loss_step", "train/loss_epoch", "val/loss", "val/acc", "train/acc", "test/acc",
                 "lr-AdamW/stem", "lr-AdamW/stage4", "lr-AdamW/classifier", "hparams/test_acc"):
         assert tag in tags["scalars"], tag
-    assert {"train/batch", "test/confusion_matrix"} <= set(tags["images"])
+    assert {"train/batch", "test/confusion_matrix", "val/confusion_matrix"} <= set(tags["images"])
+    assert len(acc.Images("val/confusion_matrix")) == 2  # one per epoch
     plugins = acc.PluginTagToContent("hparams")
     assert "_hparams_/session_start_info" in plugins and "_hparams_/experiment" in plugins
     assert b"test_acc" in plugins["_hparams_/experiment"]

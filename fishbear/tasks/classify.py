@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 from torchmetrics import MetricCollection
-from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
 from fishbear.tasks.base import BaseTask
 
@@ -18,6 +18,25 @@ class ClassificationTask(BaseTask):
     def __init__(self, *args: Any, label_smoothing: float = 0.0, **kwargs: Any) -> None:
         self.label_smoothing = float(label_smoothing)
         super().__init__(*args, **kwargs)
+        # kept apart from the scalar metrics: a matrix is drawn, not logged as a number
+        self.val_confusion = MulticlassConfusionMatrix(num_classes=len(self.classes), validate_args=False)
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        _, outputs = self._step(batch, "val")
+        self.val_confusion.update(outputs, batch["target"])
+
+    def on_validation_epoch_end(self) -> None:
+        """The validation confusion matrix as a TensorBoard figure, one per epoch."""
+        super().on_validation_epoch_end()
+        matrix = self.val_confusion.compute().cpu().numpy()
+        self.val_confusion.reset()
+        experiment = getattr(self.logger, "experiment", None)
+        if self.trainer.sanity_checking or not hasattr(experiment, "add_figure"):
+            return
+        from fishbear.plots import confusion_matrix_figure
+
+        experiment.add_figure("val/confusion_matrix", confusion_matrix_figure(matrix, self.classes),
+                              global_step=self.global_step)
 
     def make_metrics(self) -> MetricCollection:
         n = len(self.classes)
