@@ -42,6 +42,38 @@ class Network(nn.Module):
     def body_groups(self) -> list[str]:
         return list(self.layer_groups())[:-1]
 
+    def freeze_to(self, n: int, train_bn: bool = True) -> list[str]:
+        """Freeze the first ``n`` groups (``-1``: all but the head, as fastai's ``freeze_to``).
+
+        With ``train_bn`` the batch-norm layers of frozen groups keep learning their affine
+        parameters and running statistics (fastai's default, which matters when the new data's
+        statistics differ from ImageNet's); without it they are frozen and held in eval mode
+        (see :meth:`hold_frozen_bn`). Returns the names of the frozen groups.
+        """
+        groups = self.layer_groups()
+        cut = n % len(groups) if n < 0 else min(n, len(groups))
+        frozen = list(groups)[:cut]
+        for name, group in groups.items():
+            is_frozen = name in frozen
+            for module in group.modules():
+                is_bn = isinstance(module, nn.modules.batchnorm._BatchNorm)
+                for param in module.parameters(recurse=False):
+                    param.requires_grad = not is_frozen or (train_bn and is_bn)
+        self._frozen_bn_eval = [] if train_bn else frozen
+        self.hold_frozen_bn()
+        return frozen
+
+    def unfreeze(self) -> None:
+        self.freeze_to(0)
+
+    def hold_frozen_bn(self) -> None:
+        """Put the batch-norm layers of frozen groups back in eval mode (``model.train()`` undoes it)."""
+        groups = self.layer_groups()
+        for name in getattr(self, "_frozen_bn_eval", []):
+            for module in groups[name].modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for group in self.layer_groups().values():
             x = group(x)
