@@ -100,3 +100,31 @@ def vgg(num_classes: int, arch: str = "vgg16", pretrained: bool = False, weights
     if block:
         groups[f"block{len(groups) + 1}"] = nn.Sequential(*block)
     return GroupedNetwork(groups, classifier_head(channels, num_classes, head, dropout), cfg)
+
+
+def _downsamples(module: nn.Module) -> bool:
+    return any(isinstance(m, nn.Conv2d) and max(m.stride) > 1 for m in module.modules())
+
+
+def split_at_strides(blocks: nn.Sequential, names: list[str]) -> "OrderedDict[str, nn.Module]":
+    """Group consecutive blocks, starting a new group at each block after the first that halves
+    the resolution: layer groups follow the network's own structure, not indices."""
+    groups: list[list[nn.Module]] = []
+    for i, block in enumerate(blocks):
+        if i == 0 or _downsamples(block):
+            groups.append([])
+        groups[-1].append(block)
+    if len(groups) > len(names):
+        raise ValueError(f"{len(groups)} resolution stages but only {len(names)} group names")
+    return OrderedDict((name, nn.Sequential(*group)) for name, group in zip(names, groups))
+
+
+def mobilenet_v2(num_classes: int, arch: str = "mobilenet_v2", pretrained: bool = False,
+                 weights: str = "DEFAULT", head: str = "fastai", dropout: float = 0.25) -> GroupedNetwork:
+    """MobileNetV2 in groups ``stem`` (stem and first block, 1/2 resolution) and ``stage1..stage4``
+    (1/4 ... 1/32), then ``classifier``."""
+    model, cfg = build_torchvision(arch, pretrained, weights)
+    stages = ["stem", "stage1", "stage2", "stage3", "stage4"]
+    groups = split_at_strides(model.features, stages)
+    channels = model.classifier[-1].in_features
+    return GroupedNetwork(groups, classifier_head(channels, num_classes, head, dropout), cfg)
