@@ -29,7 +29,8 @@ def test_trainer_configs_compose_and_split(trainer, tmp_path):
 
 @pytest.mark.parametrize("data", _choices("data"))
 def test_data_configs_compose_with_their_task(data, tmp_path):
-    overrides = [f"data={data}"] + (["data.root=/somewhere"] if data == "folder" else [])
+    needs = {"folder": ["data.root=/somewhere"], "name_regex": ["data.root=/somewhere", "data.reader.pattern=x"]}
+    overrides = [f"data={data}", *needs.get(data, [])]
     cfg = compose_train(overrides, tmp_path)
     assert cfg.task._target_.startswith("fishbear.tasks.")
     check_node(cfg.data, "data")

@@ -3,7 +3,7 @@ import pytest
 from PIL import Image
 
 from fishbear.data.images import load_rgb
-from fishbear.data.readers import ImageFolderReader
+from fishbear.data.readers import ImageFolderReader, NameRegexReader
 from fishbear.errors import DataError
 
 
@@ -68,3 +68,38 @@ def test_load_rgb_converts_grey_and_names_corrupt_files(tmp_path):
         load_rgb(bad)
     with pytest.raises(DataError, match="does not exist"):
         load_rgb(tmp_path / "gone.jpg")
+
+
+@pytest.fixture
+def pets(tmp_path):
+    """Oxford-IIIT Pets naming: breed_N.jpg, cats capitalised."""
+    for name in ("Abyssinian_1", "Abyssinian_12", "great_pyrenees_173", "great_pyrenees_2", "pug_7", "pug_8"):
+        _image(tmp_path / "images" / f"{name}.jpg")
+    return tmp_path
+
+
+def test_name_regex_reader_labels_from_file_names(pets):
+    catalog = NameRegexReader(pattern=r"^(.+)_\d+\.jpg$", folder="images")(pets)
+    assert catalog.classes == ["Abyssinian", "great_pyrenees", "pug"]
+    assert list(catalog.splits) == ["train"] and len(catalog.splits["train"]) == 6
+    named = NameRegexReader(pattern=r"^(?P<breed>[a-z_]+)_\d+\.jpg$", folder="images", group="breed",
+                            skip_unmatched=True)(pets)
+    assert named.classes == ["great_pyrenees", "pug"] and len(named.skipped) == 2
+
+
+def test_regex_matching_no_file_shows_names_and_the_fix(pets):
+    with pytest.raises(DataError, match=r"matches none of the 6 image files .*e\.g\. Abyssinian_1\.jpg"):
+        NameRegexReader(pattern=r"^(cat|dog)\.\d+\.jpg$", folder="images")(pets)
+    with pytest.raises(DataError, match=r"2 of 6 image files .* do not match .*skip_unmatched=true"):
+        NameRegexReader(pattern=r"^([a-z_]+)_\d+\.jpg$", folder="images")(pets)
+    with pytest.raises(DataError, match="not a valid regular expression"):
+        NameRegexReader(pattern="(unclosed", folder="images")(pets)
+
+
+def test_a_class_with_one_image_is_refused(pets):
+    from fishbear.data.datamodule import ImageDataModule
+
+    _image(pets / "images" / "sphynx_1.jpg")
+    dm = ImageDataModule(root=pets, reader=NameRegexReader(pattern=r"^(.+)_\d+\.jpg$", folder="images"))
+    with pytest.raises(DataError, match=r"sphynx have a single image .*sphynx_1\.jpg"):
+        dm.setup()

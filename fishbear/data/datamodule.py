@@ -147,6 +147,16 @@ class ImageDataModule(L.LightningDataModule):
                 f"{self.root}: no training images for class(es) {', '.join(missing)}. "
                 "Every class needs training images; add some or remove the class."
             )
+        if "valid" not in catalog.splits:
+            return
+        held = {catalog.classes[s.target] for s in catalog.splits["valid"]}
+        alone = [name for name, n in counts.items() if n == 1 and name not in held]
+        if alone:
+            files = [str(s.image) for s in catalog.splits["train"] if catalog.classes[s.target] in alone][:3]
+            raise DataError(
+                f"{self.root}: class(es) {', '.join(alone)} have a single image ({', '.join(files)}), so they can "
+                "be in training or validation but not both. Add images of those classes, or remove them."
+            )
 
     def samples(self, split: str) -> list[Sample]:
         if split not in self.catalog.splits:
