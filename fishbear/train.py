@@ -97,8 +97,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     from lightning.pytorch.callbacks import LearningRateMonitor
 
     from fishbear.callbacks.checkpoint_io import AtomicCheckpointIO
-    from fishbear.config import choice_names, instantiate
-    from fishbear.report import build_report, device_description, write_report
+    from fishbear.config import instantiate
 
     _route_library_logs_to_root()
     started = time.perf_counter()
@@ -137,9 +136,25 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     checkpoint = trainer.checkpoint_callback
     best = checkpoint.best_model_path if checkpoint is not None and checkpoint.best_model_path else None
+    return test_and_report(
+        trainer, task, datamodule, cfg, run_dir, started, ckpt_path=best, run_test=cfg.get("test", True),
+        config={"lr": optim.lr, "lr_div": optim.lr_div, "optimizer": optim.optimizer, "schedule": optim.schedule,
+                "max_epochs": trainer.max_epochs, "channels_last": channels_last},
+        extra={"epochs": trainer.current_epoch, "best_checkpoint": best, "fit_seconds": fit_seconds},
+    )
+
+
+def test_and_report(trainer: L.Trainer, task: Any, datamodule: Any, cfg: DictConfig, run_dir: Path, started: float,
+                    ckpt_path: str | None = None, run_test: bool = True, config: dict[str, Any] | None = None,
+                    extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Test on the held-out split, then write report.json/report.md, figures and TensorBoard
+    entries and print the summary; shared by ``train`` and ``evaluate``."""
+    from fishbear.config import choice_names
+    from fishbear.report import build_report, device_description, write_report
+
     metrics: dict[str, float] = {}
-    if cfg.get("test", True):
-        trainer.test(task, datamodule=datamodule, ckpt_path=best, verbose=False)
+    if run_test:
+        trainer.test(task, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
     report = build_report(
         kind=task.kind,
@@ -151,18 +166,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         config={
             "choices": choice_names(cfg),
             "overrides": list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else [],
-            "lr": optim.lr, "lr_div": optim.lr_div, "optimizer": optim.optimizer, "schedule": optim.schedule,
-            "max_epochs": trainer.max_epochs, "precision": str(trainer.precision), "seed": cfg.seed,
-            "channels_last": channels_last,
+            "precision": str(trainer.precision), "seed": cfg.get("seed"), **(config or {}),
         },
         extra={
             "run_dir": str(run_dir),
             "monitor": {"metric": task.monitor.replace("val/", "test/"), "mode": task.monitor_mode},
-            "epochs": trainer.current_epoch,
-            "best_checkpoint": best,
-            "fit_seconds": fit_seconds,
             "wall_seconds": time.perf_counter() - started,
             "device": device_description(type(trainer.accelerator).__name__.replace("Accelerator", "").lower()),
+            **(extra or {}),
         },
     )
     write_report(run_dir, report)
@@ -181,7 +192,8 @@ def _log_to_tensorboard(trainer: L.Trainer, report: dict[str, Any], run_dir: Pat
 
     config = report["config"]
     params = {**{f"choice/{k}": v for k, v in config["choices"].items()},
-              **{k: config[k] for k in ("lr", "lr_div", "optimizer", "schedule", "max_epochs", "precision", "seed")},
+              **{k: config[k] for k in ("lr", "lr_div", "optimizer", "schedule", "max_epochs", "precision", "seed")
+                 if config.get(k) is not None},
               "batch_size": report["data"]["batch_size"], "image_size": report["data"]["image_size"]}
     final = {f"hparams/{k.replace('/', '_')}": v for k, v in report["metrics"].items()}
     for logger in trainer.loggers:
@@ -197,9 +209,10 @@ def _log_to_tensorboard(trainer: L.Trainer, report: dict[str, Any], run_dir: Pat
 
 def _print_summary(run_dir: Path, report: dict[str, Any]) -> None:
     metrics = "  ".join(f"{k}={v:.4f}" for k, v in report["metrics"].items())
+    fit = f"   Fit: {report['fit_seconds']:.1f} s" if "fit_seconds" in report else ""
     print(f"\nRun folder: {run_dir}\nTest ({report['data']['test_split']} split, "
           f"{report['data']['sizes'].get(report['data']['test_split'], '?')} images): {metrics}\n"
-          f"Report: {run_dir / 'report.md'}   Fit: {report['fit_seconds']:.1f} s", flush=True)
+          f"Report: {run_dir / 'report.md'}{fit}", flush=True)
 
 
 def _monitor_value(report: dict[str, Any], cfg: DictConfig) -> float | None:

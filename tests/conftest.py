@@ -38,11 +38,11 @@ def _private_cache(monkeypatch: pytest.MonkeyPatch, data_cache: Path) -> None:
     monkeypatch.setenv("FISHBEAR_DATA", str(data_cache))
 
 
-def compose_train(overrides: list[str], run_dir: Path | None = None) -> DictConfig:
+def compose_train(overrides: list[str], run_dir: Path | None = None, config_name: str = "train") -> DictConfig:
     """The config ``python -m fishbear.train OVERRIDES`` would run, with its run folder at ``run_dir``."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+        cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
     if run_dir is not None:
         with open_dict(cfg):
             cfg.hydra.runtime.output_dir = str(run_dir)
@@ -63,3 +63,13 @@ def requires_shared(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"shared sample data not found at {path}")
     return path
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory: pytest.TempPathFactory, data_cache: Path) -> tuple[Path, dict]:
+    """One tiny two-epoch run shared by the tests that read a run folder or a checkpoint."""
+    from fishbear.train import train
+
+    os.environ["FISHBEAR_DATA"] = str(data_cache)
+    run_dir = tmp_path_factory.mktemp("run")
+    return run_dir, train(compose_train(TINY + ["trainer.max_epochs=2"], run_dir))

@@ -13,14 +13,9 @@ from fishbear.train import resume_argv, train
 from .conftest import TINY, compose_train
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory, data_cache):
-    import os
-
-    os.environ["FISHBEAR_DATA"] = str(data_cache)
-    run_dir = tmp_path_factory.mktemp("run")
-    report = train(compose_train(TINY + ["trainer.max_epochs=2"], run_dir))
-    return run_dir, report
+@pytest.fixture
+def tiny_run(trained_run):
+    return trained_run
 
 
 def test_learns_shapes_well_above_chance(tmp_path):

@@ -1,0 +1,56 @@
+"""``python -m fishbear.evaluate ckpt=PATH data=NAME``: test a checkpoint and write its report
+(``report.json``, ``report.md``, figures, TensorBoard) into ``outputs/evaluate/<date>/<time>/``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig
+
+import fishbear.config  # noqa: F401  (registers the resolvers before Hydra composes)
+from fishbear.cli import user_errors_exit
+from fishbear.errors import CheckpointError
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    from fishbear.config import instantiate
+    from fishbear.inference import load_checkpoint, network_from_checkpoint
+    from fishbear.train import _instantiate_group, _route_library_logs_to_root, split_trainer_config, test_and_report
+
+    _route_library_logs_to_root()
+    started = time.perf_counter()
+    run_dir = Path(cfg.paths.output_dir)
+    checkpoint = load_checkpoint(cfg.ckpt)
+    meta = checkpoint["fishbear"]
+    datamodule = instantiate(cfg.data, "data")
+    if datamodule.kind != meta["kind"]:
+        raise CheckpointError(f"{cfg.ckpt} is a '{meta['kind']}' checkpoint, but data={datamodule.name} is "
+                              f"'{datamodule.kind}' data; give data of the kind the model was trained for.")
+    datamodule.set_image_size(meta["image_size"])
+    datamodule.set_normalization(meta["mean"], meta["std"])
+    datamodule.prepare_data()
+    datamodule.setup("test")
+    if datamodule.classes != meta["classes"]:
+        raise CheckpointError(f"{cfg.ckpt} was trained on classes {meta['classes']}, but {datamodule.root} has "
+                              f"{datamodule.classes}; evaluate on data with the same classes.")
+    lightning_cfg, optim, channels_last = split_trainer_config(cfg.trainer)
+    task = instantiate(cfg.task, "task", network=network_from_checkpoint(checkpoint), classes=meta["classes"],
+                       optim=optim, channels_last=channels_last, meta=meta)
+    loggers = _instantiate_group(cfg.get("logger"), "logger")
+    trainer = instantiate(lightning_cfg, "trainer", callbacks=[], logger=loggers or False,
+                          default_root_dir=str(run_dir))
+    return test_and_report(trainer, task, datamodule, cfg, run_dir, started,
+                           extra={"checkpoint": str(Path(cfg.ckpt).resolve())})
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
+@user_errors_exit
+def main(cfg: DictConfig) -> None:
+    evaluate(cfg)
+
+
+if __name__ == "__main__":
+    main()

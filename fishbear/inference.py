@@ -1,0 +1,107 @@
+"""Inference from a checkpoint alone: the checkpoint carries the class names, the task kind, the
+image size, the normalisation statistics and the model config, so nothing else has to match.
+
+    predictor = Predictor.from_checkpoint("outputs/2026-11-22/23-38-27/checkpoints/best.ckpt")
+    predictor.predict("photo.jpg")   # {'label': 'star', 'probability': 0.98, 'probabilities': {...}}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from hydra.utils import instantiate
+from PIL import Image
+
+from fishbear.data.images import load_rgb
+from fishbear.data.transforms import build_transforms
+from fishbear.errors import CheckpointError
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        hint = ""
+        if path.parent.is_dir():
+            found = sorted(p.name for p in path.parent.glob("*.ckpt"))
+            hint = f" Checkpoints in {path.parent}: {', '.join(found) or 'none'}."
+        raise CheckpointError(f"Checkpoint {path} does not exist.{hint} Runs keep theirs in <run folder>/checkpoints/.")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:
+        raise CheckpointError(f"{path} cannot be read as a checkpoint ({type(err).__name__}: {err}).") from None
+    if not isinstance(checkpoint, dict) or "fishbear" not in checkpoint:
+        raise CheckpointError(f"{path} is not a fishbear checkpoint (it has no 'fishbear' section); "
+                              "use a checkpoint written by python -m fishbear.train.")
+    return checkpoint
+
+
+def network_from_checkpoint(checkpoint: dict[str, Any]) -> torch.nn.Module:
+    """Rebuild the network from the checkpoint's own model config, weights from the checkpoint
+    (``pretrained`` is switched off: nothing is downloaded)."""
+    meta = checkpoint["fishbear"]
+    model_cfg = dict(meta["model_cfg"])
+    if "pretrained" in model_cfg:
+        model_cfg["pretrained"] = False
+    network = instantiate(model_cfg, num_classes=len(meta["classes"]))
+    state = {k.removeprefix("network."): v for k, v in checkpoint["state_dict"].items() if k.startswith("network.")}
+    network.load_state_dict(state)
+    return network
+
+
+class Predictor:
+    def __init__(self, network: torch.nn.Module, meta: dict[str, Any], device: str = "cpu") -> None:
+        self.meta = meta
+        self.kind: str = meta["kind"]
+        self.classes: list[str] = list(meta["classes"])
+        self.image_size: int = int(meta["image_size"])
+        self.device = torch.device(device)
+        self.network = network.to(self.device).eval()
+        self.transform = build_transforms("predict", self.image_size, tuple(meta["mean"]), tuple(meta["std"]),
+                                          None, self.kind)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str = "cpu", kind: str | None = None) -> "Predictor":
+        """``kind`` refuses a checkpoint of another task kind."""
+        checkpoint = load_checkpoint(path)
+        meta = checkpoint["fishbear"]
+        if kind is not None and meta.get("kind") != kind:
+            raise CheckpointError(f"{path} is a '{meta.get('kind')}' checkpoint, but a '{kind}' one is needed here.")
+        return cls(network_from_checkpoint(checkpoint), meta, device)
+
+    def _tensor(self, image: str | Path | Image.Image | np.ndarray) -> torch.Tensor:
+        if isinstance(image, (str, Path)):
+            array = load_rgb(image)
+        elif isinstance(image, Image.Image):
+            array = np.asarray(image.convert("RGB"))
+        else:
+            array = np.asarray(image)
+        return self.transform(image=array)["image"]
+
+    @torch.inference_mode()
+    def predict_batch(self, images: Sequence[Any]) -> list[dict[str, Any]]:
+        batch = torch.stack([self._tensor(image) for image in images]).to(self.device)
+        probs = self.network(batch).float().softmax(dim=1).cpu().numpy()
+        out = []
+        for row in probs:
+            best = int(row.argmax())
+            out.append({"label": self.classes[best], "probability": float(row[best]),
+                        "probabilities": {c: float(p) for c, p in zip(self.classes, row)}})
+        return out
+
+    def predict(self, image: str | Path | Image.Image | np.ndarray) -> dict[str, Any]:
+        """Class and probability for one image (a path, a PIL image or an H x W x 3 array)."""
+        return self.predict_batch([image])[0]
+
+    def predict_files(self, paths: Iterable[Path], batch_size: int = 32) -> Iterable[tuple[Path, dict[str, Any]]]:
+        chunk: list[Path] = []
+        for path in paths:
+            chunk.append(path)
+            if len(chunk) == batch_size:
+                yield from zip(chunk, self.predict_batch(chunk))
+                chunk = []
+        if chunk:
+            yield from zip(chunk, self.predict_batch(chunk))

@@ -1,0 +1,54 @@
+"""Inference from a checkpoint alone: Python API and command line."""
+
+import csv
+
+import pytest
+import torch
+from PIL import Image
+
+from fishbear.errors import CheckpointError
+from fishbear.inference import Predictor
+
+from .conftest import run_cli
+
+
+def test_predictor_reproduces_the_reported_test_accuracy(trained_run):
+    run_dir, report = trained_run
+    predictor = Predictor.from_checkpoint(run_dir / "checkpoints" / "best.ckpt")
+    assert predictor.classes == report["classes"] and predictor.kind == "classify"
+    root = report["data"]["root"]
+    files = sorted((p, p.parent.name) for p in __import__("pathlib").Path(root, "test").rglob("*.jpg"))
+    results = dict(predictor.predict_files([p for p, _ in files], batch_size=5))
+    correct = sum(results[p]["label"] == label for p, label in files)
+    assert correct / len(files) == pytest.approx(report["metrics"]["test/acc"])
+    one = predictor.predict(Image.open(files[0][0]))
+    assert set(one["probabilities"]) == set(report["classes"])
+    assert sum(one["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+    assert one == predictor.predict(files[0][0])
+
+
+def test_checkpoint_errors_are_clear(trained_run, tmp_path):
+    run_dir, _ = trained_run
+    with pytest.raises(CheckpointError, match=r"nope\.ckpt does not exist\. Checkpoints in .*: best\.ckpt, last\.ckpt"):
+        Predictor.from_checkpoint(run_dir / "checkpoints" / "nope.ckpt")
+    torch.save({"state_dict": {}}, tmp_path / "other.ckpt")
+    with pytest.raises(CheckpointError, match="not a fishbear checkpoint"):
+        Predictor.from_checkpoint(tmp_path / "other.ckpt")
+    with pytest.raises(CheckpointError, match="is a 'classify' checkpoint, but a 'segment' one is needed"):
+        Predictor.from_checkpoint(run_dir / "checkpoints" / "best.ckpt", kind="segment")
+
+
+def test_predict_command_writes_a_csv_per_folder(trained_run, tmp_path):
+    run_dir, report = trained_run
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i, path in enumerate(sorted(__import__("pathlib").Path(report["data"]["root"], "valid").rglob("*.jpg"))[:3]):
+        Image.open(path).save(folder / f"{i}.png")
+    result = run_cli(["-m", "fishbear.predict", f"ckpt={run_dir / 'checkpoints' / 'best.ckpt'}", f"input={folder}"],
+                     cwd=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = list(csv.DictReader((folder / "predictions.csv").open()))
+    assert len(rows) == 3 and rows[0]["label"] in report["classes"]
+    assert {f"p_{c}" for c in report["classes"]} <= set(rows[0])
+    bad = run_cli(["-m", "fishbear.predict", f"ckpt={tmp_path / 'missing.ckpt'}", f"input={folder}"], cwd=tmp_path)
+    assert bad.returncode == 2 and "missing.ckpt does not exist" in bad.stderr and "Traceback" not in bad.stderr
