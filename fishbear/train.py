@@ -106,27 +106,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     check_config(cfg, lightning_cfg)  # every mistake reported before any data is generated or read
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
-    datamodule = instantiate(cfg.data, "data")
-    datamodule.prepare_data()
-    datamodule.setup("fit")
-    network = instantiate(cfg.model, "model", num_classes=datamodule.num_classes)
-    datamodule.set_normalization(network.pretrained_cfg.mean, network.pretrained_cfg.std)
-
-    meta = {
-        "model_cfg": OmegaConf.to_container(cfg.model, resolve=True),
-        "image_size": datamodule.image_size,
-        "mean": list(datamodule.mean),
-        "std": list(datamodule.std),
-        "data_name": datamodule.name,
-    }
-    task = instantiate(cfg.task, "task", network=network, classes=datamodule.classes, optim=optim,
-                       channels_last=channels_last, meta=meta)
+    datamodule, task = build_experiment(cfg, optim, channels_last)
     callbacks = _instantiate_group(cfg.get("callbacks"), "callbacks")
     loggers = _instantiate_group(cfg.get("logger"), "logger")
     if not loggers:  # logger=none: nothing to monitor learning rates into
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     trainer = instantiate(lightning_cfg, "trainer", callbacks=callbacks, logger=loggers or False,
-                                     default_root_dir=str(run_dir), plugins=[AtomicCheckpointIO()])
+                          default_root_dir=str(run_dir), plugins=[AtomicCheckpointIO()])
 
     fit_started = time.perf_counter()
     trainer.fit(task, datamodule=datamodule, ckpt_path=_resolve_ckpt_path(cfg.get("ckpt_path"), run_dir))
@@ -142,6 +128,28 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                 "max_epochs": trainer.max_epochs, "channels_last": channels_last},
         extra={"epochs": trainer.current_epoch, "best_checkpoint": best, "fit_seconds": fit_seconds},
     )
+
+
+def build_experiment(cfg: DictConfig, optim: OptimSettings, channels_last: bool) -> tuple[Any, Any]:
+    """The data module (read, so its classes are known) and the task around a network sized for it;
+    the data normalises with the network's statistics. Shared by ``train`` and ``lr_find``."""
+    from fishbear.config import instantiate
+
+    datamodule = instantiate(cfg.data, "data")
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    network = instantiate(cfg.model, "model", num_classes=datamodule.num_classes)
+    datamodule.set_normalization(network.pretrained_cfg.mean, network.pretrained_cfg.std)
+    meta = {
+        "model_cfg": OmegaConf.to_container(cfg.model, resolve=True),
+        "image_size": datamodule.image_size,
+        "mean": list(datamodule.mean),
+        "std": list(datamodule.std),
+        "data_name": datamodule.name,
+    }
+    task = instantiate(cfg.task, "task", network=network, classes=datamodule.classes, optim=optim,
+                       channels_last=channels_last, meta=meta)
+    return datamodule, task
 
 
 def test_and_report(trainer: L.Trainer, task: Any, datamodule: Any, cfg: DictConfig, run_dir: Path, started: float,

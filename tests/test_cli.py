@@ -26,6 +26,18 @@ def test_readme_lists_the_main_commands():
 
 
 TRAIN_COMMANDS = [c for c in readme_commands() if c.startswith("python -m fishbear.train") and "--resume" not in c]
+
+
+def test_readme_lr_find_command_runs_in_process(tmp_path):
+    from fishbear.lr_find import lr_find
+
+    from .conftest import compose_train
+
+    command = next(c for c in readme_commands() if c.startswith("python -m fishbear.lr_find"))
+    overrides = [o for o in command.split()[3:] if not o.startswith("num_training")]
+    result = lr_find(compose_train([*overrides, *TINY, "num_training=15"], tmp_path, config_name="lr_find"))
+    assert result["steepest"] is None or result["steepest"] > 0
+    assert (tmp_path / "lr_find.png").is_file()
 # these run as real subprocesses; the model variants run the same overrides in process (test_readme_models)
 CLI_COMMANDS = ["python -m fishbear.train", "python -m fishbear.train -m trainer.lr=1e-4,1e-3,1e-2"]
 

@@ -1,0 +1,77 @@
+"""``python -m fishbear.lr_find [overrides]``: fastai's ``lr_find`` with Lightning's Tuner.
+
+Trains for ``num_training`` steps while the rate grows exponentially from ``min_lr`` to
+``max_lr``, then saves ``lr_find.png`` (loss against rate, suggestions marked) and
+``lr_find.json``, and prints two suggestions: the steepest descent (Lightning's) and a tenth of
+the rate at the lowest loss (fastai's ``minimum/10``). With ``callbacks=finetune`` the body is
+frozen as it will be in the first phase, since that is the phase whose rate is being chosen.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig
+
+import fishbear.config  # noqa: F401  (registers the resolvers before Hydra composes)
+from fishbear.cli import user_errors_exit
+
+
+def lr_find(cfg: DictConfig) -> dict[str, Any]:
+    import lightning as L
+    from lightning.pytorch.tuner import Tuner
+
+    from fishbear.config import instantiate
+    from fishbear.io import atomic_write_json
+    from fishbear.plots import save_figure
+    from fishbear.train import _route_library_logs_to_root, build_experiment, check_config, split_trainer_config
+
+    _route_library_logs_to_root()
+    run_dir = Path(cfg.paths.output_dir)
+    lightning_cfg, optim, channels_last = split_trainer_config(cfg.trainer)
+    check_config(cfg, lightning_cfg)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule, task = build_experiment(cfg, optim, channels_last)
+    finetune = (cfg.get("callbacks") or {}).get("finetune")
+    if finetune is not None:
+        task.network.freeze_to(int(finetune.freeze_to), bool(finetune.train_bn))
+    # the range test runs num_training steps however few batches an epoch holds
+    lightning_cfg.max_epochs, lightning_cfg.max_steps = 10_000, -1
+    trainer = instantiate(lightning_cfg, "trainer", callbacks=[], logger=False, default_root_dir=str(run_dir),
+                          enable_checkpointing=False)
+    finder = Tuner(trainer).lr_find(task, datamodule=datamodule, min_lr=cfg.min_lr, max_lr=cfg.max_lr,
+                                    num_training=cfg.num_training, update_attr=False)
+    lrs, losses = finder.results["lr"], finder.results["loss"]
+    # like fastai's suggestions, leave out the first points (the smoothed loss is not settled
+    # yet) and the last ones (already diverging)
+    start, end = min(10, len(lrs) // 5), max(len(lrs) - 5, min(10, len(lrs) // 5) + 1)
+    finite = [(lr, loss) for lr, loss in zip(lrs[start:end], losses[start:end]) if math.isfinite(loss)]
+    steepest = finder.suggestion()
+    minimum = min(finite, key=lambda p: p[1])[0] / 10 if finite else None
+    fig = finder.plot(suggest=True)
+    ax = fig.axes[0]
+    if minimum is not None:
+        ax.axvline(minimum, color="green", linestyle="--", label=f"minimum/10: {minimum:.2e}")
+    ax.legend()
+    ax.set_title(f"lr_find: {cfg.num_training} steps, {task.network.pretrained_cfg.arch} on {datamodule.name}")
+    save_figure(fig, str(run_dir / "lr_find.png"))
+    result = {"steepest": steepest, "minimum_over_10": minimum, "lr": list(lrs), "loss": list(losses),
+              "frozen": finetune is not None}
+    atomic_write_json(run_dir / "lr_find.json", result)
+    shown = lambda v: "none (too few finite losses)" if v is None else f"{v:.2e}"  # noqa: E731
+    print(f"\nSuggested learning rates: steepest {shown(steepest)}, minimum/10 {shown(minimum)}\n"
+          f"Plot: {run_dir / 'lr_find.png'}", flush=True)
+    return result
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="lr_find")
+@user_errors_exit
+def main(cfg: DictConfig) -> None:
+    lr_find(cfg)
+
+
+if __name__ == "__main__":
+    main()
