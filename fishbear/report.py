@@ -67,7 +67,41 @@ def most_confused(matrix: np.ndarray, classes: list[str], min_val: int = 1) -> l
     return sorted(pairs, key=lambda p: (-p["count"], p["actual"], p["predicted"]))
 
 
-def classification_section(results: dict[str, Any], classes: list[str], run_dir: Path) -> dict[str, Any]:
+def top_losses(results: dict[str, Any], classes: list[str], samples: list[Path], k: int = 9) -> list[dict[str, Any]]:
+    """The ``k`` test images with the highest loss: what the model got most wrong, or right with
+    least confidence (fastai's ``top_losses``). Often a mislabelled file or a hard case."""
+    losses = results["loss"].numpy()
+    probs = results["prediction"].numpy()
+    out = []
+    for i in losses.argsort()[::-1][:k]:
+        index = int(results["index"][i])
+        predicted = int(probs[i].argmax())
+        out.append({"file": str(samples[index]) if index < len(samples) else str(index),
+                    "actual": classes[int(results["target"][i])], "predicted": classes[predicted],
+                    "loss": float(losses[i]), "probability": float(probs[i][predicted])})
+    return out
+
+
+def top_losses_figure(rows: list[dict[str, Any]]) -> Any:
+    from PIL import Image
+
+    from fishbear.plots import image_grid
+
+    images, titles = [], []
+    for row in rows:
+        with Image.open(row["file"]) as image:
+            image = image.convert("RGB")
+            image.thumbnail((160, 160))
+            images.append(np.asarray(image, dtype=np.float32) / 255.0)
+        titles.append(f"{row['predicted']}/{row['actual']}\n{row['loss']:.2f} / {row['probability']:.2f}")
+    fig = image_grid(images, titles, columns=3, size=2.4)
+    fig.suptitle("Top losses: predicted/actual, loss / probability of the prediction", fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    return fig
+
+
+def classification_section(results: dict[str, Any], classes: list[str], run_dir: Path,
+                           samples: list[Path]) -> dict[str, Any]:
     probs = results["prediction"].numpy()
     targets = results["target"].numpy()
     predicted = probs.argmax(axis=1)
@@ -76,16 +110,22 @@ def classification_section(results: dict[str, Any], classes: list[str], run_dir:
     per_class = classification_report(targets, predicted, labels=labels, target_names=classes,
                                       output_dict=True, zero_division=0)
     save_figure(confusion_matrix_figure(matrix, classes), str(run_dir / "confusion_matrix.png"))
+    figures = {"confusion_matrix": "confusion_matrix.png"}
+    worst = top_losses(results, classes, samples)
+    if worst and all(Path(row["file"]).is_file() for row in worst):
+        save_figure(top_losses_figure(worst), str(run_dir / "top_losses.png"))
+        figures["top_losses"] = "top_losses.png"
     return {
         "accuracy": float((predicted == targets).mean()),
         "classification_report": per_class,
         "confusion_matrix": matrix.tolist(),
         "most_confused": most_confused(matrix, classes),
-        "figures": {"confusion_matrix": "confusion_matrix.png"},
+        "top_losses": worst,
+        "figures": figures,
     }
 
 
-SECTIONS: dict[str, Callable[[dict[str, Any], list[str], Path], dict[str, Any]]] = {
+SECTIONS: dict[str, Callable[[dict[str, Any], list[str], Path, list[Path]], dict[str, Any]]] = {
     "classify": classification_section,
 }
 
@@ -99,9 +139,11 @@ def build_report(
     run_dir: Path,
     data: dict[str, Any],
     config: dict[str, Any],
+    samples: list[Path] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Assemble the report and write the kind's figures into ``run_dir``."""
+    """Assemble the report and write the kind's figures into ``run_dir``; ``samples`` are the
+    test split's image files, in dataset order, so results can name their files."""
     report: dict[str, Any] = {
         "kind": kind,
         "metrics": {k: float(v) for k, v in sorted(metrics.items())},
@@ -112,7 +154,7 @@ def build_report(
         **(extra or {}),
     }
     if results and kind in SECTIONS:
-        report[kind] = SECTIONS[kind](results, classes, run_dir)
+        report[kind] = SECTIONS[kind](results, classes, run_dir, list(samples or []))
     return report
 
 
@@ -151,6 +193,14 @@ def render_markdown(report: dict[str, Any]) -> str:
         if confused:
             lines += ["## Most confused", "",
                       _table(["actual", "predicted", "images"], [[p["actual"], p["predicted"], p["count"]] for p in confused]), ""]
+        worst = section.get("top_losses", [])
+        if worst:
+            lines += ["## Top losses", "",
+                      _table(["file", "actual", "predicted", "loss", "probability"],
+                             [[f"`{Path(r['file']).name}`", r["actual"], r["predicted"], _fmt(r["loss"]),
+                               _fmt(r["probability"])] for r in worst]), ""]
+            if "top_losses" in section.get("figures", {}):
+                lines += ["![top losses](top_losses.png)", ""]
     data = report["data"]
     lines += ["## Data", "", _table(["", ""], [
         ["dataset", data.get("name")], ["root", f"`{data.get('root')}`"], ["kind", report["kind"]],

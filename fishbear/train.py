@@ -171,6 +171,7 @@ def test_and_report(trainer: L.Trainer, task: Any, datamodule: Any, cfg: DictCon
         metrics=metrics,
         run_dir=run_dir,
         data={**datamodule.describe(), "test_split": datamodule.test_split},
+        samples=[sample.image for sample in datamodule.samples(datamodule.test_split)],
         config={
             "choices": choice_names(cfg),
             "overrides": list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else [],

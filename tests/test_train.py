@@ -1,6 +1,7 @@
 """Training end to end, in process: learning, run folder, report, TensorBoard, resume."""
 
 import json
+from pathlib import Path
 
 import lightning as L
 import pytest
@@ -50,7 +51,12 @@ def test_run_folder_holds_checkpoints_report_and_figures(tiny_run):
     assert on_disk["classify"]["accuracy"] == pytest.approx(on_disk["metrics"]["test/acc"])
     per_class = on_disk["classify"]["classification_report"]
     assert set(on_disk["classes"]) <= set(per_class)
+    worst = on_disk["classify"]["top_losses"]
+    assert len(worst) == 9 and worst == sorted(worst, key=lambda r: -r["loss"])
+    assert all(Path(r["file"]).is_file() and Path(r["file"]).parent.name == r["actual"] for r in worst)
+    assert (run_dir / "top_losses.png").is_file()
     md = (run_dir / "report.md").read_text()
+    assert "## Top losses" in md
     assert "| circle |" in md and "confusion_matrix.png" in md and "precision" in md
 
 
