@@ -205,7 +205,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += ["## Data", "", _table(["", ""], [
         ["dataset", data.get("name")], ["root", f"`{data.get('root')}`"], ["kind", report["kind"]],
         ["classes", ", ".join(report["classes"])], ["images per split", data.get("sizes")],
-        ["image size", data.get("image_size")], ["test split", data.get("test_split")]]), ""]
+        ["image size", data.get("image_size")], ["test split", data.get("test_split")],
+        ["unreadable files left out", len(data.get("skipped", []))]]), ""]
     lines += ["## Run", "", _table(["", ""], [
         ["overrides", " ".join(config.get("overrides", [])) or "(none)"],
         ["choices", ", ".join(f"{k}={v}" for k, v in config.get("choices", {}).items())],

@@ -57,3 +57,29 @@ def test_missing_root_names_the_folder_and_the_setting(tmp_path):
     dm = ImageDataModule(root=tmp_path / "nowhere", reader=ImageFolderReader(), name="folder")
     with pytest.raises(DataError, match=r"nowhere does not exist\. Set data\.root="):
         dm.prepare_data()
+
+
+def test_bad_images_are_skipped_and_counted_when_asked(tmp_path):
+    from PIL import Image
+
+    for cls in ("a", "b"):
+        for i in range(3):
+            path = tmp_path / "train" / cls / f"{i}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (8, 8)).save(path)
+    (tmp_path / "train" / "a" / "3.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    (tmp_path / "train" / "b" / "9.png").write_text("not a png")
+    dm = ImageDataModule(root=tmp_path, reader=ImageFolderReader(), on_bad_image="skip", num_workers=0)
+    dm.setup()
+    skipped = dm.describe()["skipped"]
+    assert sorted(s["file"].rsplit("/", 2)[-2] + "/" + s["file"].rsplit("/", 1)[-1] for s in skipped) == ["a/3.jpg", "b/9.png"]
+    assert len(dm.samples("train")) + len(dm.samples("valid")) == 6
+    strict = ImageDataModule(root=tmp_path, reader=ImageFolderReader(), num_workers=0)
+    strict.setup()
+    bad = next(i for i, s in enumerate(strict.samples("train") + strict.samples("valid")) if s.image.name in ("3.jpg", "9.png"))
+    dataset = strict.dataset("train") if bad < len(strict.samples("train")) else strict.dataset("valid")
+    index = bad if bad < len(strict.samples("train")) else bad - len(strict.samples("train"))
+    with pytest.raises(DataError, match="cannot be read as an image.*on_bad_image=skip"):
+        dataset[index]
+    with pytest.raises(DataError, match="use 'error' or 'skip'"):
+        ImageDataModule(root=tmp_path, reader=ImageFolderReader(), on_bad_image="ignore")

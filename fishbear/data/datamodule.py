@@ -9,6 +9,7 @@ about the data (kind, class names, normalisation), so that any ``model=`` combin
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,10 +20,14 @@ from torch.utils.data import DataLoader
 
 from fishbear.data.catalog import Catalog, Sample
 from fishbear.data.dataset import ImageDataset
+from fishbear.data.images import image_problem
 from fishbear.data.splits import split_off
 from fishbear.data.transforms import Augment, build_transforms
 from fishbear.errors import DataError
 from fishbear.normalization import IMAGENET_MEAN, IMAGENET_STD
+
+
+log = logging.getLogger(__name__)
 
 
 class Source(Protocol):
@@ -55,7 +60,11 @@ class ImageDataModule(L.LightningDataModule):
         augment: Augment | None = None,
         pin_memory: bool | None = None,
         persistent_workers: bool = True,
+        on_bad_image: str = "error",
     ) -> None:
+        """``on_bad_image``: ``error`` stops at the first unreadable file (named in the message);
+        ``skip`` decodes every image once at setup and leaves unreadable ones out, counted in the
+        report and named in the log."""
         super().__init__()
         self.root = Path(root).expanduser()
         self.reader = reader
@@ -70,6 +79,9 @@ class ImageDataModule(L.LightningDataModule):
         self.augment = augment
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else bool(pin_memory)
         self.persistent_workers = bool(persistent_workers)
+        if on_bad_image not in ("error", "skip"):
+            raise DataError(f"data.on_bad_image={on_bad_image!r}: use 'error' or 'skip'")
+        self.on_bad_image = on_bad_image
         self.mean: tuple[float, ...] = IMAGENET_MEAN
         self.std: tuple[float, ...] = IMAGENET_STD
         self._catalog: Catalog | None = None
@@ -111,6 +123,7 @@ class ImageDataModule(L.LightningDataModule):
             "image_size": self.image_size,
             "batch_size": self.batch_size,
             "sizes": {split: len(samples) for split, samples in self.catalog.splits.items()},
+            "skipped": [{"file": str(path), "reason": why} for path, why in self.catalog.skipped],
             "mean": list(self.mean),
             "std": list(self.std),
         }
@@ -129,6 +142,8 @@ class ImageDataModule(L.LightningDataModule):
         if self._catalog is not None:
             return
         catalog = self.reader(self.root)
+        if self.on_bad_image == "skip":
+            self._drop_unreadable(catalog)
         if "train" not in catalog.splits or not catalog.splits["train"]:
             raise DataError(f"{self.root}: the reader found no training images.")
         if "valid" not in catalog.splits:
@@ -138,6 +153,20 @@ class ImageDataModule(L.LightningDataModule):
         if catalog.kind == "classify":
             self._check_classes(catalog)
         self._catalog = catalog
+
+    def _drop_unreadable(self, catalog: Catalog) -> None:
+        for split, samples in catalog.splits.items():
+            kept = []
+            for sample in samples:
+                problem = image_problem(sample.image)
+                if problem is None:
+                    kept.append(sample)
+                else:
+                    catalog.skipped.append((sample.image, problem))
+            catalog.splits[split] = kept
+        if catalog.skipped:
+            shown = "; ".join(f"{path} ({why})" for path, why in catalog.skipped[:5])
+            log.warning("data.on_bad_image=skip: left out %d unreadable file(s): %s", len(catalog.skipped), shown)
 
     def _check_classes(self, catalog: Catalog) -> None:
         counts = catalog.counts()["train"]

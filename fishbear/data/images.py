@@ -31,3 +31,16 @@ def load_rgb(path: str | Path) -> np.ndarray:
             f"Image file {path} cannot be read as an image ({err}). "
             "Delete or replace the file, or set data.on_bad_image=skip to leave such files out."
         ) from None
+
+
+def image_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be used as an image (decoded in full: a truncated JPEG passes a header
+    check but fails when read), or None when it can."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except FileNotFoundError:
+        return "missing"
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        return f"{type(err).__name__}: {err}"
+    return None
