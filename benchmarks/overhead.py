@@ -30,7 +30,7 @@ from omegaconf import open_dict
 from torch.utils.data import DataLoader, Dataset
 
 import fishbear
-from fishbear.config import instantiate
+from fishbear.config import instantiate, instantiate_group
 from fishbear.optim import build_optimizer, build_scheduler
 from fishbear.train import split_trainer_config
 
@@ -91,8 +91,8 @@ def run_fishbear(cfg, data: InMemoryData, classes: list[str], warmup: int, steps
     lightning_cfg, optim, channels_last = split_trainer_config(cfg.trainer)
     task = instantiate(cfg.task, "task", network=network, classes=classes, optim=optim, channels_last=channels_last)
     timer = StepTimer(warmup)
-    callbacks = [instantiate(c, f"callbacks.{n}") for n, c in cfg.callbacks.items()] + [timer]
-    loggers = [instantiate(c, f"logger.{n}") for n, c in cfg.logger.items()]
+    callbacks = instantiate_group(cfg.callbacks, "callbacks") + [timer]
+    loggers = instantiate_group(cfg.logger, "logger")
     trainer = instantiate(lightning_cfg, "trainer", callbacks=callbacks, logger=loggers,
                           default_root_dir=cfg.paths.output_dir)
     trainer.fit(task, datamodule=data)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -12,6 +13,20 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 from fishbear.errors import FishbearError
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def route_library_logs_to_root() -> None:
+    """Lightning and torchmetrics add a stderr handler of their own and also pass messages on to
+    the root logger that Hydra set up (console and train.log): each message printed twice. Leave
+    them to the root logger when it has handlers."""
+    if not logging.getLogger().handlers:
+        return
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "torchmetrics"):
+        library = logging.getLogger(name)
+        for handler in list(library.handlers):
+            if type(handler) is logging.StreamHandler:
+                library.removeHandler(handler)
+        library.propagate = True
 
 
 def _without_worker_traceback(message: str) -> str:

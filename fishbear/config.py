@@ -147,6 +147,17 @@ def instantiate(node: DictConfig, where: str, **kwargs: Any) -> Any:
         raise
 
 
+def target_children(group: DictConfig | None) -> list[tuple[str, DictConfig]]:
+    """The ``_target_`` entries of a group node such as ``callbacks`` or ``logger``, with their names."""
+    return [(str(name), child) for name, child in (group or {}).items()
+            if isinstance(child, DictConfig) and "_target_" in child]
+
+
+def instantiate_group(group: DictConfig | None, where: str) -> list[Any]:
+    """Every ``_target_`` entry of a group node, checked and instantiated in order."""
+    return [instantiate(child, f"{where}.{name}") for name, child in target_children(group)]
+
+
 def choice_names(cfg: DictConfig) -> dict[str, str]:
     """Which file of each config group was picked (``data=shapes``, ``model=convnet``...)."""
     try:

@@ -10,25 +10,22 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-import fishbear.config  # noqa: F401  (registers the resolvers before Hydra composes)
-from fishbear.cli import user_errors_exit
+# importing fishbear.config registers its resolvers before Hydra composes
+from fishbear.cli import route_library_logs_to_root, user_errors_exit
+from fishbear.config import instantiate, instantiate_group
 from fishbear.errors import CheckpointError
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
-    from fishbear.config import instantiate
     from fishbear.inference import load_checkpoint, network_from_checkpoint
-    from fishbear.train import _instantiate_group, _route_library_logs_to_root, split_trainer_config, test_and_report
+    from fishbear.train import split_trainer_config, test_and_report
 
-    _route_library_logs_to_root()
+    route_library_logs_to_root()
     started = time.perf_counter()
     run_dir = Path(cfg.paths.output_dir)
-    checkpoint = load_checkpoint(cfg.ckpt)
-    meta = checkpoint["fishbear"]
     datamodule = instantiate(cfg.data, "data")
-    if datamodule.kind != meta["kind"]:
-        raise CheckpointError(f"{cfg.ckpt} is a '{meta['kind']}' checkpoint, but data={datamodule.name} is "
-                              f"'{datamodule.kind}' data; give data of the kind the model was trained for.")
+    checkpoint = load_checkpoint(cfg.ckpt, kind=datamodule.kind)
+    meta = checkpoint["fishbear"]
     datamodule.set_image_size(meta["image_size"])
     datamodule.set_normalization(meta["mean"], meta["std"])
     datamodule.prepare_data()
@@ -39,7 +36,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     lightning_cfg, optim, channels_last = split_trainer_config(cfg.trainer)
     task = instantiate(cfg.task, "task", network=network_from_checkpoint(checkpoint), classes=meta["classes"],
                        optim=optim, channels_last=channels_last, meta=meta)
-    loggers = _instantiate_group(cfg.get("logger"), "logger")
+    loggers = instantiate_group(cfg.get("logger"), "logger")
     trainer = instantiate(lightning_cfg, "trainer", callbacks=[], logger=loggers or False,
                           default_root_dir=str(run_dir))
     return test_and_report(trainer, task, datamodule, cfg, run_dir, started,

@@ -21,7 +21,8 @@ from fishbear.data.transforms import build_transforms
 from fishbear.errors import CheckpointError
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
+def load_checkpoint(path: str | Path, kind: str | None = None) -> dict[str, Any]:
+    """Read a fishbear checkpoint; ``kind`` refuses a checkpoint of another task kind."""
     path = Path(path)
     if not path.is_file():
         hint = ""
@@ -36,6 +37,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not isinstance(checkpoint, dict) or "fishbear" not in checkpoint:
         raise CheckpointError(f"{path} is not a fishbear checkpoint (it has no 'fishbear' section); "
                               "use a checkpoint written by python -m fishbear.train.")
+    found = checkpoint["fishbear"].get("kind")
+    if kind is not None and found != kind:
+        raise CheckpointError(f"{path} is a '{found}' checkpoint, but a '{kind}' one is needed here.")
     return checkpoint
 
 
@@ -66,11 +70,8 @@ class Predictor:
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu", kind: str | None = None) -> "Predictor":
         """``kind`` refuses a checkpoint of another task kind."""
-        checkpoint = load_checkpoint(path)
-        meta = checkpoint["fishbear"]
-        if kind is not None and meta.get("kind") != kind:
-            raise CheckpointError(f"{path} is a '{meta.get('kind')}' checkpoint, but a '{kind}' one is needed here.")
-        return cls(network_from_checkpoint(checkpoint), meta, device)
+        checkpoint = load_checkpoint(path, kind)
+        return cls(network_from_checkpoint(checkpoint), checkpoint["fishbear"], device)
 
     def _tensor(self, image: str | Path | Image.Image | np.ndarray) -> torch.Tensor:
         if isinstance(image, (str, Path)):

@@ -16,20 +16,20 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-import fishbear.config  # noqa: F401  (registers the resolvers before Hydra composes)
-from fishbear.cli import user_errors_exit
+# importing fishbear.config registers its resolvers before Hydra composes
+from fishbear.cli import route_library_logs_to_root, user_errors_exit
+from fishbear.config import instantiate
 
 
 def lr_find(cfg: DictConfig) -> dict[str, Any]:
     import lightning as L
     from lightning.pytorch.tuner import Tuner
 
-    from fishbear.config import instantiate
     from fishbear.io import atomic_write_json
     from fishbear.plots import save_figure
-    from fishbear.train import _route_library_logs_to_root, build_experiment, check_config, split_trainer_config
+    from fishbear.train import build_experiment, check_config, split_trainer_config
 
-    _route_library_logs_to_root()
+    route_library_logs_to_root()
     run_dir = Path(cfg.paths.output_dir)
     lightning_cfg, optim, channels_last = split_trainer_config(cfg.trainer)
     check_config(cfg, lightning_cfg)

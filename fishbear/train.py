@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 import time
 from pathlib import Path
@@ -17,8 +16,9 @@ import yaml
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-import fishbear.config  # noqa: F401  (registers the resolvers before Hydra composes)
-from fishbear.cli import user_errors_exit
+# importing fishbear.config registers its resolvers before Hydra composes
+from fishbear.cli import route_library_logs_to_root, user_errors_exit
+from fishbear.config import check_node, choice_names, instantiate, instantiate_group, target_children
 from fishbear.errors import CheckpointError, FishbearError
 
 if TYPE_CHECKING:
@@ -29,11 +29,8 @@ if TYPE_CHECKING:
 # torch, Lightning and the rest are imported inside the functions below, after Hydra has
 # composed the config: a mistyped override is answered in a second, not after ten.
 
-log = logging.getLogger("fishbear.train")
-
 def split_trainer_config(trainer_cfg: DictConfig) -> tuple[DictConfig, OptimSettings, bool]:
     """Separate fishbear's keys (optimiser, schedule, memory format) from Lightning's Trainer args."""
-    from fishbear.config import instantiate
     from fishbear.optim import OptimSettings
 
     fishbear_keys = (*OptimSettings.keys(), "channels_last")
@@ -56,39 +53,15 @@ def _resolve_ckpt_path(ckpt_path: str | None, run_dir: Path) -> str | None:
     return str(path)
 
 
-def _route_library_logs_to_root() -> None:
-    """Lightning and torchmetrics add a stderr handler of their own and also pass messages on to
-    the root logger that Hydra set up (console and train.log): each message printed twice. Leave
-    them to the root logger when it has handlers."""
-    if not logging.getLogger().handlers:
-        return
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "torchmetrics"):
-        library = logging.getLogger(name)
-        for handler in list(library.handlers):
-            if type(handler) is logging.StreamHandler:
-                library.removeHandler(handler)
-        library.propagate = True
-
-
 def check_config(cfg: DictConfig, lightning_cfg: DictConfig) -> None:
     """Type-check every ``_target_`` node against its class; values known only at run time are skipped."""
-    from fishbear.config import check_node
-
     check_node(cfg.data, "data")
     check_node(cfg.model, "model", skip={"num_classes"})
     check_node(cfg.task, "task", skip={"network", "classes", "optim", "channels_last", "meta"})
     check_node(lightning_cfg, "trainer", skip={"callbacks", "logger", "default_root_dir", "plugins"})
     for group in ("callbacks", "logger"):
-        for name, node in (cfg.get(group) or {}).items():
-            if isinstance(node, DictConfig) and "_target_" in node:
-                check_node(node, f"{group}.{name}")
-
-
-def _instantiate_group(node: DictConfig | None, where: str) -> list[Any]:
-    from fishbear.config import instantiate
-
-    return [instantiate(child, f"{where}.{name}") for name, child in (node or {}).items()
-            if isinstance(child, DictConfig) and "_target_" in child]
+        for name, node in target_children(cfg.get(group)):
+            check_node(node, f"{group}.{name}")
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -97,9 +70,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     from lightning.pytorch.callbacks import LearningRateMonitor
 
     from fishbear.callbacks.checkpoint_io import AtomicCheckpointIO
-    from fishbear.config import instantiate
 
-    _route_library_logs_to_root()
+    route_library_logs_to_root()
     started = time.perf_counter()
     run_dir = Path(cfg.paths.output_dir)
     lightning_cfg, optim, channels_last = split_trainer_config(cfg.trainer)
@@ -107,8 +79,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     datamodule, task = build_experiment(cfg, optim, channels_last)
-    callbacks = _instantiate_group(cfg.get("callbacks"), "callbacks")
-    loggers = _instantiate_group(cfg.get("logger"), "logger")
+    callbacks = instantiate_group(cfg.get("callbacks"), "callbacks")
+    loggers = instantiate_group(cfg.get("logger"), "logger")
     if not loggers:  # logger=none: nothing to monitor learning rates into
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     trainer = instantiate(lightning_cfg, "trainer", callbacks=callbacks, logger=loggers or False,
@@ -133,8 +105,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 def build_experiment(cfg: DictConfig, optim: OptimSettings, channels_last: bool) -> tuple[Any, Any]:
     """The data module (read, so its classes are known) and the task around a network sized for it;
     the data normalises with the network's statistics. Shared by ``train`` and ``lr_find``."""
-    from fishbear.config import instantiate
-
     datamodule = instantiate(cfg.data, "data")
     datamodule.prepare_data()
     datamodule.setup("fit")
@@ -157,7 +127,6 @@ def test_and_report(trainer: L.Trainer, task: Any, datamodule: Any, cfg: DictCon
                     extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Test on the held-out split, then write report.json/report.md, figures and TensorBoard
     entries and print the summary; shared by ``train`` and ``evaluate``."""
-    from fishbear.config import choice_names
     from fishbear.report import build_report, device_description, write_report
 
     metrics: dict[str, float] = {}
