@@ -86,6 +86,8 @@ class NameRegexReader:
     ``group`` is the capture group (number or name) that holds the class. All images come as
     ``train``; the data module holds out the validation fraction. A file the pattern does not
     match is an error (``skip_unmatched=true`` leaves such files out and counts them).
+    ``case_labels`` relabels by the case of the label's first letter: Oxford pets' cat breeds are
+    capitalised, so ``{upper: cat, lower: dog}`` turns 37 breeds into fastai's cats-vs-dogs.
     """
 
     pattern: str
@@ -93,6 +95,17 @@ class NameRegexReader:
     group: int | str = 1
     recursive: bool = False
     skip_unmatched: bool = False
+    case_labels: dict[str, str] | None = None
+
+    def _label(self, captured: str) -> str:
+        if not self.case_labels:
+            return captured
+        case = "upper" if captured[:1].isupper() else "lower"
+        try:
+            return self.case_labels[case]
+        except KeyError:
+            raise DataError(f"data.reader.case_labels needs both 'upper' and 'lower' keys, got "
+                            f"{sorted(self.case_labels)}") from None
 
     def __call__(self, root: Path) -> Catalog:
         folder = Path(root) / self.folder
@@ -113,7 +126,7 @@ class NameRegexReader:
             if match is None or match.group(self.group) is None:
                 unmatched.append(path)
             else:
-                labelled.append((path, match.group(self.group)))
+                labelled.append((path, self._label(match.group(self.group))))
         if not labelled:
             examples = ", ".join(p.name for p in files[:5])
             raise DataError(
