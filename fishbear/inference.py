@@ -7,9 +7,9 @@ image size, the normalisation statistics and the model config, so nothing else h
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -19,6 +19,8 @@ from PIL import Image
 from fishbear.data.images import load_rgb
 from fishbear.data.transforms import build_transforms
 from fishbear.errors import CheckpointError
+
+K = TypeVar("K")
 
 
 def load_checkpoint(path: str | Path, kind: str | None = None) -> dict[str, Any]:
@@ -97,12 +99,17 @@ class Predictor:
         """Class and probability for one image (a path, a PIL image or an H x W x 3 array)."""
         return self.predict_batch([image])[0]
 
-    def predict_files(self, paths: Iterable[Path], batch_size: int = 32) -> Iterable[tuple[Path, dict[str, Any]]]:
-        chunk: list[Path] = []
-        for path in paths:
-            chunk.append(path)
+    def predict_stream(self, items: Iterable[tuple[K, Any]], batch_size: int = 32) -> Iterator[tuple[K, dict[str, Any]]]:
+        """Predictions for ``(key, image)`` pairs in batches, keys passed through: file paths for
+        folders, frame numbers for videos; lazy, so a long video is never held in memory."""
+        chunk: list[tuple[K, Any]] = []
+        for item in items:
+            chunk.append(item)
             if len(chunk) == batch_size:
-                yield from zip(chunk, self.predict_batch(chunk))
+                yield from zip((key for key, _ in chunk), self.predict_batch([image for _, image in chunk]))
                 chunk = []
         if chunk:
-            yield from zip(chunk, self.predict_batch(chunk))
+            yield from zip((key for key, _ in chunk), self.predict_batch([image for _, image in chunk]))
+
+    def predict_files(self, paths: Iterable[Path], batch_size: int = 32) -> Iterator[tuple[Path, dict[str, Any]]]:
+        return self.predict_stream(((path, path) for path in paths), batch_size)

@@ -73,3 +73,17 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory, data_cache: Path) -> t
     os.environ["FISHBEAR_DATA"] = str(data_cache)
     run_dir = tmp_path_factory.mktemp("run")
     return run_dir, train(compose_train(TINY + ["trainer.max_epochs=2"], run_dir))
+
+
+def write_video(path: Path, frames: list, fps: int = 4) -> Path:
+    """An H.264 mp4 of ``frames`` (H x W x 3 uint8, even sizes) with PyAV, as a camera would leave it."""
+    import av
+
+    height, width = frames[0].shape[:2]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for image in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode())
+    return path
