@@ -92,14 +92,15 @@ def build_optimizer(network: Network, settings: OptimSettings) -> Optimizer:
 def build_scheduler(optimizer: Optimizer, settings: OptimSettings, total_steps: int) -> LRScheduler:
     """A per-step schedule over ``total_steps``; ``one_cycle`` warms up for ``pct_start`` of them."""
     # OneCycleLR divides by the length of each phase: very short runs (a 4-step smoke test)
-    # need at least two warm-up steps and a schedule of at least four
+    # need at least two warm-up steps, one annealing step and a schedule of at least four; within
+    # that, pct_start is kept as asked (fastai's frozen phase warms up for 99% of it)
     total_steps = max(int(total_steps), 4)
     if settings.schedule == "one_cycle":
         return OneCycleLR(
             optimizer,
             max_lr=[g["lr"] for g in optimizer.param_groups],
             total_steps=total_steps,
-            pct_start=min(max(settings.pct_start, 2.0 / total_steps), 0.5),
+            pct_start=min(max(settings.pct_start, 2.0 / total_steps), 1.0 - 1.0 / total_steps),
             div_factor=settings.div_factor,
             final_div_factor=settings.final_div_factor,
             cycle_momentum=True,

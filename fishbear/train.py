@@ -105,6 +105,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 def build_experiment(cfg: DictConfig, optim: OptimSettings, channels_last: bool) -> tuple[Any, Any]:
     """The data module (read, so its classes are known) and the task around a network sized for it;
     the data normalises with the network's statistics. Shared by ``train`` and ``lr_find``."""
+    from fishbear.runtime import tune_host_allocator
+
+    tune_host_allocator()  # before the data module forks its loader workers
     datamodule = instantiate(cfg.data, "data")
     datamodule.prepare_data()
     datamodule.setup("fit")

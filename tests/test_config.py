@@ -24,7 +24,7 @@ def test_trainer_configs_compose_and_split(trainer, tmp_path):
     if trainer == "gpu":
         assert channels_last and lightning_part.accelerator == "gpu"
     if trainer == "cpu":
-        assert not channels_last and lightning_part.precision == "32-true"
+        assert channels_last and lightning_part.precision == "32-true"
 
 
 @pytest.mark.parametrize("data", _choices("data"))

@@ -59,7 +59,8 @@ def test_fine_tune_freezes_then_unfreezes_with_restarted_discriminative_rates(tm
     assert max(r[-1] for r in frozen) <= 1e-2 * 1.0001
     first = unfrozen[0]
     assert first[0] / first[-1] == pytest.approx(1 / 100), "first group at head / lr_div"
-    assert first[-1] == pytest.approx(1e-2 * 0.5 / 25, rel=1e-3), "one-cycle restarts low (div_factor 25)"
+    assert first[-1] == pytest.approx(1e-2 * 0.5 / 5, rel=1e-3), "one-cycle restarts at lr / 5 (fine_tune's div)"
+    assert frozen[0][-1] == pytest.approx(1e-2 / 25, rel=1e-3), "the frozen cycle starts at lr / div_factor"
     assert max(r[-1] for r in unfrozen) == pytest.approx(1e-2 * 0.5, rel=0.05)
 
 

@@ -58,3 +58,18 @@ def test_one_cycle_survives_very_short_runs(steps):
     for _ in range(steps):
         optimizer.step()
         scheduler.step()
+
+
+def test_one_cycle_keeps_a_long_warm_up_as_asked():
+    """fastai's frozen phase warms up for 99% of its steps: the peak must come at the end, not halfway."""
+    net = ConvNet(3, widths=(8, 16))
+    settings = OptimSettings(lr=1e-2, pct_start=0.99)
+    optimizer = build_optimizer(net, settings)
+    scheduler = build_scheduler(optimizer, settings, total_steps=100)
+    rates = []
+    for _ in range(100):
+        rates.append(optimizer.param_groups[-1]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert max(range(100), key=rates.__getitem__) >= 97
+    assert rates[0] == pytest.approx(1e-2 / 25)

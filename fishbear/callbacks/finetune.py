@@ -22,13 +22,14 @@ from fishbear.optim import OptimSettings, build_scheduler, group_rates
 class FineTune(L.Callback):
     def __init__(self, freeze_epochs: int = 1, freeze_to: int = -1, train_bn: bool = True,
                  unfrozen_lr_factor: float = 0.5, frozen_pct_start: float = 0.99,
-                 unfrozen_pct_start: float = 0.3) -> None:
+                 unfrozen_pct_start: float = 0.3, unfrozen_div_factor: float = 5.0) -> None:
         self.freeze_epochs = int(freeze_epochs)
         self.freeze_to = int(freeze_to)
         self.train_bn = bool(train_bn)
         self.unfrozen_lr_factor = float(unfrozen_lr_factor)
         self.frozen_pct_start = float(frozen_pct_start)
         self.unfrozen_pct_start = float(unfrozen_pct_start)
+        self.unfrozen_div_factor = float(unfrozen_div_factor)
         self.phase: str | None = None
 
     def phase_of(self, epoch: int) -> str:
@@ -38,7 +39,7 @@ class FineTune(L.Callback):
         if phase == "frozen":
             return replace(base, lr_div=1.0, pct_start=self.frozen_pct_start, schedule="one_cycle")
         return replace(base, lr=base.lr * self.unfrozen_lr_factor, pct_start=self.unfrozen_pct_start,
-                       schedule="one_cycle")
+                       div_factor=self.unfrozen_div_factor, schedule="one_cycle")
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         phase = self.phase_of(trainer.current_epoch)

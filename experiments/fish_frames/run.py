@@ -1,0 +1,109 @@
+"""Fish / no-fish on the video-trap frames, and the automated first pass over later footage.
+
+The 168 frames of ``../shared/data/fish/video1_output`` are numbered by second of the video
+(``video1_frame_<N>.jpg``; ``positive/`` and ``testImages/`` hold fish, ``negative/`` none).
+Protocol, so that the test is footage the model never saw:
+  1. frames N <= ``--cut`` are the training set (ImageFolder ``train/{fish,no_fish}`` of symlinks in a
+     scratch folder; a seeded 20% becomes validation);
+  2. frames N > ``--cut`` are the test set (``test/{fish,no_fish}``), and are also encoded, in order,
+     into an mp4 at 1 frame per second;
+  3. ``python -m fishbear.train data=frames ...`` fine-tunes a pretrained network;
+  4. ``python -m fishbear.frames later.mp4 --sort-with best.ckpt`` files the test footage into
+     ``fish/`` and ``no_fish/``; its agreement with the true labels and the number of frames
+     marked for review are printed.
+
+    python experiments/fish_frames/run.py [--shared ../shared/data] [--cut 120] [-- fishbear overrides]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+FISH = {"positive": "fish", "testImages": "fish", "negative": "no_fish"}
+
+
+def labelled_frames(folder: Path) -> dict[int, tuple[Path, str]]:
+    frames = {}
+    for sub, label in FISH.items():
+        for path in (folder / sub).glob("video1_frame_*.jpg"):
+            frames[int(re.search(r"_(\d+)\.jpg$", path.name).group(1))] = (path, label)
+    return frames
+
+
+def write_layout(frames: dict[int, tuple[Path, str]], cut: int, root: Path) -> None:
+    for number, (path, label) in frames.items():
+        split = "train" if number <= cut else "test"
+        target = root / split / label / path.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.symlink_to(path.resolve())
+
+
+def write_video(paths: list[Path], out: Path, fps: int = 1) -> Path:
+    import av
+
+    first = np.asarray(Image.open(paths[0]).convert("RGB"))
+    height, width = first.shape[0] // 2 * 2, first.shape[1] // 2 * 2
+    with av.open(str(out), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"crf": "18"}
+        for path in paths:
+            image = np.asarray(Image.open(path).convert("RGB"))[:height, :width]
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode())
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[3] / "shared" / "data")
+    parser.add_argument("--cut", type=int, default=120)
+    parser.add_argument("--keep", type=Path, default=None, help="keep the scratch folder here")
+    parser.add_argument("overrides", nargs="*")
+    args = parser.parse_args()
+    frames = labelled_frames(args.shared / "fish" / "video1_output")
+    if len(frames) != 168:
+        raise SystemExit(f"expected 168 labelled frames under {args.shared}/fish/video1_output, found {len(frames)}")
+    scratch = args.keep or Path(tempfile.mkdtemp(prefix="fish_frames_"))
+    write_layout(frames, args.cut, scratch / "data")
+    later = sorted(n for n in frames if n > args.cut)
+    video = write_video([frames[n][0] for n in later], scratch / "later.mp4")
+
+    run_dir = scratch / "run"
+    train = [sys.executable, "-m", "fishbear.train", "data=frames", f"data.root={scratch / 'data'}",
+             "model=mobilenet_v2", "model.pretrained=true", "callbacks=finetune", "trainer.max_epochs=4",
+             "trainer.lr=2e-3", "trainer.lr_div=100", f"hydra.run.dir={run_dir}", *args.overrides]
+    print("$", " ".join(train[1:]), flush=True)
+    subprocess.run(train, check=True, stdout=subprocess.DEVNULL)
+    report = json.loads((run_dir / "report.json").read_text())
+    print(f"test (frames {later[0]}-{later[-1]}, {len(later)} images): "
+          + ", ".join(f"{k}={v:.4f}" for k, v in report["metrics"].items())
+          + f"; fit {report['fit_seconds']:.1f} s for {report['epochs']} epochs on {report['device']['accelerator']}")
+
+    sort = [sys.executable, "-m", "fishbear.frames", str(video), "--out", str(scratch / "sorted"),
+            "--sort-with", str(run_dir / "checkpoints" / "best.ckpt")]
+    print("$", " ".join(sort[1:]), flush=True)
+    subprocess.run(sort, check=True)
+    rows = list(csv.DictReader((scratch / "sorted" / "frames.csv").open()))
+    truth = [frames[n][1] for n in later]
+    agree = sum(row["class"] == label for row, label in zip(rows, truth))
+    review = [row for row in rows if row["review"]]
+    wrong_unflagged = sum(row["class"] != label and not row["review"] for row, label in zip(rows, truth))
+    print(f"first pass over the later footage: {agree}/{len(rows)} frames filed correctly "
+          f"({agree / len(rows):.1%}; all-no_fish baseline {truth.count('no_fish') / len(truth):.1%}); "
+          f"{len(review)} marked for review; {wrong_unflagged} wrong and not marked")
+    print(f"scratch folder: {scratch}")
+
+
+if __name__ == "__main__":
+    main()
