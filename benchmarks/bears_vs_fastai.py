@@ -3,7 +3,7 @@
 The task's reference: fastai 2.8.12, ``vision_learner(dls, mobilenet_v2)``, ImageNet weights,
 ``fine_tune(3)`` (one frozen epoch, three unfrozen), 224 px, batch 32, 20% of train held out,
 test accuracy on the ``test/`` folder. fishbear runs the same recipe through its CLI
-(``callbacks=finetune``). Printed: test accuracy, seconds per epoch (fit time / 4, validation
+(``callbacks=finetune``, default logger and callbacks). Printed: test accuracy, seconds per epoch (fit time / 4, validation
 included), and fishbear's seconds per epoch as a ratio of fastai's.
 
 fastai is not a fishbear dependency; install it beside (its metadata pins nothing we need):
@@ -11,7 +11,7 @@ fastai is not a fishbear dependency; install it beside (its metadata pins nothin
         fastdownload "fastprogress==1.0.3" "plum-dispatch<2.10" beartype rich
     PYTHONPATH=/tmp/fastai_env python benchmarks/bears_vs_fastai.py --data ../shared/data/bears
 
-    python benchmarks/bears_vs_fastai.py --data DIR [--skip-fastai] [--rounds 1] [-- fishbear overrides]
+    python benchmarks/bears_vs_fastai.py --data DIR [--skip-fastai] [--rounds 1] [--seed 42] [fishbear overrides]
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 FISHBEAR_RECIPE = [
     "data=bears", "model=mobilenet_v2", "model.pretrained=true", "callbacks=finetune",
     "trainer.max_epochs=4", "trainer.lr=2e-3", "trainer.lr_div=100", "data.batch_size=32", "data.image_size=224",
+    "data.augment.crop_scale=[0.5,1.0]",  # the fastai side: RandomResizedCrop(224, min_scale=0.5)
 ]
 
 
@@ -66,7 +66,7 @@ def run_fishbear(data: Path, extra: list[str]) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "run"
         args = [sys.executable, "-m", "fishbear.train", *FISHBEAR_RECIPE, f"data.root={data}",
-                f"hydra.run.dir={run_dir}", "logger=none", *extra]
+                f"hydra.run.dir={run_dir}", *extra]
         out = subprocess.run(args, capture_output=True, text=True, cwd=tmp)
         if out.returncode != 0:
             raise SystemExit(f"fishbear run failed:\n{out.stderr[-3000:]}")
@@ -80,6 +80,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--skip-fastai", action="store_true")
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=42, help="seed of round 1; round k uses seed + k - 1")
     parser.add_argument("overrides", nargs="*", help="extra fishbear overrides")
     args = parser.parse_args()
     data = args.data.resolve()
@@ -87,8 +88,8 @@ def main() -> None:
     for round_ in range(1, args.rounds + 1):
         sides = {}
         if not args.skip_fastai:
-            sides["fastai"] = run_fastai(data)
-        sides["fishbear"] = run_fishbear(data, args.overrides)
+            sides["fastai"] = run_fastai(data, seed=args.seed + round_ - 1)
+        sides["fishbear"] = run_fishbear(data, [f"seed={args.seed + round_ - 1}", *args.overrides])
         for name, result in sides.items():
             per_epoch = result["fit_seconds"] / result["epochs"]
             print(f"round {round_} {name:8s}: test acc {result['test_acc']:.4f} on {result['test_images']} images, "

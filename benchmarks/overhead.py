@@ -4,7 +4,8 @@ Both sides train the same network (same config, same seed) on the same in-memory
 same number of optimiser steps, with the same optimiser and one-cycle schedule. The fishbear side
 is composed by Hydra from the real config tree and run by Lightning's Trainer with the default
 callbacks (checkpointing, learning-rate monitor, batch grid), the TensorBoard logger and the
-progress bar; the plain side is a bare ``for`` loop. Only the steps after a warm-up are timed.
+progress bar; the plain side is a bare ``for`` loop on the same device, with the same precision
+(autocast) and memory format. Only the steps after a warm-up are timed.
 Rounds alternate (plain, fishbear, plain, ...); the figure is the median over rounds of the
 ratio within each round, so a noisy neighbour on a shared machine, which slows whole stretches
 of time, weighs on both sides of a ratio alike.
@@ -68,10 +69,17 @@ class StepTimer(L.Callback):
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if batch_idx == self.warmup:
+            _sync()
             self.start = time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        _sync()
         self.end = time.perf_counter()
+
+
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
 
 
 def compose_cfg(model: str, steps: int, out_dir: str, extra: list[str]):
@@ -100,9 +108,17 @@ def run_fishbear(cfg, data: InMemoryData, classes: list[str], warmup: int, steps
 
 
 def run_plain(cfg, data: InMemoryData, classes: list[str], warmup: int, steps: int) -> float:
+    """The same network, optimiser, schedule, device, precision and memory format in a bare loop."""
     torch.manual_seed(0)
     network = instantiate(cfg.model, "model", num_classes=len(classes))
-    _, optim, channels_last = split_trainer_config(cfg.trainer)
+    lightning_cfg, optim, channels_last = split_trainer_config(cfg.trainer)
+    use_cuda = torch.cuda.is_available() and lightning_cfg.accelerator in ("auto", "gpu", "cuda")
+    device = torch.device("cuda" if use_cuda else "cpu")
+    precision = str(lightning_cfg.precision)
+    dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(precision)
+    scaler = torch.amp.GradScaler(enabled=dtype is torch.float16)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    network.to(device, memory_format=memory_format)
     optimizer = build_optimizer(network, optim)
     scheduler = build_scheduler(optimizer, optim, steps)
     network.train()
@@ -111,12 +127,18 @@ def run_plain(cfg, data: InMemoryData, classes: list[str], warmup: int, steps: i
         if i == steps:
             break
         if i == warmup:
+            _sync()
             start = time.perf_counter()
-        loss = F.cross_entropy(network(batch["image"]), batch["target"])
+        images = batch["image"].to(device, non_blocking=True).contiguous(memory_format=memory_format)
+        targets = batch["target"].to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            loss = F.cross_entropy(network(images), targets)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
         scheduler.step()
+    _sync()
     return (steps - warmup) * data.batch_size / (time.perf_counter() - start)
 
 

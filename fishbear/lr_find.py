@@ -3,7 +3,7 @@
 Trains for ``num_training`` steps while the rate grows exponentially from ``min_lr`` to
 ``max_lr``, then saves ``lr_find.png`` (loss against rate, suggestions marked) and
 ``lr_find.json``, and prints two suggestions: the steepest descent (Lightning's) and a tenth of
-the rate at the lowest loss (fastai's ``minimum/10``). With ``callbacks=finetune`` the body is
+the rate at the lowest loss (fastai's ``minimum/10``). When fine-tuning (pretrained, or ``callbacks=finetune``) the body is
 frozen as it will be in the first phase, since that is the phase whose rate is being chosen.
 """
 
@@ -36,6 +36,8 @@ def lr_find(cfg: DictConfig) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule, task = build_experiment(cfg, optim, channels_last)
     finetune = (cfg.get("callbacks") or {}).get("finetune")
+    if finetune is not None and not finetune.get("enabled", True):
+        finetune = None
     if finetune is not None:
         task.network.freeze_to(int(finetune.freeze_to), bool(finetune.train_bn))
     # the range test runs num_training steps however few batches an epoch holds

@@ -78,3 +78,25 @@ def test_freeze_to_minus_two_and_frozen_bn_held_in_eval():
     assert torch.equal(before, net.stem[1].running_mean)
     net.unfreeze()
     assert all(p.requires_grad for p in net.parameters())
+
+
+def test_fine_tune_is_the_default_for_pretrained_models_only():
+    from hydra.utils import instantiate
+
+    from fishbear.callbacks.finetune import FineTune
+
+    def finetune_of(overrides):
+        return instantiate(compose_train(overrides).callbacks.finetune)
+
+    assert finetune_of(["model=mobilenet_v2", "model.pretrained=true"]).enabled
+    assert not finetune_of(["model=mobilenet_v2"]).enabled
+    assert not finetune_of([]).enabled  # convnet has no pretrained key at all
+    assert finetune_of(["callbacks=finetune"]).enabled
+    off = FineTune(enabled=False)
+    net = ConvNet(3, widths=(8, 16))
+
+    class Module:
+        network = net
+
+    off.on_train_epoch_start(None, Module())
+    assert all(p.requires_grad for p in net.parameters())

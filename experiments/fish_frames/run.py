@@ -2,17 +2,20 @@
 
 The 168 frames of ``../shared/data/fish/video1_output`` are numbered by second of the video
 (``video1_frame_<N>.jpg``; ``positive/`` and ``testImages/`` hold fish, ``negative/`` none).
-Protocol, so that the test is footage the model never saw:
-  1. frames N <= ``--cut`` are the training set (ImageFolder ``train/{fish,no_fish}`` of symlinks in a
-     scratch folder; a seeded 20% becomes validation);
-  2. frames N > ``--cut`` are the test set (``test/{fish,no_fish}``), and are also encoded, in order,
+Protocol, the way the exercise is worked (a person labels a sample of the footage, the model
+sorts the rest), so that the test is footage the model never saw:
+  1. frames with N % ``--label-every`` == 0 are the labelled sample (ImageFolder
+     ``train/{fish,no_fish}`` of symlinks in a scratch folder; a seeded 20% becomes validation);
+     with ``--split time``, frames N <= ``--cut`` are, instead (the early footage only);
+  2. the other frames are the test set (``test/{fish,no_fish}``), and are also encoded, in order,
      into an mp4 at 1 frame per second;
   3. ``python -m fishbear.train data=frames ...`` fine-tunes a pretrained network;
   4. ``python -m fishbear.frames later.mp4 --sort-with best.ckpt`` files the test footage into
      ``fish/`` and ``no_fish/``; its agreement with the true labels and the number of frames
      marked for review are printed.
 
-    python experiments/fish_frames/run.py [--shared ../shared/data] [--cut 120] [-- fishbear overrides]
+    python experiments/fish_frames/run.py [--shared ../shared/data] [--label-every 2 | --split time --cut 120]
+        [--keep DIR] [fishbear overrides]
 """
 
 from __future__ import annotations
@@ -40,9 +43,9 @@ def labelled_frames(folder: Path) -> dict[int, tuple[Path, str]]:
     return frames
 
 
-def write_layout(frames: dict[int, tuple[Path, str]], cut: int, root: Path) -> None:
+def write_layout(frames: dict[int, tuple[Path, str]], labelled: set[int], root: Path) -> None:
     for number, (path, label) in frames.items():
-        split = "train" if number <= cut else "test"
+        split = "train" if number in labelled else "test"
         target = root / split / label / path.name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.symlink_to(path.resolve())
@@ -67,6 +70,8 @@ def write_video(paths: list[Path], out: Path, fps: int = 1) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[3] / "shared" / "data")
+    parser.add_argument("--split", choices=["every", "time"], default="every")
+    parser.add_argument("--label-every", type=int, default=2)
     parser.add_argument("--cut", type=int, default=120)
     parser.add_argument("--keep", type=Path, default=None, help="keep the scratch folder here")
     parser.add_argument("overrides", nargs="*")
@@ -75,8 +80,12 @@ def main() -> None:
     if len(frames) != 168:
         raise SystemExit(f"expected 168 labelled frames under {args.shared}/fish/video1_output, found {len(frames)}")
     scratch = args.keep or Path(tempfile.mkdtemp(prefix="fish_frames_"))
-    write_layout(frames, args.cut, scratch / "data")
-    later = sorted(n for n in frames if n > args.cut)
+    if args.split == "time":
+        labelled = {n for n in frames if n <= args.cut}
+    else:
+        labelled = {n for n in frames if n % args.label_every == 0}
+    write_layout(frames, labelled, scratch / "data")
+    later = sorted(n for n in frames if n not in labelled)
     video = write_video([frames[n][0] for n in later], scratch / "later.mp4")
 
     run_dir = scratch / "run"
@@ -86,7 +95,7 @@ def main() -> None:
     print("$", " ".join(train[1:]), flush=True)
     subprocess.run(train, check=True, stdout=subprocess.DEVNULL)
     report = json.loads((run_dir / "report.json").read_text())
-    print(f"test (frames {later[0]}-{later[-1]}, {len(later)} images): "
+    print(f"test ({len(later)} frames never labelled, {later[0]}-{later[-1]}): "
           + ", ".join(f"{k}={v:.4f}" for k, v in report["metrics"].items())
           + f"; fit {report['fit_seconds']:.1f} s for {report['epochs']} epochs on {report['device']['accelerator']}")
 
@@ -99,7 +108,7 @@ def main() -> None:
     agree = sum(row["class"] == label for row, label in zip(rows, truth))
     review = [row for row in rows if row["review"]]
     wrong_unflagged = sum(row["class"] != label and not row["review"] for row, label in zip(rows, truth))
-    print(f"first pass over the later footage: {agree}/{len(rows)} frames filed correctly "
+    print(f"first pass over the unlabelled footage: {agree}/{len(rows)} frames filed correctly "
           f"({agree / len(rows):.1%}; all-no_fish baseline {truth.count('no_fish') / len(truth):.1%}); "
           f"{len(review)} marked for review; {wrong_unflagged} wrong and not marked")
     print(f"scratch folder: {scratch}")

@@ -20,9 +20,13 @@ from fishbear.optim import OptimSettings, build_scheduler, group_rates
 
 
 class FineTune(L.Callback):
-    def __init__(self, freeze_epochs: int = 1, freeze_to: int = -1, train_bn: bool = True,
+    """``enabled=false`` makes every hook a no-op: the default callbacks carry a FineTune that is
+    enabled by ``model.pretrained``, so pretrained runs fine-tune unless told otherwise."""
+
+    def __init__(self, enabled: bool = True, freeze_epochs: int = 1, freeze_to: int = -1, train_bn: bool = True,
                  unfrozen_lr_factor: float = 0.5, frozen_pct_start: float = 0.99,
                  unfrozen_pct_start: float = 0.3, unfrozen_div_factor: float = 5.0) -> None:
+        self.enabled = bool(enabled)
         self.freeze_epochs = int(freeze_epochs)
         self.freeze_to = int(freeze_to)
         self.train_bn = bool(train_bn)
@@ -42,6 +46,8 @@ class FineTune(L.Callback):
                        div_factor=self.unfrozen_div_factor, schedule="one_cycle")
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self.enabled:
+            return
         phase = self.phase_of(trainer.current_epoch)
         network = pl_module.network
         if phase == "frozen":
@@ -54,7 +60,8 @@ class FineTune(L.Callback):
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any,
                              batch_idx: int) -> None:
-        pl_module.network.hold_frozen_bn()  # validation's model.train() switches them back
+        if self.enabled:
+            pl_module.network.hold_frozen_bn()  # validation's model.train() switches them back
 
     def _install_schedule(self, trainer: L.Trainer, pl_module: L.LightningModule, phase: str) -> None:
         settings = self.phase_settings(pl_module.optim, phase)

@@ -18,7 +18,7 @@ class AdaptiveConcatPool2d(nn.Module):
         return torch.cat([self.max(x), self.avg(x)], dim=1)
 
 
-def classifier_head(in_channels: int, num_classes: int, style: str = "fastai", dropout: float = 0.25,
+def classifier_head(in_channels: int, num_classes: int, style: str = "fastai", dropout: float = 0.5,
                     hidden: int = 512) -> nn.Sequential:
     """``fastai``: concat-pool, BN, dropout, linear, ReLU, BN, dropout, linear (``create_head``);
     ``linear``: global average pool and one linear layer; ``max``: global max pool and one linear layer."""

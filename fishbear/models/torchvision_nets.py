@@ -72,7 +72,7 @@ def build_torchvision(arch: str, pretrained: bool, weights: str = "DEFAULT") -> 
 
 
 def resnet(num_classes: int, arch: str = "resnet18", pretrained: bool = False, weights: str = "DEFAULT",
-           head: str = "fastai", dropout: float = 0.25) -> GroupedNetwork:
+           head: str = "fastai", dropout: float = 0.5) -> GroupedNetwork:
     """ResNet in groups ``stem, stage1..stage4, classifier``."""
     model, cfg = build_torchvision(arch, pretrained, weights)
     groups = OrderedDict(
@@ -83,7 +83,7 @@ def resnet(num_classes: int, arch: str = "resnet18", pretrained: bool = False, w
 
 
 def vgg(num_classes: int, arch: str = "vgg16", pretrained: bool = False, weights: str = "DEFAULT",
-        head: str = "fastai", dropout: float = 0.25) -> GroupedNetwork:
+        head: str = "fastai", dropout: float = 0.5) -> GroupedNetwork:
     """VGG in groups ``block1..block5`` (one per max-pool) and ``classifier``; torchvision's
     4096-wide fully connected layers are replaced by a pooled head, so any input of 32 px or more works."""
     model, cfg = build_torchvision(arch, pretrained, weights)
@@ -120,7 +120,7 @@ def split_at_strides(blocks: nn.Sequential, names: list[str]) -> "OrderedDict[st
 
 
 def mobilenet_v2(num_classes: int, arch: str = "mobilenet_v2", pretrained: bool = False,
-                 weights: str = "DEFAULT", head: str = "fastai", dropout: float = 0.25) -> GroupedNetwork:
+                 weights: str = "DEFAULT", head: str = "fastai", dropout: float = 0.5) -> GroupedNetwork:
     """MobileNetV2 in groups ``stem`` (stem and first block, 1/2 resolution) and ``stage1..stage4``
     (1/4 ... 1/32), then ``classifier``."""
     model, cfg = build_torchvision(arch, pretrained, weights)
