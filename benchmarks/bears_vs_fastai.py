@@ -28,6 +28,7 @@ FISHBEAR_RECIPE = [
     "data=bears", "model=mobilenet_v2", "model.pretrained=true", "callbacks=finetune",
     "trainer.max_epochs=4", "trainer.lr=2e-3", "trainer.lr_div=100", "data.batch_size=32", "data.image_size=224",
     "data.augment.crop_scale=[0.5,1.0]",  # the fastai side: RandomResizedCrop(224, min_scale=0.5)
+    "trainer.lr_spread=body_head",  # fastai: one rate for the body, one for the head
 ]
 
 

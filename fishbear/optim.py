@@ -1,8 +1,11 @@
 """Parameter groups with discriminative learning rates, the optimiser and the schedule.
 
 One parameter group per layer group, named after it, so TensorBoard's learning-rate curves read
-``lr-AdamW/stage3``. ``lr`` is the peak rate of the head; earlier groups get geometrically smaller
-rates down to ``lr / lr_div`` for the first group (fastai's ``slice(lr / lr_div, lr)``).
+``lr-AdamW/stage3``. ``lr`` is the peak rate of the head; earlier groups get smaller rates down
+to ``lr / lr_div`` for the first group (fastai's ``slice(lr / lr_div, lr)``): spread
+geometrically over the groups (``lr_spread: geometric``), or the whole body at ``lr / lr_div``
+(``lr_spread: body_head``), which is what fastai's slice gives on its two-group split of a
+torchvision network, and what fine-tuning a small dataset wanted here (experiments/bears).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from fishbear.errors import ConfigError
 from fishbear.models.base import Network
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
+SPREADS = ("geometric", "body_head")
 SCHEDULES = ("one_cycle", "cosine", "constant")
 
 
@@ -30,6 +34,7 @@ class OptimSettings:
 
     lr: float = 3e-3
     lr_div: float = 1.0
+    lr_spread: str = "geometric"
     optimizer: str = "adamw"
     weight_decay: float = 0.01
     momentum: float = 0.95
@@ -46,6 +51,8 @@ class OptimSettings:
             raise ConfigError(f"trainer.schedule={self.schedule!r} is not known; use one of {', '.join(SCHEDULES)}")
         if not self.lr > 0:
             raise ConfigError(f"trainer.lr must be positive, got {self.lr}")
+        if self.lr_spread not in SPREADS:
+            raise ConfigError(f"trainer.lr_spread={self.lr_spread!r} is not known; use one of {', '.join(SPREADS)}")
         if not self.lr_div >= 1:
             raise ConfigError(f"trainer.lr_div must be at least 1 (1 = one rate for all groups), got {self.lr_div}")
 
@@ -54,11 +61,13 @@ class OptimSettings:
         return tuple(f.name for f in fields(cls))
 
 
-def group_rates(lr: float, lr_div: float, n_groups: int) -> list[float]:
-    """Geometric spread from ``lr / lr_div`` (first group) to ``lr`` (head)."""
+def group_rates(lr: float, lr_div: float, n_groups: int, spread: str = "geometric") -> list[float]:
+    """From ``lr / lr_div`` (first group) to ``lr`` (head): geometric steps, or one body rate."""
     if n_groups == 1:
         return [lr]
     low = lr / lr_div
+    if spread == "body_head":
+        return [low] * (n_groups - 1) + [lr]
     return [low * (lr / low) ** (i / (n_groups - 1)) for i in range(n_groups)]
 
 
@@ -66,7 +75,7 @@ def param_groups(network: Network, settings: OptimSettings) -> list[dict]:
     """Every parameter in exactly one named group; frozen ones stay in, so unfreezing needs no
     new optimiser (parameters without gradients are skipped by the step)."""
     groups = network.layer_groups()
-    rates = group_rates(settings.lr, settings.lr_div, len(groups))
+    rates = group_rates(settings.lr, settings.lr_div, len(groups), settings.lr_spread)
     out, seen = [], set()
     for (name, module), rate in zip(groups.items(), rates):
         params = [p for p in module.parameters() if id(p) not in seen]

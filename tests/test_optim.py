@@ -73,3 +73,12 @@ def test_one_cycle_keeps_a_long_warm_up_as_asked():
         scheduler.step()
     assert max(range(100), key=rates.__getitem__) >= 97
     assert rates[0] == pytest.approx(1e-2 / 25)
+
+
+def test_body_head_spread_puts_every_body_group_at_lr_over_lr_div():
+    assert group_rates(1e-3, 100, 4, "body_head") == pytest.approx([1e-5, 1e-5, 1e-5, 1e-3])
+    net = ConvNet(3, widths=(8, 16, 32))
+    groups = param_groups(net, OptimSettings(lr=1e-3, lr_div=100, lr_spread="body_head"))
+    assert [g["lr"] for g in groups] == pytest.approx([1e-5] * (len(groups) - 1) + [1e-3])
+    with pytest.raises(ConfigError, match="trainer.lr_spread='steps' is not known"):
+        OptimSettings(lr_spread="steps")

@@ -69,7 +69,7 @@ class FineTune(L.Callback):
         first, last = (0, self.freeze_epochs) if phase == "frozen" else (self.freeze_epochs, trainer.max_epochs)
         optimizer = trainer.optimizers[0]
         for group, rate in zip(optimizer.param_groups, group_rates(settings.lr, settings.lr_div,
-                                                                   len(optimizer.param_groups))):
+                                                                   len(optimizer.param_groups), settings.lr_spread)):
             group["lr"] = rate
         scheduler = build_scheduler(optimizer, settings, (last - first) * per_epoch)
         for _ in range(max(0, trainer.global_step - first * per_epoch)):
