@@ -1,6 +1,7 @@
 """The README's commands, run as a user types them (with tiny data appended), and CLI errors."""
 
 import csv
+import json
 import re
 
 import pytest
@@ -95,8 +96,9 @@ def test_readme_train_command_runs(command, tmp_path):
         sweep_dir = reports[0].parent.parent
         rows = list(csv.DictReader((sweep_dir / "summary.csv").open()))
         assert len(rows) == 3
-        accs = [float(r["test/acc"]) for r in rows]
-        assert accs == sorted(accs, reverse=True), "summary not best first"
+        monitor = json.loads(reports[0].read_text())["monitor"]  # classify: test/loss, lowest first
+        values = [float(r[monitor["metric"]]) for r in rows]
+        assert values == sorted(values, reverse=monitor["mode"] == "max"), "summary not best first"
         assert sorted(r["trainer.lr"] for r in rows) == ["0.0001", "0.001", "0.01"]
         assert "| rank | run | trainer.lr" in (sweep_dir / "summary.md").read_text()
     else:
