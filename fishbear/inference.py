@@ -8,6 +8,7 @@ image size, the normalisation statistics and the model config, so nothing else h
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -102,14 +103,10 @@ class Predictor:
     def predict_stream(self, items: Iterable[tuple[K, Any]], batch_size: int = 32) -> Iterator[tuple[K, dict[str, Any]]]:
         """Predictions for ``(key, image)`` pairs in batches, keys passed through: file paths for
         folders, frame numbers for videos; lazy, so a long video is never held in memory."""
-        chunk: list[tuple[K, Any]] = []
-        for item in items:
-            chunk.append(item)
-            if len(chunk) == batch_size:
-                yield from zip((key for key, _ in chunk), self.predict_batch([image for _, image in chunk]))
-                chunk = []
-        if chunk:
-            yield from zip((key for key, _ in chunk), self.predict_batch([image for _, image in chunk]))
+        pairs = iter(items)
+        while chunk := list(islice(pairs, batch_size)):
+            keys, images = zip(*chunk)
+            yield from zip(keys, self.predict_batch(list(images)))
 
     def predict_files(self, paths: Iterable[Path], batch_size: int = 32) -> Iterator[tuple[Path, dict[str, Any]]]:
         return self.predict_stream(((path, path) for path in paths), batch_size)

@@ -6,7 +6,7 @@ Shared by ``fishbear.frames`` (cut a video into images, optionally sorted by a c
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,6 +76,28 @@ def read_frames(path: str | Path, every: int = 1) -> Iterator[Frame]:
                 yield Frame(index, time, frame.to_ndarray(format="rgb24"))
         except av.error.FFmpegError as err:
             raise DataError(f"{path}: decoding stopped at frame {index + 1} ({err}); the file may be cut short.") from None
+
+
+def write_video(path: str | Path, images: Iterable[np.ndarray], fps: int = 25, crf: int = 18) -> Path:
+    """Encode H x W x 3 uint8 frames as H.264 (yuv420p, so odd sizes lose their last row/column);
+    ``crf`` 18 is visually near-lossless, so frames cut back out are close to the originals."""
+    import av
+
+    path = Path(path)
+    with av.open(str(path), "w") as container:
+        stream = None
+        for image in images:
+            if stream is None:
+                stream = container.add_stream("libx264", rate=fps)
+                stream.width, stream.height = image.shape[1] // 2 * 2, image.shape[0] // 2 * 2
+                stream.pix_fmt = "yuv420p"
+                stream.options = {"crf": str(crf)}
+            frame = np.ascontiguousarray(image[: stream.height, : stream.width])
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        if stream is None:
+            raise DataError(f"no frames to write to {path}")
+        container.mux(stream.encode())
+    return path
 
 
 def gray_world(image: np.ndarray) -> np.ndarray:

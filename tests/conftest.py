@@ -76,14 +76,7 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory, data_cache: Path) -> t
 
 
 def write_video(path: Path, frames: list, fps: int = 4) -> Path:
-    """An H.264 mp4 of ``frames`` (H x W x 3 uint8, even sizes) with PyAV, as a camera would leave it."""
-    import av
+    """An H.264 mp4 of ``frames`` (H x W x 3 uint8) with PyAV, as a camera would leave it."""
+    from fishbear.video import write_video as encode
 
-    height, width = frames[0].shape[:2]
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        for image in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
-        container.mux(stream.encode())
-    return path
+    return encode(path, frames, fps)

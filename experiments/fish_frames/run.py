@@ -32,6 +32,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from fishbear.video import write_video
+
 FISH = {"positive": "fish", "testImages": "fish", "negative": "no_fish"}
 
 
@@ -49,22 +51,6 @@ def write_layout(frames: dict[int, tuple[Path, str]], labelled: set[int], root: 
         target = root / split / label / path.name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.symlink_to(path.resolve())
-
-
-def write_video(paths: list[Path], out: Path, fps: int = 1) -> Path:
-    import av
-
-    first = np.asarray(Image.open(paths[0]).convert("RGB"))
-    height, width = first.shape[0] // 2 * 2, first.shape[1] // 2 * 2
-    with av.open(str(out), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"crf": "18"}
-        for path in paths:
-            image = np.asarray(Image.open(path).convert("RGB"))[:height, :width]
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
-        container.mux(stream.encode())
-    return out
 
 
 def main() -> None:
@@ -86,7 +72,8 @@ def main() -> None:
         labelled = {n for n in frames if n % args.label_every == 0}
     write_layout(frames, labelled, scratch / "data")
     later = sorted(n for n in frames if n not in labelled)
-    video = write_video([frames[n][0] for n in later], scratch / "later.mp4")
+    images = (np.asarray(Image.open(frames[n][0]).convert("RGB")) for n in later)
+    video = write_video(scratch / "later.mp4", images, fps=1)
 
     run_dir = scratch / "run"
     train = [sys.executable, "-m", "fishbear.train", "data=frames", f"data.root={scratch / 'data'}",
