@@ -18,8 +18,10 @@ from hydra.utils import instantiate
 from PIL import Image
 
 from fishbear.data.images import load_rgb
+from fishbear.data.targets import codec
 from fishbear.data.transforms import build_transforms
 from fishbear.errors import CheckpointError
+from fishbear.tasks import task_class
 
 K = TypeVar("K")
 
@@ -53,7 +55,7 @@ def network_from_checkpoint(checkpoint: dict[str, Any]) -> torch.nn.Module:
     model_cfg = dict(meta["model_cfg"])
     if "pretrained" in model_cfg:
         model_cfg["pretrained"] = False
-    network = instantiate(model_cfg, num_classes=len(meta["classes"]))
+    network = instantiate(model_cfg, num_classes=codec(meta["kind"]).num_outputs(len(meta["classes"])))
     state = {k.removeprefix("network."): v for k, v in checkpoint["state_dict"].items() if k.startswith("network.")}
     network.load_state_dict(state)
     return network
@@ -64,9 +66,10 @@ class Predictor:
         self.meta = meta
         self.kind: str = meta["kind"]
         self.classes: list[str] = list(meta["classes"])
-        self.image_size: int = int(meta["image_size"])
+        self.image_size: int | list[int] = meta["image_size"]
         self.device = torch.device(device)
         self.network = network.to(self.device).eval()
+        self.task_class = task_class(self.kind)
         self.transform = build_transforms("predict", self.image_size, tuple(meta["mean"]), tuple(meta["std"]),
                                           None, self.kind)
 
@@ -76,28 +79,25 @@ class Predictor:
         checkpoint = load_checkpoint(path, kind)
         return cls(network_from_checkpoint(checkpoint), checkpoint["fishbear"], device)
 
-    def _tensor(self, image: str | Path | Image.Image | np.ndarray) -> torch.Tensor:
+    @staticmethod
+    def _array(image: str | Path | Image.Image | np.ndarray) -> np.ndarray:
         if isinstance(image, (str, Path)):
-            array = load_rgb(image)
-        elif isinstance(image, Image.Image):
-            array = np.asarray(image.convert("RGB"))
-        else:
-            array = np.asarray(image)
-        return self.transform(image=array)["image"]
+            return load_rgb(image)
+        if isinstance(image, Image.Image):
+            return np.asarray(image.convert("RGB"))
+        return np.asarray(image)
 
     @torch.inference_mode()
     def predict_batch(self, images: Sequence[Any]) -> list[dict[str, Any]]:
-        batch = torch.stack([self._tensor(image) for image in images]).to(self.device)
-        probs = self.network(batch).float().softmax(dim=1).cpu().numpy()
-        out = []
-        for row in probs:
-            best = int(row.argmax())
-            out.append({"label": self.classes[best], "probability": float(row[best]),
-                        "probabilities": {c: float(p) for c, p in zip(self.classes, row)}})
-        return out
+        """The kind's reading of each image (its task's ``interpret``): a class, tags, a mask at
+        the image's own size, or points in its own pixels."""
+        arrays = [self._array(image) for image in images]
+        batch = torch.stack([self.transform(image=array)["image"] for array in arrays]).to(self.device)
+        predictions = self.task_class.predictions(self.network(batch))
+        return self.task_class.interpret(predictions.cpu(), [a.shape[:2] for a in arrays], self.meta)
 
     def predict(self, image: str | Path | Image.Image | np.ndarray) -> dict[str, Any]:
-        """Class and probability for one image (a path, a PIL image or an H x W x 3 array)."""
+        """The prediction for one image (a path, a PIL image or an H x W x 3 array)."""
         return self.predict_batch([image])[0]
 
     def predict_stream(self, items: Iterable[tuple[K, Any]], batch_size: int = 32) -> Iterator[tuple[K, dict[str, Any]]]:

@@ -33,3 +33,10 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 def atomic_write_json(path: str | os.PathLike, data: Any) -> Path:
     return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def atomic_torch_save(path: str | os.PathLike, obj: Any) -> Path:
+    """``torch.save`` through :func:`atomic_write`: a rewritten checkpoint is never half there."""
+    import torch
+
+    return atomic_write(path, lambda handle: torch.save(obj, handle))

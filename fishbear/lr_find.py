@@ -27,6 +27,7 @@ def lr_find(cfg: DictConfig) -> dict[str, Any]:
 
     from fishbear.io import atomic_write_json
     from fishbear.plots import save_figure
+    from fishbear.callbacks.finetune import freeze
     from fishbear.train import build_experiment, check_config, split_trainer_config
 
     route_library_logs_to_root()
@@ -39,7 +40,7 @@ def lr_find(cfg: DictConfig) -> dict[str, Any]:
     if finetune is not None and not finetune.get("enabled", True):
         finetune = None
     if finetune is not None:
-        task.network.freeze_to(int(finetune.freeze_to), bool(finetune.train_bn))
+        freeze(task.network, finetune.freeze_to, bool(finetune.train_bn))
     # the range test runs num_training steps however few batches an epoch holds
     lightning_cfg.max_epochs, lightning_cfg.max_steps = 10_000, -1
     trainer = instantiate(lightning_cfg, "trainer", callbacks=[], logger=False, default_root_dir=str(run_dir),

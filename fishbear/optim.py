@@ -61,13 +61,16 @@ class OptimSettings:
         return tuple(f.name for f in fields(cls))
 
 
-def group_rates(lr: float, lr_div: float, n_groups: int, spread: str = "geometric") -> list[float]:
-    """From ``lr / lr_div`` (first group) to ``lr`` (head): geometric steps, or one body rate."""
+def group_rates(lr: float, lr_div: float, n_groups: int, spread: str = "geometric",
+                n_body: int | None = None) -> list[float]:
+    """From ``lr / lr_div`` (first group) to ``lr`` (head): geometric steps, or ``body_head``:
+    the ``n_body`` body groups (default: all but the last) at ``lr / lr_div``, new layers at ``lr``."""
     if n_groups == 1:
         return [lr]
     low = lr / lr_div
     if spread == "body_head":
-        return [low] * (n_groups - 1) + [lr]
+        n_body = n_groups - 1 if n_body is None else n_body
+        return [low] * n_body + [lr] * (n_groups - n_body)
     return [low * (lr / low) ** (i / (n_groups - 1)) for i in range(n_groups)]
 
 
@@ -75,7 +78,7 @@ def param_groups(network: Network, settings: OptimSettings) -> list[dict]:
     """Every parameter in exactly one named group; frozen ones stay in, so unfreezing needs no
     new optimiser (parameters without gradients are skipped by the step)."""
     groups = network.layer_groups()
-    rates = group_rates(settings.lr, settings.lr_div, len(groups), settings.lr_spread)
+    rates = group_rates(settings.lr, settings.lr_div, len(groups), settings.lr_spread, len(network.body_groups()))
     out, seen = [], set()
     for (name, module), rate in zip(groups.items(), rates):
         params = [p for p in module.parameters() if id(p) not in seen]

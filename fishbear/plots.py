@@ -12,17 +12,26 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 
-def image_grid(images: np.ndarray, titles: Sequence[str], columns: int = 8, size: float = 1.6) -> Figure:
-    """``images`` N x H x W x 3 in [0, 1]; one title under each (the label as the model sees it)."""
+def image_grid(images: np.ndarray, titles: Sequence[str], columns: int = 8, size: float = 1.6,
+               points: Sequence[Sequence[tuple[np.ndarray, str]]] | None = None) -> Figure:
+    """``images`` N x H x W x 3 in [0, 1]; one title under each (the label as the model sees it).
+    ``points``: per image, ``(K x 2 pixel coordinates, colour)`` pairs drawn as markers."""
     n = len(images)
     columns = max(1, min(columns, n))
     rows = int(np.ceil(n / columns))
     fig, axes = plt.subplots(rows, columns, figsize=(columns * size, rows * (size + 0.25)), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for ax, image, title in zip(axes.flat, images, titles):
+    for i, (ax, image, title) in enumerate(zip(axes.flat, images, titles)):
         ax.imshow(np.clip(image, 0, 1))
         ax.set_title(title, fontsize=8)
+        for coords, colour in (points[i] if points else []):
+            coords = np.asarray(coords).reshape(-1, 2)
+            ax.scatter(coords[:, 0], coords[:, 1], s=36, c=colour, marker="x" if colour == "red" else "o",
+                       linewidths=2, edgecolors="white" if colour != "red" else None)
+        if points:
+            ax.set_xlim(-0.5, image.shape[1] - 0.5)
+            ax.set_ylim(image.shape[0] - 0.5, -0.5)
     fig.tight_layout()
     return fig
 
@@ -50,6 +59,26 @@ def confusion_matrix_figure(matrix: np.ndarray, classes: Sequence[str], normaliz
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     fig.tight_layout()
     return fig
+
+
+def palette(num_classes: int, void_index: int | None = None) -> np.ndarray:
+    """Distinct RGB colours (uint8, num_classes x 3) for class indices; void is black."""
+    cmap = plt.get_cmap("tab20" if num_classes <= 20 else "hsv")
+    colours = np.array([cmap(i % 20 if num_classes <= 20 else i / num_classes)[:3] for i in range(num_classes)])
+    colours = (colours * 255).round().astype(np.uint8)
+    if void_index is not None and 0 <= void_index < num_classes:
+        colours[void_index] = 0
+    return colours
+
+
+def overlay_mask(image: np.ndarray, mask: np.ndarray, colours: np.ndarray, alpha: float = 0.55,
+                 void_index: int | None = None) -> np.ndarray:
+    """An H x W x 3 image in [0, 1] with each class painted in its colour; void pixels stay as they are."""
+    painted = colours[np.clip(mask, 0, len(colours) - 1)].astype(np.float32) / 255.0
+    weight = np.full(mask.shape + (1,), alpha, dtype=np.float32)
+    if void_index is not None:
+        weight[mask == void_index] = 0.0
+    return np.clip(image * (1 - weight) + painted * weight, 0, 1)
 
 
 def save_figure(fig: Figure, path: str) -> None:

@@ -101,7 +101,7 @@ def top_losses_figure(rows: list[dict[str, Any]]) -> Any:
 
 
 def classification_section(results: dict[str, Any], classes: list[str], run_dir: Path,
-                           samples: list[Path]) -> dict[str, Any]:
+                           samples: list[Path], task: Any = None) -> dict[str, Any]:
     probs = results["prediction"].numpy()
     targets = results["target"].numpy()
     predicted = probs.argmax(axis=1)
@@ -125,8 +125,128 @@ def classification_section(results: dict[str, Any], classes: list[str], run_dir:
     }
 
 
-SECTIONS: dict[str, Callable[[dict[str, Any], list[str], Path, list[Path]], dict[str, Any]]] = {
+def _file(samples: list[Path], index: Any) -> str:
+    index = int(index)
+    return str(samples[index]) if index < len(samples) else str(index)
+
+
+def _shown_images(results: dict[str, Any], samples: list[Path], size: tuple[int, int], k: int) -> tuple[np.ndarray, list[int]]:
+    """The first ``k`` test images, resized to ``size`` (height, width) as the model saw them,
+    and their positions in the results; empty when the files are gone."""
+    from PIL import Image
+
+    shown, rows = [], []
+    for row in range(min(k, len(results["index"]))):
+        path = Path(_file(samples, results["index"][row]))
+        if not path.is_file():
+            return np.zeros((0, *size, 3), dtype=np.float32), []
+        with Image.open(path) as image:
+            resized = image.convert("RGB").resize((size[1], size[0]), Image.BILINEAR)
+            shown.append(np.asarray(resized, dtype=np.float32) / 255.0)
+        rows.append(row)
+    return np.stack(shown) if shown else np.zeros((0, *size, 3), dtype=np.float32), rows
+
+
+def _sample_figure(results: dict[str, Any], samples: list[Path], task: Any, size: tuple[int, int], run_dir: Path,
+                   filename: str, k: int = 8) -> dict[str, str]:
+    """Test images with targets and predictions drawn by the task; ``{}`` when there is nothing to draw."""
+    if task is None:
+        return {}
+    images, rows = _shown_images(results, samples, size, k)
+    if not rows:
+        return {}
+    figure = task.draw(images, results["target"][rows], results["prediction"][rows], results["size"][rows])
+    save_figure(figure, str(run_dir / filename))
+    return {filename.removesuffix(".png"): filename}
+
+
+def _model_size(task: Any) -> tuple[int, int]:
+    from fishbear.data.transforms import as_hw
+
+    return as_hw(getattr(task, "meta", {}).get("image_size", 128))
+
+
+def _worst(results: dict[str, Any], samples: list[Path], k: int = 9) -> list[dict[str, Any]]:
+    losses = results["loss"].numpy()
+    return [{"file": _file(samples, results["index"][i]), "loss": float(losses[i])} for i in losses.argsort()[::-1][:k]]
+
+
+def multilabel_section(results: dict[str, Any], classes: list[str], run_dir: Path, samples: list[Path],
+                       task: Any = None) -> dict[str, Any]:
+    """Per-tag precision and recall at the global threshold and at the tuned ones, side by side."""
+    import torch
+
+    from fishbear.metrics import sample_fbeta
+
+    probabilities, truth = results["prediction"], results["target"] > 0.5
+    beta = getattr(task, "beta", 2.0)
+    cuts = {"global": torch.full((len(classes),), float(getattr(task, "threshold", 0.2)))}
+    if task is not None and bool(task.thresholds_tuned):
+        cuts["tuned"] = task.thresholds.detach().cpu().float()
+    section: dict[str, Any] = {"beta": beta, "thresholds": {name: [float(v) for v in cut] for name, cut in cuts.items()}}
+    for name, cut in cuts.items():
+        predicted = probabilities > cut
+        report = classification_report(truth.numpy(), predicted.numpy(), target_names=classes, output_dict=True,
+                                       zero_division=0)
+        section[name] = {"fbeta": float(sample_fbeta(predicted, truth, beta).mean()),
+                         "accuracy": float((predicted == truth).float().mean()), "per_tag": report}
+    section["top_losses"] = _worst(results, samples)
+    section["figures"] = _sample_figure(results, samples, task, _model_size(task), run_dir,
+                                        "tag_samples.png")
+    return section
+
+
+def segmentation_section(results: dict[str, Any], classes: list[str], run_dir: Path, samples: list[Path],
+                         task: Any = None) -> dict[str, Any]:
+    """IoU per class from the pixel confusion matrix (void left out), pixel accuracy, overlays."""
+    import torch
+
+    from fishbear.metrics import iou_from_confusion
+
+    void = getattr(task, "void_index", None)
+    predicted, target = results["prediction"].long().flatten(), results["target"].long().flatten()
+    keep = target != void if void is not None else torch.ones_like(target, dtype=torch.bool)
+    n = len(classes)
+    matrix = torch.bincount(target[keep] * n + predicted[keep], minlength=n * n).view(n, n)
+    scored = [c for c in range(n) if c != void]
+    iou = iou_from_confusion(matrix[scored][:, scored])
+    pixels = matrix.sum(1)
+    size = tuple(results["target"].shape[-2:])
+    return {
+        "pixel_accuracy": float(matrix[scored][:, scored].diagonal().sum() / max(1, int(matrix[scored][:, scored].sum()))),
+        "mean_iou": float(iou.nanmean()),
+        "per_class": [{"class": classes[c], "iou": None if torch.isnan(v) else float(v), "pixels": int(pixels[c])}
+                      for c, v in zip(scored, iou)],
+        "void": None if void is None else classes[void],
+        "top_losses": _worst(results, samples),
+        "figures": _sample_figure(results, samples, task, size, run_dir, "segmentation_samples.png", k=6),
+    }
+
+
+def points_section(results: dict[str, Any], classes: list[str], run_dir: Path, samples: list[Path],
+                   task: Any = None) -> dict[str, Any]:
+    """Distances in pixels of the original images, per point, with the worst images named."""
+    from fishbear.metrics import pixel_distances
+
+    distances = pixel_distances(results["prediction"], results["target"].float(), results["size"]).numpy()
+    per_image = distances.mean(1)
+    worst = per_image.argsort()[::-1][:9]
+    return {
+        "mean_px": float(distances.mean()), "median_px": float(np.median(distances)),
+        "p90_px": float(np.percentile(distances, 90)), "max_px": float(distances.max()),
+        "per_point": [{"point": name, "mean_px": float(distances[:, k].mean()), "median_px": float(np.median(distances[:, k]))}
+                      for k, name in enumerate(classes)],
+        "worst": [{"file": _file(samples, results["index"][i]), "distance_px": float(per_image[i])} for i in worst],
+        "figures": _sample_figure(results, samples, task, _model_size(task), run_dir, "point_samples.png"),
+    }
+
+
+Section = Callable[..., dict[str, Any]]
+SECTIONS: dict[str, Section] = {
     "classify": classification_section,
+    "multilabel": multilabel_section,
+    "segment": segmentation_section,
+    "points": points_section,
 }
 
 
@@ -141,6 +261,7 @@ def build_report(
     config: dict[str, Any],
     samples: list[Path] | None = None,
     extra: dict[str, Any] | None = None,
+    task: Any = None,
 ) -> dict[str, Any]:
     """Assemble the report and write the kind's figures into ``run_dir``; ``samples`` are the
     test split's image files, in dataset order, so results can name their files."""
@@ -154,7 +275,7 @@ def build_report(
         **(extra or {}),
     }
     if results and kind in SECTIONS:
-        report[kind] = SECTIONS[kind](results, classes, run_dir, list(samples or []))
+        report[kind] = SECTIONS[kind](results, classes, run_dir, list(samples or []), task)
     return report
 
 
@@ -168,39 +289,97 @@ def _fmt(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
+def _classify_markdown(section: dict[str, Any], report: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    classes = report["classes"]
+    rows = [[name, _fmt(section["classification_report"][name]["precision"]),
+             _fmt(section["classification_report"][name]["recall"]),
+             _fmt(section["classification_report"][name]["f1-score"]),
+             int(section["classification_report"][name]["support"])] for name in classes]
+    for avg in ("macro avg", "weighted avg"):
+        entry = section["classification_report"][avg]
+        rows.append([f"*{avg}*", _fmt(entry["precision"]), _fmt(entry["recall"]), _fmt(entry["f1-score"]),
+                     int(entry["support"])])
+    lines += ["## Per class (scikit-learn classification report)", "",
+              _table(["class", "precision", "recall", "f1", "support"], rows), ""]
+    matrix = section["confusion_matrix"]
+    lines += ["## Confusion matrix (rows: actual, columns: predicted)", "",
+              _table(["actual \\ predicted", *classes], [[c, *row] for c, row in zip(classes, matrix)]), "",
+              "![confusion matrix](confusion_matrix.png)", ""]
+    confused = section["most_confused"][:10]
+    if confused:
+        lines += ["## Most confused", "",
+                  _table(["actual", "predicted", "images"], [[p["actual"], p["predicted"], p["count"]] for p in confused]), ""]
+    worst = section.get("top_losses", [])
+    if worst:
+        lines += ["## Top losses", "",
+                  _table(["file", "actual", "predicted", "loss", "probability"],
+                         [[f"`{Path(r['file']).name}`", r["actual"], r["predicted"], _fmt(r["loss"]),
+                           _fmt(r["probability"])] for r in worst]), ""]
+        if "top_losses" in section.get("figures", {}):
+            lines += ["![top losses](top_losses.png)", ""]
+    return lines
+
+
+def _multilabel_markdown(section: dict[str, Any], report: dict[str, Any]) -> list[str]:
+    names = [n for n in ("global", "tuned") if n in section]
+    lines = [f"## F{section['beta']:g} (sample-averaged) at the global and the tuned thresholds", "",
+             _table(["thresholds", f"F{section['beta']:g}", "accuracy"],
+                    [[n, _fmt(section[n]["fbeta"]), _fmt(section[n]["accuracy"])] for n in names]), ""]
+    header = ["tag", "support"]
+    for n in names:
+        header += [f"threshold ({n})", f"precision ({n})", f"recall ({n})"]
+    rows = []
+    for i, tag in enumerate(report["classes"]):
+        row: list[Any] = [tag, int(section[names[0]]["per_tag"][tag]["support"])]
+        for n in names:
+            entry = section[n]["per_tag"][tag]
+            row += [f"{section['thresholds'][n][i]:.2f}", _fmt(entry["precision"]), _fmt(entry["recall"])]
+        rows.append(row)
+    lines += ["## Per tag", "", _table(header, rows), ""]
+    if "tag_samples" in section.get("figures", {}):
+        lines += ["![test images: predicted / true tags](tag_samples.png)", ""]
+    return lines
+
+
+def _segment_markdown(section: dict[str, Any], report: dict[str, Any]) -> list[str]:
+    void = f" (void code '{section['void']}' left out)" if section.get("void") else ""
+    lines = [f"## Segmentation{void}", "",
+             _table(["pixel accuracy", "mean IoU"], [[_fmt(section["pixel_accuracy"]), _fmt(section["mean_iou"])]]), "",
+             "## IoU per class", "",
+             _table(["class", "IoU", "pixels (test)"],
+                    [[r["class"], "-" if r["iou"] is None else _fmt(r["iou"]), r["pixels"]] for r in section["per_class"]]), ""]
+    if "segmentation_samples" in section.get("figures", {}):
+        lines += ["![image with true mask, predicted mask](segmentation_samples.png)", ""]
+    return lines
+
+
+def _points_markdown(section: dict[str, Any], report: dict[str, Any]) -> list[str]:
+    lines = ["## Point error in pixels of the original images", "",
+             _table(["mean", "median", "90th percentile", "max"],
+                    [[_fmt(section[k]) for k in ("mean_px", "median_px", "p90_px", "max_px")]]), "",
+             _table(["point", "mean px", "median px"],
+                    [[r["point"], _fmt(r["mean_px"]), _fmt(r["median_px"])] for r in section["per_point"]]), "",
+             "## Worst images", "",
+             _table(["file", "distance (px)"], [[f"`{Path(r['file']).name}`", _fmt(r["distance_px"])] for r in section["worst"]]), ""]
+    if "point_samples" in section.get("figures", {}):
+        lines += ["![true (green) and predicted (red) points](point_samples.png)", ""]
+    return lines
+
+
+MARKDOWN: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[str]]] = {
+    "classify": _classify_markdown, "multilabel": _multilabel_markdown, "segment": _segment_markdown,
+    "points": _points_markdown,
+}
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     config = report.get("config", {})
     lines = [f"# Run report: {config.get('choices', {}).get('model', '?')} on {report['data'].get('name', '?')}", ""]
     lines += ["## Test metrics", "", _table(["metric", "value"], [[k, _fmt(v)] for k, v in report["metrics"].items()]), ""]
-    section = report.get("classify")
-    if section:
-        classes = report["classes"]
-        rows = [[name, _fmt(section["classification_report"][name]["precision"]),
-                 _fmt(section["classification_report"][name]["recall"]),
-                 _fmt(section["classification_report"][name]["f1-score"]),
-                 int(section["classification_report"][name]["support"])] for name in classes]
-        for avg in ("macro avg", "weighted avg"):
-            entry = section["classification_report"][avg]
-            rows.append([f"*{avg}*", _fmt(entry["precision"]), _fmt(entry["recall"]), _fmt(entry["f1-score"]),
-                         int(entry["support"])])
-        lines += ["## Per class (scikit-learn classification report)", "",
-                  _table(["class", "precision", "recall", "f1", "support"], rows), ""]
-        matrix = section["confusion_matrix"]
-        lines += ["## Confusion matrix (rows: actual, columns: predicted)", "",
-                  _table(["actual \\ predicted", *classes], [[c, *row] for c, row in zip(classes, matrix)]), "",
-                  "![confusion matrix](confusion_matrix.png)", ""]
-        confused = section["most_confused"][:10]
-        if confused:
-            lines += ["## Most confused", "",
-                      _table(["actual", "predicted", "images"], [[p["actual"], p["predicted"], p["count"]] for p in confused]), ""]
-        worst = section.get("top_losses", [])
-        if worst:
-            lines += ["## Top losses", "",
-                      _table(["file", "actual", "predicted", "loss", "probability"],
-                             [[f"`{Path(r['file']).name}`", r["actual"], r["predicted"], _fmt(r["loss"]),
-                               _fmt(r["probability"])] for r in worst]), ""]
-            if "top_losses" in section.get("figures", {}):
-                lines += ["![top losses](top_losses.png)", ""]
+    kind = report["kind"]
+    if report.get(kind) and kind in MARKDOWN:
+        lines += MARKDOWN[kind](report[kind], report)
     data = report["data"]
     lines += ["## Data", "", _table(["", ""], [
         ["dataset", data.get("name")], ["root", f"`{data.get('root')}`"], ["kind", report["kind"]],

@@ -94,6 +94,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     checkpoint = trainer.checkpoint_callback
     best = checkpoint.best_model_path if checkpoint is not None and checkpoint.best_model_path else None
+    task.after_fit(trainer, datamodule, best)
     return test_and_report(
         trainer, task, datamodule, cfg, run_dir, started, ckpt_path=best, run_test=cfg.get("test", True),
         config={"lr": optim.lr, "lr_div": optim.lr_div, "optimizer": optim.optimizer, "schedule": optim.schedule,
@@ -111,7 +112,8 @@ def build_experiment(cfg: DictConfig, optim: OptimSettings, channels_last: bool)
     datamodule = instantiate(cfg.data, "data")
     datamodule.prepare_data()
     datamodule.setup("fit")
-    network = instantiate(cfg.model, "model", num_classes=datamodule.num_classes)
+    network = instantiate(cfg.model, "model", num_classes=datamodule.num_outputs)
+    check_fits(network, datamodule)
     datamodule.set_normalization(network.pretrained_cfg.mean, network.pretrained_cfg.std)
     meta = {
         "model_cfg": OmegaConf.to_container(cfg.model, resolve=True),
@@ -123,6 +125,18 @@ def build_experiment(cfg: DictConfig, optim: OptimSettings, channels_last: bool)
     task = instantiate(cfg.task, "task", network=network, classes=datamodule.classes, optim=optim,
                        channels_last=channels_last, meta=meta)
     return datamodule, task
+
+
+def check_fits(network: Any, datamodule: Any) -> None:
+    """A model that predicts one vector per image cannot score pixels, and the other way round."""
+    from fishbear.data.targets import codec
+    from fishbear.errors import ConfigError
+
+    wanted, given = codec(datamodule.kind).output, getattr(network, "output", "vector")
+    if wanted != given:
+        hint = "model=unet" if wanted == "dense" else "a classifier such as model=resnet34 or model=point_regressor"
+        raise ConfigError(f"data={datamodule.name} is a '{datamodule.kind}' dataset, which needs a model with "
+                          f"{wanted} output; the chosen model has {given} output. Use {hint}.")
 
 
 def test_and_report(trainer: L.Trainer, task: Any, datamodule: Any, cfg: DictConfig, run_dir: Path, started: float,
@@ -144,6 +158,7 @@ def test_and_report(trainer: L.Trainer, task: Any, datamodule: Any, cfg: DictCon
         run_dir=run_dir,
         data={**datamodule.describe(), "test_split": datamodule.test_split},
         samples=[sample.image for sample in datamodule.samples(datamodule.test_split)],
+        task=task,
         config={
             "choices": choice_names(cfg),
             "overrides": list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else [],

@@ -19,16 +19,22 @@ import lightning as L
 from fishbear.optim import OptimSettings, build_scheduler, group_rates
 
 
+def freeze(network: Any, freeze_to: int | None, train_bn: bool) -> list[str]:
+    """``freeze_to=None`` freezes the network's body (for a U-Net, the encoder but not the
+    decoder); a number freezes that many groups from the input (negative: all but that many)."""
+    return network.freeze(train_bn) if freeze_to is None else network.freeze_to(freeze_to, train_bn)
+
+
 class FineTune(L.Callback):
     """``enabled=false`` makes every hook a no-op: the default callbacks carry a FineTune that is
     enabled by ``model.pretrained``, so pretrained runs fine-tune unless told otherwise."""
 
-    def __init__(self, enabled: bool = True, freeze_epochs: int = 1, freeze_to: int = -1, train_bn: bool = True,
+    def __init__(self, enabled: bool = True, freeze_epochs: int = 1, freeze_to: int | None = None, train_bn: bool = True,
                  unfrozen_lr_factor: float = 0.5, frozen_pct_start: float = 0.99,
                  unfrozen_pct_start: float = 0.3, unfrozen_div_factor: float = 5.0) -> None:
         self.enabled = bool(enabled)
         self.freeze_epochs = int(freeze_epochs)
-        self.freeze_to = int(freeze_to)
+        self.freeze_to = None if freeze_to is None else int(freeze_to)
         self.train_bn = bool(train_bn)
         self.unfrozen_lr_factor = float(unfrozen_lr_factor)
         self.frozen_pct_start = float(frozen_pct_start)
@@ -51,7 +57,7 @@ class FineTune(L.Callback):
         phase = self.phase_of(trainer.current_epoch)
         network = pl_module.network
         if phase == "frozen":
-            network.freeze_to(self.freeze_to, self.train_bn)
+            freeze(network, self.freeze_to, self.train_bn)
         else:
             network.unfreeze()
         if phase != self.phase:  # a phase starts, or a resumed run picks its phase up again
@@ -68,8 +74,9 @@ class FineTune(L.Callback):
         per_epoch = max(1, trainer.num_training_batches // max(1, trainer.accumulate_grad_batches))
         first, last = (0, self.freeze_epochs) if phase == "frozen" else (self.freeze_epochs, trainer.max_epochs)
         optimizer = trainer.optimizers[0]
-        for group, rate in zip(optimizer.param_groups, group_rates(settings.lr, settings.lr_div,
-                                                                   len(optimizer.param_groups), settings.lr_spread)):
+        rates = group_rates(settings.lr, settings.lr_div, len(optimizer.param_groups), settings.lr_spread,
+                            len(pl_module.network.body_groups()))
+        for group, rate in zip(optimizer.param_groups, rates):
             group["lr"] = rate
         scheduler = build_scheduler(optimizer, settings, (last - first) * per_epoch)
         for _ in range(max(0, trainer.global_step - first * per_epoch)):

@@ -14,7 +14,8 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Sample:
-    """One image and its target; ``target`` is a class index for ``classify``."""
+    """One image and its target: a class index (``classify``), a tuple of tag indices
+    (``multilabel``), the mask file (``segment``) or K x 2 pixel coordinates (``points``)."""
 
     image: Path
     target: Any
@@ -30,9 +31,13 @@ class Catalog:
     skipped: list[tuple[Path, str]] = field(default_factory=list)
 
     def counts(self) -> dict[str, dict[str, int]]:
-        """Images per class and split, for reports and sanity checks (classification targets)."""
+        """Images per class (or tag) and split, for reports and sanity checks; empty for kinds whose
+        targets are not labels (masks, points)."""
         out: dict[str, dict[str, int]] = {}
+        if self.kind not in ("classify", "multilabel"):
+            return out
         for split, samples in self.splits.items():
-            per_class = Counter(self.classes[s.target] for s in samples if isinstance(s.target, int))
+            per_class = Counter(self.classes[i] for s in samples
+                                for i in ((s.target,) if isinstance(s.target, int) else s.target))
             out[split] = {name: per_class.get(name, 0) for name in self.classes}
         return out

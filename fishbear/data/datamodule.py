@@ -22,12 +22,18 @@ from fishbear.data.catalog import Catalog, Sample
 from fishbear.data.dataset import ImageDataset
 from fishbear.data.images import image_problem
 from fishbear.data.splits import split_off
-from fishbear.data.transforms import Augment, build_transforms
+from fishbear.data.targets import codec
+from fishbear.data.transforms import Augment, as_hw, build_transforms
 from fishbear.errors import DataError
 from fishbear.normalization import IMAGENET_MEAN, IMAGENET_STD
 
 
 log = logging.getLogger(__name__)
+
+
+def _size(image_size: int | list[int] | tuple[int, int]) -> int | list[int]:
+    height, width = as_hw(image_size)
+    return height if height == width else [height, width]
 
 
 class Source(Protocol):
@@ -52,29 +58,35 @@ class ImageDataModule(L.LightningDataModule):
         source: Source | None = None,
         name: str | None = None,
         kind: str = "classify",
-        image_size: int = 64,
+        image_size: int | list[int] = 64,
         batch_size: int = 64,
         num_workers: int | None = None,
         valid_pct: float = 0.2,
+        test_pct: float = 0.0,
         split_seed: int = 42,
         augment: Augment | None = None,
         pin_memory: bool | None = None,
         persistent_workers: bool = True,
         on_bad_image: str = "error",
+        void: str | None = None,
     ) -> None:
-        """``on_bad_image``: ``error`` stops at the first unreadable file (named in the message);
+        """``valid_pct`` / ``test_pct``: the seeded fractions of ``train`` held out when the reader
+        finds no such split (``test_pct: 0`` tests on validation). ``on_bad_image``: ``error`` stops
+        at the first unreadable file (named in the message);
         ``skip`` decodes every image once at setup and leaves unreadable ones out, counted in the
-        report and named in the log."""
+        report and named in the log. ``void``: for masks, the code whose pixels are not scored
+        (read by the segmentation task through ``${data.void}``)."""
         super().__init__()
         self.root = Path(root).expanduser()
         self.reader = reader
         self.source = source
         self.name = name or self.root.name
         self.kind = kind
-        self.image_size = int(image_size)
+        self.image_size = _size(image_size)
         self.batch_size = int(batch_size)
         self.num_workers = default_num_workers() if num_workers is None else int(num_workers)
         self.valid_pct = float(valid_pct)
+        self.test_pct = float(test_pct)
         self.split_seed = int(split_seed)
         self.augment = augment
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else bool(pin_memory)
@@ -82,6 +94,7 @@ class ImageDataModule(L.LightningDataModule):
         if on_bad_image not in ("error", "skip"):
             raise DataError(f"data.on_bad_image={on_bad_image!r}: use 'error' or 'skip'")
         self.on_bad_image = on_bad_image
+        self.void = void
         self.mean: tuple[float, ...] = IMAGENET_MEAN
         self.std: tuple[float, ...] = IMAGENET_STD
         self._catalog: Catalog | None = None
@@ -109,9 +122,16 @@ class ImageDataModule(L.LightningDataModule):
         self.mean, self.std = tuple(float(m) for m in mean), tuple(float(s) for s in std)
         self._datasets.clear()
 
-    def set_image_size(self, image_size: int) -> None:
-        self.image_size = int(image_size)
+    def set_image_size(self, image_size: int | list[int]) -> None:
+        """A new size for every split from the next loader on (progressive resizing; evaluation at
+        the checkpoint's size); the split itself does not change."""
+        self.image_size = _size(image_size)
         self._datasets.clear()
+
+    @property
+    def num_outputs(self) -> int:
+        """What the network's last layer must produce for this kind (two values per point)."""
+        return codec(self.kind).num_outputs(self.num_classes)
 
     def describe(self) -> dict[str, Any]:
         """A summary for reports and hyperparameter logs."""
@@ -124,6 +144,7 @@ class ImageDataModule(L.LightningDataModule):
             "batch_size": self.batch_size,
             "sizes": {split: len(samples) for split, samples in self.catalog.splits.items()},
             "skipped": [{"file": str(path), "reason": why} for path, why in self.catalog.skipped],
+            "void": self.void,
             "mean": list(self.mean),
             "std": list(self.std),
         }
@@ -146,8 +167,12 @@ class ImageDataModule(L.LightningDataModule):
             self._drop_unreadable(catalog)
         if "train" not in catalog.splits or not catalog.splits["train"]:
             raise DataError(f"{self.root}: the reader found no training images.")
+        stratify = (lambda s: s.target) if catalog.kind == "classify" else None
+        if "test" not in catalog.splits and self.test_pct > 0:
+            # before validation, so that tuning on validation (thresholds, the best epoch) never sees test
+            keep, test = split_off(catalog.splits["train"], self.test_pct, self.split_seed + 1, stratify)
+            catalog.splits["train"], catalog.splits["test"] = keep, test
         if "valid" not in catalog.splits:
-            stratify = (lambda s: s.target) if catalog.kind == "classify" else None
             keep, valid = split_off(catalog.splits["train"], self.valid_pct, self.split_seed, stratify)
             catalog.splits["train"], catalog.splits["valid"] = keep, valid
         if catalog.kind == "classify":
@@ -205,7 +230,7 @@ class ImageDataModule(L.LightningDataModule):
                 self.augment if split == "train" else None,
                 self.kind,
             )
-            self._datasets[split] = ImageDataset(self.samples(split), transform, self.kind)
+            self._datasets[split] = ImageDataset(self.samples(split), transform, self.kind, self.num_classes)
         return self._datasets[split]
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:

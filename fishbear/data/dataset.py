@@ -5,25 +5,33 @@ from __future__ import annotations
 from typing import Any
 
 import albumentations as A
+import torch
 from torch.utils.data import Dataset
 
 from fishbear.data.catalog import Sample
 from fishbear.data.images import load_rgb
+from fishbear.data.targets import codec
 
 
 class ImageDataset(Dataset):
-    """Items are dicts (``image``, ``target``, ``index``) so each task kind can add its own keys
-    and the report can trace every prediction back to its file through ``index``."""
+    """Items are dicts (``image``, ``target``, ``index``, ``size``) so each task kind can add its
+    own keys and the report can trace every prediction back to its file through ``index``;
+    ``size`` is the original ``(height, width)``, for metrics in the original image's pixels."""
 
-    def __init__(self, samples: list[Sample], transform: A.Compose, kind: str = "classify") -> None:
+    def __init__(self, samples: list[Sample], transform: A.Compose, kind: str = "classify",
+                 num_classes: int = 0) -> None:
         self.samples = samples
         self.transform = transform
         self.kind = kind
+        self.codec = codec(kind)
+        self.num_classes = int(num_classes)
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         sample = self.samples[index]
-        out = self.transform(image=load_rgb(sample.image))
-        return {"image": out["image"], "target": sample.target, "index": index}
+        image = load_rgb(sample.image)
+        out = self.transform(image=image, **self.codec.transform_inputs(sample, image, self.num_classes))
+        return {"image": out["image"], "target": self.codec.target(sample, out, self.num_classes), "index": index,
+                "size": torch.tensor(image.shape[:2])}

@@ -44,3 +44,40 @@ def image_problem(path: Path) -> str | None:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         return f"{type(err).__name__}: {err}"
     return None
+
+
+def load_mask(path: str | Path, image_path: str | Path, image_hw: tuple[int, int], num_codes: int) -> np.ndarray:
+    """Decode a label mask (pixel value = class index) and check it against its image and codes.
+
+    Grey (``L``) and palette (``P``) PNGs hold class indices directly; an RGB mask does not, so it
+    is refused with the fix rather than silently read as three channels of colours.
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            mode = image.mode
+            if mode not in ("L", "P", "I", "I;16", "1"):
+                raise DataError(
+                    f"Mask {path} is a {mode} image; a mask must hold one class index per pixel "
+                    "(8-bit grey or palette PNG, value = line of codes.txt). Convert colour masks to indices first."
+                )
+            mask = np.asarray(image)
+    except FileNotFoundError:
+        raise DataError(f"Mask file {path} for image {image_path} does not exist. Check data.reader.mask_name "
+                        "and the mask folder.") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise DataError(f"Mask file {path} cannot be read as an image ({err}). Replace the file.") from None
+    if mask.shape[:2] != tuple(image_hw):
+        raise DataError(
+            f"Mask {path} is {mask.shape[1]}x{mask.shape[0]} but its image {image_path} is "
+            f"{image_hw[1]}x{image_hw[0]} (width x height). A mask must have its image's size; "
+            "re-export the mask, or check that data.reader.mask_name pairs the right files."
+        )
+    top = int(mask.max()) if mask.size else 0
+    if top >= num_codes:
+        bad = sorted(int(v) for v in np.unique(mask) if v >= num_codes)
+        raise DataError(
+            f"Mask {path} has pixel value(s) {bad[:10]} but codes.txt names only {num_codes} classes "
+            f"(values 0..{num_codes - 1}). Add the missing class names to codes.txt, or fix the mask."
+        )
+    return mask.astype(np.uint8 if num_codes <= 256 else np.int32)

@@ -138,8 +138,11 @@ def render_scene(
 class ShapesSource:
     """Fills a data root with a generated shapes dataset when it is not there yet.
 
-    ``train``/``valid``/``test`` are images per class and split. ``kind`` picks the on-disk format;
-    ``classify`` writes an ImageFolder tree ``<split>/<shape>/<n>.jpg``.
+    ``train``/``valid``/``test`` are images per class and split (four classes). ``kind`` picks the
+    on-disk format, each one a real format's layout: ``classify`` an ImageFolder tree
+    ``<split>/<shape>/<n>.jpg``; ``multilabel`` Planet's CSV of tags, ``segment`` fastai's CamVid
+    masks and ``codes.txt``, ``points`` a CSV of the star's centre. The flat layouts hold all
+    images in one folder; their data configs hold out validation and test by fraction.
     """
 
     kind: str = "classify"
@@ -192,4 +195,84 @@ def _write_image_folder(source: ShapesSource, root: Path) -> None:
             )
 
 
-_WRITERS = {"classify": _write_image_folder}
+def _flat_scenes(source: ShapesSource, rng_split: str = "train"):
+    """Every image of the flat layouts (one folder, labels in a file; the data module holds out
+    validation and test by fraction): ``(name, scene)`` with one to three shapes each."""
+    total = sum(source.count(split) for split in SPLITS) * len(SHAPE_KINDS)
+    for index in range(total):
+        rng = source.rng(rng_split, index)
+        kinds = list(rng.choice(SHAPE_KINDS, size=int(rng.integers(1, 4)), replace=False))
+        yield f"shapes_{index:05d}", render_scene(rng, source.image_size, kinds, 0.15, 0.3)
+
+
+def _write_tags(source: ShapesSource, root: Path) -> None:
+    """Planet's layout: ``train-jpg/<name>.jpg`` and ``train_v2.csv`` (``image_name,tags``, the tags
+    of the shapes present separated by spaces)."""
+    (root / "train-jpg").mkdir(parents=True)
+    rows = ["image_name,tags"]
+    for name, scene in _flat_scenes(source):
+        Image.fromarray(scene.image).save(root / "train-jpg" / f"{name}.jpg", quality=source.jpeg_quality)
+        rows.append(f"{name},{' '.join(sorted({shape.kind for shape in scene.shapes}))}")
+    (root / "train_v2.csv").write_text("\n".join(rows) + "\n")
+
+
+MASK_CODES: tuple[str, ...] = ("background", *SHAPE_KINDS, "void")
+
+
+def _write_masks(source: ShapesSource, root: Path) -> None:
+    """fastai's CamVid layout: ``images/<name>.png``, palette masks ``labels/<name>_P.png`` (pixel
+    value = line of ``codes.txt``), ``valid.txt``. Each shape's anti-aliased rim is ``void``, as
+    CamVid leaves object borders unlabelled."""
+    from fishbear.plots import palette
+
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    code = {name: i for i, name in enumerate(MASK_CODES)}
+    colours = palette(len(MASK_CODES), code["void"]).ravel().tolist()
+    names = []
+    for name, scene in _flat_scenes(source):
+        mask = np.zeros(scene.image.shape[:2], dtype=np.uint8)
+        for shape, inside in zip(scene.shapes, scene.masks):
+            mask[inside] = code[shape.kind]
+            rim = inside ^ _eroded(inside)
+            mask[rim] = code["void"]
+        Image.fromarray(scene.image).save(root / "images" / f"{name}.png")
+        labels = Image.fromarray(mask, mode="P")
+        labels.putpalette(colours)
+        labels.save(root / "labels" / f"{name}_P.png")
+        names.append(name)
+    (root / "codes.txt").write_text("\n".join(MASK_CODES) + "\n")
+    n_valid = source.valid * len(SHAPE_KINDS)
+    (root / "valid.txt").write_text("".join(f"{name}.png\n" for name in names[-n_valid:]))
+
+
+def _eroded(mask: np.ndarray) -> np.ndarray:
+    inner = mask.copy()
+    inner[1:] &= mask[:-1]
+    inner[:-1] &= mask[1:]
+    inner[:, 1:] &= mask[:, :-1]
+    inner[:, :-1] &= mask[:, 1:]
+    return inner
+
+
+def _write_points(source: ShapesSource, root: Path) -> None:
+    """A star and up to two other shapes per image; ``points.csv`` gives the star's centre in
+    pixels (``image,x1,y1``): the model must find the star, not just any shape."""
+    (root / "images").mkdir(parents=True)
+    rows = ["image,x1,y1"]
+    total = sum(source.count(split) for split in SPLITS) * len(SHAPE_KINDS)
+    others = [k for k in SHAPE_KINDS if k != "star"]
+    for index in range(total):
+        rng = source.rng("train", index)
+        kinds = ["star", *rng.choice(others, size=int(rng.integers(0, 3)), replace=False)]
+        rng.shuffle(kinds)
+        scene = render_scene(rng, source.image_size, kinds, 0.12, 0.22)
+        star = next(shape for shape in scene.shapes if shape.kind == "star")
+        name = f"shapes_{index:05d}.jpg"
+        Image.fromarray(scene.image).save(root / "images" / name, quality=source.jpeg_quality)
+        rows.append(f"{name},{star.cx:.2f},{star.cy:.2f}")
+    (root / "points.csv").write_text("\n".join(rows) + "\n")
+
+
+_WRITERS = {"classify": _write_image_folder, "multilabel": _write_tags, "segment": _write_masks,
+            "points": _write_points}

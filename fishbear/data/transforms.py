@@ -1,8 +1,8 @@
 """Albumentations pipelines per stage and task kind.
 
 One function builds every pipeline so that all kinds share the same resize, augmentation and
-normalisation; a kind only adds the targets albumentations must move with the image (masks,
-keypoints, boxes), which later task kinds register in ``KIND_TARGETS``.
+normalisation; a kind only adds what its codec (``fishbear.data.targets``) says: the targets
+albumentations must move with the image (masks, keypoints) and whether evaluation may crop.
 """
 
 from __future__ import annotations
@@ -17,11 +17,16 @@ import albumentations as A  # noqa: E402
 import cv2  # noqa: E402
 from albumentations.pytorch import ToTensorV2  # noqa: E402
 
+from fishbear.data.targets import codec  # noqa: E402
 from fishbear.normalization import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 
 
-# Extra arguments of ``A.Compose`` per task kind: what must be transformed together with the image.
-KIND_TARGETS: dict[str, dict[str, Any]] = {"classify": {}}
+def as_hw(image_size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
+    """``image_size`` is one side (square) or ``[height, width]`` (CamVid's 3:4 frames)."""
+    if isinstance(image_size, (int, float)):
+        return int(image_size), int(image_size)
+    height, width = (int(v) for v in image_size)
+    return height, width
 
 
 @dataclass(frozen=True)
@@ -44,7 +49,7 @@ class Augment:
 
 def build_transforms(
     stage: str,
-    image_size: int,
+    image_size: int | tuple[int, int] | list[int],
     mean: tuple[float, ...] = IMAGENET_MEAN,
     std: tuple[float, ...] = IMAGENET_STD,
     augment: Augment | None = None,
@@ -52,17 +57,25 @@ def build_transforms(
 ) -> A.Compose:
     """Pipeline for ``stage`` (``train`` augments; ``valid``, ``test``, ``predict`` only resize).
 
-    Evaluation resizes the short side and centre-crops, as torchvision's and fastai's defaults do,
-    so non-square photographs keep their aspect ratio.
+    Classification evaluates on the short side resized and centre-cropped, as torchvision's and
+    fastai's defaults do, so photographs keep their aspect ratio; kinds whose targets cover the
+    whole frame (masks, points) resize the whole frame instead.
     """
-    size = int(image_size)
+    height, width = as_hw(image_size)
+    kind_codec = codec(kind)
+    if kind_codec.eval_resize == "squish":
+        fit: list[A.BasicTransform] = [A.Resize(height, width)]
+    else:
+        fit = [A.SmallestMaxSize(max_size=max(height, width)), A.CenterCrop(height, width)]
     ops: list[A.BasicTransform] = []
     if stage == "train" and augment is not None:
         low, high = augment.crop_scale
         if (low, high) == (1.0, 1.0):
-            ops += [A.SmallestMaxSize(max_size=size), A.CenterCrop(size, size)]
+            ops += fit
         else:
-            ops.append(A.RandomResizedCrop(size=(size, size), scale=(low, high), ratio=(3 / 4, 4 / 3)))
+            aspect = width / height
+            ops.append(A.RandomResizedCrop(size=(height, width), scale=(low, high),
+                                           ratio=(3 / 4 * aspect, 4 / 3 * aspect)))
         if augment.hflip:
             ops.append(A.HorizontalFlip(p=0.5))
         if augment.vflip:
@@ -75,9 +88,9 @@ def build_transforms(
         if augment.blur:
             ops.append(A.GaussianBlur(sigma_limit=(0.1, 1.0), p=augment.blur))
     else:
-        ops += [A.SmallestMaxSize(max_size=size), A.CenterCrop(size, size)]
+        ops += fit
     ops += [A.Normalize(mean=tuple(mean), std=tuple(std)), ToTensorV2()]
-    return A.Compose(ops, **KIND_TARGETS[kind])
+    return A.Compose(ops, **kind_codec.compose_args)
 
 
 def denormalize(images: Any, mean: tuple[float, ...], std: tuple[float, ...]) -> Any:

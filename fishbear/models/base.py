@@ -32,6 +32,7 @@ class Network(nn.Module):
     """A plain ``nn.Module`` whose children are its layer groups, in order, the last one the head."""
 
     pretrained_cfg: PretrainedCfg
+    output: str = "vector"  # one vector per image; "dense": a score map at input resolution (U-Net)
 
     def layer_groups(self) -> "OrderedDict[str, nn.Module]":
         return OrderedDict(self.named_children())
@@ -40,7 +41,15 @@ class Network(nn.Module):
         return next(reversed(self.layer_groups().values()))
 
     def body_groups(self) -> list[str]:
+        """The groups that come from the backbone (pretrained when asked), first to last; the
+        rest are new layers. Fine-tuning freezes these and ``lr_spread: body_head`` slows them.
+        A classifier's body is everything but its head; a U-Net's is its encoder alone, since
+        its decoder is as new as its head."""
         return list(self.layer_groups())[:-1]
+
+    def freeze(self, train_bn: bool = True) -> list[str]:
+        """Freeze the body, train the new layers (fastai's ``freeze``)."""
+        return self.freeze_to(len(self.body_groups()), train_bn)
 
     def freeze_to(self, n: int, train_bn: bool = True) -> list[str]:
         """Freeze the first ``n`` groups (``-1``: all but the head, as fastai's ``freeze_to``).

@@ -18,16 +18,36 @@ class AdaptiveConcatPool2d(nn.Module):
         return torch.cat([self.max(x), self.avg(x)], dim=1)
 
 
+class SigmoidRange(nn.Module):
+    """Squash outputs into ``[low, high]`` (fastai's ``y_range``): a regression head starts inside
+    the target range and cannot wander far outside it."""
+
+    def __init__(self, low: float, high: float) -> None:
+        super().__init__()
+        self.low, self.high = float(low), float(high)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(x) * (self.high - self.low) + self.low
+
+
 def classifier_head(in_channels: int, num_classes: int, style: str = "fastai", dropout: float = 0.5,
-                    hidden: int = 512) -> nn.Sequential:
+                    y_range: tuple[float, float] | None = None, hidden: int = 512) -> nn.Sequential:
     """``fastai``: concat-pool, BN, dropout, linear, ReLU, BN, dropout, linear (``create_head``);
     ``linear``: global average pool and one linear layer; ``max``: global max pool and one linear layer."""
     if style in ("linear", "max"):
         pool = nn.AdaptiveAvgPool2d(1) if style == "linear" else nn.AdaptiveMaxPool2d(1)
-        return nn.Sequential(pool, nn.Flatten(), nn.Dropout(dropout), nn.Linear(in_channels, num_classes))
-    if style != "fastai":
+        layers = [pool, nn.Flatten(), nn.Dropout(dropout), nn.Linear(in_channels, num_classes)]
+    elif style == "fastai":
+        layers = _fastai_head(in_channels, num_classes, dropout, hidden)
+    else:
         raise ValueError(f"unknown head style {style!r}; use 'fastai', 'linear' or 'max'")
-    return nn.Sequential(
+    if y_range is not None:
+        layers.append(SigmoidRange(*y_range))
+    return nn.Sequential(*layers)
+
+
+def _fastai_head(in_channels: int, num_classes: int, dropout: float, hidden: int) -> list[nn.Module]:
+    return [
         AdaptiveConcatPool2d(),
         nn.Flatten(),
         nn.BatchNorm1d(2 * in_channels),
@@ -37,4 +57,4 @@ def classifier_head(in_channels: int, num_classes: int, style: str = "fastai", d
         nn.BatchNorm1d(hidden),
         nn.Dropout(dropout),
         nn.Linear(hidden, num_classes),
-    )
+    ]

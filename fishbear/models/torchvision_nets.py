@@ -24,7 +24,7 @@ class WeightsUnavailableError(FishbearError):
 
 
 class GroupedNetwork(Network):
-    """Named body groups followed by ``classifier``."""
+    """Named body groups followed by ``classifier`` (the head)."""
 
     def __init__(self, groups: "OrderedDict[str, nn.Module]", classifier: nn.Module, cfg: PretrainedCfg) -> None:
         super().__init__()
@@ -71,21 +71,21 @@ def build_torchvision(arch: str, pretrained: bool, weights: str = "DEFAULT") -> 
     return model, cfg
 
 
-def resnet(num_classes: int, arch: str = "resnet18", pretrained: bool = False, weights: str = "DEFAULT",
-           head: str = "fastai", dropout: float = 0.5) -> GroupedNetwork:
-    """ResNet in groups ``stem, stage1..stage4, classifier``."""
+def resnet_body(arch: str = "resnet18", pretrained: bool = False,
+                weights: str = "DEFAULT") -> tuple["OrderedDict[str, nn.Module]", int, PretrainedCfg]:
+    """ResNet body in groups ``stem, stage1..stage4``; returns the groups, the last group's
+    channels and where the weights came from."""
     model, cfg = build_torchvision(arch, pretrained, weights)
     groups = OrderedDict(
         stem=nn.Sequential(OrderedDict(conv1=model.conv1, bn1=model.bn1, relu=model.relu, maxpool=model.maxpool)),
         stage1=model.layer1, stage2=model.layer2, stage3=model.layer3, stage4=model.layer4,
     )
-    return GroupedNetwork(groups, classifier_head(model.fc.in_features, num_classes, head, dropout), cfg)
+    return groups, model.fc.in_features, cfg
 
 
-def vgg(num_classes: int, arch: str = "vgg16", pretrained: bool = False, weights: str = "DEFAULT",
-        head: str = "fastai", dropout: float = 0.5) -> GroupedNetwork:
-    """VGG in groups ``block1..block5`` (one per max-pool) and ``classifier``; torchvision's
-    4096-wide fully connected layers are replaced by a pooled head, so any input of 32 px or more works."""
+def vgg_body(arch: str = "vgg16", pretrained: bool = False,
+             weights: str = "DEFAULT") -> tuple["OrderedDict[str, nn.Module]", int, PretrainedCfg]:
+    """VGG body in groups ``block1..block5``, one per max-pool."""
     model, cfg = build_torchvision(arch, pretrained, weights)
     groups: OrderedDict[str, nn.Module] = OrderedDict()
     block: list[nn.Module] = []
@@ -99,7 +99,7 @@ def vgg(num_classes: int, arch: str = "vgg16", pretrained: bool = False, weights
             block = []
     if block:
         groups[f"block{len(groups) + 1}"] = nn.Sequential(*block)
-    return GroupedNetwork(groups, classifier_head(channels, num_classes, head, dropout), cfg)
+    return groups, channels, cfg
 
 
 def _downsamples(module: nn.Module) -> bool:
@@ -119,12 +119,31 @@ def split_at_strides(blocks: nn.Sequential, names: list[str]) -> "OrderedDict[st
     return OrderedDict((name, nn.Sequential(*group)) for name, group in zip(names, groups))
 
 
-def mobilenet_v2(num_classes: int, arch: str = "mobilenet_v2", pretrained: bool = False,
-                 weights: str = "DEFAULT", head: str = "fastai", dropout: float = 0.5) -> GroupedNetwork:
-    """MobileNetV2 in groups ``stem`` (stem and first block, 1/2 resolution) and ``stage1..stage4``
-    (1/4 ... 1/32), then ``classifier``."""
+def mobilenet_v2_body(arch: str = "mobilenet_v2", pretrained: bool = False,
+                      weights: str = "DEFAULT") -> tuple["OrderedDict[str, nn.Module]", int, PretrainedCfg]:
+    """MobileNetV2 body in groups ``stem`` (stem and first block, 1/2 resolution) and
+    ``stage1..stage4`` (1/4 ... 1/32)."""
     model, cfg = build_torchvision(arch, pretrained, weights)
-    stages = ["stem", "stage1", "stage2", "stage3", "stage4"]
-    groups = split_at_strides(model.features, stages)
-    channels = model.classifier[-1].in_features
-    return GroupedNetwork(groups, classifier_head(channels, num_classes, head, dropout), cfg)
+    groups = split_at_strides(model.features, ["stem", "stage1", "stage2", "stage3", "stage4"])
+    return groups, model.classifier[-1].in_features, cfg
+
+
+def body(arch: str, pretrained: bool = False,
+         weights: str = "DEFAULT") -> tuple["OrderedDict[str, nn.Module]", int, PretrainedCfg]:
+    """Any supported torchvision backbone by name (``resnet34``, ``vgg16``, ``mobilenet_v2``...)."""
+    for prefix, builder in (("resnet", resnet_body), ("vgg", vgg_body), ("mobilenet_v2", mobilenet_v2_body)):
+        if arch.startswith(prefix):
+            return builder(arch, pretrained, weights)
+    raise FishbearError(f"no layer groups are defined for {arch!r}; use a resnet*, vgg* or mobilenet_v2 backbone")
+
+
+def classifier(num_classes: int, arch: str = "resnet18", pretrained: bool = False, weights: str = "DEFAULT",
+               head: str = "fastai", dropout: float = 0.5, y_range: tuple[float, float] | None = None) -> GroupedNetwork:
+    """A backbone's body groups followed by a new head sized for the data. ``y_range`` squashes
+    the outputs into that interval (fastai's ``y_range``, for regression such as points in [-1, 1])."""
+    groups, channels, cfg = body(arch, pretrained, weights)
+    return GroupedNetwork(groups, classifier_head(channels, num_classes, head, dropout, y_range), cfg)
+
+
+# names the model configs used before `classifier`: checkpoints written then still load
+resnet = vgg = mobilenet_v2 = classifier

@@ -10,11 +10,13 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import lightning as L
+import numpy as np
 import torch
 from torchmetrics import MetricCollection
 
 from fishbear.models.base import Network
 from fishbear.optim import OptimSettings, build_optimizer, build_scheduler
+from fishbear.plots import image_grid
 
 STAGES = ("train", "val", "test")
 
@@ -54,13 +56,40 @@ class BaseTask(L.LightningModule):
     def compute_loss(self, outputs: torch.Tensor, batch: dict[str, Any], reduction: str = "mean") -> torch.Tensor:
         raise NotImplementedError
 
-    def metric_inputs(self, outputs: torch.Tensor, batch: dict[str, Any]) -> tuple[Any, Any]:
-        """What the metric collection is updated with: ``(predictions, targets)``."""
+    def metric_inputs(self, outputs: torch.Tensor, batch: dict[str, Any]) -> tuple[Any, ...]:
+        """What the metric collection is updated with: ``(predictions, targets[, ...])``."""
         raise NotImplementedError
 
-    def predictions(self, outputs: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def predictions(outputs: torch.Tensor) -> torch.Tensor:
         """Outputs as the kind's prediction (class probabilities, masks, points...)."""
         raise NotImplementedError
+
+    @classmethod
+    def interpret(cls, predictions: torch.Tensor, sizes: list[tuple[int, int]], meta: dict[str, Any]) -> list[dict[str, Any]]:
+        """Predictions for images of original ``(height, width)`` ``sizes`` as what a user reads:
+        one dict per image with ``summary`` (one line), ``columns`` (CSV cells by header) and
+        whatever else the kind hands over (a mask). Inference uses it with the checkpoint's meta."""
+        raise NotImplementedError
+
+    def draw(self, images: np.ndarray, targets: torch.Tensor, predictions: torch.Tensor | None = None,
+             sizes: torch.Tensor | None = None) -> Any:
+        """A figure of ``images`` (N x H x W x 3 in [0, 1]) with their targets and, when given,
+        the predictions: the training batch, validation samples and the report all use it."""
+        titles = [self._caption(t, None if predictions is None else p)
+                  for t, p in zip(targets, predictions if predictions is not None else [None] * len(targets))]
+        return image_grid(images, titles)
+
+    def _caption(self, target: torch.Tensor, prediction: torch.Tensor | None) -> str:
+        return str(target)
+
+    def sample_losses(self, outputs: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
+        """One loss per image (for the report's top losses)."""
+        losses = self.compute_loss(outputs, batch, reduction="none")
+        return losses.flatten(1).mean(1) if losses.ndim > 1 else losses
+
+    def after_fit(self, trainer: L.Trainer, datamodule: Any, best_checkpoint: str | None) -> None:
+        """Work between fitting and testing (multi-label: tune thresholds on validation)."""
 
     # -- shared machinery ----------------------------------------------------------------------
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -109,10 +138,15 @@ class BaseTask(L.LightningModule):
         _, outputs = self._step(batch, "test")
         self._test_records.append({
             "index": batch["index"].detach().cpu(),
-            "loss": self.compute_loss(outputs, batch, reduction="none").detach().float().cpu(),
-            "prediction": self.predictions(outputs).detach().float().cpu(),
+            "loss": self.sample_losses(outputs, batch).detach().float().cpu(),
+            "prediction": self.kept_predictions(outputs).detach().cpu(),
             "target": batch["target"].detach().cpu(),
+            "size": batch["size"].detach().cpu(),
         })
+
+    def kept_predictions(self, outputs: torch.Tensor) -> torch.Tensor:
+        """What the test stage keeps per image for the report (masks keep class indices, not scores)."""
+        return self.predictions(outputs).float()
 
     def on_test_epoch_start(self) -> None:
         self._test_records = []

@@ -54,5 +54,25 @@ class ClassificationTask(BaseTask):
     def metric_inputs(self, outputs: torch.Tensor, batch: dict[str, Any]) -> tuple[Any, Any]:
         return outputs, batch["target"]
 
-    def predictions(self, outputs: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def predictions(outputs: torch.Tensor) -> torch.Tensor:
         return outputs.float().softmax(dim=1)
+
+    def _caption(self, target: torch.Tensor, prediction: torch.Tensor | None) -> str:
+        actual = self.classes[int(target)]
+        return actual if prediction is None else f"{self.classes[int(prediction.argmax())]}/{actual}"
+
+    @classmethod
+    def interpret(cls, predictions: torch.Tensor, sizes: list[tuple[int, int]], meta: dict[str, Any]) -> list[dict[str, Any]]:
+        classes = list(meta["classes"])
+        out = []
+        for row in predictions.cpu().numpy():
+            best = int(row.argmax())
+            out.append({
+                "label": classes[best], "probability": float(row[best]),
+                "probabilities": {c: float(p) for c, p in zip(classes, row)},
+                "summary": f"{classes[best]}\t{row[best]:.4f}",
+                "columns": {"label": classes[best], "probability": f"{row[best]:.6f}",
+                            **{f"p_{c}": f"{p:.6f}" for c, p in zip(classes, row)}},
+            })
+        return out

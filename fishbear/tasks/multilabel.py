@@ -1,0 +1,143 @@
+"""Multi-label classification (Planet tiles): independent tags, a sigmoid per tag.
+
+Scored as the competition was: tags above a threshold (0.2, fastai's ``accuracy_thresh``
+default), accuracy over all tag decisions and the sample-averaged F2. After fitting, one
+threshold per tag is tuned on the validation split (coordinate ascent on the sample F-beta) and
+saved in the checkpoint; the test reports F-beta at the global and at the tuned thresholds.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MultilabelAccuracy
+
+from fishbear.metrics import SampleFBeta, sample_fbeta
+from fishbear.tasks.base import BaseTask
+
+
+def tune_thresholds(probabilities: torch.Tensor, targets: torch.Tensor, start: float, beta: float = 2.0,
+                    candidates: np.ndarray | None = None, sweeps: int = 2) -> torch.Tensor:
+    """Per-tag thresholds maximising the mean sample F-beta, one tag at a time with the others
+    held (two sweeps settle it). A tag never seen in validation keeps ``start``."""
+    grid = torch.as_tensor(np.arange(0.02, 0.99, 0.02) if candidates is None else candidates, dtype=torch.float32)
+    truth = targets > 0.5
+    thresholds = torch.full((probabilities.shape[1],), float(start))
+    best = sample_fbeta(probabilities > thresholds, truth, beta).mean()
+    for _ in range(sweeps):
+        for tag in range(probabilities.shape[1]):
+            if not truth[:, tag].any():
+                continue
+            for value in grid:
+                trial = thresholds.clone()
+                trial[tag] = value
+                score = sample_fbeta(probabilities > trial, truth, beta).mean()
+                if score > best + 1e-9:
+                    best, thresholds = score, trial
+    return thresholds
+
+
+class MultiLabelTask(BaseTask):
+    kind: ClassVar[str] = "multilabel"
+
+    def __init__(self, *args: Any, threshold: float = 0.2, beta: float = 2.0, tune_thresholds: bool = True,
+                 **kwargs: Any) -> None:
+        self.threshold, self.beta, self.tune = float(threshold), float(beta), bool(tune_thresholds)
+        super().__init__(*args, **kwargs)
+        # in the state dict, so the tuned values travel in the checkpoint with the weights
+        self.register_buffer("thresholds", torch.full((len(self.classes),), self.threshold))
+        self.register_buffer("thresholds_tuned", torch.tensor(False))
+
+    def make_metrics(self) -> MetricCollection:
+        n = len(self.classes)
+        return MetricCollection({
+            "acc": MultilabelAccuracy(num_labels=n, threshold=self.threshold, average="micro", validate_args=False),
+            "fbeta": SampleFBeta(self.beta, self.threshold),
+        })
+
+    def compute_loss(self, outputs: torch.Tensor, batch: dict[str, Any], reduction: str = "mean") -> torch.Tensor:
+        losses = F.binary_cross_entropy_with_logits(outputs.float(), batch["target"], reduction="none").mean(1)
+        return losses.mean() if reduction == "mean" else losses
+
+    def metric_inputs(self, outputs: torch.Tensor, batch: dict[str, Any]) -> tuple[Any, ...]:
+        return outputs.float().sigmoid(), batch["target"].int()
+
+    @staticmethod
+    def predictions(outputs: torch.Tensor) -> torch.Tensor:
+        return outputs.float().sigmoid()
+
+    def _tags(self, row: torch.Tensor, cut: torch.Tensor | float) -> list[str]:
+        return [self.classes[i] for i in torch.nonzero(row > cut).flatten().tolist()]
+
+    def _caption(self, target: torch.Tensor, prediction: torch.Tensor | None) -> str:
+        actual = " ".join(self._tags(target, 0.5)) or "(none)"
+        if prediction is None:
+            return actual
+        return f"{' '.join(self._tags(prediction, self.thresholds.cpu())) or '(none)'}\n/ {actual}"
+
+    # -- thresholds ----------------------------------------------------------------------------
+    @torch.inference_mode()
+    def collect(self, loader: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """Probabilities and targets over a loader, in eval mode."""
+        was_training = self.training
+        self.eval()
+        probabilities, targets = [], []
+        for batch in loader:
+            images = self._images({"image": batch["image"].to(self.device)})
+            probabilities.append(self.predictions(self(images)).cpu())
+            targets.append(batch["target"])
+        self.train(was_training)
+        return torch.cat(probabilities), torch.cat(targets)
+
+    def after_fit(self, trainer: L.Trainer, datamodule: Any, best_checkpoint: str | None) -> None:
+        """Tune per-tag thresholds for the weights that will be tested (the best checkpoint's),
+        then write them into that checkpoint."""
+        if not self.tune or not trainer.is_global_zero:
+            return
+        checkpoint = None
+        if best_checkpoint:
+            checkpoint = torch.load(best_checkpoint, map_location="cpu", weights_only=False)
+            self.load_state_dict(checkpoint["state_dict"])
+        probabilities, targets = self.collect(datamodule.val_dataloader())
+        tuned = tune_thresholds(probabilities, targets, self.threshold, self.beta)
+        self.thresholds.copy_(tuned.to(self.thresholds.device))
+        self.thresholds_tuned.fill_(True)
+        if checkpoint is not None:
+            from fishbear.io import atomic_torch_save
+
+            checkpoint["state_dict"]["thresholds"] = self.thresholds.cpu()
+            checkpoint["state_dict"]["thresholds_tuned"] = self.thresholds_tuned.cpu()
+            checkpoint["fishbear"]["thresholds"] = self.thresholds.cpu().tolist()
+            atomic_torch_save(best_checkpoint, checkpoint)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["fishbear"]["threshold"] = self.threshold
+        if bool(self.thresholds_tuned):
+            checkpoint["fishbear"]["thresholds"] = self.thresholds.cpu().tolist()
+
+    def on_test_epoch_end(self) -> None:
+        super().on_test_epoch_end()
+        if self.test_results and bool(self.thresholds_tuned):
+            truth = self.test_results["target"] > 0.5
+            tuned = sample_fbeta(self.test_results["prediction"] > self.thresholds.cpu(), truth, self.beta).mean()
+            self.log("test/fbeta_tuned", tuned)
+
+    @classmethod
+    def interpret(cls, predictions: torch.Tensor, sizes: list[tuple[int, int]], meta: dict[str, Any]) -> list[dict[str, Any]]:
+        classes = list(meta["classes"])
+        cut = np.asarray(meta.get("thresholds") or [meta.get("threshold", 0.2)] * len(classes))
+        out = []
+        for row in predictions.cpu().numpy():
+            tags = [c for c, p, t in zip(classes, row, cut) if p > t]
+            out.append({
+                "tags": tags, "probabilities": {c: float(p) for c, p in zip(classes, row)},
+                "summary": " ".join(f"{c}:{p:.2f}" for c, p, t in zip(classes, row, cut) if p > t) or "(no tag)",
+                "columns": {"tags": " ".join(tags), **{f"p_{c}": f"{p:.6f}" for c, p in zip(classes, row)}},
+            })
+        return out
