@@ -1,8 +1,12 @@
 """``python -m fishbear.predict ckpt=PATH input=IMAGE|FOLDER|VIDEO [output=CSV] [device=cpu] [every=N]``
 
-Prints one line per image or video frame (file or frame and time, class, probability) and writes
-them as CSV: to ``output``, or beside the input (``<folder>/predictions.csv``,
-``<stem>.predictions.csv``). For a video, ``every=N`` classifies every N-th frame.
+Prints one line per image or video frame and writes them as CSV: to ``output``, or beside the
+input (``<folder>/predictions.csv``, ``<stem>.predictions.csv``). The columns follow the
+checkpoint's kind: class and probabilities; tags above their thresholds and every tag's
+probability; each class's share of the pixels; point coordinates in the image's own pixels.
+Segmentation also writes one palette PNG mask per image, ``<masks>/<stem>_P.png`` (``masks``
+defaults to ``predicted_masks/`` beside the input), at the image's own size. For a video,
+``every=N`` reads every N-th frame.
 """
 
 from __future__ import annotations
@@ -21,11 +25,11 @@ from fishbear.video import is_video_file, read_frames
 
 
 USAGE = ("python -m fishbear.predict ckpt=PATH input=IMAGE|FOLDER|VIDEO [output=CSV] [device=cpu|cuda] "
-         "[batch_size=32] [every=1]")
+         "[batch_size=32] [every=1] [masks=DIR]")
 
 
 def _parse(argv: list[str]) -> dict[str, str]:
-    args: dict[str, str] = {"device": "cpu", "batch_size": "32", "output": "", "every": "1"}
+    args: dict[str, str] = {"device": "cpu", "batch_size": "32", "output": "", "every": "1", "masks": ""}
     for item in argv:
         key, sep, value = item.partition("=")
         if not sep or key not in args.keys() | {"ckpt", "input"}:
@@ -57,44 +61,69 @@ def main(argv: list[str] | None = None) -> Path:
     if not files:
         raise DataError(f"{source} holds no image files.")
     predictor = Predictor.from_checkpoint(args["ckpt"], device=args["device"])
+    masks = MaskWriter(predictor, args["masks"] or (source if source.is_dir() else source.parent) / "predicted_masks")
     rows = []
     for path, result in predictor.predict_files(files, batch_size):
-        print(f"{path}\t{result['label']}\t{result['probability']:.4f}")
-        rows.append([str(path), *_result_cells(result, predictor.classes)])
+        print(f"{path}\t{result['summary']}")
+        rows.append({"file": str(path), **masks.write(result, path.stem), **result["columns"]})
     output = Path(args["output"]) if args["output"] else default_out
-    _write_csv(output, ["file", *_result_header(predictor.classes)], rows)
-    print(f"Predictions for {len(files)} images: {output}")
+    _write_csv(output, rows)
+    print(f"Predictions for {len(files)} images: {output}" + masks.note())
     return output
 
 
-def _result_header(classes: list[str]) -> list[str]:
-    return ["label", "probability", *[f"p_{c}" for c in classes]]
+class MaskWriter:
+    """Palette PNGs for segmentation checkpoints (a no-op for other kinds); colours as in the report."""
+
+    def __init__(self, predictor: Predictor, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self.count = 0
+        self.colours = None
+        if predictor.kind == "segment":
+            from fishbear.plots import palette
+
+            self.colours = palette(len(predictor.classes), predictor.meta.get("void_index")).ravel().tolist()
+
+    def write(self, result: dict, stem: str) -> dict[str, str]:
+        if self.colours is None or "mask" not in result:
+            return {}
+        from PIL import Image
+
+        from fishbear.io import atomic_write
+
+        image = Image.fromarray(result["mask"], mode="P")
+        image.putpalette(self.colours)
+        path = self.folder / f"{stem}_P.png"
+        atomic_write(path, lambda handle: image.save(handle, format="PNG"))
+        self.count += 1
+        return {"mask": str(path)}
+
+    def note(self) -> str:
+        return f"; {self.count} masks in {self.folder}" if self.count else ""
 
 
-def _result_cells(result: dict, classes: list[str]) -> list[str]:
-    return [result["label"], f"{result['probability']:.6f}", *[f"{result['probabilities'][c]:.6f}" for c in classes]]
-
-
-def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> None:
+def _write_csv(path: Path, rows: list[dict[str, str]]) -> None:
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(header)
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(path, buffer.getvalue())
 
 
 def _predict_video(video: Path, args: dict[str, str], batch_size: int) -> Path:
     predictor = Predictor.from_checkpoint(args["ckpt"], device=args["device"])
+    masks = MaskWriter(predictor, args["masks"] or video.parent / f"{video.stem}_masks")
     frames = ((frame, frame.image) for frame in read_frames(video, int(args["every"])))
     rows = []
     for frame, result in predictor.predict_stream(frames, batch_size):
-        print(f"{video.name}@{frame.time:.3f}s\tframe {frame.index}\t{result['label']}\t{result['probability']:.4f}")
-        rows.append([str(frame.index), f"{frame.time:.3f}", *_result_cells(result, predictor.classes)])
+        print(f"{video.name}@{frame.time:.3f}s\tframe {frame.index}\t{result['summary']}")
+        rows.append({"frame": str(frame.index), "time": f"{frame.time:.3f}",
+                     **masks.write(result, f"frame_{frame.index:06d}"), **result["columns"]})
     if not rows:
         raise DataError(f"{video} yielded no frames.")
     output = Path(args["output"]) if args["output"] else video.with_suffix(".predictions.csv")
-    _write_csv(output, ["frame", "time", *_result_header(predictor.classes)], rows)
-    print(f"Predictions for {len(rows)} frames of {video}: {output}")
+    _write_csv(output, rows)
+    print(f"Predictions for {len(rows)} frames of {video}: {output}" + masks.note())
     return output
 
 

@@ -147,6 +147,11 @@ def test_and_report(trainer: L.Trainer, task: Any, datamodule: Any, cfg: DictCon
     from fishbear.report import build_report, device_description, write_report
 
     metrics: dict[str, float] = {}
+    if run_test and ckpt_path:
+        from fishbear.inference import load_checkpoint
+
+        # test at the size the tested weights were trained at (progressive resizing changes it)
+        datamodule.set_image_size(load_checkpoint(ckpt_path)["fishbear"]["image_size"])
     if run_test:
         trainer.test(task, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}

@@ -29,7 +29,8 @@ def test_trainer_configs_compose_and_split(trainer, tmp_path):
 
 @pytest.mark.parametrize("data", _choices("data"))
 def test_data_configs_compose_with_their_task(data, tmp_path):
-    needs = {"folder": ["data.root=/somewhere"], "name_regex": ["data.root=/somewhere", "data.reader.pattern=x"]}
+    needs = {"folder": ["data.root=/somewhere"], "name_regex": ["data.root=/somewhere", "data.reader.pattern=x"],
+             "points_csv": ["data.root=/somewhere"]}
     overrides = [f"data={data}", *needs.get(data, [])]
     cfg = compose_train(overrides, tmp_path)
     assert cfg.task._target_.startswith("fishbear.tasks.")

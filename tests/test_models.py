@@ -13,6 +13,7 @@ EXPECTED_GROUPS = {
     "mlp": ["hidden1", "hidden2", "classifier"],
     "resnet18": ["stem", "stage1", "stage2", "stage3", "stage4", "classifier"],
     "vgg16": ["block1", "block2", "block3", "block4", "block5", "classifier"],
+    "unet": ["encoder", "decoder", "head"],
 }
 
 
@@ -26,11 +27,12 @@ def test_every_model_config_builds_groups_and_runs_at_two_sizes(name):
         network.eval()
         with torch.no_grad():
             out = network(torch.randn(2, 3, size, size))
-        assert out.shape == (2, 5)
+        # a vector per image, or a score map at input resolution (U-Net)
+        assert out.shape == ((2, 5) if network.output == "vector" else (2, 5, size, size))
     groups = network.layer_groups()
     if name in EXPECTED_GROUPS:
         assert list(groups) == EXPECTED_GROUPS[name]
-    assert list(groups)[-1] == "classifier"
+    assert list(groups)[-1] in ("classifier", "head")
     grouped = {id(p) for g in groups.values() for p in g.parameters()}
     assert grouped == {id(p) for p in network.parameters()}, "a parameter outside every layer group"
 

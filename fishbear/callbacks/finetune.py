@@ -1,21 +1,28 @@
-"""fastai's ``fine_tune`` as a Lightning callback, written once against the layer groups.
+"""fastai's ``fine_tune`` and progressive resizing as Lightning callbacks, written once against
+the layer groups and a plan of phases.
 
-Phase 1 (``freeze_epochs``): the body is frozen up to ``freeze_to`` and the head trains with a
-one-cycle schedule at ``trainer.lr`` that spends almost all of it warming up (fastai's
-``pct_start=0.99``). Phase 2: every group is unfrozen and a fresh one-cycle starts at
-``trainer.lr * unfrozen_lr_factor`` for the head, spread geometrically down to
-``/ trainer.lr_div`` for the first group. Parameters never leave the optimiser (frozen ones get
-no gradient and are skipped), so unfreezing needs no new optimiser. A resumed run re-freezes
-what its epoch calls for and fast-forwards the phase's schedule to the step it stopped at.
+A phase is a span of epochs with the body frozen or not, an image size and a one-cycle of its
+own. ``FineTune``'s plan is fastai's ``fine_tune``: ``freeze_epochs`` with the body frozen and a
+cycle at ``trainer.lr`` that spends almost all of it warming up (``pct_start=0.99``), then
+everything unfrozen with a fresh cycle at ``trainer.lr * unfrozen_lr_factor`` for the head,
+spread down to ``/ trainer.lr_div`` for the first group. ``ProgressiveResize`` (fastai lesson 3,
+Planet at 128 then 256) repeats that plan at each new image size: the data module switches size
+(same split, new transforms), the body is frozen again for ``refreeze_epochs`` and the cycle
+restarts at ``lr * lr_factor``.
+
+Parameters never leave the optimiser (frozen ones get no gradient and are skipped), so no phase
+needs a new optimiser. A resumed run picks its phase up again: it re-freezes what its epoch calls
+for, reloads data at the phase's size and fast-forwards the phase's schedule.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import lightning as L
 
+from fishbear.errors import ConfigError
 from fishbear.optim import OptimSettings, build_scheduler, group_rates
 
 
@@ -23,6 +30,15 @@ def freeze(network: Any, freeze_to: int | None, train_bn: bool) -> list[str]:
     """``freeze_to=None`` freezes the network's body (for a U-Net, the encoder but not the
     decoder); a number freezes that many groups from the input (negative: all but that many)."""
     return network.freeze(train_bn) if freeze_to is None else network.freeze_to(freeze_to, train_bn)
+
+
+@dataclass(frozen=True)
+class Phase:
+    start: int               # first epoch
+    end: int                 # one past the last epoch
+    frozen: bool
+    lr_scale: float = 1.0    # of trainer.lr
+    size: Any = None         # image size for the phase; None keeps the data module's
 
 
 class FineTune(L.Callback):
@@ -40,23 +56,48 @@ class FineTune(L.Callback):
         self.frozen_pct_start = float(frozen_pct_start)
         self.unfrozen_pct_start = float(unfrozen_pct_start)
         self.unfrozen_div_factor = float(unfrozen_div_factor)
-        self.phase: str | None = None
+        self.phase: Phase | None = None
 
-    def phase_of(self, epoch: int) -> str:
-        return "frozen" if epoch < self.freeze_epochs else "unfrozen"
+    @property
+    def active(self) -> bool:
+        return self.enabled
 
-    def phase_settings(self, base: OptimSettings, phase: str) -> OptimSettings:
-        if phase == "frozen":
-            return replace(base, lr_div=1.0, pct_start=self.frozen_pct_start, schedule="one_cycle")
-        return replace(base, lr=base.lr * self.unfrozen_lr_factor, pct_start=self.unfrozen_pct_start,
-                       div_factor=self.unfrozen_div_factor, schedule="one_cycle")
+    # -- the plan ------------------------------------------------------------------------------
+    def fine_tune_phases(self, start: int, end: int, frozen_epochs: int, lr_scale: float = 1.0,
+                         size: Any = None) -> list[Phase]:
+        """Frozen for ``frozen_epochs`` (if any), then unfrozen, within ``[start, end)``."""
+        cut = min(end, start + max(0, frozen_epochs))
+        phases = [Phase(start, cut, True, lr_scale, size)] if cut > start else []
+        if end > cut:
+            phases.append(Phase(cut, end, False, lr_scale * self.unfrozen_lr_factor, size))
+        return phases
 
+    def plan(self, max_epochs: int) -> list[Phase]:
+        return self.fine_tune_phases(0, max_epochs, self.freeze_epochs) if self.enabled else []
+
+    def phase_at(self, epoch: int, max_epochs: int) -> Phase | None:
+        return next((p for p in self.plan(max_epochs) if p.start <= epoch < p.end), None)
+
+    def phase_of(self, epoch: int, max_epochs: int = 10**6) -> str:
+        phase = self.phase_at(epoch, max_epochs)
+        return "none" if phase is None else "frozen" if phase.frozen else "unfrozen"
+
+    def phase_settings(self, base: OptimSettings, phase: Phase) -> OptimSettings:
+        lr = base.lr * phase.lr_scale
+        if phase.frozen:
+            return replace(base, lr=lr, lr_div=1.0, pct_start=self.frozen_pct_start, schedule="one_cycle")
+        return replace(base, lr=lr, pct_start=self.unfrozen_pct_start, div_factor=self.unfrozen_div_factor,
+                       schedule="one_cycle")
+
+    # -- hooks ---------------------------------------------------------------------------------
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not self.enabled:
+        if not self.active:
             return
-        phase = self.phase_of(trainer.current_epoch)
+        phase = self.phase_at(trainer.current_epoch, trainer.max_epochs)
+        if phase is None:
+            return
         network = pl_module.network
-        if phase == "frozen":
+        if phase.frozen:
             freeze(network, self.freeze_to, self.train_bn)
         else:
             network.unfreeze()
@@ -66,19 +107,85 @@ class FineTune(L.Callback):
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any,
                              batch_idx: int) -> None:
-        if self.enabled:
+        if self.active:
             pl_module.network.hold_frozen_bn()  # validation's model.train() switches them back
 
-    def _install_schedule(self, trainer: L.Trainer, pl_module: L.LightningModule, phase: str) -> None:
+    def _install_schedule(self, trainer: L.Trainer, pl_module: L.LightningModule, phase: Phase) -> None:
         settings = self.phase_settings(pl_module.optim, phase)
         per_epoch = max(1, trainer.num_training_batches // max(1, trainer.accumulate_grad_batches))
-        first, last = (0, self.freeze_epochs) if phase == "frozen" else (self.freeze_epochs, trainer.max_epochs)
         optimizer = trainer.optimizers[0]
         rates = group_rates(settings.lr, settings.lr_div, len(optimizer.param_groups), settings.lr_spread,
                             len(pl_module.network.body_groups()))
         for group, rate in zip(optimizer.param_groups, rates):
             group["lr"] = rate
-        scheduler = build_scheduler(optimizer, settings, (last - first) * per_epoch)
-        for _ in range(max(0, trainer.global_step - first * per_epoch)):
+        scheduler = build_scheduler(optimizer, settings, (phase.end - phase.start) * per_epoch)
+        for _ in range(max(0, trainer.global_step - phase.start * per_epoch)):
             scheduler.step()
         trainer.lr_scheduler_configs[0].scheduler = scheduler
+
+
+class ProgressiveResize(FineTune):
+    """Train at growing image sizes: ``schedule`` maps the epoch a size starts at to the size
+    (``{0: 128, 5: 256}``; a size is one side or ``[height, width]``). The first size follows
+    fine_tune (frozen first when ``enabled``, i.e. for pretrained models); each later size freezes
+    the body again for ``refreeze_epochs`` (0: stays unfrozen) and restarts the one-cycle at
+    ``trainer.lr * lr_factor``. Works for every task kind: only the data module's size changes."""
+
+    def __init__(self, schedule: dict[int, Any], refreeze_epochs: int = 1, lr_factor: float = 0.5,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        try:
+            self.schedule = {int(epoch): size for epoch, size in dict(schedule).items()}
+        except (TypeError, ValueError):
+            raise ConfigError(f"callbacks.finetune.schedule={schedule!r} must map epochs to sizes, e.g. {{0: 128, 5: 256}}") from None
+        if 0 not in self.schedule:
+            raise ConfigError(f"callbacks.finetune.schedule={schedule!r} must give the size of epoch 0.")
+        self.refreeze_epochs = int(refreeze_epochs)
+        self.lr_factor = float(lr_factor)
+        self.size: Any = None
+        self._next_size: Any = None  # what a run resumed from a checkpoint of this epoch starts with
+
+    @property
+    def active(self) -> bool:
+        return True  # resizing happens with or without freezing
+
+    def plan(self, max_epochs: int) -> list[Phase]:
+        starts = sorted(e for e in self.schedule if e < max_epochs)
+        phases: list[Phase] = []
+        for i, start in enumerate(starts):
+            end = starts[i + 1] if i + 1 < len(starts) else max_epochs
+            frozen = (self.freeze_epochs if self.enabled else 0) if i == 0 else self.refreeze_epochs
+            phases += self.fine_tune_phases(start, end, frozen, self.lr_factor ** i, self.schedule[start])
+        return phases
+
+    def _apply_size(self, trainer: L.Trainer, size: Any) -> None:
+        if size is not None and size != self.size:
+            trainer.datamodule.set_image_size(size)
+            self.size = size
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """The first loaders are built after this hook: at epoch 0's size, or the resumed epoch's
+        (restored from ``state_dict``)."""
+        self.size = self._next_size if self._next_size is not None else self.schedule[0]
+        trainer.datamodule.set_image_size(self.size)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_start(trainer, pl_module)
+        upcoming = self.phase_at(trainer.current_epoch + 1, trainer.max_epochs)
+        self._next_size = upcoming.size if upcoming is not None else self.size
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Switch size before the next epoch's loaders are built (Lightning builds them before
+        ``on_train_epoch_start``): ask for one reload, then stop reloading."""
+        upcoming = self.phase_at(trainer.current_epoch + 1, trainer.max_epochs)
+        trainer.reload_dataloaders_every_n_epochs = 0
+        if upcoming is not None and upcoming.size != self.size:
+            self._apply_size(trainer, upcoming.size)
+            trainer.reload_dataloaders_every_n_epochs = 1
+
+    def state_dict(self) -> dict[str, Any]:
+        """Checkpoints are written at the end of an epoch: a run resumed from one starts the next."""
+        return {"next_size": self._next_size}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._next_size = state_dict.get("next_size")

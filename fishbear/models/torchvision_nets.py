@@ -8,6 +8,7 @@ torchvision ships them and nothing depends on hand-computed feature sizes.
 from __future__ import annotations
 
 from collections import OrderedDict
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -146,4 +147,6 @@ def classifier(num_classes: int, arch: str = "resnet18", pretrained: bool = Fals
 
 
 # names the model configs used before `classifier`: checkpoints written then still load
-resnet = vgg = mobilenet_v2 = classifier
+resnet = partial(classifier, arch="resnet18")
+vgg = partial(classifier, arch="vgg16")
+mobilenet_v2 = partial(classifier, arch="mobilenet_v2")

@@ -173,3 +173,7 @@ class BaseTask(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Everything inference needs travels with the weights (classes, kind, stats, model config)."""
         checkpoint["fishbear"] = {**self.meta, "kind": self.kind, "classes": self.classes}
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        if datamodule is not None and hasattr(datamodule, "image_size"):
+            # the size these weights were trained at (progressive resizing changes it)
+            checkpoint["fishbear"]["image_size"] = datamodule.image_size
