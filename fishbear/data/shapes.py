@@ -152,6 +152,7 @@ class ShapesSource:
     test: int = 100
     seed: int = 0
     jpeg_quality: int = 92
+    distractors: int = 2  # points: at most this many other shapes beside the star
 
     def prepare(self, root: str | Path) -> Path:
         root = Path(root)
@@ -264,7 +265,7 @@ def _write_points(source: ShapesSource, root: Path) -> None:
     others = [k for k in SHAPE_KINDS if k != "star"]
     for index in range(total):
         rng = source.rng("train", index)
-        kinds = ["star", *rng.choice(others, size=int(rng.integers(0, 3)), replace=False)]
+        kinds = ["star", *rng.choice(others, size=int(rng.integers(0, source.distractors + 1)), replace=False)]
         rng.shuffle(kinds)
         scene = render_scene(rng, source.image_size, kinds, 0.12, 0.22)
         star = next(shape for shape in scene.shapes if shape.kind == "star")

@@ -129,9 +129,23 @@ def mobilenet_v2_body(arch: str = "mobilenet_v2", pretrained: bool = False,
     return groups, model.classifier[-1].in_features, cfg
 
 
+def convnet_body(arch: str = "convnet", pretrained: bool = False,
+                 weights: str = "DEFAULT") -> tuple["OrderedDict[str, nn.Module]", int, PretrainedCfg]:
+    """fishbear's small from-scratch ConvNet (no weights): a fast encoder for CPU runs and tests."""
+    from fishbear.models.simple import ConvNet
+
+    if pretrained:
+        raise FishbearError("convnet has no pretrained weights; set model.pretrained=false or pick a torchvision backbone")
+    net = ConvNet(1)
+    groups = OrderedDict((name, module) for name, module in net.layer_groups().items() if name != "classifier")
+    return groups, net.stage4[-3].out_channels, net.pretrained_cfg
+
+
 def body(arch: str, pretrained: bool = False,
          weights: str = "DEFAULT") -> tuple["OrderedDict[str, nn.Module]", int, PretrainedCfg]:
-    """Any supported torchvision backbone by name (``resnet34``, ``vgg16``, ``mobilenet_v2``...)."""
+    """Any supported backbone by name (``resnet34``, ``vgg16``, ``mobilenet_v2``, ``convnet``)."""
+    if arch == "convnet":
+        return convnet_body(arch, pretrained, weights)
     for prefix, builder in (("resnet", resnet_body), ("vgg", vgg_body), ("mobilenet_v2", mobilenet_v2_body)):
         if arch.startswith(prefix):
             return builder(arch, pretrained, weights)

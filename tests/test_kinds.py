@@ -1,0 +1,153 @@
+"""Multi-label, segmentation and point regression: each kind learns, moves its targets with the
+image, reports and predicts; readers refuse bad label files by name."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fishbear.errors import ConfigError
+from fishbear.train import train
+
+from .conftest import compose_train
+from .fixtures import write_planet
+
+QUIET = ["data.num_workers=0", "trainer.num_sanity_val_steps=0", "logger=none", "trainer.enable_progress_bar=false",
+         "data.augment=null"]
+
+
+def _csv(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_multilabel_learns_tags_tunes_thresholds_and_predicts_them(tmp_path):
+    from fishbear.inference import load_checkpoint
+    from fishbear.predict import main as predict
+
+    root = write_planet(tmp_path / "planet", n=160)
+    run = tmp_path / "run"
+    report = train(compose_train(["data=planet", f"data.root={root}", "data.image_size=32", "data.batch_size=16",
+                                  "trainer.max_epochs=6", *QUIET], run))
+    truth = np.array([[t in row["tags"].split() for t in ("blue", "green", "red")] for row in _csv(root / "train_v2.csv")])
+    constant = max(truth.mean(), 1 - truth.mean())  # all tags on, or all off
+    metrics = report["metrics"]
+    assert metrics["test/acc"] > constant + 0.1, (metrics, constant)
+    assert {"test/fbeta", "test/fbeta_tuned"} <= set(metrics)
+    section = report["multilabel"]
+    assert set(section["thresholds"]) == {"global", "tuned"} and section["global"]["fbeta"] == pytest.approx(metrics["test/fbeta"], abs=1e-5)
+    assert section["tuned"]["fbeta"] == pytest.approx(metrics["test/fbeta_tuned"], abs=1e-5)
+    meta = load_checkpoint(run / "checkpoints" / "best.ckpt", kind="multilabel")["fishbear"]
+    assert meta["thresholds"] == pytest.approx(section["thresholds"]["tuned"])
+    assert "F2 (sample-averaged) at the global and the tuned thresholds" in (run / "report.md").read_text()
+    assert (run / "tag_samples.png").is_file() and (run / "val_samples.png").is_file()
+
+    out = tmp_path / "tags.csv"
+    predict([f"ckpt={run / 'checkpoints' / 'best.ckpt'}", f"input={root / 'train-jpg'}", f"output={out}"])
+    rows = _csv(out)
+    assert len(rows) == 160 and set(rows[0]) == {"file", "tags", "p_blue", "p_green", "p_red"}
+    for row in rows:  # the tags are exactly those above their tuned thresholds
+        above = [t for t, cut in zip(("blue", "green", "red"), meta["thresholds"]) if float(row[f"p_{t}"]) > cut]
+        assert row["tags"].split() == above
+
+
+def test_point_regression_finds_the_star_and_predicts_pixels(tmp_path):
+    from hydra.utils import instantiate
+
+    from fishbear.predict import main as predict
+
+    overrides = ["data=shapes_points", "data.source.distractors=0", "data.source.train=75", "data.source.valid=10",
+                 "data.source.test=15", "data.source.image_size=32", "data.image_size=32", "data.batch_size=16",
+                 "model=point_regressor", "model.arch=convnet", "trainer.max_epochs=8", *QUIET]
+    cfg = compose_train(overrides, tmp_path / "run")
+    data = instantiate(cfg.data)
+    data.prepare_data()
+    data.setup()
+    train_points = np.array([s.target[0] for s in data.samples("train")])
+    test_points = np.array([s.target[0] for s in data.samples("test")])
+    baseline = np.linalg.norm(test_points - train_points.mean(0), axis=1).mean()  # always the mean point
+    report = train(cfg)
+    assert report["metrics"]["test/dist_px"] < 0.6 * baseline, (report["metrics"], baseline)
+    assert report["points"]["mean_px"] == pytest.approx(report["metrics"]["test/dist_px"], rel=1e-4)
+    assert (tmp_path / "run" / "point_samples.png").is_file()
+
+    sample = data.samples("test")[0]
+    out = tmp_path / "points.csv"
+    predict([f"ckpt={tmp_path / 'run' / 'checkpoints' / 'best.ckpt'}", f"input={sample.image}", f"output={out}"])
+    (row,) = _csv(out)
+    predicted = np.array([float(row["star_x"]), float(row["star_y"])])
+    assert np.linalg.norm(predicted - sample.target[0]) < 3 * baseline  # in this image's own pixels
+
+
+def test_segmentation_beats_the_majority_class_and_writes_masks(tmp_path):
+    from fishbear.predict import main as predict
+
+    run = tmp_path / "run"
+    report = train(compose_train(["data=shapes_masks", "model=unet", "model.encoder=convnet", "data.source.train=40",
+                                  "data.source.valid=10", "data.source.test=10", "data.source.image_size=32",
+                                  "data.image_size=32", "data.batch_size=16", "trainer.max_epochs=10", "trainer.lr=1e-2",
+                                  *QUIET], run))
+    section = report["segment"]
+    pixels = np.array([c["pixels"] for c in section["per_class"]])
+    majority = pixels.max() / pixels.sum()
+    # calling every pixel background scores the majority share as accuracy, and as mean IoU that
+    # share over the five scored classes (this run: 0.89 and 0.25 against 0.87 and 0.17)
+    assert section["pixel_accuracy"] > majority, (section["pixel_accuracy"], majority)
+    assert section["mean_iou"] > majority / len(pixels) + 0.04, (section["mean_iou"], majority)
+    assert section["pixel_accuracy"] == pytest.approx(report["metrics"]["test/acc"], abs=1e-5)
+    assert section["void"] == "void" and "void" not in [c["class"] for c in section["per_class"]]
+    assert "| circle |" in (run / "report.md").read_text() and (run / "segmentation_samples.png").is_file()
+
+    images = run.parent / "to_predict"
+    images.mkdir()
+    Image.new("RGB", (40, 24), (90, 120, 150)).save(images / "wide.png")
+    predict([f"ckpt={run / 'checkpoints' / 'best.ckpt'}", f"input={images}"])
+    mask = Image.open(images / "predicted_masks" / "wide_P.png")
+    assert mask.mode == "P" and mask.size == (40, 24)  # the input's own size
+    (row,) = _csv(images / "predictions.csv")
+    assert row["mask"].endswith("wide_P.png") and sum(float(row[f"share_{c}"]) for c in report["classes"]) == pytest.approx(1, abs=1e-3)
+
+
+def test_a_segmentation_dataset_needs_a_dense_model(tmp_path):
+    with pytest.raises(ConfigError, match=r"needs a model with dense output.*Use model=unet"):
+        train(compose_train(["data=shapes_masks", "data.source.train=2", "data.source.valid=1", "data.source.test=1",
+                             "data.source.image_size=32", "data.image_size=32", *QUIET], tmp_path))
+
+
+def test_bf16_mixed_precision_trains_a_unet(tmp_path):
+    report = train(compose_train(["data=shapes_masks", "model=unet", "model.encoder=convnet", "data.source.train=4",
+                                  "data.source.valid=1", "data.source.test=2", "data.source.image_size=32",
+                                  "data.image_size=32", "data.batch_size=8", "trainer.max_epochs=1",
+                                  "trainer.precision=bf16-mixed", *QUIET], tmp_path))
+    assert report["config"]["precision"] == "bf16-mixed" and np.isfinite(report["metrics"]["test/loss"])
+    assert json.loads((tmp_path / "report.json").read_text())["metrics"] == report["metrics"]
+
+
+# -- augmentation moves the targets with the image ----------------------------------------------
+def test_flips_crops_and_rotations_move_masks_and_points_with_the_image():
+    from fishbear.data.catalog import Sample
+    from fishbear.data.targets import codec
+    from fishbear.data.transforms import Augment, build_transforms
+
+    augment = Augment(hflip=True, vflip=True, crop_scale=(0.6, 1.0), rotate=20, lighting=0, saturation=0, blur=0)
+    image = np.zeros((40, 60, 3), dtype=np.uint8)
+    image[8:14, 40:46] = 255  # a white square whose centre is the point, and whose pixels are class 1
+    mask = (image[..., 0] > 0).astype(np.uint8)
+    segment = build_transforms("train", 32, (0, 0, 0), (1, 1, 1), augment, "segment")
+    points = build_transforms("train", 32, (0, 0, 0), (1, 1, 1), augment, "points")
+    sample = Sample(image=None, target=np.array([[43.0, 11.0]]))
+    for _ in range(20):
+        out = segment(image=image, mask=mask)
+        bright = out["image"][0] > 0.5
+        assert (bright == torch.as_tensor(out["mask"] == 1)).float().mean() > 0.97
+        out = points(image=image, **codec("points").transform_inputs(sample, image, 1))
+        target = codec("points").target(sample, out, 1)
+        x, y = ((target.numpy() + 1) / 2 * 32)
+        ys, xs = np.nonzero(out["image"][0].numpy() > 0.5)
+        if len(xs):  # the square may be cropped away; when it is there, the point is at its centre
+            assert abs(xs.mean() + 0.5 - x) < 2.5 and abs(ys.mean() + 0.5 - y) < 2.5
