@@ -100,3 +100,71 @@ def test_fine_tune_is_the_default_for_pretrained_models_only():
 
     off.on_train_epoch_start(None, Module())
     assert all(p.requires_grad for p in net.parameters())
+
+
+def test_progressive_resize_switches_size_at_its_epoch_refreezes_and_restarts_the_cycle(tmp_path):
+    import lightning as L
+
+    from fishbear.train import train
+
+    seen: dict[int, dict] = {}
+
+    class Record(L.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            if batch_idx == 0:
+                seen[trainer.current_epoch] = {
+                    "train": tuple(batch["image"].shape[-2:]),
+                    "stem_frozen": not any(p.requires_grad for p in pl_module.network.stem[0].parameters()),
+                    "head_lr": trainer.optimizers[0].param_groups[-1]["lr"],
+                }
+
+        def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
+            if batch_idx == 0 and trainer.current_epoch in seen:
+                seen[trainer.current_epoch]["valid"] = tuple(batch["image"].shape[-2:])
+
+    import fishbear.train as train_module
+
+    original = train_module.instantiate_group
+    train_module.instantiate_group = lambda group, where: original(group, where) + ([Record()] if where == "callbacks" else [])
+    try:
+        report = train(compose_train([*TINY, "data.source.image_size=48", "callbacks=progressive_resize",
+                                      "callbacks.finetune.schedule={0:32,2:48}", "trainer.max_epochs=4",
+                                      "trainer.lr=1e-2", "logger=none"], tmp_path))
+    finally:
+        train_module.instantiate_group = original
+    assert [seen[e]["train"] for e in range(4)] == [(32, 32), (32, 32), (48, 48), (48, 48)]
+    assert [seen[e]["valid"] for e in range(4)] == [(32, 32), (32, 32), (48, 48), (48, 48)]
+    # from scratch: no frozen start; at the new size the body is frozen again for one epoch
+    assert [seen[e]["stem_frozen"] for e in range(4)] == [False, False, True, False]
+    # each phase's one-cycle starts low again (lr / div_factor), not where the last one ended
+    assert seen[2]["head_lr"] == pytest.approx(1e-2 * 0.5 / 25, rel=0.05)
+    from fishbear.inference import load_checkpoint
+
+    # a checkpoint carries the size its weights were trained at; the test runs at the best one's
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["fishbear"]["image_size"] == 48
+    best = load_checkpoint(report["best_checkpoint"])["fishbear"]["image_size"]
+    assert report["data"]["image_size"] == best and report["epochs"] == 4
+
+
+def test_unet_encoder_loads_pretrained_weights_and_is_the_only_frozen_part(tmp_path, monkeypatch):
+    import torchvision
+
+    from fishbear.models.unet import UNet
+    from fishbear.optim import OptimSettings, param_groups
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(torch.hub, "_hub_dir", None)
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+    torch.manual_seed(5)
+    reference = torchvision.models.resnet18()
+    filename = torchvision.models.ResNet18_Weights.DEFAULT.url.rsplit("/", 1)[-1]
+    torch.save(reference.state_dict(), tmp_path / "hub" / "checkpoints" / filename)
+    net = UNet(num_classes=4, encoder="resnet18", pretrained=True)
+    assert torch.equal(net.encoder.stem.conv1.weight, reference.conv1.weight)
+    # the probe that sized the decoder ran in eval mode: pretrained statistics untouched
+    assert torch.equal(net.encoder.stage1[0].bn1.running_mean, reference.layer1[0].bn1.running_mean)
+    assert net.freeze(train_bn=False) == ["encoder"]
+    assert not any(p.requires_grad for p in net.encoder.parameters())
+    assert all(p.requires_grad for p in net.decoder.parameters())
+    rates = {g["name"]: g["lr"] for g in param_groups(net, OptimSettings(lr=1e-3, lr_div=100, lr_spread="body_head"))}
+    assert rates == pytest.approx({"encoder": 1e-5, "decoder": 1e-3, "head": 1e-3})
