@@ -146,3 +146,11 @@ def test_points_csv_reads_pixels_and_refuses_bad_rows(tmp_path):
     (tmp_path / "points.csv").write_text("image,x1,y1\na.jpg,25,2\n")
     with pytest.raises(DataError, match=r"points.csv, line 2: point \(25.0, 2.0\) lies outside image .*a.jpg \(20x10\)"):
         PointsCsvReader()(tmp_path)
+
+
+def test_a_tag_listed_twice_counts_once_with_a_warning(tmp_path, caplog):
+    _tiles(tmp_path / "train-jpg", ["a"])
+    (tmp_path / "train_v2.csv").write_text("image_name,tags\na,clear cultivation cultivation\n")  # as in Planet's CSV
+    catalog = TagCsvReader()(tmp_path)
+    assert catalog.splits["train"][0].target == (0, 1)
+    assert "1 row(s) list a tag twice (e.g. line 2, a)" in caplog.text

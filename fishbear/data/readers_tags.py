@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from fishbear.data.catalog import Catalog, Sample
 from fishbear.data.label_files import image_lookup, read_csv_rows, resolve_images
 from fishbear.errors import DataError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,10 @@ class TagCsvReader:
             raise DataError(f"{label_file} has a header but no rows.")
         files = resolve_images([(line, name) for line, name, _ in rows], image_lookup(folder, self.extension),
                                label_file, folder, self.extension)
+        repeated = [(line, name) for line, name, tags in rows if len(set(tags)) < len(tags)]
+        if repeated:  # Planet's real CSV: 73 rows list cultivation or blow_down twice
+            log.warning("%s: %d row(s) list a tag twice (e.g. line %d, %s); each tag counts once.",
+                        label_file, len(repeated), *repeated[0])
         classes = sorted({tag for _, _, tags in rows for tag in tags})
         index = {tag: i for i, tag in enumerate(classes)}
         samples = [Sample(path, tuple(sorted(index[t] for t in set(tags)))) for path, (_, _, tags) in zip(files, rows)]
