@@ -168,3 +168,27 @@ def test_unet_encoder_loads_pretrained_weights_and_is_the_only_frozen_part(tmp_p
     assert all(p.requires_grad for p in net.decoder.parameters())
     rates = {g["name"]: g["lr"] for g in param_groups(net, OptimSettings(lr=1e-3, lr_div=100, lr_spread="body_head"))}
     assert rates == pytest.approx({"encoder": 1e-5, "decoder": 1e-3, "head": 1e-3})
+
+
+SIZES: dict[int, tuple[int, int]] = {}
+
+
+class RecordSizes(L.Callback):
+    """The image size of each epoch's first training batch, into ``SIZES``."""
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if batch_idx == 0:
+            SIZES[trainer.current_epoch] = tuple(batch["image"].shape[-2:])
+
+
+def test_a_resumed_progressive_run_continues_at_the_size_of_its_epoch(tmp_path):
+    overrides = [*TINY, "data.source.image_size=48", "callbacks=progressive_resize", "callbacks.finetune.schedule={0:32,2:48}",
+                 "trainer.max_epochs=3", "logger=none", "+callbacks.record._target_=tests.test_finetune.RecordSizes"]
+    crash = ["+callbacks.crash._target_=tests.test_train.CrashAtEpoch", "+callbacks.crash.epoch=2"]
+    SIZES.clear()
+    with pytest.raises(RuntimeError, match="killed"):
+        train(compose_train(overrides + crash, tmp_path))
+    assert SIZES == {0: (32, 32), 1: (32, 32)}
+    SIZES.clear()
+    train(compose_train(overrides + ["ckpt_path=last"], tmp_path))  # what --resume runs
+    assert SIZES == {2: (48, 48)}

@@ -158,16 +158,21 @@ class ProgressiveResize(FineTune):
             phases += self.fine_tune_phases(start, end, frozen, self.lr_factor ** i, self.schedule[start])
         return phases
 
-    def _apply_size(self, trainer: L.Trainer, size: Any) -> None:
-        if size is not None and size != self.size:
-            trainer.datamodule.set_image_size(size)
-            self.size = size
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        """Lightning builds the first training loader while configuring the optimiser (to count
+        its steps), after this hook and after a checkpoint's callback state is restored, but before
+        ``on_fit_start``: so the size is set here, and again when a checkpoint is loaded."""
+        if stage == "fit":
+            self._use_size(trainer, self.schedule[0])
 
-    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """The first loaders are built after this hook: at epoch 0's size, or the resumed epoch's
-        (restored from ``state_dict``)."""
-        self.size = self._next_size if self._next_size is not None else self.schedule[0]
-        trainer.datamodule.set_image_size(self.size)
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        size = checkpoint.get("callbacks", {}).get(self.state_key, {}).get("next_size")
+        if size is not None:
+            self._use_size(trainer, size)
+
+    def _use_size(self, trainer: L.Trainer, size: Any) -> None:
+        self.size = self._next_size = size
+        trainer.datamodule.set_image_size(size)
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_epoch_start(trainer, pl_module)
@@ -180,7 +185,7 @@ class ProgressiveResize(FineTune):
         upcoming = self.phase_at(trainer.current_epoch + 1, trainer.max_epochs)
         trainer.reload_dataloaders_every_n_epochs = 0
         if upcoming is not None and upcoming.size != self.size:
-            self._apply_size(trainer, upcoming.size)
+            self._use_size(trainer, upcoming.size)
             trainer.reload_dataloaders_every_n_epochs = 1
 
     def state_dict(self) -> dict[str, Any]:
