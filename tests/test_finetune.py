@@ -128,7 +128,7 @@ def test_progressive_resize_switches_size_at_its_epoch_refreezes_and_restarts_th
     train_module.instantiate_group = lambda group, where: original(group, where) + ([Record()] if where == "callbacks" else [])
     try:
         report = train(compose_train([*TINY, "data.source.image_size=48", "callbacks=progressive_resize",
-                                      "callbacks.finetune.schedule={0:32,2:48}", "trainer.max_epochs=4",
+                                      "callbacks.finetune.schedule=[[0,32],[2,48]]", "trainer.max_epochs=4",
                                       "trainer.lr=1e-2", "logger=none"], tmp_path))
     finally:
         train_module.instantiate_group = original
@@ -182,7 +182,7 @@ class RecordSizes(L.Callback):
 
 
 def test_a_resumed_progressive_run_continues_at_the_size_of_its_epoch(tmp_path):
-    overrides = [*TINY, "data.source.image_size=48", "callbacks=progressive_resize", "callbacks.finetune.schedule={0:32,2:48}",
+    overrides = [*TINY, "data.source.image_size=48", "callbacks=progressive_resize", "callbacks.finetune.schedule=[[0,32],[2,48]]",
                  "trainer.max_epochs=3", "logger=none", "+callbacks.record._target_=tests.test_finetune.RecordSizes"]
     crash = ["+callbacks.crash._target_=tests.test_train.CrashAtEpoch", "+callbacks.crash.epoch=2"]
     SIZES.clear()

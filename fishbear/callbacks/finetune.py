@@ -125,19 +125,22 @@ class FineTune(L.Callback):
 
 
 class ProgressiveResize(FineTune):
-    """Train at growing image sizes: ``schedule`` maps the epoch a size starts at to the size
-    (``{0: 128, 5: 256}``; a size is one side or ``[height, width]``). The first size follows
+    """Train at growing image sizes: ``schedule`` lists ``[epoch, size]`` pairs, the epoch a size
+    starts at and the size (``[[0, 128], [5, 256]]``; a size is one side or ``[height, width]``;
+    a mapping ``{0: 128, 5: 256}`` works too from Python). The first size follows
     fine_tune (frozen first when ``enabled``, i.e. for pretrained models); each later size freezes
     the body again for ``refreeze_epochs`` (0: stays unfrozen) and restarts the one-cycle at
     ``trainer.lr * lr_factor``. Works for every task kind: only the data module's size changes."""
 
-    def __init__(self, schedule: dict[int, Any], refreeze_epochs: int = 1, lr_factor: float = 0.5,
+    def __init__(self, schedule: list[Any] | dict[int, Any], refreeze_epochs: int = 1, lr_factor: float = 0.5,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         try:
-            self.schedule = {int(epoch): size for epoch, size in dict(schedule).items()}
+            pairs = schedule.items() if hasattr(schedule, "items") else schedule
+            self.schedule = {int(epoch): size for epoch, size in pairs}
         except (TypeError, ValueError):
-            raise ConfigError(f"callbacks.finetune.schedule={schedule!r} must map epochs to sizes, e.g. {{0: 128, 5: 256}}") from None
+            raise ConfigError(f"callbacks.finetune.schedule={schedule!r} must list [epoch, size] pairs, "
+                              "e.g. [[0,128],[5,256]]") from None
         if 0 not in self.schedule:
             raise ConfigError(f"callbacks.finetune.schedule={schedule!r} must give the size of epoch 0.")
         self.refreeze_epochs = int(refreeze_epochs)
