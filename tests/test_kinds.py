@@ -63,7 +63,8 @@ def test_point_regression_finds_the_star_and_predicts_pixels(tmp_path):
 
     overrides = ["data=shapes_points", "data.source.distractors=0", "data.source.train=75", "data.source.valid=10",
                  "data.source.test=15", "data.source.image_size=32", "data.image_size=32", "data.batch_size=16",
-                 "model=point_regressor", "model.arch=convnet", "trainer.max_epochs=8", *QUIET]
+                 "model=point_regressor", "model.arch=convnet", "trainer.max_epochs=8", "callbacks.batch_grid.val_images=0",
+                 *QUIET]
     cfg = compose_train(overrides, tmp_path / "run")
     data = instantiate(cfg.data)
     data.prepare_data()
@@ -91,7 +92,7 @@ def test_segmentation_beats_the_majority_class_and_writes_masks(tmp_path):
     report = train(compose_train(["data=shapes_masks", "model=unet", "model.encoder=convnet", "data.source.train=40",
                                   "data.source.valid=10", "data.source.test=10", "data.source.image_size=32",
                                   "data.image_size=32", "data.batch_size=16", "trainer.max_epochs=10", "trainer.lr=1e-2",
-                                  *QUIET], run))
+                                  "callbacks.batch_grid.val_images=0", *QUIET], run))
     section = report["segment"]
     pixels = np.array([c["pixels"] for c in section["per_class"]])
     majority = pixels.max() / pixels.sum()

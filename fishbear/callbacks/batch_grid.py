@@ -68,6 +68,9 @@ class BatchGrid(L.Callback):
         if self._val_batch is None:
             return
         batch, self._val_batch = self._val_batch, None
+        to_tensorboard = any(hasattr(getattr(lg, "experiment", None), "add_figure") for lg in trainer.loggers)
+        if not to_tensorboard and trainer.current_epoch < trainer.max_epochs - 1:
+            return  # a figure costs ~1 s on CPU; without TensorBoard only the last one is kept
         with torch.no_grad():
             predictions = pl_module.predictions(pl_module(pl_module._images(batch))).float().cpu()
         figure = pl_module.draw(_shown(batch, trainer.datamodule, self.val_images), batch["target"].cpu(),
