@@ -50,5 +50,13 @@ def test_predict_command_writes_a_csv_per_folder(trained_run, tmp_path):
     rows = list(csv.DictReader((folder / "predictions.csv").open()))
     assert len(rows) == 3 and rows[0]["label"] in report["classes"]
     assert {f"p_{c}" for c in report["classes"]} <= set(rows[0])
-    bad = run_cli(["-m", "fishbear.predict", f"ckpt={tmp_path / 'missing.ckpt'}", f"input={folder}"], cwd=tmp_path)
-    assert bad.returncode == 2 and "missing.ckpt does not exist" in bad.stderr and "Traceback" not in bad.stderr
+
+def test_predict_with_a_missing_checkpoint_says_so_and_exits_2(tmp_path, capsys):
+    from fishbear.predict import main
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    with pytest.raises(SystemExit) as exit_info:  # the same wrapper as `python -m fishbear.predict`
+        main([f"ckpt={tmp_path / 'missing.ckpt'}", f"input={tmp_path / 'a.png'}"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "missing.ckpt does not exist" in err and "Traceback" not in err
