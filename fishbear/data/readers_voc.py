@@ -1,0 +1,73 @@
+"""Pascal VOC XML: one ``Annotations/<stem>.xml`` per image, images in ``JPEGImages/``.
+
+Traps of real exports (LabelImg, the fish project): ``<filename>`` without its extension, a
+stale Windows ``<path>`` (ignored), files with no ``<object>`` (negatives), images without an XML
+(unlabelled, so left out), ``difficult`` flags (kept or dropped as configured).
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+from fishbear.data.boxes import Boxes, box_catalog, find_image
+from fishbear.data.catalog import Catalog
+from fishbear.errors import DataError
+
+
+def _number(element: ET.Element, tag: str, source: Path) -> float:
+    found = element.find(tag)
+    if found is None or found.text is None:
+        raise DataError(f"{source}: an <object>'s <bndbox> has no <{tag}>; every box needs xmin, ymin, xmax, ymax.")
+    try:
+        return float(found.text.strip())
+    except ValueError:
+        raise DataError(f"{source}: <{tag}>{found.text.strip()}</{tag}> is not a number.") from None
+
+
+def read_voc_file(path: Path) -> tuple[str, Boxes]:
+    """The image name the file names and its boxes."""
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as err:
+        raise DataError(f"{path} is not valid XML ({err}); fix or delete the file.") from None
+    filename = (root.findtext("filename") or "").strip() or path.stem
+    rows = []
+    for obj in root.iter("object"):
+        name = (obj.findtext("name") or "").strip()
+        if not name:
+            raise DataError(f"{path}: an <object> has no <name>; give every object its class.")
+        box = obj.find("bndbox")
+        if box is None:
+            raise DataError(f"{path}: object '{name}' has no <bndbox>.")
+        difficult = (obj.findtext("difficult") or "0").strip() in ("1", "true")
+        rows.append((*(_number(box, t, path) for t in ("xmin", "ymin", "xmax", "ymax")), name, difficult))
+    return filename, Boxes.of(rows)
+
+
+@dataclass(frozen=True)
+class VocReader:
+    """``annotations`` and ``images`` are folders under the root. ``keep_difficult=false`` drops
+    boxes flagged difficult (VOC's evaluation ignores them); ``on_outside``: ``clip`` or ``reject``."""
+
+    annotations: str = "Annotations"
+    images: str = "JPEGImages"
+    keep_difficult: bool = True
+    on_outside: str = "clip"
+
+    def __call__(self, root: Path) -> Catalog:
+        root = Path(root)
+        folder, images = root / self.annotations, root / self.images
+        files = sorted(folder.glob("*.xml")) if folder.is_dir() else []
+        if not files:
+            raise DataError(f"No VOC annotation files (*.xml) in {folder}; set data.reader.annotations.")
+        entries = []
+        for path in files:
+            filename, boxes = read_voc_file(path)
+            image = find_image(images, filename) or find_image(images, path.stem)
+            if image is None:
+                raise DataError(f"{path} is for image '{filename}', which is not in {images}; add the image or "
+                                "remove the annotation file.")
+            entries.append((image, boxes))
+        return box_catalog(entries, self.on_outside, self.keep_difficult, source=str(folder))[0]
