@@ -56,6 +56,27 @@ def iou_from_confusion(matrix: torch.Tensor) -> torch.Tensor:
     return torch.where(union > 0, intersection / union.clamp(min=1), torch.full_like(union, float("nan")))
 
 
+def pixel_confusion(predicted: torch.Tensor, target: torch.Tensor, num_classes: int,
+                    ignore_index: int | None = None) -> torch.Tensor:
+    """Confusion matrix (rows actual, columns predicted) of class-index masks; void pixels and
+    values outside the classes are left out."""
+    predicted, target = predicted.flatten().long(), target.flatten().long()
+    keep = (target >= 0) & (target < num_classes)
+    if ignore_index is not None:
+        keep &= target != ignore_index
+    index = target[keep] * num_classes + predicted[keep]
+    return torch.bincount(index, minlength=num_classes ** 2).view(num_classes, num_classes)
+
+
+def segmentation_scores(matrix: torch.Tensor, ignore_index: int | None = None) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """Pixel accuracy and IoU per scored class (every class but void) from a pixel confusion
+    matrix, and the scored classes' indices."""
+    scored = [c for c in range(len(matrix)) if c != ignore_index]
+    kept = matrix[scored][:, scored]
+    accuracy = kept.diagonal().sum() / kept.sum().clamp(min=1)
+    return accuracy, iou_from_confusion(kept), scored
+
+
 class SegmentationScores(Metric):
     """A pixel confusion matrix, void pixels left out; read as pixel accuracy (fastai's
     ``acc_camvid``), mean IoU over the classes that occur, or IoU per class."""
@@ -71,23 +92,12 @@ class SegmentationScores(Metric):
         self.add_state("matrix", default=torch.zeros(num_classes, num_classes, dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, logits: torch.Tensor, target: torch.Tensor) -> None:
-        predicted = logits.argmax(dim=1).flatten()
-        target = target.flatten()
-        keep = (target >= 0) & (target < self.num_classes)
-        if self.ignore_index is not None:
-            keep &= target != self.ignore_index
-        index = target[keep] * self.num_classes + predicted[keep]
-        self.matrix += torch.bincount(index, minlength=self.num_classes ** 2).view(self.num_classes, self.num_classes)
-
-    def scored_classes(self) -> list[int]:
-        return [c for c in range(self.num_classes) if c != self.ignore_index]
+        self.matrix += pixel_confusion(logits.argmax(dim=1), target, self.num_classes, self.ignore_index)
 
     def compute(self) -> torch.Tensor:
-        keep = self.scored_classes()
-        matrix = self.matrix[keep][:, keep]
+        accuracy, iou, _ = segmentation_scores(self.matrix, self.ignore_index)
         if self.output == "acc":
-            return (matrix.diagonal().sum() / matrix.sum().clamp(min=1)).float()
-        iou = iou_from_confusion(matrix)
+            return accuracy.float()
         return iou.float() if self.output == "iou" else iou.nanmean().float()
 
 

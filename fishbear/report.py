@@ -70,15 +70,12 @@ def most_confused(matrix: np.ndarray, classes: list[str], min_val: int = 1) -> l
 def top_losses(results: dict[str, Any], classes: list[str], samples: list[Path], k: int = 9) -> list[dict[str, Any]]:
     """The ``k`` test images with the highest loss: what the model got most wrong, or right with
     least confidence (fastai's ``top_losses``). Often a mislabelled file or a hard case."""
-    losses = results["loss"].numpy()
     probs = results["prediction"].numpy()
     out = []
-    for i in losses.argsort()[::-1][:k]:
-        index = int(results["index"][i])
+    for row, i in zip(_worst(results, samples, k), _highest_losses(results, k)):
         predicted = int(probs[i].argmax())
-        out.append({"file": str(samples[index]) if index < len(samples) else str(index),
-                    "actual": classes[int(results["target"][i])], "predicted": classes[predicted],
-                    "loss": float(losses[i]), "probability": float(probs[i][predicted])})
+        out.append({**row, "actual": classes[int(results["target"][i])], "predicted": classes[predicted],
+                    "probability": float(probs[i][predicted])})
     return out
 
 
@@ -166,9 +163,14 @@ def _model_size(task: Any) -> tuple[int, int]:
     return as_hw(getattr(task, "meta", {}).get("image_size", 128))
 
 
+def _highest_losses(results: dict[str, Any], k: int) -> list[int]:
+    return [int(i) for i in results["loss"].numpy().argsort()[::-1][:k]]
+
+
 def _worst(results: dict[str, Any], samples: list[Path], k: int = 9) -> list[dict[str, Any]]:
-    losses = results["loss"].numpy()
-    return [{"file": _file(samples, results["index"][i]), "loss": float(losses[i])} for i in losses.argsort()[::-1][:k]]
+    """The ``k`` test images with the highest loss, by file."""
+    return [{"file": _file(samples, results["index"][i]), "loss": float(results["loss"][i])}
+            for i in _highest_losses(results, k)]
 
 
 def multilabel_section(results: dict[str, Any], classes: list[str], run_dir: Path, samples: list[Path],
@@ -201,19 +203,15 @@ def segmentation_section(results: dict[str, Any], classes: list[str], run_dir: P
     """IoU per class from the pixel confusion matrix (void left out), pixel accuracy, overlays."""
     import torch
 
-    from fishbear.metrics import iou_from_confusion
+    from fishbear.metrics import pixel_confusion, segmentation_scores
 
     void = getattr(task, "void_index", None)
-    predicted, target = results["prediction"].long().flatten(), results["target"].long().flatten()
-    keep = target != void if void is not None else torch.ones_like(target, dtype=torch.bool)
-    n = len(classes)
-    matrix = torch.bincount(target[keep] * n + predicted[keep], minlength=n * n).view(n, n)
-    scored = [c for c in range(n) if c != void]
-    iou = iou_from_confusion(matrix[scored][:, scored])
+    matrix = pixel_confusion(results["prediction"], results["target"], len(classes), void)
+    accuracy, iou, scored = segmentation_scores(matrix, void)
     pixels = matrix.sum(1)
     size = tuple(results["target"].shape[-2:])
     return {
-        "pixel_accuracy": float(matrix[scored][:, scored].diagonal().sum() / max(1, int(matrix[scored][:, scored].sum()))),
+        "pixel_accuracy": float(accuracy),
         "mean_iou": float(iou.nanmean()),
         "per_class": [{"class": classes[c], "iou": None if torch.isnan(v) else float(v), "pixels": int(pixels[c])}
                       for c, v in zip(scored, iou)],

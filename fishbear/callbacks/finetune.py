@@ -78,10 +78,6 @@ class FineTune(L.Callback):
     def phase_at(self, epoch: int, max_epochs: int) -> Phase | None:
         return next((p for p in self.plan(max_epochs) if p.start <= epoch < p.end), None)
 
-    def phase_of(self, epoch: int, max_epochs: int = 10**6) -> str:
-        phase = self.phase_at(epoch, max_epochs)
-        return "none" if phase is None else "frozen" if phase.frozen else "unfrozen"
-
     def phase_settings(self, base: OptimSettings, phase: Phase) -> OptimSettings:
         lr = base.lr * phase.lr_scale
         if phase.frozen:

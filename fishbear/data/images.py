@@ -46,6 +46,16 @@ def image_problem(path: Path) -> str | None:
     return None
 
 
+def check_mask_size(mask: Path, image: str | Path, mask_hw: tuple[int, int], image_hw: tuple[int, int]) -> None:
+    """Refuse a mask whose ``(height, width)`` differs from its image's."""
+    if tuple(mask_hw) != tuple(image_hw):
+        raise DataError(
+            f"Mask {mask} is {mask_hw[1]}x{mask_hw[0]} but its image {image} is "
+            f"{image_hw[1]}x{image_hw[0]} (width x height). A mask must have its image's size; "
+            "re-export the mask, or check that data.reader.mask_name pairs the right files."
+        )
+
+
 def load_mask(path: str | Path, image_path: str | Path, image_hw: tuple[int, int], num_codes: int) -> np.ndarray:
     """Decode a label mask (pixel value = class index) and check it against its image and codes.
 
@@ -67,12 +77,7 @@ def load_mask(path: str | Path, image_path: str | Path, image_hw: tuple[int, int
                         "and the mask folder.") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise DataError(f"Mask file {path} cannot be read as an image ({err}). Replace the file.") from None
-    if mask.shape[:2] != tuple(image_hw):
-        raise DataError(
-            f"Mask {path} is {mask.shape[1]}x{mask.shape[0]} but its image {image_path} is "
-            f"{image_hw[1]}x{image_hw[0]} (width x height). A mask must have its image's size; "
-            "re-export the mask, or check that data.reader.mask_name pairs the right files."
-        )
+    check_mask_size(path, image_path, mask.shape[:2], image_hw)
     top = int(mask.max()) if mask.size else 0
     if top >= num_codes:
         bad = sorted(int(v) for v in np.unique(mask) if v >= num_codes)

@@ -14,7 +14,7 @@ from pathlib import Path
 from PIL import Image
 
 from fishbear.data.catalog import Catalog, Sample
-from fishbear.data.images import is_image_file
+from fishbear.data.images import check_mask_size, is_image_file
 from fishbear.data.label_files import read_codes
 from fishbear.errors import DataError
 
@@ -88,11 +88,6 @@ class MaskFolderReader:
 def _check_size(image: Path, mask: Path) -> None:
     try:
         with Image.open(image) as a, Image.open(mask) as b:
-            if a.size != b.size:
-                raise DataError(
-                    f"Mask {mask} is {b.size[0]}x{b.size[1]} but its image {image} is {a.size[0]}x{a.size[1]} "
-                    "(width x height). A mask must have its image's size; re-export it, or check that "
-                    "data.reader.mask_name pairs the right files."
-                )
+            check_mask_size(mask, image, b.size[::-1], a.size[::-1])
     except OSError as err:
         raise DataError(f"Cannot read {image} or its mask {mask}: {err}") from None
