@@ -36,7 +36,8 @@ def load_checkpoint(path: str | Path, kind: str | None = None) -> dict[str, Any]
             hint = f" Checkpoints in {path.parent}: {', '.join(found) or 'none'}."
         raise CheckpointError(f"Checkpoint {path} does not exist.{hint} Runs keep theirs in <run folder>/checkpoints/.")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        # memory-mapped: reading the meta (the image size before a test) does not read the weights
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
     except Exception as err:
         raise CheckpointError(f"{path} cannot be read as a checkpoint ({type(err).__name__}: {err}).") from None
     if not isinstance(checkpoint, dict) or "fishbear" not in checkpoint:

@@ -101,7 +101,9 @@ class MultiLabelTask(BaseTask):
             return
         checkpoint = None
         if best_checkpoint:
-            checkpoint = torch.load(best_checkpoint, map_location="cpu", weights_only=False)
+            from fishbear.inference import load_checkpoint
+
+            checkpoint = load_checkpoint(best_checkpoint, kind=self.kind)
             self.load_state_dict(checkpoint["state_dict"])
         probabilities, targets = self.collect(datamodule.val_dataloader())
         tuned = tune_thresholds(probabilities, targets, self.threshold, self.beta)
