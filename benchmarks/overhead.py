@@ -43,12 +43,14 @@ class InMemory(Dataset):
         g = torch.Generator().manual_seed(0)
         self.images = torch.randn(n, 3, image_size, image_size, generator=g)
         self.targets = torch.randint(0, num_classes, (n,), generator=g)
+        self.size = torch.tensor([image_size, image_size])
 
     def __len__(self) -> int:
         return len(self.images)
 
     def __getitem__(self, i: int) -> dict:
-        return {"image": self.images[i], "target": self.targets[i], "index": i}
+        # the keys of fishbear.data.dataset.ImageDataset's items (``size``: the original height, width)
+        return {"image": self.images[i], "target": self.targets[i], "index": i, "size": self.size}
 
 
 class InMemoryData(L.LightningDataModule):
