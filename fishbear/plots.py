@@ -12,10 +12,15 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 
+BoxSet = tuple[np.ndarray, str, Sequence[str]]  # N x 4 xyxy pixels, colour, a caption per box
+
+
 def image_grid(images: np.ndarray, titles: Sequence[str], columns: int = 8, size: float = 1.6,
-               points: Sequence[Sequence[tuple[np.ndarray, str]]] | None = None) -> Figure:
+               points: Sequence[Sequence[tuple[np.ndarray, str]]] | None = None,
+               boxes: Sequence[Sequence[BoxSet]] | None = None) -> Figure:
     """``images`` N x H x W x 3 in [0, 1]; one title under each (the label as the model sees it).
-    ``points``: per image, ``(K x 2 pixel coordinates, colour)`` pairs drawn as markers."""
+    ``points``: per image, ``(K x 2 pixel coordinates, colour)`` pairs drawn as markers;
+    ``boxes``: per image, ``(N x 4 xyxy pixels, colour, captions)`` drawn as outlines."""
     n = len(images)
     columns = max(1, min(columns, n))
     rows = int(np.ceil(n / columns))
@@ -29,7 +34,13 @@ def image_grid(images: np.ndarray, titles: Sequence[str], columns: int = 8, size
             coords = np.asarray(coords).reshape(-1, 2)
             ax.scatter(coords[:, 0], coords[:, 1], s=36, c=colour, marker="x" if colour == "red" else "o",
                        linewidths=2, edgecolors="white" if colour != "red" else None)
-        if points:
+        for coords, colour, captions in (boxes[i] if boxes else []):
+            for (x0, y0, x1, y1), caption in zip(np.asarray(coords).reshape(-1, 4), captions):
+                ax.add_patch(plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=colour, linewidth=1.5))
+                if caption:
+                    ax.text(x0, y0, caption, fontsize=6, color="black", va="bottom",
+                            bbox={"facecolor": colour, "alpha": 0.7, "pad": 0.5, "linewidth": 0})
+        if points or boxes:
             ax.set_xlim(-0.5, image.shape[1] - 0.5)
             ax.set_ylim(image.shape[0] - 0.5, -0.5)
     fig.tight_layout()
@@ -57,6 +68,26 @@ def confusion_matrix_figure(matrix: np.ndarray, classes: Sequence[str], normaliz
                 ax.text(j, i, text, ha="center", va="center", fontsize=8,
                         color="white" if shown[i, j] > threshold else "black")
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    fig.tight_layout()
+    return fig
+
+
+def pr_curve_figure(curves: dict[str, np.ndarray], title: str) -> Figure:
+    """Precision at each of the COCO evaluation's 101 recall points, one line per class (recall a
+    detector never reaches has precision 0; a class without true boxes is -1 throughout and left out)."""
+    recall = np.linspace(0, 1, 101)
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for name, precision in curves.items():
+        precision = np.asarray(precision)
+        reached = precision > -1
+        ax.plot(recall[reached], precision[reached], label=f"{name} (AP {precision[reached].mean() if reached.any() else 0:.2f})")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc="lower left")
+    ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
 

@@ -152,9 +152,14 @@ def _sample_figure(results: dict[str, Any], samples: list[Path], task: Any, size
     images, rows = _shown_images(results, samples, size, k)
     if not rows:
         return {}
-    figure = task.draw(images, results["target"][rows], results["prediction"][rows], results["size"][rows])
+    figure = task.draw(images, _rows(results["target"], rows), _rows(results["prediction"], rows), results["size"][rows])
     save_figure(figure, str(run_dir / filename))
     return {filename.removesuffix(".png"): filename}
+
+
+def _rows(values: Any, rows: list[int]) -> Any:
+    """Rows of a tensor, or of a list (boxes: one dict per image)."""
+    return [values[i] for i in rows] if isinstance(values, list) else values[rows]
 
 
 def _model_size(task: Any) -> tuple[int, int]:
@@ -239,12 +244,62 @@ def points_section(results: dict[str, Any], classes: list[str], run_dir: Path, s
     }
 
 
+def detection_section(results: dict[str, Any], classes: list[str], run_dir: Path, samples: list[Path],
+                      task: Any = None) -> dict[str, Any]:
+    """AP per class (at IoU 0.5 and over 0.5:0.95), the precision-recall curve of each class at
+    IoU 0.5, what was found and missed from the score threshold on, the images with most errors."""
+    import torch
+
+    from fishbear.metrics import box_map, match_boxes
+    from fishbear.plots import pr_curve_figure
+
+    metric = box_map(class_metrics=True, extended_summary=True)
+    metric.update(results["prediction"], results["target"])
+    summary = metric.compute()
+    # precision: IoU thresholds x 101 recall points x classes x area ranges x max detections; -1 = no data
+    precision = summary["precision"][:, :, :, 0, -1].numpy()
+    present = [int(c) for c in summary["classes"].reshape(-1).tolist()]
+    threshold = float(getattr(task, "score_threshold", 0.5))
+    counts = sum((match_boxes(p, t, len(classes), score=threshold) for p, t in zip(results["prediction"], results["target"])),
+                 torch.zeros(len(classes), 3, dtype=torch.long)).numpy()
+    per_class = []
+    for c, name in enumerate(classes):
+        k = present.index(c) if c in present else None
+        ap50 = None if k is None else _mean_valid(precision[0, :, k])
+        ap = None if k is None else _mean_valid(precision[:, :, k])
+        tp, fp, fn = (int(v) for v in counts[c])
+        per_class.append({"class": name, "ap_50": ap50, "ap": ap, "true_boxes": tp + fn, "found": tp,
+                          "false_boxes": fp, "missed": fn,
+                          "precision": tp / (tp + fp) if tp + fp else None, "recall": tp / (tp + fn) if tp + fn else None})
+    figures: dict[str, str] = {}
+    curves = {classes[c]: precision[0, :, present.index(c)] for c in range(len(classes)) if c in present}
+    if curves:
+        save_figure(pr_curve_figure(curves, "Precision-recall at IoU 0.5 (test)"), str(run_dir / "pr_curve.png"))
+        figures["pr_curve"] = "pr_curve.png"
+    figures.update(_sample_figure(results, samples, task, _model_size(task), run_dir, "detection_samples.png"))
+    return {
+        "map": float(summary["map"]), "map_50": float(summary["map_50"]), "map_75": float(summary["map_75"]),
+        "score_threshold": threshold,
+        "per_class": per_class,
+        "images_without_boxes": sum(1 for t in results["target"] if len(t["boxes"]) == 0),
+        "worst": [{"file": _file(samples, results["index"][i]), "errors": int(results["loss"][i])}
+                  for i in _highest_losses(results, 9) if results["loss"][i] > 0],
+        "figures": figures,
+    }
+
+
+def _mean_valid(values: np.ndarray) -> float | None:
+    valid = values[values > -1]
+    return float(valid.mean()) if valid.size else None
+
+
 Section = Callable[..., dict[str, Any]]
 SECTIONS: dict[str, Section] = {
     "classify": classification_section,
     "multilabel": multilabel_section,
     "segment": segmentation_section,
     "points": points_section,
+    "detect": detection_section,
 }
 
 
@@ -284,6 +339,8 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
 
 
 def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
@@ -365,9 +422,30 @@ def _points_markdown(section: dict[str, Any], report: dict[str, Any]) -> list[st
     return lines
 
 
+def _detect_markdown(section: dict[str, Any], report: dict[str, Any]) -> list[str]:
+    cut = section["score_threshold"]
+    lines = ["## Boxes", "",
+             _table(["mAP@[.5:.95]", "mAP@0.5", "mAP@0.75", "test images without boxes"],
+                    [[_fmt(section["map"]), _fmt(section["map_50"]), _fmt(section["map_75"]),
+                      section["images_without_boxes"]]]), "",
+             f"## Per class (found, false and missed boxes from score {cut} on, at IoU 0.5)", "",
+             _table(["class", "AP@0.5", "AP@[.5:.95]", "true boxes", "found", "false", "missed", "precision", "recall"],
+                    [[r["class"], _fmt(r["ap_50"]), _fmt(r["ap"]), r["true_boxes"], r["found"], r["false_boxes"],
+                      r["missed"], _fmt(r["precision"]), _fmt(r["recall"])] for r in section["per_class"]]), ""]
+    if section["worst"]:
+        lines += ["## Images with most errors (false + missed boxes)", "",
+                  _table(["file", "errors"], [[f"`{Path(r['file']).name}`", r["errors"]] for r in section["worst"]]), ""]
+    figures = section.get("figures", {})
+    if "pr_curve" in figures:
+        lines += ["![precision-recall curves](pr_curve.png)", ""]
+    if "detection_samples" in figures:
+        lines += ["![true (green) and predicted (red) boxes](detection_samples.png)", ""]
+    return lines
+
+
 MARKDOWN: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[str]]] = {
     "classify": _classify_markdown, "multilabel": _multilabel_markdown, "segment": _segment_markdown,
-    "points": _points_markdown,
+    "points": _points_markdown, "detect": _detect_markdown,
 }
 
 

@@ -128,13 +128,14 @@ def build_experiment(cfg: DictConfig, optim: OptimSettings, channels_last: bool)
 
 
 def check_fits(network: Any, datamodule: Any) -> None:
-    """A model that predicts one vector per image cannot score pixels, and the other way round."""
+    """A model that predicts one vector per image cannot score pixels or box objects, and the other way round."""
     from fishbear.data.targets import codec
     from fishbear.errors import ConfigError
 
     wanted, given = codec(datamodule.kind).output, getattr(network, "output", "vector")
     if wanted != given:
-        hint = "model=unet" if wanted == "dense" else "a classifier such as model=resnet34 or model=point_regressor"
+        hint = {"dense": "model=unet", "boxes": "model=fasterrcnn_small (fast on a CPU), model=fasterrcnn_mobilenet or "
+                "model=fasterrcnn"}.get(wanted, "a classifier such as model=resnet34 or model=point_regressor")
         raise ConfigError(f"data={datamodule.name} is a '{datamodule.kind}' dataset, which needs a model with "
                           f"{wanted} output; the chosen model has {given} output. Use {hint}.")
 

@@ -19,6 +19,14 @@ from fishbear.data.transforms import denormalize
 from fishbear.plots import save_figure
 
 
+def _cpu(value: Any) -> Any:
+    """Tensors, or lists of dicts of tensors (boxes), on the CPU in float32 for drawing."""
+    from lightning.fabric.utilities.apply_func import apply_to_collection
+
+    return apply_to_collection(value, torch.Tensor,
+                               lambda t: t.detach().cpu().float() if t.is_floating_point() else t.detach().cpu())
+
+
 def _shown(batch: dict[str, Any], datamodule: Any, k: int) -> Any:
     images = batch["image"][:k].detach().float().cpu()
     return denormalize(images, datamodule.mean, datamodule.std).permute(0, 2, 3, 1).numpy()
@@ -55,8 +63,8 @@ class BatchGrid(L.Callback):
             return
         self._done = True
         k = self.max_images
-        figure = pl_module.draw(_shown(batch, trainer.datamodule, k), batch["target"][:k].cpu(), None,
-                                batch["size"][:k].cpu())
+        figure = pl_module.draw(_shown(batch, trainer.datamodule, k), _cpu(batch["target"][:k]), None,
+                                _cpu(batch["size"][:k]))
         _publish(trainer, figure, "train/batch", self.filename)
 
     def on_validation_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
@@ -72,7 +80,7 @@ class BatchGrid(L.Callback):
         if not to_tensorboard and trainer.current_epoch < trainer.max_epochs - 1:
             return  # a figure costs ~1 s on CPU; without TensorBoard only the last one is kept
         with torch.no_grad():
-            predictions = pl_module.predictions(pl_module(pl_module._images(batch))).float().cpu()
-        figure = pl_module.draw(_shown(batch, trainer.datamodule, self.val_images), batch["target"].cpu(),
-                                predictions, batch["size"].cpu())
+            predictions = _cpu(pl_module.predictions(pl_module(pl_module._images(batch))))
+        figure = pl_module.draw(_shown(batch, trainer.datamodule, self.val_images), _cpu(batch["target"]),
+                                predictions, _cpu(batch["size"]))
         _publish(trainer, figure, "val/samples", "val_samples.png")

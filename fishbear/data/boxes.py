@@ -9,7 +9,7 @@ happen here, once.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,7 @@ class Boxes:
     xyxy: np.ndarray                         # N x 4 float32, pixels, origin top-left
     labels: tuple[str, ...]
     difficult: tuple[bool, ...] = field(default=())
+    codes: tuple[int, ...] = field(default=())  # class indices, set once the vocabulary is known
 
     def __post_init__(self) -> None:
         if not self.difficult:
@@ -106,6 +107,9 @@ def box_catalog(entries: list[tuple[Path, Boxes]], on_outside: str = "clip", kee
         width, height = image_size(image)
         samples.append(Sample(image, fit_to_image(boxes, width, height, f"{source}, image {image}", on_outside, stats)))
     classes = sorted({label for sample in samples for label in sample.target.labels})
+    code = {name: i for i, name in enumerate(classes)}
+    samples = [Sample(s.image, replace(s.target, codes=tuple(code[label] for label in s.target.labels)))
+               for s in samples]
     if stats.clipped or stats.degenerate or stats.difficult_dropped:
         log.warning("%s: %d box(es) crossed their image's border and were clipped; %d left without area were "
                     "dropped; %d difficult box(es) dropped", source, stats.clipped, stats.degenerate,

@@ -167,7 +167,11 @@ class ImageDataModule(L.LightningDataModule):
             self._drop_unreadable(catalog)
         if "train" not in catalog.splits or not catalog.splits["train"]:
             raise DataError(f"{self.root}: the reader found no training images.")
-        stratify = (lambda s: s.target) if catalog.kind == "classify" else None
+        if not catalog.classes:
+            raise DataError(f"{self.root}: the labels name no class at all (for boxes: no image has a box); "
+                            "check data.reader points at the label files.")
+        stratum = codec(catalog.kind).stratum
+        stratify = stratum if stratum(catalog.splits["train"][0]) is not None else None
         if "test" not in catalog.splits and self.test_pct > 0:
             # before validation, so that tuning on validation (thresholds, the best epoch) never sees test
             keep, test = split_off(catalog.splits["train"], self.test_pct, self.split_seed + 1, stratify)
@@ -243,6 +247,7 @@ class ImageDataModule(L.LightningDataModule):
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers and workers > 0,
             drop_last=shuffle and len(self.dataset(split)) > self.batch_size,
+            collate_fn=codec(self.kind).collate,
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -46,6 +46,29 @@ def read_voc_file(path: Path) -> tuple[str, Boxes]:
     return filename, Boxes.of(rows)
 
 
+def voc_xml(image_name: str, width: int, height: int, objects: list[tuple[str, tuple[float, float, float, float]]],
+            folder: str = "JPEGImages") -> str:
+    """A Pascal VOC annotation as LabelImg writes it, which LabelImg, CVAT and Roboflow load
+    back: ``objects`` are ``(class, (xmin, ymin, xmax, ymax))`` in pixels. Coordinates are
+    rounded to whole pixels, as those tools expect."""
+    root = ET.Element("annotation")
+    ET.SubElement(root, "folder").text = folder
+    ET.SubElement(root, "filename").text = image_name
+    size = ET.SubElement(root, "size")
+    for tag, value in (("width", width), ("height", height), ("depth", 3)):
+        ET.SubElement(size, tag).text = str(int(value))
+    ET.SubElement(root, "segmented").text = "0"
+    for name, box in objects:
+        obj = ET.SubElement(root, "object")
+        for tag, value in (("name", name), ("pose", "Unspecified"), ("truncated", "0"), ("difficult", "0")):
+            ET.SubElement(obj, tag).text = value
+        bndbox = ET.SubElement(obj, "bndbox")
+        for tag, value in zip(("xmin", "ymin", "xmax", "ymax"), box):
+            ET.SubElement(bndbox, tag).text = str(int(round(float(value))))
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode") + "\n"
+
+
 @dataclass(frozen=True)
 class VocReader:
     """``annotations`` and ``images`` are folders under the root. ``keep_difficult=false`` drops

@@ -141,7 +141,8 @@ class ShapesSource:
     ``train``/``valid``/``test`` are images per class and split (four classes). ``kind`` picks the
     on-disk format, each one a real format's layout: ``classify`` an ImageFolder tree
     ``<split>/<shape>/<n>.jpg``; ``multilabel`` Planet's CSV of tags, ``segment`` fastai's CamVid
-    masks and ``codes.txt``, ``points`` a CSV of the star's centre. The flat layouts hold all
+    masks and ``codes.txt``, ``points`` a CSV of the star's centre, ``detect`` Pascal VOC XML
+    boxes. The flat layouts hold all
     images in one folder; their data configs hold out validation and test by fraction.
     """
 
@@ -275,5 +276,26 @@ def _write_points(source: ShapesSource, root: Path) -> None:
     (root / "points.csv").write_text("\n".join(rows) + "\n")
 
 
+def _write_boxes(source: ShapesSource, root: Path) -> None:
+    """Pascal VOC's layout: ``JPEGImages/<name>.jpg`` and ``Annotations/<name>.xml`` with a box per
+    shape, named by its kind. About one image in eight has no shape (a negative, as the empty
+    frames of the fish video); shapes may overlap, as fish do."""
+    from fishbear.data.readers_voc import voc_xml
+
+    (root / "JPEGImages").mkdir(parents=True)
+    (root / "Annotations").mkdir()
+    total = sum(source.count(split) for split in SPLITS) * len(SHAPE_KINDS)
+    for index in range(total):
+        rng = source.rng("train", index)
+        count = 0 if rng.random() < 0.125 else int(rng.integers(1, 4))
+        kinds = list(rng.choice(SHAPE_KINDS, size=count, replace=False))
+        scene = render_scene(rng, source.image_size, kinds, 0.12, 0.25)
+        name = f"shapes_{index:05d}"
+        Image.fromarray(scene.image).save(root / "JPEGImages" / f"{name}.jpg", quality=source.jpeg_quality)
+        objects = [(shape.kind, shape.bbox(source.image_size)) for shape in scene.shapes]
+        xml = voc_xml(f"{name}.jpg", source.image_size, source.image_size, objects)
+        (root / "Annotations" / f"{name}.xml").write_text(xml)
+
+
 _WRITERS = {"classify": _write_image_folder, "multilabel": _write_tags, "segment": _write_masks,
-            "points": _write_points}
+            "points": _write_points, "detect": _write_boxes}

@@ -9,11 +9,13 @@ the data module, the dataset and inference all ask the codec; none of them branc
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import default_collate
 
 from fishbear.data.catalog import Sample
 from fishbear.data.images import load_mask
@@ -24,7 +26,7 @@ from fishbear.errors import DataError
 class Codec:
     kind: str
     eval_resize: str = "crop"  # "crop": short side then centre crop; "squish": whole frame to the size
-    output: str = "vector"     # what the network must produce: one "vector" per image, or "dense" per pixel
+    output: str = "vector"     # what the network must produce: a "vector" per image, "dense" per pixel, "boxes"
     compose_args: dict[str, Any] = field(default_factory=dict)
 
     def num_outputs(self, num_classes: int) -> int:
@@ -37,9 +39,17 @@ class Codec:
     def target(self, sample: Sample, out: dict[str, Any], num_classes: int) -> Any:
         return sample.target
 
+    def stratum(self, sample: Sample) -> Hashable | None:
+        """What seeded hold-outs keep in proportion (classes; for boxes, empty vs. not); None: nothing."""
+        return None
+
+    def collate(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        return default_collate(items)
+
 
 class ClassifyCodec(Codec):
-    pass
+    def stratum(self, sample: Sample) -> Hashable | None:
+        return sample.target
 
 
 class MultiLabelCodec(Codec):
@@ -83,6 +93,37 @@ class PointsCodec(Codec):
         return (points / scale * 2 - 1).reshape(-1)
 
 
+class DetectCodec(Codec):
+    """Targets are :class:`~fishbear.data.boxes.Boxes` on disk and, in a batch, one dict per image
+    (``boxes``: N x 4 pixels of the transformed image, ``labels``: N class indices), since images
+    hold different numbers of boxes; albumentations moves, clips and drops boxes with the image.
+    Images without boxes (negatives) are kept: they teach the detector what is not an object."""
+
+    def transform_inputs(self, sample: Sample, image: np.ndarray, num_classes: int) -> dict[str, Any]:
+        boxes = sample.target
+        return {"bboxes": np.asarray(boxes.xyxy, dtype=np.float32).reshape(-1, 4), "labels": list(boxes.codes)}
+
+    def target(self, sample: Sample, out: dict[str, Any], num_classes: int) -> dict[str, torch.Tensor]:
+        return {"boxes": torch.as_tensor(np.asarray(out["bboxes"], dtype=np.float32)).reshape(-1, 4),
+                "labels": torch.as_tensor(np.asarray(out["labels"], dtype=np.int64)).reshape(-1)}
+
+    def stratum(self, sample: Sample) -> Hashable | None:
+        return len(sample.target) > 0
+
+    def collate(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        batch = default_collate([{k: v for k, v in item.items() if k != "target"} for item in items])
+        batch["target"] = [item["target"] for item in items]
+        return batch
+
+
+def _box_args() -> dict[str, Any]:
+    import albumentations as A
+
+    # a box a crop leaves less than a quarter of is dropped: what is left is no longer the object
+    return {"bbox_params": A.BboxParams(format="pascal_voc", label_fields=["labels"], min_visibility=0.25,
+                                        clip=True)}
+
+
 def _keypoint_args() -> dict[str, Any]:
     import albumentations as A
 
@@ -94,6 +135,7 @@ CODECS: dict[str, Codec] = {
     "multilabel": MultiLabelCodec("multilabel"),
     "segment": SegmentCodec("segment", eval_resize="squish", output="dense"),
     "points": PointsCodec("points", eval_resize="squish", compose_args=_keypoint_args()),
+    "detect": DetectCodec("detect", eval_resize="squish", output="boxes", compose_args=_box_args()),
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import torch
 import torchvision
@@ -18,6 +19,7 @@ from torch import nn
 from fishbear.errors import FishbearError
 from fishbear.models.base import Network, PretrainedCfg
 from fishbear.models.heads import classifier_head
+from fishbear.normalization import IMAGENET_MEAN, IMAGENET_STD
 
 
 class WeightsUnavailableError(FishbearError):
@@ -35,8 +37,10 @@ class GroupedNetwork(Network):
         self.pretrained_cfg = cfg
 
 
-def build_torchvision(arch: str, pretrained: bool, weights: str = "DEFAULT") -> tuple[nn.Module, PretrainedCfg]:
-    """Build ``arch`` from torchvision, with ImageNet weights when ``pretrained``.
+def build_torchvision(arch: str, pretrained: bool, weights: str = "DEFAULT",
+                      **kwargs: Any) -> tuple[nn.Module, PretrainedCfg]:
+    """Build ``arch`` from torchvision, with its weights (ImageNet; COCO for detectors) when
+    ``pretrained``; ``kwargs`` go to torchvision's builder.
 
     Offline, the error names the weights file and the folder torchvision looks in, so the user can
     put the file there by hand.
@@ -47,7 +51,7 @@ def build_torchvision(arch: str, pretrained: bool, weights: str = "DEFAULT") -> 
         known = ", ".join(sorted(torchvision.models.list_models(torchvision.models)))
         raise FishbearError(f"torchvision has no model {arch!r}. Known: {known}") from None
     if not pretrained:
-        return builder(weights=None), PretrainedCfg(arch=arch)
+        return builder(weights=None, **kwargs), PretrainedCfg(arch=arch)
     enum = torchvision.models.get_model_weights(arch)
     try:
         chosen = enum[weights] if weights != "DEFAULT" else enum.DEFAULT
@@ -58,7 +62,7 @@ def build_torchvision(arch: str, pretrained: bool, weights: str = "DEFAULT") -> 
     folder = Path(torch.hub.get_dir()) / "checkpoints"
     filename = chosen.url.rsplit("/", 1)[-1]
     try:
-        model = builder(weights=chosen)
+        model = builder(weights=chosen, **kwargs)
     except Exception as err:  # urllib, SSL, hash and unpickling errors all mean the same to the user
         raise WeightsUnavailableError(
             f"Could not load the pretrained weights of {arch} ({chosen}) from {chosen.url}: "
@@ -66,8 +70,9 @@ def build_torchvision(arch: str, pretrained: bool, weights: str = "DEFAULT") -> 
             f"{folder / filename} (the folder follows $TORCH_HOME), then run again; "
             f"or set model.pretrained=false to train from scratch."
         ) from None
-    transform = chosen.transforms()
-    cfg = PretrainedCfg(arch=arch, weights=str(chosen), mean=tuple(transform.mean), std=tuple(transform.std),
+    transform = chosen.transforms()  # detection presets only rescale: their models normalise with ImageNet's
+    cfg = PretrainedCfg(arch=arch, weights=str(chosen), mean=tuple(getattr(transform, "mean", IMAGENET_MEAN)),
+                        std=tuple(getattr(transform, "std", IMAGENET_STD)),
                         extra={"file": filename, "crop_size": getattr(transform, "crop_size", None)})
     return model, cfg
 

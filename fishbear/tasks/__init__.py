@@ -7,11 +7,13 @@ from fishbear.tasks.base import BaseTask
 
 def task_class(kind: str) -> type[BaseTask]:
     from fishbear.tasks.classify import ClassificationTask
+    from fishbear.tasks.detect import DetectionTask
     from fishbear.tasks.multilabel import MultiLabelTask
     from fishbear.tasks.points import PointsTask
     from fishbear.tasks.segment import SegmentationTask
 
-    kinds = {cls.kind: cls for cls in (ClassificationTask, MultiLabelTask, SegmentationTask, PointsTask)}
+    kinds = {cls.kind: cls for cls in (ClassificationTask, MultiLabelTask, SegmentationTask, PointsTask,
+                                          DetectionTask)}
     try:
         return kinds[kind]
     except KeyError:

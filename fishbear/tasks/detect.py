@@ -1,0 +1,154 @@
+"""Object detection (boxing fish): the detector's own losses, COCO mAP on validation and test.
+
+Faster R-CNN computes its four losses itself (RPN objectness and box regression, the box head's
+classification and regression) in training mode, and returns scored boxes in eval mode; the task
+logs the losses and scores the boxes with torchmetrics' MeanAveragePrecision. The best checkpoint
+is the one with the highest validation mAP@0.5: a detector has no validation loss without
+sampling proposals against the truth, and mAP is what the user is after.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torchmetrics import MetricCollection
+
+from fishbear.data.transforms import as_hw
+from fishbear.metrics import BoxMAP, match_boxes
+from fishbear.plots import image_grid
+from fishbear.tasks.base import BaseTask
+
+Boxes = list[dict[str, torch.Tensor]]
+
+
+def _cpu(items: Boxes) -> Boxes:
+    return [{key: value.detach().cpu().float() if value.is_floating_point() else value.detach().cpu()
+             for key, value in item.items()} for item in items]
+
+
+class DetectionTask(BaseTask):
+    kind: ClassVar[str] = "detect"
+
+    def __init__(self, *args: Any, score_threshold: float = 0.5, **kwargs: Any) -> None:
+        """``score_threshold``: the score from which a box counts as found, in pictures, in the
+        report's counts, in ``predict`` and in frame sorting (mAP uses every box)."""
+        self.score_threshold = float(score_threshold)
+        super().__init__(*args, **kwargs)
+        self.meta.setdefault("score_threshold", self.score_threshold)
+
+    def make_metrics(self) -> MetricCollection:
+        return MetricCollection({"map": BoxMAP()})
+
+    @staticmethod
+    def predictions(outputs: Boxes) -> Boxes:
+        return outputs
+
+    def kept_predictions(self, outputs: Boxes) -> Boxes:
+        return _cpu(outputs)
+
+    # -- steps ---------------------------------------------------------------------------------
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        losses = self.network(self._images(batch), batch["target"])
+        loss = sum(losses.values())
+        size = len(batch["image"])
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=size)
+        self.log_dict({f"train/{name}": value for name, value in losses.items()}, on_step=False, on_epoch=True,
+                      batch_size=size)
+        return loss
+
+    def _evaluate(self, batch: dict[str, Any], stage: str) -> Boxes:
+        predictions = self(self._images(batch))
+        getattr(self, f"{stage}_metrics").update(predictions, batch["target"])
+        return predictions
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        predictions = _cpu(self._evaluate(batch, "test"))
+        targets = _cpu(batch["target"])
+        errors = [float(match_boxes(p, t, len(self.classes), score=self.score_threshold)[:, 1:].sum())
+                  for p, t in zip(predictions, targets)]
+        self._test_records.append({"index": batch["index"].detach().cpu(), "loss": torch.tensor(errors),
+                                   "prediction": predictions, "target": targets, "size": batch["size"].detach().cpu()})
+
+    def on_test_epoch_end(self) -> None:
+        """Per-image boxes stay lists (images hold different numbers), ordered by dataset index."""
+        self._log_epoch_metrics("test")
+        records, self._test_records = self._test_records, []
+        if not records:
+            self.test_results = {}
+            return
+        index = torch.cat([r["index"] for r in records])
+        order = torch.argsort(index).tolist()
+        merged: dict[str, Any] = {}
+        for key in ("index", "loss", "size"):
+            merged[key] = torch.cat([r[key] for r in records])[order]
+        for key in ("prediction", "target"):
+            flat = [item for r in records for item in r[key]]
+            merged[key] = [flat[i] for i in order]
+        self.test_results = merged
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> Boxes:
+        return self.kept_predictions(self(self._images(batch)))
+
+    # -- pictures and reading ------------------------------------------------------------------
+    def draw(self, images: np.ndarray, targets: Boxes, predictions: Boxes | None = None,
+             sizes: torch.Tensor | None = None) -> Any:
+        """True boxes in green, predicted ones from the score threshold on in red with their score."""
+        marks, titles = [], []
+        for i in range(len(images)):
+            truth = targets[i]
+            sets = [(truth["boxes"].numpy(), "lime", [""] * len(truth["boxes"]))]
+            title = f"{len(truth['boxes'])} true"
+            if predictions is not None:
+                found = predictions[i]
+                keep = found["scores"] >= self.score_threshold
+                captions = [f"{self._name(c)} {s:.2f}" for c, s in zip(found["labels"][keep].tolist(),
+                                                                        found["scores"][keep].tolist())]
+                sets.append((found["boxes"][keep].numpy(), "red", captions))
+                title += f" / {int(keep.sum())} found"
+            else:
+                sets[0] = (truth["boxes"].numpy(), "lime", [self._name(c) for c in truth["labels"].tolist()])
+            marks.append(sets)
+            titles.append(title)
+        return image_grid(images, titles, columns=4, size=2.6, boxes=marks)
+
+    def _name(self, index: int) -> str:
+        return self.classes[index] if 0 <= index < len(self.classes) else str(index)
+
+    @classmethod
+    def interpret(cls, predictions: Boxes, sizes: list[tuple[int, int]], meta: dict[str, Any]) -> list[dict[str, Any]]:
+        """Boxes from ``meta['score_threshold']`` on, in pixels of each original image (the whole
+        frame was resized to the model's size), highest score first. ``label`` and ``probability``
+        say whether anything was found: the top box's class and score, or ``no_<class>`` and one
+        minus the top score (what frame sorting files frames by)."""
+        names = list(meta["classes"])
+        threshold = float(meta.get("score_threshold", 0.5))
+        height, width = as_hw(meta["image_size"])
+        out = []
+        for found, (orig_h, orig_w) in zip(predictions, sizes):
+            scale = torch.tensor([orig_w / width, orig_h / height] * 2)
+            order = found["scores"].argsort(descending=True)
+            boxes = (found["boxes"][order].float().cpu() * scale).tolist()
+            scores = found["scores"][order].float().cpu().tolist()
+            labels = found["labels"][order].cpu().tolist()
+            kept = [{"label": names[c], "score": s, "box": [round(v, 1) for v in b]}
+                    for b, s, c in zip(boxes, scores, labels) if s >= threshold]
+            top = scores[0] if scores else 0.0
+            nothing = f"no_{names[0]}" if len(names) == 1 else "nothing"
+            out.append({
+                "boxes": kept,
+                "label": kept[0]["label"] if kept else nothing,
+                "probability": kept[0]["score"] if kept else 1.0 - top,
+                "summary": (f"{len(kept)} box(es): " + ", ".join(f"{k['label']} {k['score']:.2f} {k['box']}" for k in kept))
+                if kept else f"no box scored {threshold} or more (best {top:.2f})",
+                "rows": [{"label": k["label"], "score": f"{k['score']:.4f}",
+                          **{name: f"{v:.1f}" for name, v in zip(("xmin", "ymin", "xmax", "ymax"), k["box"])}}
+                         for k in kept] or [{"label": "", "score": "", "xmin": "", "ymin": "", "xmax": "", "ymax": ""}],
+                "columns": {"boxes": str(len(kept)), "top_label": kept[0]["label"] if kept else "",
+                            "top_score": f"{top:.4f}"},
+            })
+        return out
