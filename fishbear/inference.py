@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 from hydra.utils import instantiate
+from lightning.fabric.utilities.apply_func import move_data_to_device
 from PIL import Image
 
 from fishbear.data.images import load_rgb
@@ -91,11 +92,11 @@ class Predictor:
     @torch.inference_mode()
     def predict_batch(self, images: Sequence[Any]) -> list[dict[str, Any]]:
         """The kind's reading of each image (its task's ``interpret``): a class, tags, a mask at
-        the image's own size, or points in its own pixels."""
+        the image's own size, points or boxes in its own pixels."""
         arrays = [self._array(image) for image in images]
         batch = torch.stack([self.transform(image=array)["image"] for array in arrays]).to(self.device)
-        predictions = self.task_class.predictions(self.network(batch))
-        return self.task_class.interpret(predictions.cpu(), [a.shape[:2] for a in arrays], self.meta)
+        predictions = move_data_to_device(self.task_class.predictions(self.network(batch)), "cpu")
+        return self.task_class.interpret(predictions, [a.shape[:2] for a in arrays], self.meta)
 
     def predict(self, image: str | Path | Image.Image | np.ndarray) -> dict[str, Any]:
         """The prediction for one image (a path, a PIL image or an H x W x 3 array)."""

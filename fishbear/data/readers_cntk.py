@@ -38,7 +38,8 @@ def read_cntk_pair(image: Path) -> Boxes:
 
 @dataclass(frozen=True)
 class CntkReader:
-    """Every image under ``folders`` (relative to the root; e.g. ``[positive, negative]``)."""
+    """Every image in ``folders`` (relative to the root; e.g. ``[positive, negative]``), or, when
+    none are named, every image anywhere under the root (VoTT exports into sub-folders)."""
 
     folders: list[str] | None = None
     on_outside: str = "clip"
@@ -50,7 +51,8 @@ class CntkReader:
             folder = root / name
             if not folder.is_dir():
                 raise DataError(f"Folder {folder} does not exist; set data.reader.folders.")
-            entries += [(p, read_cntk_pair(p)) for p in sorted(folder.iterdir()) if p.is_file() and is_image_file(p)]
+            found = folder.rglob("*") if self.folders is None else folder.iterdir()
+            entries += [(p, read_cntk_pair(p)) for p in sorted(found) if p.is_file() and is_image_file(p)]
         if not entries:
             raise DataError(f"No images under {root} in {self.folders or ['.']}.")
         return box_catalog(entries, self.on_outside, source=str(root))[0]

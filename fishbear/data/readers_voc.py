@@ -47,13 +47,15 @@ def read_voc_file(path: Path) -> tuple[str, Boxes]:
 
 
 def voc_xml(image_name: str, width: int, height: int, objects: list[tuple[str, tuple[float, float, float, float]]],
-            folder: str = "JPEGImages") -> str:
+            folder: str = "JPEGImages", path: str | None = None) -> str:
     """A Pascal VOC annotation as LabelImg writes it, which LabelImg, CVAT and Roboflow load
     back: ``objects`` are ``(class, (xmin, ymin, xmax, ymax))`` in pixels. Coordinates are
     rounded to whole pixels, as those tools expect."""
     root = ET.Element("annotation")
     ET.SubElement(root, "folder").text = folder
     ET.SubElement(root, "filename").text = image_name
+    if path is not None:
+        ET.SubElement(root, "path").text = path
     size = ET.SubElement(root, "size")
     for tag, value in (("width", width), ("height", height), ("depth", 3)):
         ET.SubElement(size, tag).text = str(int(value))

@@ -90,7 +90,8 @@ def build_transforms(
     else:
         ops += fit
     ops += [A.Normalize(mean=tuple(mean), std=tuple(std)), ToTensorV2()]
-    return A.Compose(ops, **kind_codec.compose_args)
+    # predicting has no targets to move along (and boxes' label fields would be missing)
+    return A.Compose(ops, **(kind_codec.compose_args if stage != "predict" else {}))
 
 
 def denormalize(images: Any, mean: tuple[float, ...], std: tuple[float, ...]) -> Any:
