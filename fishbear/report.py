@@ -20,7 +20,7 @@ from sklearn.metrics import classification_report, confusion_matrix
 from fishbear.io import atomic_write_json, atomic_write_text
 from fishbear.plots import confusion_matrix_figure, save_figure
 
-PACKAGES = ("fishbear", "torch", "torchvision", "lightning", "torchmetrics", "hydra-core", "albumentations",
+PACKAGES = ("fishbear", "torch", "torchvision", "lightning", "torchmetrics", "pycocotools", "hydra-core", "albumentations",
             "scikit-learn", "numpy")
 
 

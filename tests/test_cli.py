@@ -62,6 +62,24 @@ def _fast_overrides(command: str, tmp_path, monkeypatch) -> list[str]:
         folder = tmp_path / "torch" / "hub" / "checkpoints"
         folder.mkdir(parents=True)
         torch.save(torchvision.models.mobilenet_v2().state_dict(), folder / "mobilenet_v2-b0353104.pth")
+    if "model=fasterrcnn_mobilenet" in command:  # a locally made COCO-shaped state dict, as above
+        import torch
+        import torchvision
+
+        arch = "fasterrcnn_mobilenet_v3_large_fpn"
+        monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+        monkeypatch.setattr(torch.hub, "_hub_dir", None)
+        folder = tmp_path / "torch" / "hub" / "checkpoints"
+        folder.mkdir(parents=True, exist_ok=True)
+        url = torchvision.models.get_model_weights(arch).DEFAULT.url
+        model = torchvision.models.get_model(arch, weights=None, weights_backbone=None, num_classes=91)
+        torch.save(model.state_dict(), folder / url.rsplit("/", 1)[-1])
+    if "data=fish_boxes" in command:
+        from .conftest import requires_shared
+
+        return [f"data.root={requires_shared('fish', 'video1_output')}", "data.image_size=[64,96]", "data.batch_size=4",
+                "data.num_workers=0", "trainer.max_epochs=1", "trainer.limit_train_batches=2",
+                "trainer.limit_val_batches=1", "trainer.limit_test_batches=1", "trainer.num_sanity_val_steps=0"]
     if "data=camvid" in command:
         from .conftest import requires_shared
 
@@ -86,8 +104,10 @@ def test_readme_model_command_trains_in_process(command, tmp_path, monkeypatch):
     overrides = [*shlex.split(command)[3:], *_fast_overrides(command, tmp_path, monkeypatch), "logger=none"]
     report = train(compose_train(overrides, tmp_path / "run"))
     expected = {"classify": {"test/acc", "test/f1"}, "multilabel": {"test/acc", "test/fbeta", "test/fbeta_tuned"},
-                "segment": {"test/acc", "test/miou"}, "points": {"test/dist_px"}}[report["kind"]]
-    assert set(report["metrics"]) == expected | {"test/loss"}
+                "segment": {"test/acc", "test/miou"}, "points": {"test/dist_px"},
+                "detect": {"test/map", "test/map_50", "test/map_75", "test/mar_100"}}[report["kind"]]
+    # a detector has no test loss: torchvision's Faster R-CNN computes losses only in training mode
+    assert set(report["metrics"]) == expected | ({"test/loss"} if report["kind"] != "detect" else set())
     assert (tmp_path / "run" / "report.json").is_file() and (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
     assert "model=" not in command or report["config"]["choices"]["model"] in command
 

@@ -30,10 +30,17 @@ def test_trainer_configs_compose_and_split(trainer, tmp_path):
 @pytest.mark.parametrize("data", _choices("data"))
 def test_data_configs_compose_with_their_task(data, tmp_path):
     needs = {"folder": ["data.root=/somewhere"], "name_regex": ["data.root=/somewhere", "data.reader.pattern=x"],
-             "points_csv": ["data.root=/somewhere"]}
+             "points_csv": ["data.root=/somewhere"], "boxes": ["data.root=/somewhere"]}
     overrides = [f"data={data}", *needs.get(data, [])]
     cfg = compose_train(overrides, tmp_path)
     assert cfg.task._target_.startswith("fishbear.tasks.")
+    check_node(cfg.data, "data")
+
+
+@pytest.mark.parametrize("reader", ["voc", "via", "vott_csv", "vott_json", "cntk"])
+def test_every_box_reader_composes_into_a_box_dataset(reader, tmp_path):
+    cfg = compose_train(["data=boxes", "data.root=/somewhere", f"data/reader={reader}"], tmp_path)
+    assert cfg.data.kind == "detect" and cfg.task._target_ == "fishbear.tasks.detect.DetectionTask"
     check_node(cfg.data, "data")
 
 

@@ -20,19 +20,23 @@ EXPECTED_GROUPS = {
 @pytest.mark.parametrize("name", MODELS)
 def test_every_model_config_builds_groups_and_runs_at_two_sizes(name):
     sizes = (32, 64) if name != "mlp" else (48,)
+    detector = name.startswith("fasterrcnn")
     for size in sizes:
-        cfg = compose_train([f"model={name}", f"data.image_size={size}"])
+        # detectors' COCO weights are not here offline (tests/test_detection.py loads a local copy)
+        cfg = compose_train([f"model={name}", f"data.image_size={size}", *(["model.pretrained=false"] if detector else [])])
         network = instantiate(cfg.model, num_classes=5)
         assert isinstance(network, Network)
         network.eval()
         with torch.no_grad():
             out = network(torch.randn(2, 3, size, size))
-        # a vector per image, or a score map at input resolution (U-Net)
-        assert out.shape == ((2, 5) if network.output == "vector" else (2, 5, size, size))
+        if network.output == "boxes":  # scored boxes per image
+            assert len(out) == 2 and out[0]["boxes"].shape[1:] == (4,)
+        else:  # a vector per image, or a score map at input resolution (U-Net)
+            assert out.shape == ((2, 5) if network.output == "vector" else (2, 5, size, size))
     groups = network.layer_groups()
     if name in EXPECTED_GROUPS:
         assert list(groups) == EXPECTED_GROUPS[name]
-    assert list(groups)[-1] in ("classifier", "head")
+    assert list(groups)[-1] in ("classifier", "head", "roi_heads")
     grouped = {id(p) for g in groups.values() for p in g.parameters()}
     assert grouped == {id(p) for p in network.parameters()}, "a parameter outside every layer group"
 
