@@ -282,10 +282,21 @@ def detection_section(results: dict[str, Any], classes: list[str], run_dir: Path
         "score_threshold": threshold,
         "per_class": per_class,
         "images_without_boxes": sum(1 for t in results["target"] if len(t["boxes"]) == 0),
+        "presence": _presence(results, threshold),
         "worst": [{"file": _file(samples, results["index"][i]), "errors": int(results["loss"][i])}
                   for i in _highest_losses(results, 9) if results["loss"][i] > 0],
         "figures": figures,
     }
+
+
+def _presence(results: dict[str, Any], threshold: float) -> dict[str, Any]:
+    """The detector as an image classifier: does an image hold an object (a box from the score
+    threshold on) or not; what sorting video frames into fish / no_fish by it would score."""
+    found = np.array([bool((p["scores"] >= threshold).any()) for p in results["prediction"]])
+    truth = np.array([len(t["boxes"]) > 0 for t in results["target"]])
+    return {"accuracy": float((found == truth).mean()) if len(truth) else None,
+            "with_objects_found": int((found & truth).sum()), "with_objects_missed": int((~found & truth).sum()),
+            "empty_flagged": int((found & ~truth).sum()), "empty_passed": int((~found & ~truth).sum())}
 
 
 def _mean_valid(values: np.ndarray) -> float | None:
@@ -432,6 +443,12 @@ def _detect_markdown(section: dict[str, Any], report: dict[str, Any]) -> list[st
              _table(["class", "AP@0.5", "AP@[.5:.95]", "true boxes", "found", "false", "missed", "precision", "recall"],
                     [[r["class"], _fmt(r["ap_50"]), _fmt(r["ap"]), r["true_boxes"], r["found"], r["false_boxes"],
                       r["missed"], _fmt(r["precision"]), _fmt(r["recall"])] for r in section["per_class"]]), ""]
+    presence = section.get("presence")
+    if presence and presence["accuracy"] is not None:
+        lines += [f"## Object or not, per image (a box from score {cut} on)", "",
+                  _table(["accuracy", "with objects: found", "missed", "empty: flagged", "passed"],
+                         [[_fmt(presence["accuracy"]), presence["with_objects_found"], presence["with_objects_missed"],
+                           presence["empty_flagged"], presence["empty_passed"]]]), ""]
     if section["worst"]:
         lines += ["## Images with most errors (false + missed boxes)", "",
                   _table(["file", "errors"], [[f"`{Path(r['file']).name}`", r["errors"]] for r in section["worst"]]), ""]

@@ -38,6 +38,23 @@ def _private_cache(monkeypatch: pytest.MonkeyPatch, data_cache: Path) -> None:
     monkeypatch.setenv("FISHBEAR_DATA", str(data_cache))
 
 
+def use_torch_home(folder: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point torchvision's weights cache at ``folder`` (for locally made weights files); returns
+    the folder files go in (``hub/checkpoints``)."""
+    import torch
+
+    monkeypatch.setenv("TORCH_HOME", str(folder))
+    monkeypatch.setattr(torch.hub, "_hub_dir", None)
+    checkpoints = folder / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    return checkpoints
+
+
+@pytest.fixture
+def torch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return use_torch_home(tmp_path, monkeypatch)
+
+
 def compose_train(overrides: list[str], run_dir: Path | None = None, config_name: str = "train") -> DictConfig:
     """The config ``python -m fishbear.train OVERRIDES`` would run, with its run folder at ``run_dir``."""
     GlobalHydra.instance().clear()

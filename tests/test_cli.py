@@ -7,7 +7,7 @@ import shlex
 
 import pytest
 
-from .conftest import REPO, TINY, run_cli
+from .conftest import REPO, TINY, run_cli, use_torch_home
 
 
 def readme_commands() -> list[str]:
@@ -57,20 +57,14 @@ def _fast_overrides(command: str, tmp_path, monkeypatch) -> list[str]:
         import torch
         import torchvision
 
-        monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-        monkeypatch.setattr(torch.hub, "_hub_dir", None)
-        folder = tmp_path / "torch" / "hub" / "checkpoints"
-        folder.mkdir(parents=True)
+        folder = use_torch_home(tmp_path / "torch", monkeypatch)
         torch.save(torchvision.models.mobilenet_v2().state_dict(), folder / "mobilenet_v2-b0353104.pth")
     if "model=fasterrcnn_mobilenet" in command:  # a locally made COCO-shaped state dict, as above
         import torch
         import torchvision
 
         arch = "fasterrcnn_mobilenet_v3_large_fpn"
-        monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-        monkeypatch.setattr(torch.hub, "_hub_dir", None)
-        folder = tmp_path / "torch" / "hub" / "checkpoints"
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = use_torch_home(tmp_path / "torch", monkeypatch)
         url = torchvision.models.get_model_weights(arch).DEFAULT.url
         model = torchvision.models.get_model(arch, weights=None, weights_backbone=None, num_classes=91)
         torch.save(model.state_dict(), folder / url.rsplit("/", 1)[-1])

@@ -82,15 +82,6 @@ def test_frozen_backbone_does_not_move_and_rates_are_per_group():
     assert out["labels"].numel() == 0 or int(out["labels"].min()) >= 0  # fishbear's indices, no background
 
 
-@pytest.fixture
-def torch_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    monkeypatch.setattr(torch.hub, "_hub_dir", None)
-    folder = tmp_path / "hub" / "checkpoints"
-    folder.mkdir(parents=True)
-    return folder
-
-
 def test_coco_weights_come_through_torchvisions_cache_or_a_clear_error(torch_home, monkeypatch):
     arch = "fasterrcnn_mobilenet_v3_large_fpn"
     weights = torchvision.models.get_model_weights(arch).DEFAULT
@@ -182,6 +173,8 @@ def test_detector_learns_shapes_boxes_reports_predicts_and_sorts_frames(tmp_path
     assert section["map_50"] == pytest.approx(metrics["test/map_50"], abs=1e-4)
     assert [c["class"] for c in section["per_class"]] == ["circle", "square", "star", "triangle"]
     assert sum(c["true_boxes"] for c in section["per_class"]) > 40 and section["images_without_boxes"] > 0
+    presence = section["presence"]
+    assert sum(v for k, v in presence.items() if k != "accuracy") == 40 and 0 <= presence["accuracy"] <= 1
     assert (run / "pr_curve.png").is_file() and (run / "detection_samples.png").is_file()
     assert "| class | AP@0.5 |" in (run / "report.md").read_text()
 

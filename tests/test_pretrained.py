@@ -12,15 +12,6 @@ import torchvision
 from fishbear.models.torchvision_nets import WeightsUnavailableError, mobilenet_v2, resnet
 
 
-@pytest.fixture
-def torch_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    monkeypatch.setattr(torch.hub, "_hub_dir", None)
-    folder = tmp_path / "hub" / "checkpoints"
-    folder.mkdir(parents=True)
-    return folder
-
-
 def test_cached_state_dict_is_loaded_through_torchvision(torch_home):
     """A locally made state dict under torchvision's file name exercises the real loading path."""
     torch.manual_seed(3)
