@@ -127,13 +127,14 @@ def _file(samples: list[Path], index: Any) -> str:
     return str(samples[index]) if index < len(samples) else str(index)
 
 
-def _shown_images(results: dict[str, Any], samples: list[Path], size: tuple[int, int], k: int) -> tuple[np.ndarray, list[int]]:
+def _shown_images(results: dict[str, Any], samples: list[Path], size: tuple[int, int], k: int,
+                  order: list[int] | None = None) -> tuple[np.ndarray, list[int]]:
     """The first ``k`` test images, resized to ``size`` (height, width) as the model saw them,
     and their positions in the results; empty when the files are gone."""
     from PIL import Image
 
     shown, rows = [], []
-    for row in range(min(k, len(results["index"]))):
+    for row in (order if order is not None else range(len(results["index"])))[:k]:
         path = Path(_file(samples, results["index"][row]))
         if not path.is_file():
             return np.zeros((0, *size, 3), dtype=np.float32), []
@@ -145,11 +146,12 @@ def _shown_images(results: dict[str, Any], samples: list[Path], size: tuple[int,
 
 
 def _sample_figure(results: dict[str, Any], samples: list[Path], task: Any, size: tuple[int, int], run_dir: Path,
-                   filename: str, k: int = 8) -> dict[str, str]:
-    """Test images with targets and predictions drawn by the task; ``{}`` when there is nothing to draw."""
+                   filename: str, k: int = 8, order: list[int] | None = None) -> dict[str, str]:
+    """Test images (the first ``k``, or of ``order``) with targets and predictions drawn by the
+    task; ``{}`` when there is nothing to draw."""
     if task is None:
         return {}
-    images, rows = _shown_images(results, samples, size, k)
+    images, rows = _shown_images(results, samples, size, k, order)
     if not rows:
         return {}
     figure = task.draw(images, _rows(results["target"], rows), _rows(results["prediction"], rows), results["size"][rows])
@@ -276,7 +278,12 @@ def detection_section(results: dict[str, Any], classes: list[str], run_dir: Path
     if curves:
         save_figure(pr_curve_figure(curves, "Precision-recall at IoU 0.5 (test)"), str(run_dir / "pr_curve.png"))
         figures["pr_curve"] = "pr_curve.png"
-    figures.update(_sample_figure(results, samples, task, _model_size(task), run_dir, "detection_samples.png"))
+    # images with true or found boxes first: most test frames of a video trap are empty water
+    busy = [i for i, (p, t) in enumerate(zip(results["prediction"], results["target"]))
+            if len(t["boxes"]) or bool((p["scores"] >= threshold).any())]
+    order = busy + [i for i in range(len(results["target"])) if i not in set(busy)]
+    figures.update(_sample_figure(results, samples, task, _model_size(task), run_dir, "detection_samples.png",
+                                  order=order))
     return {
         "map": float(summary["map"]), "map_50": float(summary["map_50"]), "map_75": float(summary["map_75"]),
         "score_threshold": threshold,
