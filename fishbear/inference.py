@@ -15,7 +15,6 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 from hydra.utils import instantiate
-from lightning.fabric.utilities.apply_func import move_data_to_device
 from PIL import Image
 
 from fishbear.data.images import load_rgb
@@ -23,6 +22,7 @@ from fishbear.data.targets import codec
 from fishbear.data.transforms import build_transforms
 from fishbear.errors import CheckpointError
 from fishbear.tasks import task_class
+from fishbear.tasks.base import to_cpu
 
 K = TypeVar("K")
 
@@ -95,7 +95,7 @@ class Predictor:
         the image's own size, points or boxes in its own pixels."""
         arrays = [self._array(image) for image in images]
         batch = torch.stack([self.transform(image=array)["image"] for array in arrays]).to(self.device)
-        predictions = move_data_to_device(self.task_class.predictions(self.network(batch)), "cpu")
+        predictions = to_cpu(self.task_class.predictions(self.network(batch)))
         return self.task_class.interpret(predictions, [a.shape[:2] for a in arrays], self.meta)
 
     def predict(self, image: str | Path | Image.Image | np.ndarray) -> dict[str, Any]:

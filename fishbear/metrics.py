@@ -132,7 +132,6 @@ class MeanPixelDistance(Metric):
         return (self.total / self.count.clamp(min=1)).float()
 
 
-
 def box_map(**kwargs: Any) -> MeanAveragePrecision:
     """torchmetrics' COCO evaluation of ``xyxy`` pixel boxes in full (the report's per-class AP and
     precision-recall arrays)."""

@@ -250,9 +250,7 @@ def detection_section(results: dict[str, Any], classes: list[str], run_dir: Path
                       task: Any = None) -> dict[str, Any]:
     """AP per class (at IoU 0.5 and over 0.5:0.95), the precision-recall curve of each class at
     IoU 0.5, what was found and missed from the score threshold on, the images with most errors."""
-    import torch
-
-    from fishbear.metrics import box_map, match_boxes
+    from fishbear.metrics import box_map
     from fishbear.plots import pr_curve_figure
 
     metric = box_map(class_metrics=True, extended_summary=True)
@@ -262,8 +260,7 @@ def detection_section(results: dict[str, Any], classes: list[str], run_dir: Path
     precision = summary["precision"][:, :, :, 0, -1].numpy()
     present = [int(c) for c in summary["classes"].reshape(-1).tolist()]
     threshold = float(getattr(task, "score_threshold", 0.5))
-    counts = sum((match_boxes(p, t, len(classes), score=threshold) for p, t in zip(results["prediction"], results["target"])),
-                 torch.zeros(len(classes), 3, dtype=torch.long)).numpy()
+    counts = results["counts"].sum(0).numpy()  # per class: found, false, missed (kept by the test step)
     per_class = []
     for c, name in enumerate(classes):
         k = present.index(c) if c in present else None
@@ -278,29 +275,27 @@ def detection_section(results: dict[str, Any], classes: list[str], run_dir: Path
     if curves:
         save_figure(pr_curve_figure(curves, "Precision-recall at IoU 0.5 (test)"), str(run_dir / "pr_curve.png"))
         figures["pr_curve"] = "pr_curve.png"
+    found = np.array([bool((p["scores"] >= threshold).any()) for p in results["prediction"]])
+    truth = np.array([len(t["boxes"]) > 0 for t in results["target"]])
     # images with true or found boxes first: most test frames of a video trap are empty water
-    busy = [i for i, (p, t) in enumerate(zip(results["prediction"], results["target"]))
-            if len(t["boxes"]) or bool((p["scores"] >= threshold).any())]
-    order = busy + [i for i in range(len(results["target"])) if i not in set(busy)]
+    order = np.argsort(~(found | truth), kind="stable").tolist()
     figures.update(_sample_figure(results, samples, task, _model_size(task), run_dir, "detection_samples.png",
                                   order=order))
     return {
         "map": float(summary["map"]), "map_50": float(summary["map_50"]), "map_75": float(summary["map_75"]),
         "score_threshold": threshold,
         "per_class": per_class,
-        "images_without_boxes": sum(1 for t in results["target"] if len(t["boxes"]) == 0),
-        "presence": _presence(results, threshold),
+        "images_without_boxes": int((~truth).sum()),
+        "presence": _presence(found, truth),
         "worst": [{"file": _file(samples, results["index"][i]), "errors": int(results["loss"][i])}
                   for i in _highest_losses(results, 9) if results["loss"][i] > 0],
         "figures": figures,
     }
 
 
-def _presence(results: dict[str, Any], threshold: float) -> dict[str, Any]:
-    """The detector as an image classifier: does an image hold an object (a box from the score
-    threshold on) or not; what sorting video frames into fish / no_fish by it would score."""
-    found = np.array([bool((p["scores"] >= threshold).any()) for p in results["prediction"]])
-    truth = np.array([len(t["boxes"]) > 0 for t in results["target"]])
+def _presence(found: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
+    """The detector as an image classifier: does an image hold an object (``found``: a box from
+    the score threshold on) or not; what sorting video frames into fish / no_fish by it would score."""
     return {"accuracy": float((found == truth).mean()) if len(truth) else None,
             "with_objects_found": int((found & truth).sum()), "with_objects_missed": int((~found & truth).sum()),
             "empty_flagged": int((found & ~truth).sum()), "empty_passed": int((~found & ~truth).sum())}

@@ -17,14 +17,7 @@ import torch
 
 from fishbear.data.transforms import denormalize
 from fishbear.plots import save_figure
-
-
-def _cpu(value: Any) -> Any:
-    """Tensors, or lists of dicts of tensors (boxes), on the CPU in float32 for drawing."""
-    from lightning.fabric.utilities.apply_func import apply_to_collection
-
-    return apply_to_collection(value, torch.Tensor,
-                               lambda t: t.detach().cpu().float() if t.is_floating_point() else t.detach().cpu())
+from fishbear.tasks.base import to_cpu
 
 
 def _shown(batch: dict[str, Any], datamodule: Any, k: int) -> Any:
@@ -63,8 +56,8 @@ class BatchGrid(L.Callback):
             return
         self._done = True
         k = self.max_images
-        figure = pl_module.draw(_shown(batch, trainer.datamodule, k), _cpu(batch["target"][:k]), None,
-                                _cpu(batch["size"][:k]))
+        figure = pl_module.draw(_shown(batch, trainer.datamodule, k), to_cpu(batch["target"][:k]), None,
+                                to_cpu(batch["size"][:k]))
         _publish(trainer, figure, "train/batch", self.filename)
 
     def on_validation_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
@@ -80,7 +73,7 @@ class BatchGrid(L.Callback):
         if not to_tensorboard and trainer.current_epoch < trainer.max_epochs - 1:
             return  # a figure costs ~1 s on CPU; without TensorBoard only the last one is kept
         with torch.no_grad():
-            predictions = _cpu(pl_module.predictions(pl_module(pl_module._images(batch))))
-        figure = pl_module.draw(_shown(batch, trainer.datamodule, self.val_images), _cpu(batch["target"]),
-                                predictions, _cpu(batch["size"]))
+            predictions = to_cpu(pl_module.predictions(pl_module(pl_module._images(batch))))
+        figure = pl_module.draw(_shown(batch, trainer.datamodule, self.val_images), to_cpu(batch["target"]),
+                                predictions, to_cpu(batch["size"]))
         _publish(trainer, figure, "val/samples", "val_samples.png")

@@ -19,6 +19,7 @@ hidden inside.
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -175,6 +176,5 @@ def faster_rcnn_on(num_classes: int, backbone: str = "convnet", pretrained: bool
     model = FasterRCNN(extractor, num_classes=num_classes + 1, rpn_anchor_generator=anchors, box_roi_pool=roi_pool,
                        box_head=TwoMLPHead(int(fpn_channels) * 7 * 7, int(head_width)))
     _configure_heads(model, num_classes, min_score, max_detections, rois_per_image, proposals)
-    cfg = PretrainedCfg(arch=f"fasterrcnn_fpn_{backbone}", weights=cfg.weights, mean=cfg.mean, std=cfg.std,
-                        extra=cfg.extra)
-    return Detector(model, OrderedDict(model.backbone.body.named_children()), cfg)
+    stages_of_body = OrderedDict(model.backbone.body.named_children())
+    return Detector(model, stages_of_body, replace(cfg, arch=f"fasterrcnn_fpn_{backbone}"))

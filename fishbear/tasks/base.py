@@ -21,6 +21,15 @@ from fishbear.plots import image_grid
 STAGES = ("train", "val", "test")
 
 
+def to_cpu(value: Any) -> Any:
+    """Tensors, or collections of them (boxes: a list of dicts), detached on the CPU with floats as
+    float32 (bf16 outputs of mixed precision have no numpy form), for drawing, reports and reading."""
+    from lightning.fabric.utilities.apply_func import apply_to_collection
+
+    return apply_to_collection(value, torch.Tensor,
+                               lambda t: t.detach().cpu().float() if t.is_floating_point() else t.detach().cpu())
+
+
 class BaseTask(L.LightningModule):
     kind: ClassVar[str] = "base"
 

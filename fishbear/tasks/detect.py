@@ -18,14 +18,9 @@ from torchmetrics import MetricCollection
 from fishbear.data.transforms import as_hw
 from fishbear.metrics import BoxMAP, match_boxes
 from fishbear.plots import image_grid
-from fishbear.tasks.base import BaseTask
+from fishbear.tasks.base import BaseTask, to_cpu
 
 Boxes = list[dict[str, torch.Tensor]]
-
-
-def _cpu(items: Boxes) -> Boxes:
-    return [{key: value.detach().cpu().float() if value.is_floating_point() else value.detach().cpu()
-             for key, value in item.items()} for item in items]
 
 
 class DetectionTask(BaseTask):
@@ -46,7 +41,7 @@ class DetectionTask(BaseTask):
         return outputs
 
     def kept_predictions(self, outputs: Boxes) -> Boxes:
-        return _cpu(outputs)
+        return to_cpu(outputs)
 
     # -- steps ---------------------------------------------------------------------------------
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
@@ -67,12 +62,14 @@ class DetectionTask(BaseTask):
         self._evaluate(batch, "val")
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        predictions = _cpu(self._evaluate(batch, "test"))
-        targets = _cpu(batch["target"])
-        errors = [float(match_boxes(p, t, len(self.classes), score=self.score_threshold)[:, 1:].sum())
-                  for p, t in zip(predictions, targets)]
-        self._test_records.append({"index": batch["index"].detach().cpu(), "loss": torch.tensor(errors),
-                                   "prediction": predictions, "target": targets, "size": batch["size"].detach().cpu()})
+        predictions = to_cpu(self._evaluate(batch, "test"))
+        targets = to_cpu(batch["target"])
+        # per image and class: boxes found, false and missed from the score threshold on (the report sums them)
+        counts = torch.stack([match_boxes(p, t, len(self.classes), score=self.score_threshold)
+                              for p, t in zip(predictions, targets)])
+        self._test_records.append({"index": batch["index"].detach().cpu(), "loss": counts[:, :, 1:].sum((1, 2)).float(),
+                                   "counts": counts, "prediction": predictions, "target": targets,
+                                   "size": batch["size"].detach().cpu()})
 
     def on_test_epoch_end(self) -> None:
         """Per-image boxes stay lists (images hold different numbers), ordered by dataset index."""
@@ -84,7 +81,7 @@ class DetectionTask(BaseTask):
         index = torch.cat([r["index"] for r in records])
         order = torch.argsort(index).tolist()
         merged: dict[str, Any] = {}
-        for key in ("index", "loss", "size"):
+        for key in ("index", "loss", "counts", "size"):
             merged[key] = torch.cat([r[key] for r in records])[order]
         for key in ("prediction", "target"):
             flat = [item for r in records for item in r[key]]
