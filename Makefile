@@ -1,14 +1,17 @@
 PYTHON ?= python
 
-.PHONY: install test test-all bench train clean
+.PHONY: install test test-slow test-all bench train doctor lock clean
 
-install:  ## fishbear, its dependencies (torch, torchvision, Lightning, Hydra...) and the test tools
-	$(PYTHON) -m pip install -e ".[dev]"
+install:  ## fishbear and the exact tested set of its dependencies (requirements.lock) and test tools
+	$(PYTHON) -m pip install -c requirements.lock -e ".[dev]"
 
-test:  ## the fast suite (under 5 minutes on 2 cores)
+test:  ## the fast suite (under 4 minutes on 2 cores)
 	$(PYTHON) -m pytest -m "not slow" -q
 
-test-all:  ## everything, including full training runs and tests on ../shared/data
+test-slow:  ## the slow suite: the full default run, the overhead benchmark, real data in ../shared/data
+	$(PYTHON) -m pytest -m slow -q
+
+test-all:  ## both suites in one run
 	$(PYTHON) -m pytest -q
 
 bench:  ## fishbear's overhead against a plain PyTorch loop, same model, data and steps
@@ -16,6 +19,12 @@ bench:  ## fishbear's overhead against a plain PyTorch loop, same model, data an
 
 train:  ## the default experiment: ConvNet on the embedded shapes data
 	$(PYTHON) -m fishbear.train
+
+doctor:  ## versions, device, caches: what a bug report needs
+	$(PYTHON) -m fishbear.doctor
+
+lock:  ## regenerate requirements.lock from pyproject.toml's ranges (torch pair: tools/lock.py)
+	$(PYTHON) tools/lock.py
 
 clean:
 	rm -rf outputs .pytest_cache

@@ -32,7 +32,8 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def _precision() -> str:
+def default_precision() -> str:
+    """What ``trainer=default`` trains in here: bf16 where the GPU has it, else fp16; 32-bit on CPU."""
     import torch
 
     if not torch.cuda.is_available():
@@ -45,7 +46,7 @@ def register_resolvers() -> None:
     if not OmegaConf.has_resolver("fishbear.cuda"):
         OmegaConf.register_new_resolver("fishbear.cuda", _cuda)
     if not OmegaConf.has_resolver("fishbear.precision"):
-        OmegaConf.register_new_resolver("fishbear.precision", _precision)
+        OmegaConf.register_new_resolver("fishbear.precision", default_precision)
 
 
 register_resolvers()

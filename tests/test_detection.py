@@ -160,7 +160,8 @@ def test_detector_learns_shapes_boxes_reports_predicts_and_sorts_frames(tmp_path
     from fishbear.predict import main as predict
 
     run = tmp_path / "run"
-    # 120 training images of 64 px, 8 epochs: about 20 s on 2 CPU cores (this run: mAP@0.5 0.29)
+    # 120 training images of 64 px, 8 epochs: about 11 s on 2 CPU cores (mAP@0.5 0.30-0.31 with seeds
+    # 42, 1, 2; an untrained detector scores about 0)
     report = train(compose_train(["data=shapes_boxes", *SMALL, "data.source.image_size=64", "data.image_size=64",
                                   "data.source.train=30", "data.source.valid=10", "data.source.test=10",
                                   "data.batch_size=16", "data.augment=null", "trainer.max_epochs=8",

@@ -89,17 +89,25 @@ def test_segmentation_beats_the_majority_class_and_writes_masks(tmp_path):
     from fishbear.predict import main as predict
 
     run = tmp_path / "run"
-    report = train(compose_train(["data=shapes_masks", "model=unet", "model.encoder=convnet", "data.source.train=40",
+    # 240 images of 32 px (about 200 to train on), 12 epochs: about 15 s on 2 CPU cores
+    report = train(compose_train(["data=shapes_masks", "model=unet", "model.encoder=convnet", "data.source.train=60",
                                   "data.source.valid=10", "data.source.test=10", "data.source.image_size=32",
-                                  "data.image_size=32", "data.batch_size=16", "trainer.max_epochs=10", "trainer.lr=1e-2",
+                                  "data.image_size=32", "data.batch_size=16", "trainer.max_epochs=12", "trainer.lr=3e-3",
                                   "callbacks.batch_grid.val_images=0", *QUIET], run))
     section = report["segment"]
+    per_class = {c["class"]: c for c in section["per_class"]}
     pixels = np.array([c["pixels"] for c in section["per_class"]])
     majority = pixels.max() / pixels.sum()
-    # calling every pixel background scores the majority share as accuracy, and as mean IoU that
-    # share over the five scored classes (this run: 0.89 and 0.25 against 0.87 and 0.17)
-    assert section["pixel_accuracy"] > majority, (section["pixel_accuracy"], majority)
-    assert section["mean_iou"] > majority / len(pixels) + 0.04, (section["mean_iou"], majority)
+    # Calling every pixel background scores the background share as accuracy and as background
+    # IoU, and 0 IoU on every shape. Pixel accuracy alone hides what was learnt (a model that finds
+    # every shape but names its kind at random gains only a quarter of the shape pixels), so the
+    # test asks for each skill apart. Measured with seeds 42, 1, 2 on torch 2.14.1 and 2.15.0 alike:
+    # background IoU 0.96-0.97 against 0.871 (a quarter of the errors), accuracy 0.909-0.911,
+    # shapes' mean IoU 0.135-0.195.
+    assert 1 - per_class["background"]["iou"] < 0.5 * (1 - majority), (per_class["background"], majority)
+    assert section["pixel_accuracy"] > majority + 0.02, (section["pixel_accuracy"], majority)
+    shapes_iou = np.mean([c["iou"] for name, c in per_class.items() if name != "background"])
+    assert shapes_iou > 0.05, per_class
     assert section["pixel_accuracy"] == pytest.approx(report["metrics"]["test/acc"], abs=1e-5)
     assert section["void"] == "void" and "void" not in [c["class"] for c in section["per_class"]]
     assert "| circle |" in (run / "report.md").read_text() and (run / "segmentation_samples.png").is_file()

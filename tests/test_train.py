@@ -20,13 +20,14 @@ def tiny_run(trained_run):
 
 
 def test_learns_shapes_well_above_chance(tmp_path):
-    """The default recipe, scaled down: 400 training images at 64 px, 8 epochs of 25 steps."""
+    """The default recipe, scaled down: 400 training images at 64 px, 16 epochs of 25 steps (10 s)."""
     cfg = compose_train(["data.source.train=100", "data.source.valid=10", "data.source.test=25",
-                         "data.num_workers=0", "data.batch_size=16", "trainer.max_epochs=8", "trainer.num_sanity_val_steps=0",
+                         "data.num_workers=0", "data.batch_size=16", "trainer.max_epochs=16", "trainer.num_sanity_val_steps=0",
                          "data.augment=null", "callbacks=none", "logger=none", "trainer.enable_checkpointing=false"], tmp_path)
     report = train(cfg)
     assert report["data"]["sizes"]["test"] == 100
-    # chance is 0.25; 40 or more right of 100 by chance has probability 6e-4 (this run: 0.50).
+    # chance is 0.25; 40 or more right of 100 by chance has probability 6e-4. Measured with seeds
+    # 42, 1, 2: 0.61, 0.66, 0.71 (8 epochs gave 0.50-0.67: too near the bound).
     # The full default run (tests/test_slow.py) must reach 0.95.
     assert report["metrics"]["test/acc"] >= 0.4, report["metrics"]
 
