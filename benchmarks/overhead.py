@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader, Dataset
 import fishbear
 from fishbear.config import instantiate, instantiate_group
 from fishbear.optim import build_optimizer, build_scheduler
-from fishbear.train import split_trainer_config
+from fishbear.experiment import split_trainer_config
 
 CONF_DIR = str(Path(fishbear.__file__).parent / "conf")
 

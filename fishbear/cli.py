@@ -56,3 +56,28 @@ def user_errors_exit(fn: F) -> F:
         raise SystemExit(2)
 
     return wrapper  # type: ignore[return-value]
+
+
+def compose_cli(config_name: str, overrides: list[str], usage: str) -> Any:
+    """The config ``config_name`` with the command line's Hydra overrides (``key=value``), for the
+    entry points that write no run folder (``predict``, ``frames``): the same override grammar as
+    ``train``, without Hydra's run directory and logging. A malformed or unknown override is a
+    :class:`ConfigError` that shows ``usage``."""
+    from pathlib import Path
+
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+
+    import fishbear
+    from fishbear.errors import ConfigError
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(Path(fishbear.__file__).parent / "conf"), version_base="1.3"):
+            return compose(config_name, overrides=list(overrides))
+    except HydraException as err:
+        first = str(err).strip().splitlines()[0]
+        raise ConfigError(f"{first}; usage: {usage}") from None
+    finally:
+        GlobalHydra.instance().clear()

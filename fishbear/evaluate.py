@@ -17,13 +17,13 @@ from fishbear.errors import CheckpointError
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
-    from fishbear.inference import load_checkpoint, network_from_checkpoint
-    from fishbear.train import split_trainer_config, test_and_report
+    from fishbear.checkpoint import load_checkpoint, network_from_checkpoint
+    from fishbear.experiment import build_datamodule, split_trainer_config, test_and_report
 
     route_library_logs_to_root()
     started = time.perf_counter()
     run_dir = Path(cfg.paths.output_dir)
-    datamodule = instantiate(cfg.data, "data")
+    datamodule = build_datamodule(cfg)
     checkpoint = load_checkpoint(cfg.ckpt, kind=datamodule.kind)
     meta = checkpoint["fishbear"]
     datamodule.set_image_size(meta["image_size"])

@@ -1,16 +1,16 @@
-"""``python -m fishbear.frames VIDEO --out DIR [--every N] [--sort-with CKPT] [--enhance]``
+"""``python -m fishbear.frames video=VIDEO out=DIR [every=N] [sort_with=CKPT] [enhance=true]``
+(Hydra overrides of ``conf/frames.yaml``).
 
 Cuts a video into numbered JPEG frames (``frames.csv`` holds each frame's number and time). With
-``--sort-with`` a trained classifier files each frame into ``DIR/<predicted class>/``, or a
-trained detector into ``DIR/<class>/`` when it finds a box scored ``--score`` or more and
+``sort_with`` a trained classifier files each frame into ``DIR/<predicted class>/``, or a trained
+detector into ``DIR/<class>/`` when it finds a box scored ``score`` or more and
 ``DIR/no_<class>/`` when not (``fish`` / ``no_fish``; the boxes go into the CSV): the automated
 first pass of the fish video-trap exercise, after which a person only reviews the frames whose
-confidence is below ``--review-below`` (marked in the CSV), instead of all of them.
+confidence is below ``review_below`` (marked in the CSV), instead of all of them.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import sys
@@ -18,30 +18,25 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-from fishbear.cli import user_errors_exit
-from fishbear.errors import DataError
+from omegaconf import DictConfig
 
-SORTING_KINDS = ("classify", "detect")
+from fishbear.cli import compose_cli, user_errors_exit
+from fishbear.errors import ConfigError, DataError
+
+USAGE = ("python -m fishbear.frames video=VIDEO out=DIR [every=1] [sort_with=CKPT] [score=0.5] [review_below=0.8] "
+         "[enhance=true] [device=cpu] [batch_size=32] [quality=95]")
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m fishbear.frames", description=__doc__.split("\n\n")[1])
-    parser.add_argument("video", type=Path, help="the video file (anything FFmpeg reads: mp4, avi, mov, ...)")
-    parser.add_argument("--out", type=Path, required=True, help="folder for the frames and frames.csv")
-    parser.add_argument("--every", type=int, default=1, help="keep every N-th frame (default 1: all)")
-    parser.add_argument("--sort-with", type=Path, default=None, metavar="CKPT",
-                        help="a classification checkpoint (frames into OUT/<predicted class>/) or a detection "
-                             "checkpoint (frames into OUT/<class>/ or OUT/no_<class>/)")
-    parser.add_argument("--score", type=float, default=None, metavar="S",
-                        help="with a detector: a box scored S or more means found (default: the checkpoint's, 0.5)")
-    parser.add_argument("--review-below", type=float, default=0.8, metavar="P",
-                        help="with --sort-with: mark frames whose confidence is below P for review (default 0.8)")
-    parser.add_argument("--enhance", action="store_true",
-                        help="grey-world white balance + CLAHE before saving (and before classifying)")
-    parser.add_argument("--device", default="cpu", help="device for --sort-with (cpu, cuda)")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--quality", type=int, default=95, help="JPEG quality (default 95)")
-    return parser
+def _checked(cfg: DictConfig) -> DictConfig:
+    for key in ("every", "batch_size", "quality"):
+        value = cfg[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"{key}={value} must be a whole number of 1 or more")
+    for key in ("score", "review_below"):
+        value = cfg[key]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1):
+            raise ConfigError(f"{key}={value} must be a number between 0 and 1")
+    return cfg
 
 
 def _save_jpeg(image, path: Path, quality: int) -> None:
@@ -54,41 +49,46 @@ def _save_jpeg(image, path: Path, quality: int) -> None:
 
 @user_errors_exit
 def main(argv: list[str] | None = None) -> Path:
+    return cut(_checked(compose_cli("frames", sys.argv[1:] if argv is None else argv, USAGE)))
+
+
+def cut(args: DictConfig) -> Path:
+    """Cut (and sort) ``args.video`` into ``args.out``; returns the path of ``frames.csv``."""
     from tqdm.auto import tqdm
 
     from fishbear.io import atomic_write_text
     from fishbear.video import Frame, enhance, frame_count, read_frames
 
-    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
-    if args.every < 1:
-        raise DataError(f"--every must be 1 or more, got {args.every}")
-    total = frame_count(args.video)
+    video, out = Path(str(args.video)), Path(str(args.out))
+    total = frame_count(video)
     wanted = None if total is None else (total + args.every - 1) // args.every
     width = max(6, len(str(total or 0)))
 
     def frames() -> Iterator[Frame]:
-        for frame in read_frames(args.video, args.every):
+        for frame in read_frames(video, args.every):
             yield Frame(frame.index, frame.time, enhance(frame.image)) if args.enhance else frame
 
     predictor = None
     if args.sort_with is not None:
         from fishbear.inference import Predictor
+        from fishbear.kinds import KINDS
 
         predictor = Predictor.from_checkpoint(args.sort_with, device=args.device)
-        if predictor.kind not in SORTING_KINDS:
-            raise DataError(f"--sort-with {args.sort_with} is a '{predictor.kind}' checkpoint; frames are sorted by a "
-                            f"classifier or a detector ({', '.join(SORTING_KINDS)}).")
+        if not predictor.kind.sorts_frames:
+            sorting = ", ".join(name for name, kind in KINDS.items() if kind.sorts_frames)
+            raise DataError(f"sort_with={args.sort_with} is a '{predictor.kind.name}' checkpoint; frames are sorted by "
+                            f"a classifier or a detector ({sorting}).")
         if args.score is not None:
             predictor.meta["score_threshold"] = args.score
         results = predictor.predict_stream(((frame, frame.image) for frame in frames()), args.batch_size)
     else:
         results = ((frame, None) for frame in frames())
 
-    out: Path = args.out
     rows: list[list[str]] = []
     counts: Counter[str] = Counter()
     review = 0
-    for frame, result in tqdm(results, total=wanted, unit="frame", desc=args.video.name, disable=None):
+    extra_columns: list[str] = []
+    for frame, result in tqdm(results, total=wanted, unit="frame", desc=video.name, disable=None):
         name = f"frame_{frame.index:0{width}d}.jpg"
         row = [str(frame.index), f"{frame.time:.3f}"]
         if result is None:
@@ -99,23 +99,21 @@ def main(argv: list[str] | None = None) -> Path:
             review += doubtful
             counts[result["label"]] += 1
             row += [result["label"], f"{result['probability']:.4f}", "yes" if doubtful else ""]
-            if predictor.kind == "detect":
-                row.append(" ".join(f"{b['label']}:{b['score']:.2f}:{','.join(f'{v:.0f}' for v in b['box'])}"
-                                    for b in result["boxes"]))
+            extra = predictor.kind.frame_columns(result)  # detection: the frame's boxes
+            extra_columns = list(extra)
+            row += list(extra.values())
         _save_jpeg(frame.image, out / relative, args.quality)
         rows.append(row[:2] + [relative.as_posix()] + row[2:])
     if not rows:
-        raise DataError(f"{args.video} yielded no frames.")
+        raise DataError(f"{video} yielded no frames.")
 
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    header = ["frame", "time", "file"] + (["class", "confidence", "review"] if predictor else [])
-    if predictor is not None and predictor.kind == "detect":
-        header.append("boxes")  # label:score:xmin,ymin,xmax,ymax in the frame's pixels, space-separated
+    header = ["frame", "time", "file"] + (["class", "confidence", "review", *extra_columns] if predictor else [])
     writer.writerow(header)
     writer.writerows(rows)
     table = atomic_write_text(out / "frames.csv", buffer.getvalue())
-    print(f"{len(rows)} frames of {args.video} written to {out}; frame numbers and times in {table}")
+    print(f"{len(rows)} frames of {video} written to {out}; frame numbers and times in {table}")
     if predictor is not None:
         spread = ", ".join(f"{label}: {n}" for label, n in sorted(counts.items()))
         print(f"Sorted by {args.sort_with}: {spread}. {review} frames below confidence {args.review_below} "

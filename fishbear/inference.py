@@ -14,69 +14,30 @@ from typing import Any, TypeVar
 
 import numpy as np
 import torch
-from hydra.utils import instantiate
 from PIL import Image
 
+from fishbear.checkpoint import load_checkpoint, network_from_checkpoint
 from fishbear.data.images import load_rgb
-from fishbear.data.targets import codec
 from fishbear.data.transforms import build_transforms
-from fishbear.errors import CheckpointError
-from fishbear.tasks import task_class
-from fishbear.tasks.base import to_cpu
+from fishbear.kinds import Kind, get_kind
+from fishbear.kinds.base import to_cpu
 
 K = TypeVar("K")
-
-
-def load_checkpoint(path: str | Path, kind: str | None = None) -> dict[str, Any]:
-    """Read a fishbear checkpoint; ``kind`` refuses a checkpoint of another task kind."""
-    path = Path(path)
-    if not path.is_file():
-        hint = ""
-        if path.parent.is_dir():
-            found = sorted(p.name for p in path.parent.glob("*.ckpt"))
-            hint = f" Checkpoints in {path.parent}: {', '.join(found) or 'none'}."
-        raise CheckpointError(f"Checkpoint {path} does not exist.{hint} Runs keep theirs in <run folder>/checkpoints/.")
-    try:
-        # memory-mapped: reading the meta (the image size before a test) does not read the weights
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-    except Exception as err:
-        raise CheckpointError(f"{path} cannot be read as a checkpoint ({type(err).__name__}: {err}).") from None
-    if not isinstance(checkpoint, dict) or "fishbear" not in checkpoint:
-        raise CheckpointError(f"{path} is not a fishbear checkpoint (it has no 'fishbear' section); "
-                              "use a checkpoint written by python -m fishbear.train.")
-    found = checkpoint["fishbear"].get("kind")
-    if kind is not None and found != kind:
-        raise CheckpointError(f"{path} is a '{found}' checkpoint, but a '{kind}' one is needed here.")
-    return checkpoint
-
-
-def network_from_checkpoint(checkpoint: dict[str, Any]) -> torch.nn.Module:
-    """Rebuild the network from the checkpoint's own model config, weights from the checkpoint
-    (``pretrained`` is switched off: nothing is downloaded)."""
-    meta = checkpoint["fishbear"]
-    model_cfg = dict(meta["model_cfg"])
-    if "pretrained" in model_cfg:
-        model_cfg["pretrained"] = False
-    network = instantiate(model_cfg, num_classes=codec(meta["kind"]).num_outputs(len(meta["classes"])))
-    state = {k.removeprefix("network."): v for k, v in checkpoint["state_dict"].items() if k.startswith("network.")}
-    network.load_state_dict(state)
-    return network
 
 
 class Predictor:
     def __init__(self, network: torch.nn.Module, meta: dict[str, Any], device: str = "cpu") -> None:
         self.meta = meta
-        self.kind: str = meta["kind"]
+        self.kind: Kind = get_kind(meta["kind"])
         self.classes: list[str] = list(meta["classes"])
         self.image_size: int | list[int] = meta["image_size"]
         self.device = torch.device(device)
         self.network = network.to(self.device).eval()
-        self.task_class = task_class(self.kind)
         self.transform = build_transforms("predict", self.image_size, tuple(meta["mean"]), tuple(meta["std"]),
                                           None, self.kind)
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "cpu", kind: str | None = None) -> "Predictor":
+    def from_checkpoint(cls, path: str | Path, device: str = "cpu", kind: Kind | str | None = None) -> "Predictor":
         """``kind`` refuses a checkpoint of another task kind."""
         checkpoint = load_checkpoint(path, kind)
         return cls(network_from_checkpoint(checkpoint), checkpoint["fishbear"], device)
@@ -91,12 +52,12 @@ class Predictor:
 
     @torch.inference_mode()
     def predict_batch(self, images: Sequence[Any]) -> list[dict[str, Any]]:
-        """The kind's reading of each image (its task's ``interpret``): a class, tags, a mask at
-        the image's own size, points or boxes in its own pixels."""
+        """The kind's reading of each image (``Kind.interpret``): a class, tags, a mask at the
+        image's own size, points or boxes in its own pixels, values."""
         arrays = [self._array(image) for image in images]
         batch = torch.stack([self.transform(image=array)["image"] for array in arrays]).to(self.device)
-        predictions = to_cpu(self.task_class.predictions(self.network(batch)))
-        return self.task_class.interpret(predictions, [a.shape[:2] for a in arrays], self.meta)
+        predictions = to_cpu(self.kind.predictions(self.network(batch)))
+        return self.kind.interpret(predictions, [a.shape[:2] for a in arrays], self.meta)
 
     def predict(self, image: str | Path | Image.Image | np.ndarray) -> dict[str, Any]:
         """The prediction for one image (a path, a PIL image or an H x W x 3 array)."""

@@ -25,10 +25,10 @@ def lr_find(cfg: DictConfig) -> dict[str, Any]:
     import lightning as L
     from lightning.pytorch.tuner import Tuner
 
+    from fishbear.callbacks.finetune import freeze
+    from fishbear.experiment import build_experiment, check_config, split_trainer_config
     from fishbear.io import atomic_write_json
     from fishbear.plots import save_figure
-    from fishbear.callbacks.finetune import freeze
-    from fishbear.train import build_experiment, check_config, split_trainer_config
 
     route_library_logs_to_root()
     run_dir = Path(cfg.paths.output_dir)

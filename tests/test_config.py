@@ -4,9 +4,10 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from fishbear.config import check_node, instantiate
+from fishbear.config import check_node, instantiate, locate
 from fishbear.errors import ConfigError
-from fishbear.train import split_trainer_config
+from fishbear.experiment import split_trainer_config, task_kind
+from fishbear.kinds import get_kind
 
 from .conftest import CONF_DIR, TINY, compose_train
 
@@ -30,18 +31,21 @@ def test_trainer_configs_compose_and_split(trainer, tmp_path):
 @pytest.mark.parametrize("data", _choices("data"))
 def test_data_configs_compose_with_their_task(data, tmp_path):
     needs = {"folder": ["data.root=/somewhere"], "name_regex": ["data.root=/somewhere", "data.reader.pattern=x"],
-             "points_csv": ["data.root=/somewhere"], "boxes": ["data.root=/somewhere"]}
+             "points_csv": ["data.root=/somewhere"], "boxes": ["data.root=/somewhere"],
+             "values_csv": ["data.root=/somewhere"], "box_counts": ["data.root=/somewhere"]}
     overrides = [f"data={data}", *needs.get(data, [])]
     cfg = compose_train(overrides, tmp_path)
-    assert cfg.task._target_.startswith("fishbear.tasks.")
-    check_node(cfg.data, "data")
+    kind = task_kind(cfg)
+    assert kind.task_class() is locate(cfg.task._target_)  # the task config trains the kind it names
+    assert "kind" not in cfg.data  # the kind is named once: by the task the data config chooses
+    check_node(cfg.data, "data", skip={"kind"})
 
 
 @pytest.mark.parametrize("reader", ["voc", "via", "vott_csv", "vott_json", "cntk"])
 def test_every_box_reader_composes_into_a_box_dataset(reader, tmp_path):
     cfg = compose_train(["data=boxes", "data.root=/somewhere", f"data/reader={reader}"], tmp_path)
-    assert cfg.data.kind == "detect" and cfg.task._target_ == "fishbear.tasks.detect.DetectionTask"
-    check_node(cfg.data, "data")
+    assert task_kind(cfg) is get_kind("detect") and locate(cfg.task._target_) is get_kind("detect").task_class()
+    check_node(cfg.data, "data", skip={"kind"})
 
 
 def test_callbacks_and_logger_instantiate(tmp_path):

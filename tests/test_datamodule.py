@@ -1,8 +1,9 @@
+import numpy as np
 import pytest
 import torch
-from hydra.utils import instantiate
 
 from fishbear.data.datamodule import ImageDataModule
+from fishbear.experiment import build_datamodule
 from fishbear.data.readers import ImageFolderReader
 from fishbear.data.transforms import denormalize
 from fishbear.errors import DataError
@@ -13,7 +14,7 @@ from .conftest import TINY, compose_train
 @pytest.fixture
 def shapes(tmp_path):
     cfg = compose_train(TINY, tmp_path)
-    dm = instantiate(cfg.data)
+    dm = build_datamodule(cfg)
     dm.prepare_data()
     dm.setup("fit")
     return dm
@@ -42,7 +43,13 @@ def test_validation_is_split_off_train_when_missing(tmp_path, shapes):
 
 def test_normalisation_follows_the_network(shapes):
     shapes.set_normalization((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
-    assert shapes.dataset("valid").transform is not None
+    raw = shapes.dataset("valid").samples[0].image
+    from PIL import Image
+
+    pixels = torch.as_tensor(np.asarray(Image.open(raw).convert("RGB").resize((32, 32)), dtype=np.float32) / 255)
+    normalised = shapes.dataset("valid")[0]["image"]
+    # the statistics given are the ones applied: (pixel - 0.5) / 0.25
+    assert normalised.mean().item() == pytest.approx(((pixels - 0.5) / 0.25).mean().item(), abs=0.05)
     assert shapes.describe()["mean"] == [0.5, 0.5, 0.5]
 
 

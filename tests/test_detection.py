@@ -112,36 +112,36 @@ def test_boxes_move_with_flips_and_crops_and_batch_per_image(tmp_path):
     from PIL import Image
 
     from fishbear.data.dataset import ImageDataset
-    from fishbear.data.targets import codec
+    from fishbear.kinds import get_kind
 
     image = tmp_path / "frame.png"
     Image.new("RGB", (100, 50), (40, 80, 120)).save(image)
     boxes = Boxes(np.array([[10, 5, 30, 25], [80, 10, 100, 50]], dtype=np.float32), ("fish", "rock"), codes=(0, 1))
     samples = [Sample(image, boxes), Sample(image, Boxes.empty())]
-    flip = A.Compose([A.HorizontalFlip(p=1.0), ToTensorV2()], **codec("detect").compose_args)
+    flip = A.Compose([A.HorizontalFlip(p=1.0), ToTensorV2()], **get_kind("detect").compose_args())
     item = ImageDataset(samples, flip, "detect", 2)[0]
     assert item["target"]["boxes"].numpy() == pytest.approx(np.array([[70, 5, 90, 25], [0, 10, 20, 50]]), abs=1e-4)
     assert item["target"]["labels"].tolist() == [0, 1]
     # a crop that keeps the left 40 px leaves the first box whole and none of the second
-    crop = A.Compose([A.Crop(0, 0, 40, 50), ToTensorV2()], **codec("detect").compose_args)
+    crop = A.Compose([A.Crop(0, 0, 40, 50), ToTensorV2()], **get_kind("detect").compose_args())
     kept = ImageDataset(samples, crop, "detect", 2)[0]["target"]
     assert kept["boxes"].numpy() == pytest.approx(np.array([[10, 5, 30, 25]]), abs=1e-4) and kept["labels"].tolist() == [0]
     dataset = ImageDataset(samples, flip, "detect", 2)
-    batch = codec("detect").collate([dataset[0], dataset[1]])
+    batch = get_kind("detect").collate([dataset[0], dataset[1]])
     assert batch["image"].shape == (2, 3, 50, 100) and batch["index"].tolist() == [0, 1]
     assert [len(t["boxes"]) for t in batch["target"]] == [2, 0] and batch["target"][1]["boxes"].shape == (0, 4)
 
 
 def test_boxes_are_read_in_the_original_images_pixels():
-    from fishbear.tasks.detect import DetectionTask
+    from fishbear.kinds import get_kind
 
     found = {"boxes": torch.tensor([[10.0, 5.0, 20.0, 15.0], [0.0, 0.0, 4.0, 4.0]]), "scores": torch.tensor([0.3, 0.9]),
              "labels": torch.tensor([0, 0])}
     meta = {"classes": ["fish"], "image_size": [32, 64], "score_threshold": 0.5}
-    (result,) = DetectionTask.interpret([found], [(64, 256)], meta)  # the frame was 4x wider, 2x taller
+    (result,) = get_kind("detect").interpret([found], [(64, 256)], meta)  # the frame was 4x wider, 2x taller
     assert result["boxes"] == [{"label": "fish", "score": pytest.approx(0.9), "box": [0.0, 0.0, 16.0, 8.0]}]
     assert result["label"] == "fish" and result["rows"][0]["xmax"] == "16.0"
-    (empty,) = DetectionTask.interpret([found], [(32, 64)], {**meta, "score_threshold": 0.95})
+    (empty,) = get_kind("detect").interpret([found], [(32, 64)], {**meta, "score_threshold": 0.95})
     assert empty["label"] == "no_fish" and empty["probability"] == pytest.approx(0.1) and empty["rows"][0]["label"] == ""
 
 
@@ -201,7 +201,7 @@ def test_detector_learns_shapes_boxes_reports_predicts_and_sorts_frames(tmp_path
     assert (images / "predicted_boxes" / f"{shown[0].stem}.boxes.jpg").is_file()
 
     video = write_video(tmp_path / "clip.mp4", [np.asarray(Image.open(p).convert("RGB")) for p in shown] * 2)
-    table = frames([str(video), "--out", str(tmp_path / "sorted"), "--sort-with", str(ckpt), "--score", "0.1"])
+    table = frames([f"video={video}", f"out={tmp_path / 'sorted'}", f"sort_with={ckpt}", "score=0.1"])
     rows = _csv(table)
     assert len(rows) == 6 and "boxes" in rows[0]
     assert {row["class"] for row in rows} <= {"circle", "square", "star", "triangle", "nothing"}
@@ -210,9 +210,9 @@ def test_detector_learns_shapes_boxes_reports_predicts_and_sorts_frames(tmp_path
 
 def test_real_fish_boxes_load_with_negatives_in_every_split():
     root = requires_shared("fish", "video1_output")
-    from fishbear.config import instantiate
+    from fishbear.experiment import build_datamodule
 
-    datamodule = instantiate(compose_train(["data=fish_boxes", f"data.root={root}", "data.num_workers=0"]).data, "data")
+    datamodule = build_datamodule(compose_train(["data=fish_boxes", f"data.root={root}", "data.num_workers=0"]))
     datamodule.setup()
     assert datamodule.classes == ["fish"]
     sizes = datamodule.describe()["sizes"]

@@ -138,7 +138,7 @@ def test_progressive_resize_switches_size_at_its_epoch_refreezes_and_restarts_th
     assert [seen[e]["stem_frozen"] for e in range(4)] == [False, False, True, False]
     # each phase's one-cycle starts low again (lr / div_factor), not where the last one ended
     assert seen[2]["head_lr"] == pytest.approx(1e-2 * 0.5 / 25, rel=0.05)
-    from fishbear.inference import load_checkpoint
+    from fishbear.checkpoint import load_checkpoint
 
     # a checkpoint carries the size its weights were trained at; the test runs at the best one's
     assert load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["fishbear"]["image_size"] == 48

@@ -27,7 +27,7 @@ def _csv(path):
 
 
 def test_multilabel_learns_tags_tunes_thresholds_and_predicts_them(tmp_path):
-    from fishbear.inference import load_checkpoint
+    from fishbear.checkpoint import load_checkpoint
     from fishbear.predict import main as predict
 
     root = write_planet(tmp_path / "planet", n=160)
@@ -57,8 +57,7 @@ def test_multilabel_learns_tags_tunes_thresholds_and_predicts_them(tmp_path):
 
 
 def test_point_regression_finds_the_star_and_predicts_pixels(tmp_path):
-    from hydra.utils import instantiate
-
+    from fishbear.experiment import build_datamodule
     from fishbear.predict import main as predict
 
     overrides = ["data=shapes_points", "data.source.distractors=0", "data.source.train=75", "data.source.valid=10",
@@ -66,7 +65,7 @@ def test_point_regression_finds_the_star_and_predicts_pixels(tmp_path):
                  "model=point_regressor", "model.arch=convnet", "trainer.max_epochs=8", "callbacks.batch_grid.val_images=0",
                  *QUIET]
     cfg = compose_train(overrides, tmp_path / "run")
-    data = instantiate(cfg.data)
+    data = build_datamodule(cfg)
     data.prepare_data()
     data.setup()
     train_points = np.array([s.target[0] for s in data.samples("train")])
@@ -140,7 +139,7 @@ def test_bf16_mixed_precision_trains_a_unet(tmp_path):
 # -- augmentation moves the targets with the image ----------------------------------------------
 def test_flips_crops_and_rotations_move_masks_and_points_with_the_image():
     from fishbear.data.catalog import Sample
-    from fishbear.data.targets import codec
+    from fishbear.kinds import get_kind
     from fishbear.data.transforms import Augment, build_transforms
 
     augment = Augment(hflip=True, vflip=True, crop_scale=(0.6, 1.0), rotate=20, lighting=0, saturation=0, blur=0)
@@ -154,8 +153,8 @@ def test_flips_crops_and_rotations_move_masks_and_points_with_the_image():
         out = segment(image=image, mask=mask)
         bright = out["image"][0] > 0.5
         assert (bright == torch.as_tensor(out["mask"] == 1)).float().mean() > 0.97
-        out = points(image=image, **codec("points").transform_inputs(sample, image, 1))
-        target = codec("points").target(sample, out, 1)
+        out = points(image=image, **get_kind("points").transform_inputs(sample, image, 1))
+        target = get_kind("points").target(sample, out, 1)
         x, y = ((target.numpy() + 1) / 2 * 32)
         ys, xs = np.nonzero(out["image"][0].numpy() > 0.5)
         # the square may be cropped away or cut by the border; when it is wholly there, the point is at its centre

@@ -72,11 +72,11 @@ def test_real_camvid_segnet_layout(tmp_path):
 
 def test_real_camvid_batches_through_the_data_module(tmp_path):
     from .conftest import compose_train
-    from hydra.utils import instantiate
+    from fishbear.experiment import build_datamodule
 
     root = requires_shared("camvid")
     cfg = compose_train(["data=camvid", f"data.root={root}", "data.num_workers=0", "data.batch_size=4"], tmp_path)
-    data = instantiate(cfg.data)
+    data = build_datamodule(cfg)
     data.setup()
     batch = next(iter(data.train_dataloader()))
     assert batch["image"].shape == (4, 3, 192, 256) and batch["target"].shape == (4, 192, 256)

@@ -13,7 +13,7 @@ from fishbear.inference import Predictor
 def test_predictor_reproduces_the_reported_test_accuracy(trained_run):
     run_dir, report = trained_run
     predictor = Predictor.from_checkpoint(run_dir / "checkpoints" / "best.ckpt")
-    assert predictor.classes == report["classes"] and predictor.kind == "classify"
+    assert predictor.classes == report["classes"] and predictor.kind.name == "classify"
     root = report["data"]["root"]
     files = sorted((p, p.parent.name) for p in __import__("pathlib").Path(root, "test").rglob("*.jpg"))
     results = dict(predictor.predict_files([p for p, _ in files], batch_size=5))

@@ -4,6 +4,9 @@ from pathlib import Path
 import numpy as np
 
 from fishbear.data.shapes import MARKER, SHAPE_KINDS, Shape, ShapesSource, render_scene
+from fishbear.kinds import get_kind
+
+CLASSIFY = get_kind("classify")
 
 
 def _digest(root: Path) -> str:
@@ -15,7 +18,7 @@ def _digest(root: Path) -> str:
 
 
 def test_writes_an_image_folder_tree_with_the_asked_counts(tmp_path):
-    root = ShapesSource(train=3, valid=2, test=1, image_size=32).prepare(tmp_path / "shapes")
+    root = ShapesSource(train=3, valid=2, test=1, image_size=32).prepare(tmp_path / "shapes", CLASSIFY)
     for split, per_class in (("train", 3), ("valid", 2), ("test", 1)):
         for kind in SHAPE_KINDS:
             files = list((root / split / kind).glob("*.jpg"))
@@ -25,20 +28,20 @@ def test_writes_an_image_folder_tree_with_the_asked_counts(tmp_path):
 
 
 def test_generation_is_deterministic_and_idempotent(tmp_path):
-    a = ShapesSource(train=2, valid=1, test=1, image_size=32).prepare(tmp_path / "a")
-    b = ShapesSource(train=2, valid=1, test=1, image_size=32).prepare(tmp_path / "b")
+    a = ShapesSource(train=2, valid=1, test=1, image_size=32).prepare(tmp_path / "a", CLASSIFY)
+    b = ShapesSource(train=2, valid=1, test=1, image_size=32).prepare(tmp_path / "b", CLASSIFY)
     assert _digest(a) == _digest(b)
     before = {p: p.stat().st_mtime_ns for p in a.rglob("*.jpg")}
-    ShapesSource(train=2, valid=1, test=1, image_size=32).prepare(a)
+    ShapesSource(train=2, valid=1, test=1, image_size=32).prepare(a, CLASSIFY)
     assert before == {p: p.stat().st_mtime_ns for p in a.rglob("*.jpg")}, "second prepare rewrote files"
-    c = ShapesSource(train=2, valid=1, test=1, image_size=32, seed=1).prepare(tmp_path / "c")
+    c = ShapesSource(train=2, valid=1, test=1, image_size=32, seed=1).prepare(tmp_path / "c", CLASSIFY)
     assert _digest(a) != _digest(c)
 
 
 def test_changed_parameters_regenerate(tmp_path):
     root = tmp_path / "shapes"
-    ShapesSource(train=2, valid=1, test=1, image_size=32).prepare(root)
-    ShapesSource(train=3, valid=1, test=1, image_size=32).prepare(root)
+    ShapesSource(train=2, valid=1, test=1, image_size=32).prepare(root, CLASSIFY)
+    ShapesSource(train=3, valid=1, test=1, image_size=32).prepare(root, CLASSIFY)
     assert len(list((root / "train" / "circle").glob("*.jpg"))) == 3
 
 

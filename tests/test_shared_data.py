@@ -23,7 +23,7 @@ def test_bears_imagefolder_with_validation_split_off_train():
     sizes = dm.describe()["sizes"]
     assert sizes["train"] + sizes["valid"] == 256 + 188 and sizes["test"] == 63 + 52
     assert abs(sizes["valid"] - 0.2 * 444) <= 2
-    counts = dm.catalog.counts()
+    counts = dm.counts()
     assert counts["test"] == {"bear": 63, "not_bear": 52}
 
 
@@ -32,7 +32,7 @@ def test_fish_frames_folders_map_to_fish_and_no_fish():
     dm = _datamodule(["data=frames", f"data.root={root}", "data.reader.train=.",
                       "data.reader.class_map={positive: fish, testImages: fish, negative: no_fish}"])
     assert dm.classes == ["fish", "no_fish"]
-    total = {k: dm.catalog.counts()["train"][k] + dm.catalog.counts()["valid"][k] for k in dm.classes}
+    total = {k: dm.counts()["train"][k] + dm.counts()["valid"][k] for k in dm.classes}
     assert total == {"fish": 43 + 9, "no_fish": 116}
 
 
@@ -41,7 +41,7 @@ def test_pets_stand_in_read_with_another_pattern():
     dm = _datamodule(["data=name_regex", f"data.root={root}", "data.reader.folder=images",
                       r"data.reader.pattern='^(cat|dog)\.\d+\.jpg$'"])
     assert dm.classes == ["cat", "dog"]
-    counts = {k: dm.catalog.counts()["train"][k] + dm.catalog.counts()["valid"][k] for k in dm.classes}
+    counts = {k: dm.counts()["train"][k] + dm.counts()["valid"][k] for k in dm.classes}
     assert counts == {"cat": 66, "dog": 64}
 
 
@@ -75,7 +75,7 @@ def test_frames_from_a_video_made_of_the_real_fish_frames(tmp_path):
     frames = _fish_frames(requires_shared("fish", "video1_output"))
     assert len(frames) == 168 and sorted(frames) == list(range(1, 169))
     video = _fish_video(frames, list(range(1, 13)), tmp_path / "video1.mp4")
-    table = frames_main([str(video), "--out", str(tmp_path / "frames"), "--every", "4", "--enhance"])
+    table = frames_main([f"video={video}", f"out={tmp_path / 'frames'}", "every=4", "enhance=true"])
     rows = list(csv.DictReader(table.open()))
     assert [(r["frame"], r["time"]) for r in rows] == [("0", "0.000"), ("4", "4.000"), ("8", "8.000")]
     from PIL import Image
@@ -115,8 +115,8 @@ def test_first_pass_over_unlabelled_fish_footage_beats_calling_it_all_empty(tmp_
                          "model=mobilenet_v2", "model.pretrained=true", "trainer.max_epochs=4",
                          "trainer.lr=2e-3", "trainer.lr_div=100", "logger=none"], tmp_path / "run")
     train(cfg)
-    table = frames_main([str(video), "--out", str(tmp_path / "sorted"),
-                         "--sort-with", str(tmp_path / "run" / "checkpoints" / "best.ckpt")])
+    table = frames_main([f"video={video}", f"out={tmp_path / 'sorted'}",
+                         f"sort_with={tmp_path / 'run' / 'checkpoints' / 'best.ckpt'}"])
     rows = list(csv.DictReader(table.open()))
     truth = [frames[n][1] for n in unseen]
     correct = sum(row["class"] == label for row, label in zip(rows, truth))

@@ -33,7 +33,7 @@ def test_read_frames_numbers_and_times_every_nth(tmp_path):
 
 def test_frames_command_writes_numbered_jpegs_and_their_times(tmp_path, capsys):
     video = _ramp_video(tmp_path / "trap.mp4")
-    table = frames_main([str(video), "--out", str(tmp_path / "out"), "--every", "2"])
+    table = frames_main([f"video={video}", f"out={tmp_path / 'out'}", "every=2"])
     rows = list(csv.DictReader(table.open()))
     assert [r["frame"] for r in rows] == ["0", "2", "4", "6", "8"]
     assert [float(r["time"]) for r in rows] == pytest.approx([0.0, 0.5, 1.0, 1.5, 2.0])
@@ -63,8 +63,8 @@ def test_sort_with_files_frames_by_predicted_class(trained_run, tmp_path):
     rng = np.random.default_rng(1)
     images = [render_scene(rng, 64, [kind]).image for kind in ("circle", "square", "star") * 2]
     video = write_video(tmp_path / "shapes.mp4", images, fps=2)
-    table = frames_main([str(video), "--out", str(tmp_path / "sorted"), "--sort-with", str(ckpt),
-                         "--review-below", "0.9", "--batch-size", "4"])
+    table = frames_main([f"video={video}", f"out={tmp_path / 'sorted'}", f"sort_with={ckpt}", "review_below=0.9",
+                         "batch_size=4"])
     rows = list(csv.DictReader(table.open()))
     assert len(rows) == 6
     predictor = Predictor.from_checkpoint(ckpt)
@@ -90,9 +90,9 @@ def test_predict_on_a_video_writes_frame_rows(trained_run, tmp_path):
 def test_bad_videos_get_one_clear_line(tmp_path):
     fake = tmp_path / "notes.mp4"
     fake.write_text("not a video")
-    result = run_cli(["-m", "fishbear.frames", str(fake), "--out", str(tmp_path / "out")], cwd=tmp_path, timeout=60)
+    result = run_cli(["-m", "fishbear.frames", f"video={fake}", f"out={tmp_path / 'out'}"], cwd=tmp_path, timeout=60)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"{fake} cannot be opened as a video" in result.stderr
-    missing = run_cli(["-m", "fishbear.frames", str(tmp_path / "gone.mp4"), "--out", str(tmp_path / "out")],
+    missing = run_cli(["-m", "fishbear.frames", f"video={tmp_path / 'gone.mp4'}", f"out={tmp_path / 'out'}"],
                       cwd=tmp_path, timeout=60)
     assert missing.returncode == 2 and "gone.mp4 does not exist" in missing.stderr

@@ -2,7 +2,7 @@
 
 The test split of a fish_boxes run (frames the detector never trained or chose its checkpoint
 on) is encoded, in frame order, into an mp4 at one frame per second; ``python -m fishbear.frames
-clip.mp4 --sort-with best.ckpt --score S`` files each frame into ``fish/`` or ``no_fish/``; the
+video=clip.mp4 sort_with=best.ckpt score=S`` files each frame into ``fish/`` or ``no_fish/``; the
 script prints how that agrees with the labels (a frame has fish when it has at least one box).
 
     python experiments/fish_boxes/sort_frames.py outputs/fish_boxes/mobilenet_v2_imagenet [--score 0.3 0.5]
@@ -19,10 +19,10 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from PIL import Image
 
+from fishbear.experiment import build_datamodule
 from fishbear.video import write_video
 
 
@@ -30,7 +30,7 @@ def test_frames(run: Path) -> list[tuple[int, Path, bool]]:
     """The run's test split, rebuilt from its own config (the split is seeded): frame number,
     file, whether it has boxes."""
     cfg = OmegaConf.load(run / ".hydra" / "config.yaml")
-    datamodule = instantiate(cfg.data)
+    datamodule = build_datamodule(cfg)
     datamodule.setup()
     frames = [(int(re.search(r"_(\d+)\.\w+$", s.image.name).group(1)), s.image, len(s.target) > 0)
               for s in datamodule.samples(datamodule.test_split)]
@@ -49,8 +49,8 @@ def main() -> None:
                             (np.asarray(Image.open(path).convert("RGB")) for _, path, _ in frames), fps=1)
         for score in args.score:
             out = Path(scratch) / f"sorted_{score}"
-            subprocess.run([sys.executable, "-m", "fishbear.frames", str(video), "--out", str(out), "--sort-with",
-                            str(args.run / "checkpoints" / "best.ckpt"), "--score", str(score)], check=True)
+            subprocess.run([sys.executable, "-m", "fishbear.frames", f"video={video}", f"out={out}",
+                            f"sort_with={args.run / 'checkpoints' / 'best.ckpt'}", f"score={score}"], check=True)
             with open(out / "frames.csv", newline="") as handle:
                 rows = list(csv.DictReader(handle))
             found = np.array([row["class"] != "no_fish" for row in rows])

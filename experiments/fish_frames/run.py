@@ -10,7 +10,7 @@ sorts the rest), so that the test is footage the model never saw:
   2. the other frames are the test set (``test/{fish,no_fish}``), and are also encoded, in order,
      into an mp4 at 1 frame per second;
   3. ``python -m fishbear.train data=frames ...`` fine-tunes a pretrained network;
-  4. ``python -m fishbear.frames later.mp4 --sort-with best.ckpt`` files the test footage into
+  4. ``python -m fishbear.frames video=later.mp4 sort_with=best.ckpt`` files the test footage into
      ``fish/`` and ``no_fish/``; its agreement with the true labels and the number of frames
      marked for review are printed.
 
@@ -86,8 +86,8 @@ def main() -> None:
           + ", ".join(f"{k}={v:.4f}" for k, v in report["metrics"].items())
           + f"; fit {report['fit_seconds']:.1f} s for {report['epochs']} epochs on {report['device']['accelerator']}")
 
-    sort = [sys.executable, "-m", "fishbear.frames", str(video), "--out", str(scratch / "sorted"),
-            "--sort-with", str(run_dir / "checkpoints" / "best.ckpt")]
+    sort = [sys.executable, "-m", "fishbear.frames", f"video={video}", f"out={scratch / 'sorted'}",
+            f"sort_with={run_dir / 'checkpoints' / 'best.ckpt'}"]
     print("$", " ".join(sort[1:]), flush=True)
     subprocess.run(sort, check=True)
     rows = list(csv.DictReader((scratch / "sorted" / "frames.csv").open()))

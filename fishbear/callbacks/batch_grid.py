@@ -17,7 +17,7 @@ import torch
 
 from fishbear.data.transforms import denormalize
 from fishbear.plots import save_figure
-from fishbear.tasks.base import to_cpu
+from fishbear.kinds.base import to_cpu
 
 
 def _shown(batch: dict[str, Any], datamodule: Any, k: int) -> Any:
@@ -73,7 +73,7 @@ class BatchGrid(L.Callback):
         if not to_tensorboard and trainer.current_epoch < trainer.max_epochs - 1:
             return  # a figure costs ~1 s on CPU; without TensorBoard only the last one is kept
         with torch.no_grad():
-            predictions = to_cpu(pl_module.predictions(pl_module(pl_module._images(batch))))
+            predictions = to_cpu(pl_module.kind.predictions(pl_module(pl_module._images(batch))))
         figure = pl_module.draw(_shown(batch, trainer.datamodule, self.val_images), to_cpu(batch["target"]),
                                 predictions, to_cpu(batch["size"]))
         _publish(trainer, figure, "val/samples", "val_samples.png")

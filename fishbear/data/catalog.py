@@ -6,7 +6,6 @@ datasets, tasks, reports) sees this one form, whatever the format or the task ki
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,17 +26,5 @@ class Catalog:
 
     splits: dict[str, list[Sample]]
     classes: list[str]
-    kind: str = "classify"
+    kind: str  # the task kind of the targets the reader found (the data module checks it against its own)
     skipped: list[tuple[Path, str]] = field(default_factory=list)
-
-    def counts(self) -> dict[str, dict[str, int]]:
-        """Images per class (or tag) and split, for reports and sanity checks; empty for kinds whose
-        targets are not labels (masks, points)."""
-        out: dict[str, dict[str, int]] = {}
-        if self.kind not in ("classify", "multilabel"):
-            return out
-        for split, samples in self.splits.items():
-            per_class = Counter(self.classes[i] for s in samples
-                                for i in ((s.target,) if isinstance(s.target, int) else s.target))
-            out[split] = {name: per_class.get(name, 0) for name in self.classes}
-        return out

@@ -2,9 +2,11 @@
 
 A dataset config names where the files are (``root``), how the folder gets filled when it is
 empty (``source``: a generator or a download), which format reader applies (``reader``), and how
-images are sized, augmented and batched. The module exposes what a model and a task need to know
-about the data (kind, class names, normalisation), so that any ``model=`` combines with any
-``data=`` of a fitting kind.
+images are sized, augmented and batched. Its task kind is the kind of the task config it chooses
+(``fishbear.experiment.build_datamodule`` passes it in); the kind (``fishbear.kinds``) turns
+samples into batches. The module exposes what a model and a task need to know about the data
+(class names, outputs, normalisation), so that any ``model=`` combines with any ``data=`` of a
+fitting kind.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from fishbear.data.catalog import Catalog, Sample
 from fishbear.data.dataset import ImageDataset
 from fishbear.data.images import image_problem
 from fishbear.data.splits import split_off
-from fishbear.data.targets import codec
-from fishbear.data.transforms import Augment, as_hw, build_transforms
+from fishbear.data.transforms import Augment, build_transforms
 from fishbear.errors import DataError
+from fishbear.kinds import Kind, get_kind
+from fishbear.kinds.base import as_hw
 from fishbear.normalization import IMAGENET_MEAN, IMAGENET_STD
 
 
@@ -37,11 +40,15 @@ def _size(image_size: int | list[int] | tuple[int, int]) -> int | list[int]:
 
 
 class Source(Protocol):
-    def prepare(self, root: Path) -> Path: ...
+    def prepare(self, root: Path, kind: Kind) -> Path: ...
 
 
 class Reader(Protocol):
     def __call__(self, root: Path) -> Catalog: ...
+
+
+class Relabel(Protocol):
+    def __call__(self, catalog: Catalog) -> Catalog: ...
 
 
 def default_num_workers() -> int:
@@ -57,7 +64,7 @@ class ImageDataModule(L.LightningDataModule):
         reader: Reader,
         source: Source | None = None,
         name: str | None = None,
-        kind: str = "classify",
+        kind: Kind | str | None = None,
         image_size: int | list[int] = 64,
         batch_size: int = 64,
         num_workers: int | None = None,
@@ -69,19 +76,23 @@ class ImageDataModule(L.LightningDataModule):
         persistent_workers: bool = True,
         on_bad_image: str = "error",
         void: str | None = None,
+        relabel: Relabel | None = None,
     ) -> None:
         """``valid_pct`` / ``test_pct``: the seeded fractions of ``train`` held out when the reader
         finds no such split (``test_pct: 0`` tests on validation). ``on_bad_image``: ``error`` stops
         at the first unreadable file (named in the message);
         ``skip`` decodes every image once at setup and leaves unreadable ones out, counted in the
         report and named in the log. ``void``: for masks, the code whose pixels are not scored
-        (read by the segmentation task through ``${data.void}``)."""
+        (read by the segmentation task through ``${data.void}``). ``relabel``: turns the
+        reader's catalog into another kind's (boxes counted per image for regression), so one
+        reader per format serves several kinds. ``kind``: the task kind (a
+        name or a :class:`~fishbear.kinds.Kind`; None: classification)."""
         super().__init__()
         self.root = Path(root).expanduser()
         self.reader = reader
         self.source = source
         self.name = name or self.root.name
-        self.kind = kind
+        self.kind: Kind = get_kind(kind)
         self.image_size = _size(image_size)
         self.batch_size = int(batch_size)
         self.num_workers = default_num_workers() if num_workers is None else int(num_workers)
@@ -95,6 +106,7 @@ class ImageDataModule(L.LightningDataModule):
             raise DataError(f"data.on_bad_image={on_bad_image!r}: use 'error' or 'skip'")
         self.on_bad_image = on_bad_image
         self.void = void
+        self.relabel = relabel
         self.mean: tuple[float, ...] = IMAGENET_MEAN
         self.std: tuple[float, ...] = IMAGENET_STD
         self._catalog: Catalog | None = None
@@ -131,14 +143,14 @@ class ImageDataModule(L.LightningDataModule):
     @property
     def num_outputs(self) -> int:
         """What the network's last layer must produce for this kind (two values per point)."""
-        return codec(self.kind).num_outputs(self.num_classes)
+        return self.kind.num_outputs(self.num_classes)
 
     def describe(self) -> dict[str, Any]:
         """A summary for reports and hyperparameter logs."""
         return {
             "name": self.name,
             "root": str(self.root),
-            "kind": self.kind,
+            "kind": self.kind.name,
             "classes": self.classes,
             "image_size": self.image_size,
             "batch_size": self.batch_size,
@@ -152,7 +164,7 @@ class ImageDataModule(L.LightningDataModule):
     # -- Lightning hooks -----------------------------------------------------------------------
     def prepare_data(self) -> None:
         if self.source is not None:
-            self.source.prepare(self.root)
+            self.source.prepare(self.root, self.kind)
         elif not self.root.is_dir():
             raise DataError(
                 f"Data folder {self.root} does not exist. Set data.root=/path/to/your/dataset "
@@ -163,6 +175,14 @@ class ImageDataModule(L.LightningDataModule):
         if self._catalog is not None:
             return
         catalog = self.reader(self.root)
+        if self.relabel is not None:
+            catalog = self.relabel(catalog)
+        if catalog.kind != self.kind.name:
+            raise DataError(
+                f"data={self.name}: its reader {type(self.reader).__name__} reads '{catalog.kind}' labels from "
+                f"{self.root}, but the data config's task is '{self.kind.name}'. Pick a reader for "
+                f"'{self.kind.name}' labels (data.reader=...), or the task of the labels' kind."
+            )
         if self.on_bad_image == "skip":
             self._drop_unreadable(catalog)
         if "train" not in catalog.splits or not catalog.splits["train"]:
@@ -170,7 +190,7 @@ class ImageDataModule(L.LightningDataModule):
         if not catalog.classes:
             raise DataError(f"{self.root}: the labels name no class at all (for boxes: no image has a box); "
                             "check data.reader points at the label files.")
-        stratum = codec(catalog.kind).stratum
+        stratum = self.kind.stratum
         stratify = stratum if stratum(catalog.splits["train"][0]) is not None else None
         if "test" not in catalog.splits and self.test_pct > 0:
             # before validation, so that tuning on validation (thresholds, the best epoch) never sees test
@@ -179,8 +199,7 @@ class ImageDataModule(L.LightningDataModule):
         if "valid" not in catalog.splits:
             keep, valid = split_off(catalog.splits["train"], self.valid_pct, self.split_seed, stratify)
             catalog.splits["train"], catalog.splits["valid"] = keep, valid
-        if catalog.kind == "classify":
-            self._check_classes(catalog)
+        self.kind.check_catalog(catalog, self.root)
         self._catalog = catalog
 
     def _drop_unreadable(self, catalog: Catalog) -> None:
@@ -197,24 +216,9 @@ class ImageDataModule(L.LightningDataModule):
             shown = "; ".join(f"{path} ({why})" for path, why in catalog.skipped[:5])
             log.warning("data.on_bad_image=skip: left out %d unreadable file(s): %s", len(catalog.skipped), shown)
 
-    def _check_classes(self, catalog: Catalog) -> None:
-        counts = catalog.counts()["train"]
-        missing = [name for name, n in counts.items() if n == 0]
-        if missing:
-            raise DataError(
-                f"{self.root}: no training images for class(es) {', '.join(missing)}. "
-                "Every class needs training images; add some or remove the class."
-            )
-        if "valid" not in catalog.splits:
-            return
-        held = {catalog.classes[s.target] for s in catalog.splits["valid"]}
-        alone = [name for name, n in counts.items() if n == 1 and name not in held]
-        if alone:
-            files = [str(s.image) for s in catalog.splits["train"] if catalog.classes[s.target] in alone][:3]
-            raise DataError(
-                f"{self.root}: class(es) {', '.join(alone)} have a single image ({', '.join(files)}), so they can "
-                "be in training or validation but not both. Add images of those classes, or remove them."
-            )
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Images per class (or tag) and split; empty for kinds whose targets are not labels."""
+        return self.kind.label_counts(self.catalog)
 
     def samples(self, split: str) -> list[Sample]:
         if split not in self.catalog.splits:
@@ -247,7 +251,7 @@ class ImageDataModule(L.LightningDataModule):
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers and workers > 0,
             drop_last=shuffle and len(self.dataset(split)) > self.batch_size,
-            collate_fn=codec(self.kind).collate,
+            collate_fn=self.kind.collate,
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -10,7 +10,7 @@ from torch.utils.data import Dataset
 
 from fishbear.data.catalog import Sample
 from fishbear.data.images import load_rgb
-from fishbear.data.targets import codec
+from fishbear.kinds import Kind, get_kind
 
 
 class ImageDataset(Dataset):
@@ -18,12 +18,12 @@ class ImageDataset(Dataset):
     own keys and the report can trace every prediction back to its file through ``index``;
     ``size`` is the original ``(height, width)``, for metrics in the original image's pixels."""
 
-    def __init__(self, samples: list[Sample], transform: A.Compose, kind: str = "classify",
+    def __init__(self, samples: list[Sample], transform: A.Compose, kind: Kind | str | None = None,
                  num_classes: int = 0) -> None:
+        """``kind``: what turns a sample's target into the batch's (None: classification)."""
         self.samples = samples
         self.transform = transform
-        self.kind = kind
-        self.codec = codec(kind)
+        self.kind = get_kind(kind)
         self.num_classes = int(num_classes)
 
     def __len__(self) -> int:
@@ -32,6 +32,6 @@ class ImageDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         sample = self.samples[index]
         image = load_rgb(sample.image)
-        out = self.transform(image=image, **self.codec.transform_inputs(sample, image, self.num_classes))
-        return {"image": out["image"], "target": self.codec.target(sample, out, self.num_classes), "index": index,
+        out = self.transform(image=image, **self.kind.transform_inputs(sample, image, self.num_classes))
+        return {"image": out["image"], "target": self.kind.target(sample, out, self.num_classes), "index": index,
                 "size": torch.tensor(image.shape[:2])}

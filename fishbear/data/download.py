@@ -23,7 +23,7 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import Any, IO
 from urllib.parse import unquote, urlparse
 
 from tqdm.auto import tqdm
@@ -196,7 +196,8 @@ class Archive:
         cache = Path(self.cache_dir).expanduser() if self.cache_dir else Path(root).parent / "downloads"
         return cache / (self.filename or _file_name(self.url))
 
-    def prepare(self, root: str | Path) -> Path:
+    def prepare(self, root: str | Path, kind: Any = None) -> Path:
+        """Download and unpack unless ``root/expect`` is there; the same archive serves every kind."""
         root = Path(root).expanduser()
         wanted = root / self.expect
         if wanted.exists():

@@ -16,9 +16,13 @@ import shutil
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+if TYPE_CHECKING:
+    from fishbear.kinds.base import Kind
 
 SHAPE_KINDS: tuple[str, ...] = ("circle", "square", "triangle", "star")
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
@@ -138,15 +142,13 @@ def render_scene(
 class ShapesSource:
     """Fills a data root with a generated shapes dataset when it is not there yet.
 
-    ``train``/``valid``/``test`` are images per class and split (four classes). ``kind`` picks the
-    on-disk format, each one a real format's layout: ``classify`` an ImageFolder tree
-    ``<split>/<shape>/<n>.jpg``; ``multilabel`` Planet's CSV of tags, ``segment`` fastai's CamVid
-    masks and ``codes.txt``, ``points`` a CSV of the star's centre, ``detect`` Pascal VOC XML
-    boxes. The flat layouts hold all
-    images in one folder; their data configs hold out validation and test by fraction.
+    ``train``/``valid``/``test`` are images per class and split (four classes). The task kind the
+    data module asks for picks the on-disk format (``Kind.write_shapes``), each one a real
+    format's layout: an ImageFolder tree for classification, Planet's CSV of tags, fastai's CamVid
+    masks, a CSV of the star's centre, Pascal VOC XML boxes, a CSV of counts. The flat layouts hold
+    all images in one folder; their data configs hold out validation and test by fraction.
     """
 
-    kind: str = "classify"
     image_size: int = 64
     train: int = 300
     valid: int = 60
@@ -154,20 +156,19 @@ class ShapesSource:
     seed: int = 0
     jpeg_quality: int = 92
     distractors: int = 2  # points: at most this many other shapes beside the star
+    max_shapes: int = 4   # regress (counts): 0 to this many shapes per image
 
-    def prepare(self, root: str | Path) -> Path:
+    def prepare(self, root: str | Path, kind: Kind) -> Path:
+        """Write the dataset for ``kind`` into ``root`` unless it is there with these parameters."""
         root = Path(root)
-        params = {"version": 2, **asdict(self)}
+        params = {"version": 2, "kind": kind.name, **asdict(self)}
         marker = root / MARKER
         if marker.is_file() and json.loads(marker.read_text()) == params:
             return root
-        writer = _WRITERS.get(self.kind)
-        if writer is None:
-            raise ValueError(f"shapes cannot be written for kind {self.kind!r}; known: {sorted(_WRITERS)}")
         root.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
         try:
-            writer(self, staging)
+            kind.write_shapes(self, staging)
             (staging / MARKER).write_text(json.dumps(params, indent=2))
             if root.exists():
                 shutil.rmtree(root)
@@ -184,118 +185,15 @@ class ShapesSource:
     def count(self, split: str) -> int:
         return int(getattr(self, split))
 
-
-def _write_image_folder(source: ShapesSource, root: Path) -> None:
-    for split in SPLITS:
-        for kind in SHAPE_KINDS:
-            (root / split / kind).mkdir(parents=True, exist_ok=True)
-        for index in range(source.count(split) * len(SHAPE_KINDS)):
-            kind = SHAPE_KINDS[index % len(SHAPE_KINDS)]
-            scene = render_scene(source.rng(split, index), source.image_size, [kind])
-            Image.fromarray(scene.image).save(
-                root / split / kind / f"{index:05d}.jpg", quality=source.jpeg_quality
-            )
+    def total_flat(self) -> int:
+        """Images of the flat layouts: every split's count of every shape, in one folder."""
+        return sum(self.count(split) for split in SPLITS) * len(SHAPE_KINDS)
 
 
-def _flat_scenes(source: ShapesSource, rng_split: str = "train"):
+def flat_scenes(source: ShapesSource, rng_split: str = "train"):
     """Every image of the flat layouts (one folder, labels in a file; the data module holds out
     validation and test by fraction): ``(name, scene)`` with one to three shapes each."""
-    total = sum(source.count(split) for split in SPLITS) * len(SHAPE_KINDS)
-    for index in range(total):
+    for index in range(source.total_flat()):
         rng = source.rng(rng_split, index)
         kinds = list(rng.choice(SHAPE_KINDS, size=int(rng.integers(1, 4)), replace=False))
         yield f"shapes_{index:05d}", render_scene(rng, source.image_size, kinds, 0.15, 0.3)
-
-
-def _write_tags(source: ShapesSource, root: Path) -> None:
-    """Planet's layout: ``train-jpg/<name>.jpg`` and ``train_v2.csv`` (``image_name,tags``, the tags
-    of the shapes present separated by spaces)."""
-    (root / "train-jpg").mkdir(parents=True)
-    rows = ["image_name,tags"]
-    for name, scene in _flat_scenes(source):
-        Image.fromarray(scene.image).save(root / "train-jpg" / f"{name}.jpg", quality=source.jpeg_quality)
-        rows.append(f"{name},{' '.join(sorted({shape.kind for shape in scene.shapes}))}")
-    (root / "train_v2.csv").write_text("\n".join(rows) + "\n")
-
-
-MASK_CODES: tuple[str, ...] = ("background", *SHAPE_KINDS, "void")
-
-
-def _write_masks(source: ShapesSource, root: Path) -> None:
-    """fastai's CamVid layout: ``images/<name>.png``, palette masks ``labels/<name>_P.png`` (pixel
-    value = line of ``codes.txt``), ``valid.txt``. Each shape's anti-aliased rim is ``void``, as
-    CamVid leaves object borders unlabelled."""
-    from fishbear.plots import palette
-
-    (root / "images").mkdir(parents=True)
-    (root / "labels").mkdir()
-    code = {name: i for i, name in enumerate(MASK_CODES)}
-    colours = palette(len(MASK_CODES), code["void"]).ravel().tolist()
-    names = []
-    for name, scene in _flat_scenes(source):
-        mask = np.zeros(scene.image.shape[:2], dtype=np.uint8)
-        for shape, inside in zip(scene.shapes, scene.masks):
-            mask[inside] = code[shape.kind]
-            rim = inside ^ _eroded(inside)
-            mask[rim] = code["void"]
-        Image.fromarray(scene.image).save(root / "images" / f"{name}.png")
-        labels = Image.fromarray(mask, mode="P")
-        labels.putpalette(colours)
-        labels.save(root / "labels" / f"{name}_P.png")
-        names.append(name)
-    (root / "codes.txt").write_text("\n".join(MASK_CODES) + "\n")
-    n_valid = source.valid * len(SHAPE_KINDS)
-    (root / "valid.txt").write_text("".join(f"{name}.png\n" for name in names[-n_valid:]))
-
-
-def _eroded(mask: np.ndarray) -> np.ndarray:
-    inner = mask.copy()
-    inner[1:] &= mask[:-1]
-    inner[:-1] &= mask[1:]
-    inner[:, 1:] &= mask[:, :-1]
-    inner[:, :-1] &= mask[:, 1:]
-    return inner
-
-
-def _write_points(source: ShapesSource, root: Path) -> None:
-    """A star and up to two other shapes per image; ``points.csv`` gives the star's centre in
-    pixels (``image,x1,y1``): the model must find the star, not just any shape."""
-    (root / "images").mkdir(parents=True)
-    rows = ["image,x1,y1"]
-    total = sum(source.count(split) for split in SPLITS) * len(SHAPE_KINDS)
-    others = [k for k in SHAPE_KINDS if k != "star"]
-    for index in range(total):
-        rng = source.rng("train", index)
-        kinds = ["star", *rng.choice(others, size=int(rng.integers(0, source.distractors + 1)), replace=False)]
-        rng.shuffle(kinds)
-        scene = render_scene(rng, source.image_size, kinds, 0.12, 0.22)
-        star = next(shape for shape in scene.shapes if shape.kind == "star")
-        name = f"shapes_{index:05d}.jpg"
-        Image.fromarray(scene.image).save(root / "images" / name, quality=source.jpeg_quality)
-        rows.append(f"{name},{star.cx:.2f},{star.cy:.2f}")
-    (root / "points.csv").write_text("\n".join(rows) + "\n")
-
-
-def _write_boxes(source: ShapesSource, root: Path) -> None:
-    """Pascal VOC's layout: ``JPEGImages/<name>.jpg`` and ``Annotations/<name>.xml`` with a box per
-    shape, named by its kind. About one image in eight has no shape (a negative, as the empty
-    frames of the fish video); shapes may overlap, as fish do."""
-    from fishbear.data.readers_voc import voc_xml
-
-    (root / "JPEGImages").mkdir(parents=True)
-    (root / "Annotations").mkdir()
-    total = sum(source.count(split) for split in SPLITS) * len(SHAPE_KINDS)
-    for index in range(total):
-        rng = source.rng("train", index)
-        count = 0 if rng.random() < 0.125 else int(rng.integers(1, 4))
-        kinds = list(rng.choice(SHAPE_KINDS, size=count, replace=False))
-        scene = render_scene(rng, source.image_size, kinds, 0.12, 0.25)
-        name = f"shapes_{index:05d}"
-        Image.fromarray(scene.image).save(root / "JPEGImages" / f"{name}.jpg", quality=source.jpeg_quality)
-        objects = [(shape.kind, shape.bbox(source.image_size)) for shape in scene.shapes]
-        xml = voc_xml(f"{name}.jpg", source.image_size, source.image_size, objects)
-        (root / "Annotations" / f"{name}.xml").write_text(xml)
-
-
-_WRITERS = {"classify": _write_image_folder, "multilabel": _write_tags, "segment": _write_masks,
-            "points": _write_points, "detect": _write_boxes}

@@ -1,32 +1,22 @@
 """Albumentations pipelines per stage and task kind.
 
 One function builds every pipeline so that all kinds share the same resize, augmentation and
-normalisation; a kind only adds what its codec (``fishbear.data.targets``) says: the targets
-albumentations must move with the image (masks, keypoints) and whether evaluation may crop.
+normalisation; a kind (``fishbear.kinds``) only adds what albumentations must move with the image
+(masks, keypoints, boxes) and whether evaluation may crop.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no network check at import, we run offline
+import albumentations as A
+import cv2
+from albumentations.pytorch import ToTensorV2
 
-import albumentations as A  # noqa: E402
-import cv2  # noqa: E402
-from albumentations.pytorch import ToTensorV2  # noqa: E402
-
-from fishbear.data.targets import codec  # noqa: E402
-from fishbear.normalization import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
-
-
-def as_hw(image_size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
-    """``image_size`` is one side (square) or ``[height, width]`` (CamVid's 3:4 frames)."""
-    if isinstance(image_size, (int, float)):
-        return int(image_size), int(image_size)
-    height, width = (int(v) for v in image_size)
-    return height, width
+from fishbear.kinds import Kind, get_kind
+from fishbear.kinds.base import as_hw
+from fishbear.normalization import IMAGENET_MEAN, IMAGENET_STD
 
 
 @dataclass(frozen=True)
@@ -53,7 +43,7 @@ def build_transforms(
     mean: tuple[float, ...] = IMAGENET_MEAN,
     std: tuple[float, ...] = IMAGENET_STD,
     augment: Augment | None = None,
-    kind: str = "classify",
+    kind: Kind | str | None = None,
 ) -> A.Compose:
     """Pipeline for ``stage`` (``train`` augments; ``valid``, ``test``, ``predict`` only resize).
 
@@ -62,11 +52,13 @@ def build_transforms(
     whole frame (masks, points) resize the whole frame instead.
     """
     height, width = as_hw(image_size)
-    kind_codec = codec(kind)
-    if kind_codec.eval_resize == "squish":
+    kind = get_kind(kind)
+    if kind.eval_resize == "squish":
         fit: list[A.BasicTransform] = [A.Resize(height, width)]
     else:
-        fit = [A.SmallestMaxSize(max_size=max(height, width)), A.CenterCrop(height, width)]
+        # scaled until it covers height x width (the aspect kept), then the centre cut out: a
+        # 600x336 video frame at [192, 336] keeps its whole width, not a 336-wide middle
+        fit = [A.SmallestMaxSize(max_size_hw=(height, width)), A.CenterCrop(height, width)]
     ops: list[A.BasicTransform] = []
     if stage == "train" and augment is not None:
         low, high = augment.crop_scale
@@ -91,7 +83,7 @@ def build_transforms(
         ops += fit
     ops += [A.Normalize(mean=tuple(mean), std=tuple(std)), ToTensorV2()]
     # predicting has no targets to move along (and boxes' label fields would be missing)
-    return A.Compose(ops, **(kind_codec.compose_args if stage != "predict" else {}))
+    return A.Compose(ops, **(kind.compose_args() if stage != "predict" else {}))
 
 
 def denormalize(images: Any, mean: tuple[float, ...], std: tuple[float, ...]) -> Any:

@@ -1,4 +1,4 @@
-"""Object detection (boxing fish): the detector's own losses, COCO mAP on validation and test.
+"""Object detection's LightningModule: the detector's own losses, COCO mAP on validation and test.
 
 Faster R-CNN computes its four losses itself (RPN objectness and box regression, the box head's
 classification and regression) in training mode, and returns scored boxes in eval mode; the task
@@ -15,16 +15,17 @@ import numpy as np
 import torch
 from torchmetrics import MetricCollection
 
-from fishbear.data.transforms import as_hw
+from fishbear.kinds.base import Kind, to_cpu
+from fishbear.kinds.detect import KIND
 from fishbear.metrics import BoxMAP, match_boxes
 from fishbear.plots import image_grid
-from fishbear.tasks.base import BaseTask, to_cpu
+from fishbear.task import BaseTask
 
 Boxes = list[dict[str, torch.Tensor]]
 
 
 class DetectionTask(BaseTask):
-    kind: ClassVar[str] = "detect"
+    kind: ClassVar[Kind] = KIND
 
     def __init__(self, *args: Any, score_threshold: float = 0.5, **kwargs: Any) -> None:
         """``score_threshold``: the score from which a box counts as found, in pictures, in the
@@ -35,13 +36,6 @@ class DetectionTask(BaseTask):
 
     def make_metrics(self) -> MetricCollection:
         return MetricCollection({"map": BoxMAP()})
-
-    @staticmethod
-    def predictions(outputs: Boxes) -> Boxes:
-        return outputs
-
-    def kept_predictions(self, outputs: Boxes) -> Boxes:
-        return to_cpu(outputs)
 
     # -- steps ---------------------------------------------------------------------------------
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
@@ -89,7 +83,7 @@ class DetectionTask(BaseTask):
         self.test_results = merged
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> Boxes:
-        return self.kept_predictions(self(self._images(batch)))
+        return self.kind.kept_predictions(self(self._images(batch)))
 
     # -- pictures and reading ------------------------------------------------------------------
     def draw(self, images: np.ndarray, targets: Boxes, predictions: Boxes | None = None,
@@ -116,36 +110,5 @@ class DetectionTask(BaseTask):
     def _name(self, index: int) -> str:
         return self.classes[index] if 0 <= index < len(self.classes) else str(index)
 
-    @classmethod
-    def interpret(cls, predictions: Boxes, sizes: list[tuple[int, int]], meta: dict[str, Any]) -> list[dict[str, Any]]:
-        """Boxes from ``meta['score_threshold']`` on, in pixels of each original image (the whole
-        frame was resized to the model's size), highest score first. ``label`` and ``probability``
-        say whether anything was found: the top box's class and score, or ``no_<class>`` and one
-        minus the top score (what frame sorting files frames by)."""
-        names = list(meta["classes"])
-        threshold = float(meta.get("score_threshold", 0.5))
-        height, width = as_hw(meta["image_size"])
-        out = []
-        for found, (orig_h, orig_w) in zip(predictions, sizes):
-            scale = torch.tensor([orig_w / width, orig_h / height] * 2)
-            order = found["scores"].argsort(descending=True)
-            boxes = (found["boxes"][order].float().cpu() * scale).tolist()
-            scores = found["scores"][order].float().cpu().tolist()
-            labels = found["labels"][order].cpu().tolist()
-            kept = [{"label": names[c], "score": s, "box": [round(v, 1) for v in b]}
-                    for b, s, c in zip(boxes, scores, labels) if s >= threshold]
-            top = scores[0] if scores else 0.0
-            nothing = f"no_{names[0]}" if len(names) == 1 else "nothing"
-            out.append({
-                "boxes": kept,
-                "label": kept[0]["label"] if kept else nothing,
-                "probability": kept[0]["score"] if kept else 1.0 - top,
-                "summary": (f"{len(kept)} box(es): " + ", ".join(f"{k['label']} {k['score']:.2f} {k['box']}" for k in kept))
-                if kept else f"no box scored {threshold} or more (best {top:.2f})",
-                "rows": [{"label": k["label"], "score": f"{k['score']:.4f}",
-                          **{name: f"{v:.1f}" for name, v in zip(("xmin", "ymin", "xmax", "ymax"), k["box"])}}
-                         for k in kept] or [{"label": "", "score": "", "xmin": "", "ymin": "", "xmax": "", "ymax": ""}],
-                "columns": {"boxes": str(len(kept)), "top_label": kept[0]["label"] if kept else "",
-                            "top_score": f"{top:.4f}"},
-            })
-        return out
+
+TASK = DetectionTask

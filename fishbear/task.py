@@ -1,8 +1,10 @@
-"""The shared base of every task kind: stepping, logging, metrics per stage, optimisers.
+"""The LightningModule every kind's task derives from: stepping, logging, metrics per stage,
+optimisers, test records, checkpoint meta.
 
-A kind (classify, multilabel, segment, points, detect) fixes only what differs: the loss, the
-metrics, how outputs become predictions, and what the test stage keeps for the report. Metrics
-are declared once and cloned per stage, so no stage has its own copy of the metric code.
+A kind's task (``fishbear/kinds/<kind>/task.py``) fixes only what differs: the loss, the metrics,
+and the pictures; how outputs become predictions is the kind's own (``Kind.predictions``), shared
+with inference. Metrics are declared once and cloned per stage, so no stage has its own copy of
+the metric code.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import numpy as np
 import torch
 from torchmetrics import MetricCollection
 
+from fishbear.kinds.base import Kind
 from fishbear.models.base import Network
 from fishbear.optim import OptimSettings, build_optimizer, build_scheduler
 from fishbear.plots import image_grid
@@ -21,17 +24,8 @@ from fishbear.plots import image_grid
 STAGES = ("train", "val", "test")
 
 
-def to_cpu(value: Any) -> Any:
-    """Tensors, or collections of them (boxes: a list of dicts), detached on the CPU with floats as
-    float32 (bf16 outputs of mixed precision have no numpy form), for drawing, reports and reading."""
-    from lightning.fabric.utilities.apply_func import apply_to_collection
-
-    return apply_to_collection(value, torch.Tensor,
-                               lambda t: t.detach().cpu().float() if t.is_floating_point() else t.detach().cpu())
-
-
 class BaseTask(L.LightningModule):
-    kind: ClassVar[str] = "base"
+    kind: ClassVar[Kind]
 
     def __init__(
         self,
@@ -67,18 +61,6 @@ class BaseTask(L.LightningModule):
 
     def metric_inputs(self, outputs: torch.Tensor, batch: dict[str, Any]) -> tuple[Any, ...]:
         """What the metric collection is updated with: ``(predictions, targets[, ...])``."""
-        raise NotImplementedError
-
-    @staticmethod
-    def predictions(outputs: torch.Tensor) -> torch.Tensor:
-        """Outputs as the kind's prediction (class probabilities, masks, points...)."""
-        raise NotImplementedError
-
-    @classmethod
-    def interpret(cls, predictions: torch.Tensor, sizes: list[tuple[int, int]], meta: dict[str, Any]) -> list[dict[str, Any]]:
-        """Predictions for images of original ``(height, width)`` ``sizes`` as what a user reads:
-        one dict per image with ``summary`` (one line), ``columns`` (CSV cells by header) and
-        whatever else the kind hands over (a mask). Inference uses it with the checkpoint's meta."""
         raise NotImplementedError
 
     def draw(self, images: np.ndarray, targets: torch.Tensor, predictions: torch.Tensor | None = None,
@@ -148,14 +130,10 @@ class BaseTask(L.LightningModule):
         self._test_records.append({
             "index": batch["index"].detach().cpu(),
             "loss": self.sample_losses(outputs, batch).detach().float().cpu(),
-            "prediction": self.kept_predictions(outputs).detach().cpu(),
+            "prediction": self.kind.kept_predictions(outputs).detach().cpu(),
             "target": batch["target"].detach().cpu(),
             "size": batch["size"].detach().cpu(),
         })
-
-    def kept_predictions(self, outputs: torch.Tensor) -> torch.Tensor:
-        """What the test stage keeps per image for the report (masks keep class indices, not scores)."""
-        return self.predictions(outputs).float()
 
     def on_test_epoch_start(self) -> None:
         self._test_records = []
@@ -172,7 +150,7 @@ class BaseTask(L.LightningModule):
         self._test_records = []
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        return self.predictions(self(self._images(batch)))
+        return self.kind.predictions(self(self._images(batch)))
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = build_optimizer(self.network, self.optim)
@@ -181,7 +159,7 @@ class BaseTask(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Everything inference needs travels with the weights (classes, kind, stats, model config)."""
-        checkpoint["fishbear"] = {**self.meta, "kind": self.kind, "classes": self.classes}
+        checkpoint["fishbear"] = {**self.meta, "kind": self.kind.name, "classes": self.classes}
         datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
         if datamodule is not None and hasattr(datamodule, "image_size"):
             # the size these weights were trained at (progressive resizing changes it)

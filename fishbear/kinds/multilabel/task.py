@@ -1,4 +1,4 @@
-"""Multi-label classification (Planet tiles): independent tags, a sigmoid per tag.
+"""Multi-label classification's LightningModule (Planet tiles): independent tags, a sigmoid per tag.
 
 Scored as the competition was: tags above a threshold (0.2, fastai's ``accuracy_thresh``
 default), accuracy over all tag decisions and the sample-averaged F2. After fitting, one
@@ -17,8 +17,10 @@ import torch.nn.functional as F
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MultilabelAccuracy
 
+from fishbear.kinds.base import Kind
+from fishbear.kinds.multilabel import DEFAULT_THRESHOLD, KIND
 from fishbear.metrics import SampleFBeta, sample_fbeta
-from fishbear.tasks.base import BaseTask
+from fishbear.task import BaseTask
 
 
 def tune_thresholds(probabilities: torch.Tensor, targets: torch.Tensor, start: float, beta: float = 2.0,
@@ -43,9 +45,9 @@ def tune_thresholds(probabilities: torch.Tensor, targets: torch.Tensor, start: f
 
 
 class MultiLabelTask(BaseTask):
-    kind: ClassVar[str] = "multilabel"
+    kind: ClassVar[Kind] = KIND
 
-    def __init__(self, *args: Any, threshold: float = 0.2, beta: float = 2.0, tune_thresholds: bool = True,
+    def __init__(self, *args: Any, threshold: float = DEFAULT_THRESHOLD, beta: float = 2.0, tune_thresholds: bool = True,
                  **kwargs: Any) -> None:
         self.threshold, self.beta, self.tune = float(threshold), float(beta), bool(tune_thresholds)
         super().__init__(*args, **kwargs)
@@ -67,10 +69,6 @@ class MultiLabelTask(BaseTask):
     def metric_inputs(self, outputs: torch.Tensor, batch: dict[str, Any]) -> tuple[Any, ...]:
         return outputs.float().sigmoid(), batch["target"].int()
 
-    @staticmethod
-    def predictions(outputs: torch.Tensor) -> torch.Tensor:
-        return outputs.float().sigmoid()
-
     def _tags(self, row: torch.Tensor, cut: torch.Tensor | float) -> list[str]:
         return [self.classes[i] for i in torch.nonzero(row > cut).flatten().tolist()]
 
@@ -89,7 +87,7 @@ class MultiLabelTask(BaseTask):
         probabilities, targets = [], []
         for batch in loader:
             images = self._images({"image": batch["image"].to(self.device)})
-            probabilities.append(self.predictions(self(images)).cpu())
+            probabilities.append(self.kind.predictions(self(images)).cpu())
             targets.append(batch["target"])
         self.train(was_training)
         return torch.cat(probabilities), torch.cat(targets)
@@ -101,7 +99,7 @@ class MultiLabelTask(BaseTask):
             return
         checkpoint = None
         if best_checkpoint:
-            from fishbear.inference import load_checkpoint
+            from fishbear.checkpoint import load_checkpoint
 
             checkpoint = load_checkpoint(best_checkpoint, kind=self.kind)
             self.load_state_dict(checkpoint["state_dict"])
@@ -130,16 +128,5 @@ class MultiLabelTask(BaseTask):
             tuned = sample_fbeta(self.test_results["prediction"] > self.thresholds.cpu(), truth, self.beta).mean()
             self.log("test/fbeta_tuned", tuned)
 
-    @classmethod
-    def interpret(cls, predictions: torch.Tensor, sizes: list[tuple[int, int]], meta: dict[str, Any]) -> list[dict[str, Any]]:
-        classes = list(meta["classes"])
-        cut = np.asarray(meta.get("thresholds") or [meta.get("threshold", 0.2)] * len(classes))
-        out = []
-        for row in predictions.cpu().numpy():
-            tags = [c for c, p, t in zip(classes, row, cut) if p > t]
-            out.append({
-                "tags": tags, "probabilities": {c: float(p) for c, p in zip(classes, row)},
-                "summary": " ".join(f"{c}:{p:.2f}" for c, p, t in zip(classes, row, cut) if p > t) or "(no tag)",
-                "columns": {"tags": " ".join(tags), **{f"p_{c}": f"{p:.6f}" for c, p in zip(classes, row)}},
-            })
-        return out
+
+TASK = MultiLabelTask

@@ -1,4 +1,5 @@
-"""Single-label image classification."""
+"""Single-label classification's LightningModule: cross-entropy, accuracy and macro F1, and the
+validation confusion matrix in TensorBoard every epoch."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ import torch.nn.functional as F
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
-from fishbear.tasks.base import BaseTask
+from fishbear.kinds.base import Kind
+from fishbear.kinds.classify import KIND
+from fishbear.task import BaseTask
 
 
 class ClassificationTask(BaseTask):
-    kind: ClassVar[str] = "classify"
+    kind: ClassVar[Kind] = KIND
 
     def __init__(self, *args: Any, label_smoothing: float = 0.0, **kwargs: Any) -> None:
         self.label_smoothing = float(label_smoothing)
@@ -54,25 +57,9 @@ class ClassificationTask(BaseTask):
     def metric_inputs(self, outputs: torch.Tensor, batch: dict[str, Any]) -> tuple[Any, Any]:
         return outputs, batch["target"]
 
-    @staticmethod
-    def predictions(outputs: torch.Tensor) -> torch.Tensor:
-        return outputs.float().softmax(dim=1)
-
     def _caption(self, target: torch.Tensor, prediction: torch.Tensor | None) -> str:
         actual = self.classes[int(target)]
         return actual if prediction is None else f"{self.classes[int(prediction.argmax())]}/{actual}"
 
-    @classmethod
-    def interpret(cls, predictions: torch.Tensor, sizes: list[tuple[int, int]], meta: dict[str, Any]) -> list[dict[str, Any]]:
-        classes = list(meta["classes"])
-        out = []
-        for row in predictions.cpu().numpy():
-            best = int(row.argmax())
-            out.append({
-                "label": classes[best], "probability": float(row[best]),
-                "probabilities": {c: float(p) for c, p in zip(classes, row)},
-                "summary": f"{classes[best]}\t{row[best]:.4f}",
-                "columns": {"label": classes[best], "probability": f"{row[best]:.6f}",
-                            **{f"p_{c}": f"{p:.6f}" for c, p in zip(classes, row)}},
-            })
-        return out
+
+TASK = ClassificationTask

@@ -1,4 +1,4 @@
-"""Semantic segmentation (CamVid): a class per pixel, with a ``void`` code left out of everything.
+"""Semantic segmentation's LightningModule (CamVid): a class per pixel, ``void`` left out of everything.
 
 Loss is pixel-wise cross-entropy with ``ignore_index`` at the void code; metrics are pixel
 accuracy without void (fastai's ``acc_camvid``) and mean IoU over the classes that occur, both
@@ -14,13 +14,15 @@ import torch
 import torch.nn.functional as F
 from torchmetrics import MetricCollection
 
+from fishbear.kinds.base import Kind
+from fishbear.kinds.segment import KIND
 from fishbear.metrics import SegmentationScores
 from fishbear.plots import image_grid, overlay_mask, palette
-from fishbear.tasks.base import BaseTask
+from fishbear.task import BaseTask
 
 
 class SegmentationTask(BaseTask):
-    kind: ClassVar[str] = "segment"
+    kind: ClassVar[Kind] = KIND
 
     def __init__(self, *args: Any, void: str | None = None, **kwargs: Any) -> None:
         """``void``: the class name (a line of ``codes.txt``) whose pixels are not scored; it must
@@ -59,13 +61,6 @@ class SegmentationTask(BaseTask):
     def metric_inputs(self, outputs: torch.Tensor, batch: dict[str, Any]) -> tuple[Any, ...]:
         return outputs, batch["target"]
 
-    @staticmethod
-    def predictions(outputs: torch.Tensor) -> torch.Tensor:
-        return outputs.float().softmax(dim=1)
-
-    def kept_predictions(self, outputs: torch.Tensor) -> torch.Tensor:
-        return outputs.argmax(dim=1).to(torch.uint8 if len(self.classes) <= 256 else torch.int32)
-
     def draw(self, images: np.ndarray, targets: torch.Tensor, predictions: torch.Tensor | None = None,
              sizes: torch.Tensor | None = None) -> Any:
         """Each image with its true mask overlaid and, when given, the predicted mask beside it."""
@@ -81,20 +76,5 @@ class SegmentationTask(BaseTask):
                 titles.append("predicted")
         return image_grid(np.stack(shown), titles, columns=4 if predictions is not None else 8, size=2.2)
 
-    @classmethod
-    def interpret(cls, predictions: torch.Tensor, sizes: list[tuple[int, int]], meta: dict[str, Any]) -> list[dict[str, Any]]:
-        """Scores are resized to each original image before the argmax, so the mask has the input's size."""
-        classes = list(meta["classes"])
-        out = []
-        for scores, (height, width) in zip(predictions, sizes):
-            scores = F.interpolate(scores[None].float(), size=(int(height), int(width)), mode="bilinear",
-                                   align_corners=False)[0]
-            mask = scores.argmax(0).cpu().numpy().astype(np.uint8)
-            share = np.bincount(mask.ravel(), minlength=len(classes)) / mask.size
-            top = np.argsort(share)[::-1][:3]
-            out.append({
-                "mask": mask,
-                "summary": ", ".join(f"{classes[i]} {share[i]:.0%}" for i in top if share[i] > 0),
-                "columns": {f"share_{c}": f"{s:.4f}" for c, s in zip(classes, share)},
-            })
-        return out
+
+TASK = SegmentationTask

@@ -1,4 +1,4 @@
-"""Point regression (BIWI head centres): K named points per image, two outputs each.
+"""Point regression's LightningModule (BIWI head centres): K named points per image, two outputs each.
 
 Targets are in [-1, 1] of the transformed image (so augmentation moves them), the loss is MSE or
 smooth L1 on those, and the metric is the mean distance in pixels of the original images, the
@@ -14,17 +14,18 @@ import torch
 import torch.nn.functional as F
 from torchmetrics import MetricCollection
 
-from fishbear.data.targets import points_to_pixels
 from fishbear.errors import ConfigError
+from fishbear.kinds.base import Kind
+from fishbear.kinds.points import KIND, points_to_pixels
 from fishbear.metrics import MeanPixelDistance
 from fishbear.plots import image_grid
-from fishbear.tasks.base import BaseTask
+from fishbear.task import BaseTask
 
 LOSSES = ("mse", "smooth_l1")
 
 
 class PointsTask(BaseTask):
-    kind: ClassVar[str] = "points"
+    kind: ClassVar[Kind] = KIND
 
     def __init__(self, *args: Any, loss: str = "mse", **kwargs: Any) -> None:
         if loss not in LOSSES:
@@ -43,10 +44,6 @@ class PointsTask(BaseTask):
     def metric_inputs(self, outputs: torch.Tensor, batch: dict[str, Any]) -> tuple[Any, ...]:
         return outputs, batch["target"], batch["size"]
 
-    @staticmethod
-    def predictions(outputs: torch.Tensor) -> torch.Tensor:
-        return outputs.float()
-
     def draw(self, images: np.ndarray, targets: torch.Tensor, predictions: torch.Tensor | None = None,
              sizes: torch.Tensor | None = None) -> Any:
         """True points as green dots, predicted ones as red crosses, on the images as shown."""
@@ -60,17 +57,5 @@ class PointsTask(BaseTask):
         titles = ["true (green)" + (" / predicted (red)" if predictions is not None else "")] * len(images)
         return image_grid(images, titles, columns=4, size=2.2, points=marks)
 
-    @classmethod
-    def interpret(cls, predictions: torch.Tensor, sizes: list[tuple[int, int]], meta: dict[str, Any]) -> list[dict[str, Any]]:
-        """Coordinates in pixels of each original image (the whole frame was resized, not cropped)."""
-        names = list(meta["classes"])
-        out = []
-        for row, (height, width) in zip(predictions.cpu().numpy(), sizes):
-            points = points_to_pixels(row[None], width, height)[0]
-            out.append({
-                "points": {name: (float(x), float(y)) for name, (x, y) in zip(names, points)},
-                "summary": "  ".join(f"{name} ({x:.1f}, {y:.1f})" for name, (x, y) in zip(names, points)),
-                "columns": {key: f"{value:.2f}" for name, (x, y) in zip(names, points)
-                            for key, value in ((f"{name}_x", x), (f"{name}_y", y))},
-            })
-        return out
+
+TASK = PointsTask

@@ -1,0 +1,177 @@
+"""What a task kind is: every part of fishbear that differs between kinds, behind one object.
+
+A kind (classify, multilabel, segment, points, detect, regress) decides how its target travels
+from a catalog sample through augmentation into a batch, what the network must output, how
+outputs become predictions and predictions become what a user reads, which LightningModule
+trains it, what its report section holds, what ``predict`` and ``frames`` write for it, and how
+the embedded shapes data is written in its format. Everything else in fishbear asks the kind and
+never compares kind names: adding a kind is a new package under ``fishbear/kinds/`` and its
+configs.
+
+This module and each kind's ``__init__`` import no Lightning, so inference needs none; the
+LightningModule (``task.py``) and the report section (``report.py``) of a kind are imported only
+when asked for.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections import Counter
+from collections.abc import Hashable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+import numpy as np
+import torch
+from torch.utils.data import default_collate
+
+if TYPE_CHECKING:
+    from fishbear.data.catalog import Catalog, Sample
+    from fishbear.data.shapes import ShapesSource
+
+
+class OutputWriter(Protocol):
+    """What ``predict`` writes beside its CSV for one image (masks, drawn boxes), and its summary."""
+
+    folder: Path
+
+    def write(self, result: dict[str, Any], stem: str, image: Path | np.ndarray) -> dict[str, str]: ...
+
+    def note(self) -> str: ...
+
+
+class Kind:
+    """One task kind. Subclasses set the class attributes and override what differs."""
+
+    name: ClassVar[str]
+    # what the network must produce: a "vector" per image, "dense" scores per pixel, "boxes"
+    output: ClassVar[str] = "vector"
+    # the models to suggest when the chosen one has another output
+    model_hint: ClassVar[str] = "a classifier such as model=resnet34"
+    # evaluation resize: "crop" (short side, then centre crop, as torchvision and fastai do for
+    # photographs) or "squish" (the whole frame, for targets that cover it: masks, points, boxes)
+    eval_resize: ClassVar[str] = "crop"
+    # what predict writes beside its CSV (``Kind.output_writer``), and the command-line key naming
+    # its folder: "masks", "boxes"; None: the CSV says everything
+    written_files: ClassVar[str | None] = None
+    # a trained model of this kind can file video frames into class folders (fishbear.frames)
+    sorts_frames: ClassVar[bool] = False
+    # the kind's package, where its task.py (LightningModule) and report.py (report section) live
+    package: ClassVar[str]
+
+    # -- data: the target from sample to batch -------------------------------------------------
+    def compose_args(self) -> dict[str, Any]:
+        """Extra arguments of the albumentations pipeline (keypoint or bbox parameters)."""
+        return {}
+
+    def num_outputs(self, num_classes: int) -> int:
+        return num_classes
+
+    def transform_inputs(self, sample: Sample, image: np.ndarray, num_classes: int) -> dict[str, Any]:
+        """What the transform receives besides the image (a mask, keypoints, boxes)."""
+        return {}
+
+    def target(self, sample: Sample, out: dict[str, Any], num_classes: int) -> Any:
+        return sample.target
+
+    def stratum(self, sample: Sample) -> Hashable | None:
+        """What seeded hold-outs keep in proportion (classes; for boxes, empty vs. not); None: nothing."""
+        return None
+
+    def collate(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        return default_collate(items)
+
+    def label_indices(self, sample: Sample) -> tuple[int, ...] | None:
+        """The class indices a sample is labelled with, for per-class counts; None when targets
+        are not labels (masks, points, boxes, values)."""
+        return None
+
+    def check_catalog(self, catalog: Catalog, root: Path) -> None:
+        """Refuse a catalog this kind cannot learn from, naming the files (after the splits)."""
+
+    def data_meta(self, datamodule: Any) -> dict[str, Any]:
+        """What the checkpoint must carry from the training data besides classes and statistics
+        (regression: the values' mean and spread)."""
+        return {}
+
+    # -- embedded data --------------------------------------------------------------------------
+    def write_shapes(self, source: ShapesSource, root: Path) -> None:
+        """Write the embedded shapes dataset into ``root`` in the real format this kind reads."""
+        raise NotImplementedError(f"no shapes data for kind {self.name!r}")
+
+    # -- inference (pure: no Lightning) ---------------------------------------------------------
+    def predictions(self, outputs: Any) -> Any:
+        """Network outputs as the kind's prediction (class probabilities, masks, points...)."""
+        return outputs.float()
+
+    def kept_predictions(self, outputs: Any) -> Any:
+        """What the test stage keeps per image for the report (masks keep class indices, not scores)."""
+        return self.predictions(outputs)
+
+    def interpret(self, predictions: Any, sizes: list[tuple[int, int]], meta: dict[str, Any]) -> list[dict[str, Any]]:
+        """Predictions for images of original ``(height, width)`` ``sizes`` as what a user reads:
+        one dict per image with ``summary`` (one line), ``columns`` (CSV cells by header, or
+        ``rows``: several rows) and whatever else the kind hands over (a mask, boxes)."""
+        raise NotImplementedError
+
+    # -- the parts that need Lightning, matplotlib or scikit-learn, imported when asked -----------
+    def task_class(self) -> type:
+        """The LightningModule that trains this kind (``fishbear.kinds.<kind>.task``)."""
+        module = importlib.import_module(f"{self.package}.task")
+        return module.TASK
+
+    def section(self, results: dict[str, Any], classes: list[str], run_dir: Path, samples: list[Path],
+                task: Any = None) -> dict[str, Any]:
+        """The kind's part of ``report.json`` (figures written into ``run_dir``)."""
+        return importlib.import_module(f"{self.package}.report").section(results, classes, run_dir, samples, task)
+
+    def markdown(self, section: dict[str, Any], report: dict[str, Any]) -> list[str]:
+        """The kind's part of ``report.md``."""
+        return importlib.import_module(f"{self.package}.report").markdown(section, report)
+
+    # -- what predict and frames write ----------------------------------------------------------
+    def output_writer(self, meta: dict[str, Any], folder: Path) -> OutputWriter:
+        """The writer of the files beside ``predict``'s CSV (kinds with ``written_files``)."""
+        raise NotImplementedError(f"kind {self.name!r} writes no files beside the CSV")
+
+    def frame_columns(self, result: dict[str, Any]) -> dict[str, str]:
+        """Extra ``frames.csv`` columns for a sorted frame (detection: its boxes)."""
+        return {}
+
+    # -- shared helpers --------------------------------------------------------------------------
+    def label_counts(self, catalog: Catalog) -> dict[str, dict[str, int]]:
+        """Images per class (or tag) and split; empty for kinds whose targets are not labels."""
+        out: dict[str, dict[str, int]] = {}
+        for split, samples in catalog.splits.items():
+            per_class: Counter[str] = Counter()
+            for sample in samples:
+                indices = self.label_indices(sample)
+                if indices is None:
+                    return {}
+                per_class.update(catalog.classes[i] for i in indices)
+            out[split] = {name: per_class.get(name, 0) for name in catalog.classes}
+        return out
+
+    def __repr__(self) -> str:
+        return f"<kind {self.name}>"
+
+
+def as_hw(image_size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
+    """``image_size`` is one side (square) or ``[height, width]`` (CamVid's 3:4 frames)."""
+    if isinstance(image_size, (int, float)):
+        return int(image_size), int(image_size)
+    height, width = (int(v) for v in image_size)
+    return height, width
+
+
+def to_cpu(value: Any) -> Any:
+    """Tensors, or lists, tuples and dicts of them (boxes: a list of dicts), detached on the CPU
+    with floats as float32 (bf16 outputs of mixed precision have no numpy form)."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu()
+        return value.float() if value.is_floating_point() else value
+    if isinstance(value, dict):
+        return {key: to_cpu(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(to_cpu(item) for item in value)
+    return value

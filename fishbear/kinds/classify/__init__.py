@@ -1,0 +1,84 @@
+"""Single-label classification: one class per image (shapes, bears, pets, fish or no fish).
+
+Targets are class indices; evaluation centre-crops, as torchvision and fastai do for photographs;
+predictions are softmax probabilities. A trained classifier sorts video frames into class folders.
+On disk (the embedded shapes data and ``data=folder``) it is an ImageFolder tree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from fishbear.errors import DataError
+from fishbear.kinds.base import Kind
+
+
+class Classify(Kind):
+    name: ClassVar[str] = "classify"
+    package: ClassVar[str] = __name__
+    sorts_frames: ClassVar[bool] = True
+
+    def stratum(self, sample: Any) -> Hashable | None:
+        return sample.target
+
+    def label_indices(self, sample: Any) -> tuple[int, ...]:
+        return (int(sample.target),)
+
+    def check_catalog(self, catalog: Any, root: Path) -> None:
+        """Every class needs training images, and a class with one image cannot be in both
+        training and validation."""
+        counts = self.label_counts(catalog)["train"]
+        missing = [name for name, n in counts.items() if n == 0]
+        if missing:
+            raise DataError(
+                f"{root}: no training images for class(es) {', '.join(missing)}. "
+                "Every class needs training images; add some or remove the class."
+            )
+        if "valid" not in catalog.splits:
+            return
+        held = {catalog.classes[s.target] for s in catalog.splits["valid"]}
+        alone = [name for name, n in counts.items() if n == 1 and name not in held]
+        if alone:
+            files = [str(s.image) for s in catalog.splits["train"] if catalog.classes[s.target] in alone][:3]
+            raise DataError(
+                f"{root}: class(es) {', '.join(alone)} have a single image ({', '.join(files)}), so they can "
+                "be in training or validation but not both. Add images of those classes, or remove them."
+            )
+
+    def write_shapes(self, source: Any, root: Path) -> None:
+        """An ImageFolder tree ``<split>/<shape>/<n>.jpg``, one shape per image."""
+        from PIL import Image
+
+        from fishbear.data.shapes import SHAPE_KINDS, SPLITS, render_scene
+
+        for split in SPLITS:
+            for shape in SHAPE_KINDS:
+                (root / split / shape).mkdir(parents=True, exist_ok=True)
+            for index in range(source.count(split) * len(SHAPE_KINDS)):
+                shape = SHAPE_KINDS[index % len(SHAPE_KINDS)]
+                scene = render_scene(source.rng(split, index), source.image_size, [shape])
+                Image.fromarray(scene.image).save(root / split / shape / f"{index:05d}.jpg", quality=source.jpeg_quality)
+
+    def predictions(self, outputs: Any) -> Any:
+        return outputs.float().softmax(dim=1)
+
+    def interpret(self, predictions: Any, sizes: list[tuple[int, int]], meta: dict[str, Any]) -> list[dict[str, Any]]:
+        classes = list(meta["classes"])
+        out = []
+        for row in np.asarray(predictions.cpu().numpy()):
+            best = int(row.argmax())
+            out.append({
+                "label": classes[best], "probability": float(row[best]),
+                "probabilities": {c: float(p) for c, p in zip(classes, row)},
+                "summary": f"{classes[best]}\t{row[best]:.4f}",
+                "columns": {"label": classes[best], "probability": f"{row[best]:.6f}",
+                            **{f"p_{c}": f"{p:.6f}" for c, p in zip(classes, row)}},
+            })
+        return out
+
+
+KIND = Classify()

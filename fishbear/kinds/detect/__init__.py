@@ -1,0 +1,169 @@
+"""Object detection (boxing fish): boxes with a class each, any number per image.
+
+Targets are :class:`~fishbear.data.boxes.Boxes` on disk and, in a batch, one dict per image
+(``boxes``: N x 4 pixels of the transformed image, ``labels``: N class indices), since images hold
+different numbers of boxes; albumentations moves, clips and drops boxes with the image. Images
+without boxes (negatives) are kept: they teach the detector what is not an object. Predictions
+are boxes in each original image's pixels; ``predict`` draws them and writes Pascal VOC XML, and
+a detector sorts video frames into ``<class>/`` or ``no_<class>/``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch.utils.data import default_collate
+
+from fishbear.kinds.base import Kind, as_hw, to_cpu
+
+
+class Detect(Kind):
+    name: ClassVar[str] = "detect"
+    package: ClassVar[str] = __name__
+    written_files: ClassVar[str | None] = "boxes"
+    output: ClassVar[str] = "boxes"
+    model_hint: ClassVar[str] = "model=fasterrcnn_small (fast on a CPU), model=fasterrcnn_mobilenet or model=fasterrcnn"
+    eval_resize: ClassVar[str] = "squish"
+    sorts_frames: ClassVar[bool] = True
+
+    def compose_args(self) -> dict[str, Any]:
+        import albumentations as A
+
+        # a box a crop leaves less than a quarter of is dropped: what is left is no longer the object
+        return {"bbox_params": A.BboxParams(format="pascal_voc", label_fields=["labels"], min_visibility=0.25,
+                                            clip=True)}
+
+    def transform_inputs(self, sample: Any, image: np.ndarray, num_classes: int) -> dict[str, Any]:
+        boxes = sample.target
+        return {"bboxes": np.asarray(boxes.xyxy, dtype=np.float32).reshape(-1, 4), "labels": list(boxes.codes)}
+
+    def target(self, sample: Any, out: dict[str, Any], num_classes: int) -> dict[str, torch.Tensor]:
+        return {"boxes": torch.as_tensor(np.asarray(out["bboxes"], dtype=np.float32)).reshape(-1, 4),
+                "labels": torch.as_tensor(np.asarray(out["labels"], dtype=np.int64)).reshape(-1)}
+
+    def stratum(self, sample: Any) -> Hashable | None:
+        return len(sample.target) > 0
+
+    def collate(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        batch = default_collate([{k: v for k, v in item.items() if k != "target"} for item in items])
+        batch["target"] = [item["target"] for item in items]
+        return batch
+
+    def write_shapes(self, source: Any, root: Path) -> None:
+        """Pascal VOC's layout: ``JPEGImages/<name>.jpg`` and ``Annotations/<name>.xml`` with a box
+        per shape, named by its kind. About one image in eight has no shape (a negative, as the
+        empty frames of the fish video); shapes may overlap, as fish do."""
+        from PIL import Image
+
+        from fishbear.data.readers_voc import voc_xml
+        from fishbear.data.shapes import SHAPE_KINDS, render_scene
+
+        (root / "JPEGImages").mkdir(parents=True)
+        (root / "Annotations").mkdir()
+        for index in range(source.total_flat()):
+            rng = source.rng("train", index)
+            count = 0 if rng.random() < 0.125 else int(rng.integers(1, 4))
+            kinds = list(rng.choice(SHAPE_KINDS, size=count, replace=False))
+            scene = render_scene(rng, source.image_size, kinds, 0.12, 0.25)
+            name = f"shapes_{index:05d}"
+            Image.fromarray(scene.image).save(root / "JPEGImages" / f"{name}.jpg", quality=source.jpeg_quality)
+            objects = [(shape.kind, shape.bbox(source.image_size)) for shape in scene.shapes]
+            xml = voc_xml(f"{name}.jpg", source.image_size, source.image_size, objects)
+            (root / "Annotations" / f"{name}.xml").write_text(xml)
+
+    def predictions(self, outputs: Any) -> Any:
+        return outputs
+
+    def kept_predictions(self, outputs: Any) -> Any:
+        return to_cpu(outputs)
+
+    def interpret(self, predictions: Any, sizes: list[tuple[int, int]], meta: dict[str, Any]) -> list[dict[str, Any]]:
+        """Boxes from ``meta['score_threshold']`` on, in pixels of each original image (the whole
+        frame was resized to the model's size), highest score first. ``label`` and ``probability``
+        say whether anything was found: the top box's class and score, or ``no_<class>`` and one
+        minus the top score (what frame sorting files frames by)."""
+        names = list(meta["classes"])
+        threshold = float(meta.get("score_threshold", 0.5))
+        height, width = as_hw(meta["image_size"])
+        out = []
+        for found, (orig_h, orig_w) in zip(predictions, sizes):
+            scale = torch.tensor([orig_w / width, orig_h / height] * 2)
+            order = found["scores"].argsort(descending=True)
+            boxes = (found["boxes"][order].float().cpu() * scale).tolist()
+            scores = found["scores"][order].float().cpu().tolist()
+            labels = found["labels"][order].cpu().tolist()
+            kept = [{"label": names[c], "score": s, "box": [round(v, 1) for v in b]}
+                    for b, s, c in zip(boxes, scores, labels) if s >= threshold]
+            top = scores[0] if scores else 0.0
+            nothing = f"no_{names[0]}" if len(names) == 1 else "nothing"
+            out.append({
+                "boxes": kept,
+                "label": kept[0]["label"] if kept else nothing,
+                "probability": kept[0]["score"] if kept else 1.0 - top,
+                "summary": (f"{len(kept)} box(es): " + ", ".join(f"{k['label']} {k['score']:.2f} {k['box']}" for k in kept))
+                if kept else f"no box scored {threshold} or more (best {top:.2f})",
+                "rows": [{"label": k["label"], "score": f"{k['score']:.4f}",
+                          **{name: f"{v:.1f}" for name, v in zip(("xmin", "ymin", "xmax", "ymax"), k["box"])}}
+                         for k in kept] or [{"label": "", "score": "", "xmin": "", "ymin": "", "xmax": "", "ymax": ""}],
+                "columns": {"boxes": str(len(kept)), "top_label": kept[0]["label"] if kept else "",
+                            "top_score": f"{top:.4f}"},
+            })
+        return out
+
+    def output_writer(self, meta: dict[str, Any], folder: Path) -> "BoxWriter":
+        return BoxWriter(meta, folder)
+
+    def frame_columns(self, result: dict[str, Any]) -> dict[str, str]:
+        """``label:score:xmin,ymin,xmax,ymax`` per box in the frame's pixels, space-separated."""
+        return {"boxes": " ".join(f"{b['label']}:{b['score']:.2f}:{','.join(f'{v:.0f}' for v in b['box'])}"
+                                  for b in result["boxes"])}
+
+
+class BoxWriter:
+    """Per image: the picture with its boxes drawn, and its boxes as Pascal VOC XML (which
+    annotation tools such as LabelImg and CVAT load for correction)."""
+
+    def __init__(self, meta: dict[str, Any], folder: Path) -> None:
+        from fishbear.plots import palette
+
+        self.folder = Path(folder)
+        self.count = 0
+        self.classes = list(meta["classes"])
+        self.colours = [tuple(int(v) for v in c) for c in palette(len(self.classes))]
+
+    def write(self, result: dict[str, Any], stem: str, image: Path | np.ndarray) -> dict[str, str]:
+        """``image`` is the file (the XML points at it) or a video frame (saved beside the XML)."""
+        from PIL import Image, ImageDraw
+
+        from fishbear.data.readers_voc import voc_xml
+        from fishbear.io import atomic_write, atomic_write_text
+
+        if isinstance(image, Path):
+            picture, source = Image.open(image).convert("RGB"), image
+        else:
+            picture, source = Image.fromarray(image), self.folder / f"{stem}.jpg"
+            atomic_write(source, lambda handle: picture.save(handle, format="JPEG", quality=95))
+        drawn = picture.copy()
+        pen = ImageDraw.Draw(drawn)
+        width = max(2, round(max(drawn.size) / 300))
+        for box in result["boxes"]:
+            colour = self.colours[self.classes.index(box["label"]) % len(self.colours)]
+            pen.rectangle(box["box"], outline=colour, width=width)
+            pen.text((box["box"][0] + width, box["box"][1] + width), f"{box['label']} {box['score']:.2f}", fill=colour)
+        drawn_path = self.folder / f"{stem}.boxes.jpg"
+        atomic_write(drawn_path, lambda handle: drawn.save(handle, format="JPEG", quality=90))
+        xml = voc_xml(source.name, picture.width, picture.height, [(b["label"], b["box"]) for b in result["boxes"]],
+                      folder=source.parent.name, path=str(source.resolve()))
+        xml_path = atomic_write_text(self.folder / f"{stem}.xml", xml)
+        self.count += 1
+        return {"drawn": str(drawn_path), "voc_xml": str(xml_path)}
+
+    def note(self) -> str:
+        return f"; boxes drawn and as VOC XML for {self.count} images in {self.folder}" if self.count else ""
+
+
+KIND = Detect()

@@ -1,0 +1,65 @@
+"""Multi-label classification (Planet tiles): any number of tags per image, a sigmoid per tag.
+
+Targets are tag index tuples on disk and multi-hot vectors in a batch; a tag is predicted above
+its threshold (one global threshold, or one per tag tuned on validation and saved in the
+checkpoint). On disk it is Planet's layout: ``train-jpg/<name>.jpg`` and ``train_v2.csv``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from fishbear.kinds.base import Kind
+
+# fastai's accuracy_thresh default; the task's and inference's fallback when a checkpoint has none
+DEFAULT_THRESHOLD = 0.2
+
+
+class MultiLabel(Kind):
+    name: ClassVar[str] = "multilabel"
+    package: ClassVar[str] = __name__
+
+    def target(self, sample: Any, out: dict[str, Any], num_classes: int) -> torch.Tensor:
+        hot = torch.zeros(num_classes, dtype=torch.float32)
+        hot[list(sample.target)] = 1.0
+        return hot
+
+    def label_indices(self, sample: Any) -> tuple[int, ...]:
+        return tuple(int(i) for i in sample.target)
+
+    def write_shapes(self, source: Any, root: Path) -> None:
+        """Planet's layout: ``train-jpg/<name>.jpg`` and ``train_v2.csv`` (``image_name,tags``, the
+        tags of the shapes present separated by spaces)."""
+        from PIL import Image
+
+        from fishbear.data.shapes import flat_scenes
+
+        (root / "train-jpg").mkdir(parents=True)
+        rows = ["image_name,tags"]
+        for name, scene in flat_scenes(source):
+            Image.fromarray(scene.image).save(root / "train-jpg" / f"{name}.jpg", quality=source.jpeg_quality)
+            rows.append(f"{name},{' '.join(sorted({shape.kind for shape in scene.shapes}))}")
+        (root / "train_v2.csv").write_text("\n".join(rows) + "\n")
+
+    def predictions(self, outputs: Any) -> Any:
+        return outputs.float().sigmoid()
+
+    def interpret(self, predictions: Any, sizes: list[tuple[int, int]], meta: dict[str, Any]) -> list[dict[str, Any]]:
+        classes = list(meta["classes"])
+        cut = np.asarray(meta.get("thresholds") or [meta.get("threshold", DEFAULT_THRESHOLD)] * len(classes))
+        out = []
+        for row in predictions.cpu().numpy():
+            tags = [c for c, p, t in zip(classes, row, cut) if p > t]
+            out.append({
+                "tags": tags, "probabilities": {c: float(p) for c, p in zip(classes, row)},
+                "summary": " ".join(f"{c}:{p:.2f}" for c, p, t in zip(classes, row, cut) if p > t) or "(no tag)",
+                "columns": {"tags": " ".join(tags), **{f"p_{c}": f"{p:.6f}" for c, p in zip(classes, row)}},
+            })
+        return out
+
+
+KIND = MultiLabel()

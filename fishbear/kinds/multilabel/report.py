@@ -1,0 +1,54 @@
+"""Multi-label's report section: the sample F-beta and per-tag precision and recall at the global
+threshold and at the tuned ones, side by side, and test images with predicted and true tags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from sklearn.metrics import classification_report
+
+from fishbear.kinds.multilabel import DEFAULT_THRESHOLD
+from fishbear.metrics import sample_fbeta
+from fishbear.reporting import fmt, model_size, sample_figure, table, worst
+
+
+def section(results: dict[str, Any], classes: list[str], run_dir: Path, samples: list[Path],
+            task: Any = None) -> dict[str, Any]:
+    probabilities, truth = results["prediction"], results["target"] > 0.5
+    beta = getattr(task, "beta", 2.0)
+    cuts = {"global": torch.full((len(classes),), float(getattr(task, "threshold", DEFAULT_THRESHOLD)))}
+    if task is not None and bool(task.thresholds_tuned):
+        cuts["tuned"] = task.thresholds.detach().cpu().float()
+    out: dict[str, Any] = {"beta": beta, "thresholds": {name: [float(v) for v in cut] for name, cut in cuts.items()}}
+    for name, cut in cuts.items():
+        predicted = probabilities > cut
+        report = classification_report(truth.numpy(), predicted.numpy(), target_names=classes, output_dict=True,
+                                       zero_division=0)
+        out[name] = {"fbeta": float(sample_fbeta(predicted, truth, beta).mean()),
+                     "accuracy": float((predicted == truth).float().mean()), "per_tag": report}
+    out["top_losses"] = worst(results, samples)
+    out["figures"] = sample_figure(results, samples, task, model_size(task), run_dir, "tag_samples.png")
+    return out
+
+
+def markdown(section: dict[str, Any], report: dict[str, Any]) -> list[str]:
+    names = [n for n in ("global", "tuned") if n in section]
+    lines = [f"## F{section['beta']:g} (sample-averaged) at the global and the tuned thresholds", "",
+             table(["thresholds", f"F{section['beta']:g}", "accuracy"],
+                   [[n, fmt(section[n]["fbeta"]), fmt(section[n]["accuracy"])] for n in names]), ""]
+    header = ["tag", "support"]
+    for n in names:
+        header += [f"threshold ({n})", f"precision ({n})", f"recall ({n})"]
+    rows = []
+    for i, tag in enumerate(report["classes"]):
+        row: list[Any] = [tag, int(section[names[0]]["per_tag"][tag]["support"])]
+        for n in names:
+            entry = section[n]["per_tag"][tag]
+            row += [f"{section['thresholds'][n][i]:.2f}", fmt(entry["precision"]), fmt(entry["recall"])]
+        rows.append(row)
+    lines += ["## Per tag", "", table(header, rows), ""]
+    if "tag_samples" in section.get("figures", {}):
+        lines += ["![test images: predicted / true tags](tag_samples.png)", ""]
+    return lines

@@ -1,0 +1,84 @@
+"""Image regression (fastai's ``RegressionBlock``): one or more numbers per image, such as the
+number of fish in a frame, an age or a length.
+
+Targets are float vectors, one value per name (the catalog's ``classes`` name the values). The
+network predicts each value standardised by the training split's mean and standard deviation
+(kept in the checkpoint), so values of any scale train alike; with the Poisson loss (for counts)
+it predicts the log of the rate instead. Evaluation resizes the whole frame: a count is of the
+whole image, and a centre crop could cut objects away. On disk: a CSV ``image,value[,value...]``
+(``readers.ValuesCsvReader``), or counts of the boxes of any box dataset (``readers.BoxCounts``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from fishbear.kinds.base import Kind
+
+
+class Regress(Kind):
+    name: ClassVar[str] = "regress"
+    package: ClassVar[str] = __name__
+    model_hint: ClassVar[str] = "a network with one output vector per image, such as model=convnet or model=resnet34"
+    eval_resize: ClassVar[str] = "squish"
+
+    def target(self, sample: Any, out: dict[str, Any], num_classes: int) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(sample.target, dtype=np.float32).reshape(-1))
+
+    def data_meta(self, datamodule: Any) -> dict[str, Any]:
+        """The training split's mean and standard deviation of each value: the standardisation the
+        network learns in, and the baseline of predicting the mean."""
+        values = np.stack([np.asarray(s.target, dtype=np.float64).reshape(-1) for s in datamodule.samples("train")])
+        std = values.std(0)
+        return {"value_mean": values.mean(0).tolist(), "value_std": np.where(std > 1e-8, std, 1.0).tolist()}
+
+    def write_shapes(self, source: Any, root: Path) -> None:
+        """How many shapes are in the picture: ``images/<name>.jpg`` with 0 to ``source.max_shapes``
+        shapes each (overlaps allowed, as fish overlap) and ``counts.csv`` (``image,count``)."""
+        from PIL import Image
+
+        from fishbear.data.shapes import SHAPE_KINDS, render_scene
+
+        (root / "images").mkdir(parents=True)
+        rows = ["image,count"]
+        for index in range(source.total_flat()):
+            rng = source.rng("train", index)
+            count = int(rng.integers(0, source.max_shapes + 1))
+            kinds = [str(k) for k in rng.choice(SHAPE_KINDS, size=count, replace=True)]
+            scene = render_scene(rng, source.image_size, kinds, 0.1, 0.17)
+            name = f"shapes_{index:05d}.jpg"
+            Image.fromarray(scene.image).save(root / "images" / name, quality=source.jpeg_quality)
+            rows.append(f"{name},{count}")
+        (root / "counts.csv").write_text("\n".join(rows) + "\n")
+
+    def predictions(self, outputs: Any) -> Any:
+        """Raw network outputs (standardised values, or log-rates); :func:`values` reads them."""
+        return outputs.float()
+
+    def interpret(self, predictions: Any, sizes: list[tuple[int, int]], meta: dict[str, Any]) -> list[dict[str, Any]]:
+        names = list(meta["classes"])
+        out = []
+        for row in values(predictions, meta).cpu().numpy():
+            out.append({
+                "values": {name: float(v) for name, v in zip(names, row)},
+                "summary": "  ".join(f"{name} {v:.3f}" for name, v in zip(names, row)),
+                "columns": {name: f"{v:.4f}" for name, v in zip(names, row)},
+            })
+        return out
+
+
+def values(outputs: torch.Tensor, meta: dict[str, Any]) -> torch.Tensor:
+    """Network outputs as values in the targets' units (N x values)."""
+    outputs = outputs.float().reshape(len(outputs), -1)
+    if meta.get("regress_loss") == "poisson":
+        return outputs.exp()
+    mean = torch.as_tensor(meta.get("value_mean", 0.0), dtype=torch.float32)
+    std = torch.as_tensor(meta.get("value_std", 1.0), dtype=torch.float32)
+    return outputs * std + mean
+
+
+KIND = Regress()

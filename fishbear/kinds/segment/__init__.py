@@ -1,0 +1,132 @@
+"""Semantic segmentation (CamVid): a class per pixel, with a ``void`` code left out of everything.
+
+Targets are mask files; albumentations crops, flips and rotates the mask with the image
+(nearest-neighbour, so class indices never blend) and evaluation resizes the whole frame. The
+network must output scores per pixel (``model=unet``); predictions become a mask at each input's
+own size, which ``predict`` writes as palette PNGs. On disk it is fastai's CamVid layout:
+``images/``, ``labels/<stem>_P.png``, ``codes.txt``, ``valid.txt``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from fishbear.data.images import load_mask
+from fishbear.kinds.base import Kind
+
+MASK_CODES: tuple[str, ...] = ("background", "circle", "square", "triangle", "star", "void")
+
+
+class Segment(Kind):
+    name: ClassVar[str] = "segment"
+    package: ClassVar[str] = __name__
+    written_files: ClassVar[str | None] = "masks"
+    output: ClassVar[str] = "dense"
+    model_hint: ClassVar[str] = "model=unet"
+    eval_resize: ClassVar[str] = "squish"
+
+    def transform_inputs(self, sample: Any, image: np.ndarray, num_classes: int) -> dict[str, Any]:
+        return {"mask": load_mask(sample.target, sample.image, image.shape[:2], num_classes)}
+
+    def target(self, sample: Any, out: dict[str, Any], num_classes: int) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(out["mask"]), dtype=torch.long)
+
+    def write_shapes(self, source: Any, root: Path) -> None:
+        """fastai's CamVid layout: ``images/<name>.png``, palette masks ``labels/<name>_P.png``
+        (pixel value = line of ``codes.txt``), ``valid.txt``. Each shape's anti-aliased rim is
+        ``void``, as CamVid leaves object borders unlabelled."""
+        from PIL import Image
+
+        from fishbear.data.shapes import SHAPE_KINDS, flat_scenes
+        from fishbear.plots import palette
+
+        assert MASK_CODES[1:-1] == SHAPE_KINDS
+        (root / "images").mkdir(parents=True)
+        (root / "labels").mkdir()
+        code = {name: i for i, name in enumerate(MASK_CODES)}
+        colours = palette(len(MASK_CODES), code["void"]).ravel().tolist()
+        names = []
+        for name, scene in flat_scenes(source):
+            mask = np.zeros(scene.image.shape[:2], dtype=np.uint8)
+            for shape, inside in zip(scene.shapes, scene.masks):
+                mask[inside] = code[shape.kind]
+                mask[inside ^ _eroded(inside)] = code["void"]
+            Image.fromarray(scene.image).save(root / "images" / f"{name}.png")
+            labels = Image.fromarray(mask, mode="P")
+            labels.putpalette(colours)
+            labels.save(root / "labels" / f"{name}_P.png")
+            names.append(name)
+        (root / "codes.txt").write_text("\n".join(MASK_CODES) + "\n")
+        n_valid = source.valid * len(SHAPE_KINDS)
+        (root / "valid.txt").write_text("".join(f"{name}.png\n" for name in names[-n_valid:]))
+
+    def predictions(self, outputs: Any) -> Any:
+        return outputs.float().softmax(dim=1)
+
+    def kept_predictions(self, outputs: Any) -> Any:
+        """Class-index masks, not scores: a test set of score maps would not fit in memory."""
+        return outputs.argmax(dim=1).to(torch.uint8 if outputs.shape[1] <= 256 else torch.int32)
+
+    def interpret(self, predictions: Any, sizes: list[tuple[int, int]], meta: dict[str, Any]) -> list[dict[str, Any]]:
+        """Scores are resized to each original image before the argmax, so the mask has the input's size."""
+        import torch.nn.functional as F
+
+        classes = list(meta["classes"])
+        out = []
+        for scores, (height, width) in zip(predictions, sizes):
+            scores = F.interpolate(scores[None].float(), size=(int(height), int(width)), mode="bilinear",
+                                   align_corners=False)[0]
+            mask = scores.argmax(0).cpu().numpy().astype(np.uint8)
+            share = np.bincount(mask.ravel(), minlength=len(classes)) / mask.size
+            top = np.argsort(share)[::-1][:3]
+            out.append({
+                "mask": mask,
+                "summary": ", ".join(f"{classes[i]} {share[i]:.0%}" for i in top if share[i] > 0),
+                "columns": {f"share_{c}": f"{s:.4f}" for c, s in zip(classes, share)},
+            })
+        return out
+
+    def output_writer(self, meta: dict[str, Any], folder: Path) -> "MaskWriter":
+        return MaskWriter(meta, folder)
+
+
+class MaskWriter:
+    """Palette PNGs ``<folder>/<stem>_P.png``, colours as in the report (void black)."""
+
+    def __init__(self, meta: dict[str, Any], folder: Path) -> None:
+        from fishbear.plots import palette
+
+        self.folder = Path(folder)
+        self.count = 0
+        self.colours = palette(len(meta["classes"]), meta.get("void_index")).ravel().tolist()
+
+    def write(self, result: dict[str, Any], stem: str, image: Any = None) -> dict[str, str]:
+        from PIL import Image
+
+        from fishbear.io import atomic_write
+
+        picture = Image.fromarray(result["mask"], mode="P")
+        picture.putpalette(self.colours)
+        path = self.folder / f"{stem}_P.png"
+        atomic_write(path, lambda handle: picture.save(handle, format="PNG"))
+        self.count += 1
+        return {"mask": str(path)}
+
+    def note(self) -> str:
+        return f"; {self.count} masks in {self.folder}" if self.count else ""
+
+
+def _eroded(mask: np.ndarray) -> np.ndarray:
+    inner = mask.copy()
+    inner[1:] &= mask[:-1]
+    inner[:-1] &= mask[1:]
+    inner[:, 1:] &= mask[:, :-1]
+    inner[:, :-1] &= mask[:, 1:]
+    return inner
+
+
+KIND = Segment()

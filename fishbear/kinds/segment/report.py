@@ -1,0 +1,42 @@
+"""Segmentation's report section: IoU per class from the pixel confusion matrix (void left out),
+pixel accuracy, and test images with true and predicted masks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fishbear.metrics import pixel_confusion, segmentation_scores
+from fishbear.reporting import fmt, sample_figure, table, worst
+
+
+def section(results: dict[str, Any], classes: list[str], run_dir: Path, samples: list[Path],
+            task: Any = None) -> dict[str, Any]:
+    void = getattr(task, "void_index", None)
+    matrix = pixel_confusion(results["prediction"], results["target"], len(classes), void)
+    accuracy, iou, scored = segmentation_scores(matrix, void)
+    pixels = matrix.sum(1)
+    size = tuple(results["target"].shape[-2:])
+    return {
+        "pixel_accuracy": float(accuracy),
+        "mean_iou": float(iou.nanmean()),
+        "per_class": [{"class": classes[c], "iou": None if torch.isnan(v) else float(v), "pixels": int(pixels[c])}
+                      for c, v in zip(scored, iou)],
+        "void": None if void is None else classes[void],
+        "top_losses": worst(results, samples),
+        "figures": sample_figure(results, samples, task, size, run_dir, "segmentation_samples.png", k=6),
+    }
+
+
+def markdown(section: dict[str, Any], report: dict[str, Any]) -> list[str]:
+    void = f" (void code '{section['void']}' left out)" if section.get("void") else ""
+    lines = [f"## Segmentation{void}", "",
+             table(["pixel accuracy", "mean IoU"], [[fmt(section["pixel_accuracy"]), fmt(section["mean_iou"])]]), "",
+             "## IoU per class", "",
+             table(["class", "IoU", "pixels (test)"],
+                   [[r["class"], "-" if r["iou"] is None else fmt(r["iou"]), r["pixels"]] for r in section["per_class"]]), ""]
+    if "segmentation_samples" in section.get("figures", {}):
+        lines += ["![image with true mask, predicted mask](segmentation_samples.png)", ""]
+    return lines
