@@ -68,7 +68,7 @@ def _fast_overrides(command: str, tmp_path, monkeypatch) -> list[str]:
         url = torchvision.models.get_model_weights(arch).DEFAULT.url
         model = torchvision.models.get_model(arch, weights=None, weights_backbone=None, num_classes=91)
         torch.save(model.state_dict(), folder / url.rsplit("/", 1)[-1])
-    if "data=fish_boxes" in command:
+    if "data=fish_boxes" in command or "data=fish_counts" in command:
         from .conftest import requires_shared
 
         return [f"data.root={requires_shared('fish', 'video1_output')}", "data.image_size=[64,96]", "data.batch_size=4",
@@ -99,7 +99,8 @@ def test_readme_model_command_trains_in_process(command, tmp_path, monkeypatch):
     report = train(compose_train(overrides, tmp_path / "run"))
     expected = {"classify": {"test/acc", "test/f1"}, "multilabel": {"test/acc", "test/fbeta", "test/fbeta_tuned"},
                 "segment": {"test/acc", "test/miou"}, "points": {"test/dist_px"},
-                "detect": {"test/map", "test/map_50", "test/map_75", "test/mar_100"}}[report["kind"]]
+                "detect": {"test/map", "test/map_50", "test/map_75", "test/mar_100"},
+                "regress": {"test/mae", "test/rmse", "test/r2"}}[report["kind"]]
     # a detector has no test loss: torchvision's Faster R-CNN computes losses only in training mode
     assert set(report["metrics"]) == expected | ({"test/loss"} if report["kind"] != "detect" else set())
     assert (tmp_path / "run" / "report.json").is_file() and (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()

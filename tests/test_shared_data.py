@@ -4,13 +4,14 @@ it is not there)."""
 from pathlib import Path
 
 import pytest
-from hydra.utils import instantiate
+
+from fishbear.experiment import build_datamodule
 
 from .conftest import compose_train, requires_shared
 
 
 def _datamodule(overrides):
-    dm = instantiate(compose_train(overrides).data)
+    dm = build_datamodule(compose_train(overrides))
     dm.prepare_data()
     dm.setup()
     return dm
@@ -86,7 +87,14 @@ def test_frames_from_a_video_made_of_the_real_fish_frames(tmp_path):
 @pytest.mark.slow
 def test_first_pass_over_unlabelled_fish_footage_beats_calling_it_all_empty(tmp_path, monkeypatch):
     """Label every second frame, sort the other 84 (never seen) from an mp4: the sort must file
-    more frames correctly than calling every frame no_fish (59 of 84) does."""
+    more frames correctly than calling every frame no_fish (59 of 84) does. (Every second frame
+    of one video: the unseen frames are neighbours of training frames, so this checks the
+    pipeline end to end, not how well fish are found in new footage.)
+
+    At 224 px a 600x336 frame was centre-cropped to its middle 336 px, cutting away fish near the
+    sides, and 4 epochs of 2 steps learnt nothing (all 84 frames filed no_fish: 59 right, on the
+    edge of the bound). The whole frame at 192x336 and 8 epochs of 4 steps: 75, 72 and 69 right
+    with seeds 42, 1, 2 (about 40 s)."""
     import csv
     import shutil
     from importlib import util
@@ -112,13 +120,14 @@ def test_first_pass_over_unlabelled_fish_footage_beats_calling_it_all_empty(tmp_
     video = _fish_video(frames, unseen, tmp_path / "unseen.mp4")
 
     cfg = compose_train(["data=frames", f"data.root={tmp_path / 'data'}", "data.num_workers=0",
-                         "model=mobilenet_v2", "model.pretrained=true", "trainer.max_epochs=4",
-                         "trainer.lr=2e-3", "trainer.lr_div=100", "logger=none"], tmp_path / "run")
+                         "data.image_size=[192,336]", "data.batch_size=16", "model=mobilenet_v2",
+                         "model.pretrained=true", "trainer.max_epochs=8", "trainer.lr=2e-3", "trainer.lr_div=100",
+                         "logger=none"], tmp_path / "run")
     train(cfg)
     table = frames_main([f"video={video}", f"out={tmp_path / 'sorted'}",
                          f"sort_with={tmp_path / 'run' / 'checkpoints' / 'best.ckpt'}"])
     rows = list(csv.DictReader(table.open()))
     truth = [frames[n][1] for n in unseen]
     correct = sum(row["class"] == label for row, label in zip(rows, truth))
-    assert len(rows) == 84 and correct > truth.count("no_fish"), (correct, truth.count("no_fish"))
+    assert len(rows) == 84 and correct >= truth.count("no_fish") + 5, (correct, truth.count("no_fish"))
     assert {p.parent.name for p in (tmp_path / "sorted").rglob("*.jpg")} <= {"fish", "no_fish"}

@@ -89,8 +89,9 @@ def test_values_are_standardised_for_the_network_and_read_back_in_their_units():
 def test_shapes_counts_beat_predicting_the_mean_and_predict_writes_the_count(tmp_path):
     from fishbear.predict import main as predict
 
-    overrides = ["data=shapes_counts", "data.source.train=60", "data.source.valid=15", "data.source.test=15",
-                 "data.source.image_size=48", "data.image_size=48", "data.batch_size=16", "trainer.max_epochs=12",
+    # 520 images of 48 px (about 330 to train on), 16 epochs: about 10 s on 2 CPU cores
+    overrides = ["data=shapes_counts", "data.source.train=100", "data.source.valid=15", "data.source.test=15",
+                 "data.source.image_size=48", "data.image_size=48", "data.batch_size=16", "trainer.max_epochs=16",
                  "callbacks.batch_grid.val_images=0", *QUIET]
     cfg = compose_train(overrides, tmp_path / "run")
     data = build_datamodule(cfg)
@@ -103,7 +104,8 @@ def test_shapes_counts_beat_predicting_the_mean_and_predict_writes_the_count(tmp
     section = report["regress"]
     assert section["baseline_mae"] == pytest.approx(baseline, rel=1e-5)
     assert report["metrics"]["test/mae"] == pytest.approx(section["mae"], rel=1e-4)
-    # measured with seeds 42, 1, 2: MAE_VALUES against a baseline of BASELINE
+    # measured with seeds 42, 1, 2: MAE 0.488, 0.458, 0.481 against 1.321 for the training mean
+    # (ratios 0.35-0.37; rounded counts exactly right for 61-63% of the test images)
     assert section["mae"] < 0.6 * baseline, (section["mae"], baseline)
     assert section["per_value"][0]["value"] == "count" and 0 <= section["per_value"][0]["exact"] <= 1
     run = tmp_path / "run"

@@ -20,7 +20,7 @@ from fishbear.models.detection import faster_rcnn, faster_rcnn_on
 from fishbear.models.torchvision_nets import WeightsUnavailableError
 from fishbear.train import train
 
-from .conftest import compose_train, requires_shared, write_video
+from ..conftest import compose_train, requires_shared, write_video
 
 SMALL = ["model=fasterrcnn_small", "model.fpn_channels=32", "model.rois_per_image=32", "model.proposals=100",
          "model.head_width=128"]
