@@ -72,12 +72,19 @@ def compose_cli(config_name: str, overrides: list[str], usage: str) -> Any:
     import fishbear
     from fishbear.errors import ConfigError
 
+    from omegaconf import OmegaConf
+
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(Path(fishbear.__file__).parent / "conf"), version_base="1.3"):
-            return compose(config_name, overrides=list(overrides))
+            cfg = compose(config_name, overrides=list(overrides))
     except HydraException as err:
-        first = str(err).strip().splitlines()[0]
-        raise ConfigError(f"{first}; usage: {usage}") from None
+        # Hydra's "To append to your config use +key=..." does not apply: these configs are closed
+        text = f"{err}\n{err.__cause__ or ''}"
+        lines = [line for line in (raw.strip() for raw in text.splitlines())
+                 if line and not line.startswith(("To append", "full_key", "object_type"))]
+        raise ConfigError(f"{' '.join(lines)}; usage: {usage}") from None
     finally:
         GlobalHydra.instance().clear()
+    OmegaConf.to_container(cfg, throw_on_missing=True)  # a missing required key is named before any work
+    return cfg

@@ -1,6 +1,7 @@
 """Inference from a checkpoint alone: Python API and command line."""
 
 import csv
+import re
 
 import pytest
 import torch
@@ -58,3 +59,21 @@ def test_predict_with_a_missing_checkpoint_says_so_and_exits_2(tmp_path, capsys)
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "missing.ckpt does not exist" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("module, args, message", [
+    ("predict", ["ckpt=a.ckpt", "input=x", "nope=1"], r"Key 'nope' is not in struct.*usage: python -m fishbear\.predict"),
+    ("predict", ["input=x"], r"ckpt must be set: add ckpt=\.\.\."),
+    ("predict", ["ckpt=a.ckpt", "input=x", "batch_size=0"], r"batch_size=0 must be a whole number of 1 or more"),
+    ("predict", ["ckpt=a.ckpt", "input=x", "score=2"], r"score=2 must be a number between 0 and 1"),
+    ("frames", ["video=v.mp4", "out=o", "--out"], r"usage: python -m fishbear\.frames video=VIDEO out=DIR"),
+    ("frames", ["video=v.mp4", "out=o", "every=0"], r"every=0 must be a whole number of 1 or more"),
+])
+def test_predict_and_frames_take_hydra_overrides_and_refuse_bad_ones(module, args, message, capsys):
+    import importlib
+
+    with pytest.raises(SystemExit) as exit_info:
+        importlib.import_module(f"fishbear.{module}").main(args)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "Traceback" not in err
+    assert re.search(message, err), err
