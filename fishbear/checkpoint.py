@@ -85,16 +85,41 @@ def read_meta(path: str | Path, kind: Kind | str | None = None) -> CheckpointMet
     return CheckpointMeta.from_dict(load_checkpoint(path, kind)["fishbear"], path)
 
 
+def _plain(value: Any, where: str) -> None:
+    """Model settings are names and numbers: anything Hydra would build or call is refused."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str) or key.startswith("_"):
+                raise CheckpointError(f"{where}.{key} is not a model setting (a checkpoint's model_cfg holds names and "
+                                      "values only); the checkpoint was altered or is not fishbear's.")
+            _plain(item, f"{where}.{key}")
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _plain(item, f"{where}[{i}]")
+    elif value is not None and not isinstance(value, (str, int, float, bool)):
+        raise CheckpointError(f"{where} holds a {type(value).__name__}, not a plain value.")
+
+
 def network_from_checkpoint(checkpoint: dict[str, Any]) -> torch.nn.Module:
     """Rebuild the network from the checkpoint's own model config, weights from the checkpoint
-    (``pretrained`` is switched off: nothing is downloaded)."""
+    (``pretrained`` is switched off: nothing is downloaded). Only fishbear's own network builders
+    (``fishbear.models.NETWORK_BUILDERS``) with plain settings are built: a shared checkpoint
+    cannot make this call, or anything nested in its config, run code of its choosing."""
     from hydra.utils import instantiate
+
+    from fishbear.models import NETWORK_BUILDERS
 
     meta = checkpoint["fishbear"]
     model_cfg = dict(meta["model_cfg"])
+    target = model_cfg.pop("_target_", None)
+    if target not in NETWORK_BUILDERS:
+        raise CheckpointError(f"the checkpoint's model_cfg._target_ is {target!r}, which is not one of fishbear's networks "
+                              f"({', '.join(sorted(NETWORK_BUILDERS))}); it was altered or is not fishbear's.")
+    _plain(model_cfg, "model_cfg")
     if "pretrained" in model_cfg:
         model_cfg["pretrained"] = False
-    network = instantiate(model_cfg, num_classes=get_kind(meta["kind"]).num_outputs(len(meta["classes"])))
+    network = instantiate({"_target_": target, "_recursive_": False, **model_cfg},
+                          num_classes=get_kind(meta["kind"]).num_outputs(len(meta["classes"])))
     state = {k.removeprefix("network."): v for k, v in checkpoint["state_dict"].items() if k.startswith("network.")}
     network.load_state_dict(state)
     return network

@@ -41,8 +41,19 @@ def default_precision() -> str:
     return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
 
 
+def run_id() -> str:
+    """What makes a run folder this process's own: two runs started in the same second on one
+    machine have different process ids (``--resume`` and DDP's workers are handed the folder)."""
+    import os
+
+    return str(os.getpid())
+
+
 def register_resolvers() -> None:
-    """``${fishbear.precision:}`` and ``${fishbear.cuda:}`` let the default trainer fit the machine."""
+    """``${fishbear.precision:}`` and ``${fishbear.cuda:}`` let the default trainer fit the machine;
+    ``${fishbear.run_id:}`` keeps run folders apart."""
+    if not OmegaConf.has_resolver("fishbear.run_id"):
+        OmegaConf.register_new_resolver("fishbear.run_id", run_id)
     if not OmegaConf.has_resolver("fishbear.cuda"):
         OmegaConf.register_new_resolver("fishbear.cuda", _cuda)
     if not OmegaConf.has_resolver("fishbear.precision"):

@@ -39,6 +39,14 @@ def _checked(cfg: DictConfig) -> DictConfig:
     return cfg
 
 
+def folder_name(label: str) -> str:
+    """A class name as one folder name under ``out``: the names come from the checkpoint, and a
+    shared checkpoint's ``../../x`` must not write outside it."""
+    name = "".join("_" if ch in "/\\" or ord(ch) < 32 else ch for ch in str(label)).strip()
+    name = name.lstrip(".") or "_"
+    return name
+
+
 def _save_jpeg(image, path: Path, quality: int) -> None:
     from PIL import Image
 
@@ -94,7 +102,7 @@ def cut(args: DictConfig) -> Path:
         if result is None:
             relative = Path(name)
         else:
-            relative = Path(result["label"]) / name
+            relative = Path(folder_name(result["label"])) / name
             doubtful = result["probability"] < args.review_below
             review += doubtful
             counts[result["label"]] += 1

@@ -10,8 +10,17 @@ from pathlib import Path
 from typing import IO, Any
 
 
+def umask_mode(base: int = 0o666) -> int:
+    """``base`` less the process's umask: the mode any other program's new file would get."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return base & ~mask
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
-    """Call ``write`` on a temporary file beside ``path``, fsync it, then rename it over ``path``."""
+    """Call ``write`` on a temporary file beside ``path``, fsync it, then rename it over ``path``.
+    The file gets the mode the umask gives new files (``mkstemp`` alone makes it 0600, which
+    colleagues sharing a run folder cannot read)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -19,6 +28,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
+            os.fchmod(handle.fileno(), umask_mode())
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:

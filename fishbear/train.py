@@ -95,6 +95,11 @@ def resume_argv(argv: list[str]) -> list[str]:
         raise SystemExit(2)
     old = [o for o in yaml.safe_load(overrides_file.read_text()) or []
            if not o.startswith(("hydra.run.dir=", "ckpt_path="))]
+    targets = [o for o in old if "_target_" in o.split("=", 1)[0]]
+    if targets:  # classes are chosen by config groups; a run folder must not name code to run
+        print(f"error: {overrides_file} overrides a _target_ ({', '.join(targets)}); --resume applies only "
+              "fishbear's own config choices. Remove that line, or start a new run.", file=sys.stderr)
+        raise SystemExit(2)
     return [argv[0], *old, *argv[3:], f"hydra.run.dir={run_dir}", "ckpt_path=last"]
 
 

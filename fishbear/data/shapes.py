@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, ImageDraw
 
+from fishbear.io import umask_mode
+
 if TYPE_CHECKING:
     from fishbear.kinds.base import Kind
 
@@ -167,6 +169,7 @@ class ShapesSource:
             return root
         root.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
+        staging.chmod(umask_mode(0o777))  # mkdtemp makes it 0700; the dataset is for every user
         try:
             kind.write_shapes(self, staging)
             (staging / MARKER).write_text(json.dumps(params, indent=2))

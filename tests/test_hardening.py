@@ -1,0 +1,116 @@
+"""A checkpoint is data, not code: opening one, rebuilding its network, sorting frames by its
+class names and resuming a run folder run nothing the files name."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from fishbear.checkpoint import load_checkpoint, network_from_checkpoint
+from fishbear.errors import CheckpointError
+from fishbear.models import NETWORK_BUILDERS
+
+from .conftest import CONF_DIR, REPO, run_cli
+
+
+class _Payload:
+    """What a hostile pickle carries: unpickling it would create ``marker``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.makedirs, (str(self.marker),))
+
+
+def _tampered(trained_run, tmp_path: Path, change) -> Path:
+    run_dir, _ = trained_run
+    checkpoint = torch.load(run_dir / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
+    change(checkpoint)
+    path = tmp_path / "shared.ckpt"
+    torch.save(checkpoint, path)
+    return path
+
+
+def test_a_pickled_payload_in_a_checkpoint_is_refused_not_run(trained_run, tmp_path):
+    marker = tmp_path / "payload-ran"
+    path = _tampered(trained_run, tmp_path, lambda c: c["fishbear"].update(note=_Payload(marker)))
+    with pytest.raises(CheckpointError, match="cannot be read as a checkpoint of tensors and plain data"):
+        load_checkpoint(path)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("model_cfg", [
+    {"_target_": "shutil.copyfile", "src": "/etc/hostname", "dst": "copied"},
+    {"_target_": "fishbear.models.simple.ConvNet", "widths": {"_target_": "shutil.copyfile", "src": "/etc/hostname",
+                                                              "dst": "copied"}},
+    {"_target_": "fishbear.models.simple.ConvNet", "_args_": ["x"]},
+])
+def test_a_checkpoint_builds_only_fishbears_networks_from_plain_settings(trained_run, tmp_path, monkeypatch, model_cfg):
+    monkeypatch.chdir(tmp_path)
+    path = _tampered(trained_run, tmp_path, lambda c: c["fishbear"].update(model_cfg=model_cfg))
+    with pytest.raises(CheckpointError, match="not one of fishbear's networks|not a model setting"):
+        network_from_checkpoint(load_checkpoint(path))
+    assert not (tmp_path / "copied").exists()
+
+
+def test_every_model_config_names_a_registered_builder():
+    targets = {yaml.safe_load(p.read_text())["_target_"] for p in (CONF_DIR / "model").glob("*.yaml")}
+    assert targets <= NETWORK_BUILDERS
+
+
+def test_class_names_from_a_checkpoint_stay_folders_under_out(trained_run, tmp_path):
+    from fishbear.data.shapes import render_scene
+    from fishbear.frames import main as frames
+    from fishbear.video import write_video
+
+    names = ["../../escaped", "/tmp/absolute", "..", "star"]
+    path = _tampered(trained_run, tmp_path, lambda c: c["fishbear"].update(classes=names))
+    rng = np.random.default_rng(0)
+    video = write_video(tmp_path / "clip.mp4", [render_scene(rng, 64, [k]).image for k in ("circle", "square")], 2)
+    out = tmp_path / "deep" / "er" / "out"
+    table = frames([f"video={video}", f"out={out}", f"sort_with={path}"])
+    written = [p for p in tmp_path.rglob("*.jpg")]
+    assert written and all(out in p.parents for p in written), written
+    rows = list(csv.DictReader(table.open()))
+    assert all(Path(row["file"]).parts[0] not in ("..", "/") for row in rows)
+
+
+def test_resume_refuses_a_run_folder_that_names_code(tmp_path):
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["model._target_=os.system", "trainer.max_epochs=1"]))
+    result = run_cli(["-m", "fishbear.train", "--resume", str(run)], cwd=tmp_path, timeout=60)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "overrides a _target_ (model._target_=os.system)" in result.stderr
+    assert (REPO / "fishbear" / "train.py").is_file()
+
+
+def test_two_runs_started_at_once_get_folders_of_their_own(tmp_path):
+    """Both start in the same second; before, they shared ``<date>/<time>/`` and one's
+    checkpoints and report overwrote the other's."""
+    import json
+    import subprocess
+    import sys
+
+    from .conftest import TINY
+
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    runs = [subprocess.Popen([sys.executable, "-m", "fishbear.train", *TINY, "logger=none", f"trainer.lr={lr}"],
+                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for lr in ("0.001", "0.002")]
+    for run in runs:
+        _, err = run.communicate(timeout=240)
+        assert run.returncode == 0, err[-2000:]
+    reports = sorted((tmp_path / "outputs").rglob("report.json"))
+    assert len(reports) == 2 and reports[0].parent != reports[1].parent
+    for report in reports:
+        overrides = yaml.safe_load((report.parent / ".hydra" / "overrides.yaml").read_text())
+        assert json.loads(report.read_text())["config"]["overrides"] == overrides
+    assert {json.loads(r.read_text())["config"]["lr"] for r in reports} == {0.001, 0.002}
