@@ -19,8 +19,11 @@ def tiny_run(trained_run):
     return trained_run
 
 
+@pytest.mark.slow
 def test_learns_shapes_well_above_chance(tmp_path):
-    """The default recipe, scaled down: 400 training images at 64 px, 16 epochs of 25 steps (10 s)."""
+    """The default recipe, scaled down: 400 training images at 64 px, 16 epochs of 25 steps (15 s):
+    a learning benchmark, so slow; the fast suite's kind tests learn too, and the full default run
+    (tests/test_slow.py) must reach 0.95."""
     cfg = compose_train(["data.source.train=100", "data.source.valid=10", "data.source.test=25",
                          "data.num_workers=0", "data.batch_size=16", "trainer.max_epochs=16", "trainer.num_sanity_val_steps=0",
                          "data.augment=null", "callbacks=none", "logger=none", "trainer.enable_checkpointing=false"], tmp_path)
