@@ -44,6 +44,47 @@ def check_config(cfg: DictConfig, lightning_cfg: DictConfig) -> None:
     for group in ("callbacks", "logger"):
         for name, node in target_children(cfg.get(group)):
             check_node(node, f"{group}.{name}")
+    epochs = lightning_cfg.get("max_epochs")
+    if epochs is not None and epochs < 1 and not (lightning_cfg.get("max_steps") or -1) > 0:
+        raise ConfigError(f"trainer.max_epochs={epochs}: a run trains for 1 epoch or more (or set trainer.max_steps).")
+    for key in ("batch_size", "image_size"):
+        value = cfg.data.get(key)
+        sides = value if isinstance(value, (list, tuple)) or OmegaConf.is_list(value) else [value]
+        if value is not None and any(not isinstance(v, int) or v < 1 for v in sides):
+            raise ConfigError(f"data.{key}={value}: it must be a whole number of 1 or more"
+                              + (" (or [height, width])" if key == "image_size" else "") + ".")
+
+
+def check_input_size(network: Any, datamodule: Any) -> None:
+    """A network that downsamples 32 times cannot take 7-pixel images: try the data's size on the
+    network before any training, and name the smallest size that works."""
+    import torch
+
+    if getattr(network, "output", "vector") not in ("vector", "dense"):
+        return  # detectors resize their input themselves
+
+    def fits(height: int, width: int) -> bool:
+        was_training = network.training
+        network.eval()
+        try:
+            with torch.no_grad():
+                network(torch.zeros(1, 3, height, width))
+            return True
+        except RuntimeError:
+            return False
+        finally:
+            network.train(was_training)
+
+    from fishbear.kinds.base import as_hw
+
+    height, width = as_hw(datamodule.image_size)
+    if fits(height, width):
+        return
+    smallest = next((side for side in (8, 16, 32, 64, 128, 256, 512) if fits(side, side)), None)
+    need = f"at least {smallest} px a side" if smallest else "a larger size"
+    raise ConfigError(f"data.image_size={datamodule.image_size} is too small for this network (model="
+                      f"{network.pretrained_cfg.arch}): it needs {need}"
+                      + (" and a size divisible by 32" if getattr(network, "output", "") == "dense" else "") + ".")
 
 
 def build_datamodule(cfg: DictConfig) -> Any:
@@ -69,6 +110,7 @@ def build_experiment(cfg: DictConfig, optim: OptimSettings, channels_last: bool)
     datamodule.setup("fit")
     network = instantiate(cfg.model, "model", num_classes=datamodule.num_outputs)
     check_fits(network, datamodule)
+    check_input_size(network, datamodule)
     datamodule.set_normalization(network.pretrained_cfg.mean, network.pretrained_cfg.std)
     meta = {
         "model_cfg": OmegaConf.to_container(cfg.model, resolve=True),

@@ -33,6 +33,9 @@ def _resolve_ckpt_path(ckpt_path: str | None, run_dir: Path) -> str | None:
             f"Checkpoint {path} does not exist. Give ckpt_path=<run folder>/checkpoints/last.ckpt of the run "
             "to continue, or resume a whole run with: python -m fishbear.train --resume <run folder>"
         )
+    from fishbear.checkpoint import load_checkpoint
+
+    load_checkpoint(path)  # a text file, a truncated download or another program's file: one line, before training
     return str(path)
 
 

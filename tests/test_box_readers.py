@@ -118,3 +118,17 @@ def test_cntk_pair_errors(tmp_path):
     (tmp_path / "e.bboxes.labels.tsv").write_text("fish\n")
     with pytest.raises(DataError, match=r"e.bboxes.tsv has 2 box\(es\) but .*e.bboxes.labels.tsv has 1 label"):
         CntkReader()(tmp_path)
+
+
+def test_swapped_corners_are_reordered_or_refused_by_name(tmp_path, caplog):
+    from fishbear.data.readers_voc import voc_xml
+
+    _image(tmp_path / "JPEGImages" / "frame.jpg", size=(64, 48))
+    (tmp_path / "Annotations").mkdir()
+    # drawn from the bottom right: xmax < xmin and ymax < ymin
+    (tmp_path / "Annotations" / "frame.xml").write_text(voc_xml("frame.jpg", 64, 48, [("fish", (40, 30, 10, 5))]))
+    catalog = VocReader()(tmp_path)
+    assert _boxes(catalog, "frame").xyxy.tolist() == [[10, 5, 40, 30]]  # a labelled frame, not a negative
+    assert "1 box(es) had their corners swapped and were reordered" in caplog.text
+    with pytest.raises(DataError, match=r"image .*frame\.jpg: box \[40\.0, 30\.0, 10\.0, 5\.0\] \(fish\) has its corners swapped"):
+        VocReader(on_swapped="reject")(tmp_path)

@@ -177,6 +177,29 @@ def test_file_urls_work_and_zip_archives_unpack(tmp_path):
     assert (tmp_path / "root" / "data" / "codes.txt").read_text() == "Sky\nRoad\n"
 
 
+def test_unpacking_adds_what_is_new_and_never_replaces_the_users_files(tmp_path, caplog):
+    import zipfile
+
+    payload = tmp_path / "src.zip"
+    with zipfile.ZipFile(payload, "w") as zipped:
+        zipped.writestr("notes/readme.txt", "from the archive")
+        zipped.writestr("images/a.jpg", "jpeg bytes")
+    out = download(payload.as_uri(), tmp_path / "cache" / "src.zip")
+    assert "no checksum in its config" in caplog.text
+    root = tmp_path / "root"
+    (root / "notes").mkdir(parents=True)
+    (root / "notes" / "mine.txt").write_text("the user's own notes")
+    extract(out, root)  # notes/ is merged, not replaced
+    assert (root / "notes" / "mine.txt").read_text() == "the user's own notes"
+    assert (root / "notes" / "readme.txt").read_text() == "from the archive" and (root / "images" / "a.jpg").is_file()
+    extract(out, root)  # again: the same files are no clash
+    (root / "notes" / "readme.txt").write_text("edited by the user")
+    with pytest.raises(DownloadError, match=r"would replace .*notes/readme\.txt with the archive's notes/readme\.txt"):
+        extract(out, root)
+    assert (root / "notes" / "readme.txt").read_text() == "edited by the user"
+    assert not (tmp_path / ".root.unpacking").exists()
+
+
 def test_a_file_that_is_no_archive_is_named(tmp_path):
     bogus = tmp_path / "images.tar.gz"
     bogus.write_bytes(b"<html>proxy login page</html>")

@@ -114,3 +114,33 @@ def test_two_runs_started_at_once_get_folders_of_their_own(tmp_path):
         overrides = yaml.safe_load((report.parent / ".hydra" / "overrides.yaml").read_text())
         assert json.loads(report.read_text())["config"]["overrides"] == overrides
     assert {json.loads(r.read_text())["config"]["lr"] for r in reports} == {0.001, 0.002}
+
+
+@pytest.mark.parametrize("override, message", [
+    ("trainer.max_epochs=0", r"trainer.max_epochs=0: a run trains for 1 epoch or more"),
+    ("trainer.max_epochs=-3", r"trainer.max_epochs=-3: a run trains for 1 epoch or more"),
+    ("data.batch_size=0", r"data.batch_size=0: it must be a whole number of 1 or more"),
+    ("data.image_size=0", r"data.image_size=0: it must be a whole number of 1 or more"),
+    ("data.image_size=7", r"data.image_size=7 is too small for this network \(model=convnet\): it needs at least \d+ px"),
+])
+def test_impossible_settings_are_refused_before_any_training(override, message, tmp_path):
+    from fishbear.errors import ConfigError
+    from fishbear.train import train
+
+    from .conftest import TINY, compose_train
+
+    with pytest.raises(ConfigError, match=message):
+        train(compose_train([*TINY, "logger=none", override], tmp_path))
+    assert not (tmp_path / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("content", [b"not a checkpoint\n", b"PK\x03\x04truncated"])
+def test_a_train_ckpt_path_that_is_no_checkpoint_is_one_line(content, tmp_path):
+    from fishbear.train import train
+
+    from .conftest import TINY, compose_train
+
+    bad = tmp_path / "last.ckpt"
+    bad.write_bytes(content)
+    with pytest.raises(CheckpointError, match=r"last\.ckpt cannot be read as a checkpoint"):
+        train(compose_train([*TINY, "logger=none", f"ckpt_path={bad}"], tmp_path / "run"))

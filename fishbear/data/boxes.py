@@ -20,6 +20,7 @@ from fishbear.errors import DataError
 
 log = logging.getLogger(__name__)
 OUTSIDE_POLICIES = ("clip", "reject")
+SWAPPED_POLICIES = ("fix", "reject")
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class BoxStats:
     """What :func:`box_catalog` changed, for the log and the report."""
 
     clipped: int = 0
+    swapped: int = 0
     rejected: int = 0
     difficult_dropped: int = 0
     degenerate: int = 0
@@ -68,14 +70,25 @@ def image_size(path: Path) -> tuple[int, int]:
 
 
 def fit_to_image(boxes: Boxes, width: int, height: int, source: str, on_outside: str,
-                 stats: BoxStats) -> Boxes:
-    """Clip boxes that cross the image border (or refuse them: ``on_outside='reject'`` raises,
-    naming the file), drop boxes with no area left, and count both."""
+                 stats: BoxStats, on_swapped: str = "fix") -> Boxes:
+    """Put swapped corners (``xmax < xmin`` or ``ymax < ymin``, which some tools write when a box
+    is drawn from the bottom right) back in order, or refuse them (``on_swapped='reject'``); clip
+    boxes that cross the image border (or refuse them: ``on_outside='reject'``), each refusal
+    naming the file; drop boxes with no area left; count what was changed."""
     if on_outside not in OUTSIDE_POLICIES:
         raise DataError(f"data.reader.on_outside={on_outside!r}: use 'clip' or 'reject'")
+    if on_swapped not in SWAPPED_POLICIES:
+        raise DataError(f"data.reader.on_swapped={on_swapped!r}: use 'fix' or 'reject'")
     if not len(boxes):
         return boxes
     xyxy = boxes.xyxy.copy()
+    swapped = (xyxy[:, 2] < xyxy[:, 0]) | (xyxy[:, 3] < xyxy[:, 1])
+    if swapped.any() and on_swapped == "reject":
+        i = int(np.flatnonzero(swapped)[0])
+        raise DataError(f"{source}: box {xyxy[i].round(1).tolist()} ({boxes.labels[i]}) has its corners swapped "
+                        "(max before min). Fix the label, or set data.reader.on_swapped=fix to reorder them.")
+    stats.swapped += int(swapped.sum())
+    xyxy = np.concatenate([np.minimum(xyxy[:, :2], xyxy[:, 2:]), np.maximum(xyxy[:, :2], xyxy[:, 2:])], axis=1)
     limits = np.array([width, height, width, height], dtype=np.float32)
     outside = (xyxy < 0).any(axis=1) | (xyxy > limits).any(axis=1)
     if outside.any() and on_outside == "reject":
@@ -91,7 +104,7 @@ def fit_to_image(boxes: Boxes, width: int, height: int, source: str, on_outside:
 
 
 def box_catalog(entries: list[tuple[Path, Boxes]], on_outside: str = "clip", keep_difficult: bool = True,
-                split: str = "train", source: str = "labels") -> tuple[Catalog, BoxStats]:
+                split: str = "train", source: str = "labels", on_swapped: str = "fix") -> tuple[Catalog, BoxStats]:
     """A detection catalog from ``(image, boxes)`` pairs (images without boxes are negatives);
     classes are every label used, sorted. What was clipped or dropped is logged: real exports
     hold tracked boxes that drifted off the frame (the fish VOC and CNTK files: x up to 1533 on
@@ -105,15 +118,16 @@ def box_catalog(entries: list[tuple[Path, Boxes]], on_outside: str = "clip", kee
             boxes = Boxes(boxes.xyxy[keep], tuple(l for l, k in zip(boxes.labels, keep) if k),
                           tuple(d for d, k in zip(boxes.difficult, keep) if k))
         width, height = image_size(image)
-        samples.append(Sample(image, fit_to_image(boxes, width, height, f"{source}, image {image}", on_outside, stats)))
+        samples.append(Sample(image, fit_to_image(boxes, width, height, f"{source}, image {image}", on_outside, stats,
+                                                  on_swapped)))
     classes = sorted({label for sample in samples for label in sample.target.labels})
     code = {name: i for i, name in enumerate(classes)}
     samples = [Sample(s.image, replace(s.target, codes=tuple(code[label] for label in s.target.labels)))
                for s in samples]
-    if stats.clipped or stats.degenerate or stats.difficult_dropped:
-        log.warning("%s: %d box(es) crossed their image's border and were clipped; %d left without area were "
-                    "dropped; %d difficult box(es) dropped", source, stats.clipped, stats.degenerate,
-                    stats.difficult_dropped)
+    if stats.clipped or stats.degenerate or stats.difficult_dropped or stats.swapped:
+        log.warning("%s: %d box(es) had their corners swapped and were reordered; %d crossed their image's border "
+                    "and were clipped; %d left without area were dropped; %d difficult box(es) dropped", source,
+                    stats.swapped, stats.clipped, stats.degenerate, stats.difficult_dropped)
     return Catalog(splits={split: samples}, classes=classes, kind="detect"), stats
 
 

@@ -11,6 +11,7 @@ download never looks finished; the next run resumes the ``.part`` with an HTTP `
 
 from __future__ import annotations
 
+import filecmp
 import hashlib
 import http.client
 import logging
@@ -75,6 +76,8 @@ def download(url: str, dest: Path, checksum: str | None = None, timeout: float =
     """
     dest = Path(dest)
     algorithm, expected = _parse_checksum(checksum) if checksum else (None, None)
+    if algorithm is None and not dest.is_file():
+        log.warning("%s has no checksum in its config (data.source.checksum): what arrives cannot be verified", url)
     if dest.is_file():
         if algorithm is None or file_digest(dest, algorithm) == expected:
             return dest
@@ -136,11 +139,34 @@ def _safe_members_zip(archive: zipfile.ZipFile, into: Path) -> None:
             raise DownloadError(f"{archive.filename} holds a path outside the folder it unpacks into: {name!r}")
 
 
+def _clashes(new: Path, old: Path) -> list[tuple[Path, Path]]:
+    """Paths under ``old`` that moving ``new`` in would replace (a file identical to the archive's
+    is no clash: unpacking again changes nothing)."""
+    if not old.exists() and not old.is_symlink():
+        return []
+    if new.is_dir() and old.is_dir() and not old.is_symlink():
+        return [pair for child in new.iterdir() for pair in _clashes(child, old / child.name)]
+    if new.is_file() and old.is_file() and not old.is_symlink() and filecmp.cmp(new, old, shallow=False):
+        return []
+    return [(new, old)]
+
+
+def _move_new(new: Path, old: Path) -> None:
+    """Move what ``old`` lacks from ``new`` into place (``_clashes`` found nothing to replace)."""
+    if not old.exists() and not old.is_symlink():
+        os.replace(new, old)
+    elif new.is_dir() and old.is_dir():
+        for child in new.iterdir():
+            _move_new(child, old / child.name)
+
+
 def extract(archive: Path, into: Path) -> Path:
-    """Unpack a tar (any compression) or zip archive into ``into``, atomically per top-level entry.
+    """Unpack a tar (any compression) or zip archive into ``into``, adding only what is new.
 
     Files go to a hidden sibling folder first and are moved into place only when the whole archive
-    has been read, so an interrupted unpack leaves nothing that looks complete.
+    has been read, so an interrupted unpack leaves nothing that looks complete. Nothing already
+    in ``into`` is replaced or deleted: a file the archive would overwrite with other contents is
+    an error naming both, before anything moves.
     """
     archive, into = Path(archive), Path(into)
     into.mkdir(parents=True, exist_ok=True)
@@ -157,13 +183,16 @@ def extract(archive: Path, into: Path) -> Path:
                 zipped.extractall(staging)
         else:
             raise DownloadError(f"{archive} is neither a tar nor a zip archive; delete it and run again.")
+        clashes = [pair for entry in staging.iterdir() for pair in _clashes(entry, into / entry.name)]
+        if clashes:
+            new, old = clashes[0]
+            raise DownloadError(
+                f"Unpacking {archive} into {into} would replace {old} with the archive's "
+                f"{new.relative_to(staging)} ({len(clashes)} such path(s)). Nothing was changed: move "
+                f"{old} away (or delete it), or set data.root to another folder."
+            )
         for entry in staging.iterdir():
-            target = into / entry.name
-            if target.is_dir() and not target.is_symlink():
-                shutil.rmtree(target)
-            elif target.exists() or target.is_symlink():
-                target.unlink()
-            os.replace(entry, target)
+            _move_new(entry, into / entry.name)
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as err:
         raise DownloadError(f"Could not unpack {archive}: {err}. Delete it and run again.") from None
     finally:

@@ -43,6 +43,7 @@ class CntkReader:
 
     folders: list[str] | None = None
     on_outside: str = "clip"
+    on_swapped: str = "fix"
 
     def __call__(self, root: Path) -> Catalog:
         root = Path(root)
@@ -55,4 +56,4 @@ class CntkReader:
             entries += [(p, read_cntk_pair(p)) for p in sorted(found) if p.is_file() and is_image_file(p)]
         if not entries:
             raise DataError(f"No images under {root} in {self.folders or ['.']}.")
-        return box_catalog(entries, self.on_outside, source=str(root))[0]
+        return box_catalog(entries, self.on_outside, source=str(root), on_swapped=self.on_swapped)[0]

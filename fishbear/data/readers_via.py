@@ -44,6 +44,7 @@ class ViaReader:
     label_attribute: str = "class"
     default_label: str | None = None
     on_outside: str = "clip"
+    on_swapped: str = "fix"
 
     def __call__(self, root: Path) -> Catalog:
         root = Path(root)
@@ -81,4 +82,4 @@ class ViaReader:
             entries.append((image, Boxes.of(rows)))
         if not entries:
             raise DataError(f"{path} lists no images.")
-        return box_catalog(entries, self.on_outside, source=str(path))[0]
+        return box_catalog(entries, self.on_outside, source=str(path), on_swapped=self.on_swapped)[0]

@@ -80,6 +80,7 @@ class VocReader:
     images: str = "JPEGImages"
     keep_difficult: bool = True
     on_outside: str = "clip"
+    on_swapped: str = "fix"
 
     def __call__(self, root: Path) -> Catalog:
         root = Path(root)
@@ -95,4 +96,5 @@ class VocReader:
                 raise DataError(f"{path} is for image '{filename}', which is not in {images}; add the image or "
                                 "remove the annotation file.")
             entries.append((image, boxes))
-        return box_catalog(entries, self.on_outside, self.keep_difficult, source=str(folder))[0]
+        return box_catalog(entries, self.on_outside, self.keep_difficult, source=str(folder),
+                           on_swapped=self.on_swapped)[0]

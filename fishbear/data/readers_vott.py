@@ -38,6 +38,7 @@ class VottCsvReader:
     file: str = "vott-csv-export.csv"
     images: str = "."
     on_outside: str = "clip"
+    on_swapped: str = "fix"
 
     def __call__(self, root: Path) -> Catalog:
         root = Path(root)
@@ -50,7 +51,7 @@ class VottCsvReader:
                 raise DataError(f"{path}, line {line}: xmin, ymin, xmax, ymax must be numbers.") from None
             boxes.setdefault(row["image"].strip(), []).append((*coords, row["label"].strip(), False))
         entries = [(_image(root / self.images, name, path), Boxes.of(rows)) for name, rows in boxes.items()]
-        return box_catalog(entries, self.on_outside, source=str(path))[0]
+        return box_catalog(entries, self.on_outside, source=str(path), on_swapped=self.on_swapped)[0]
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ class VottJsonReader:
     images: str = "."
     frame_name: str = "{stem}_frame_{frame}.jpg"
     on_outside: str = "clip"
+    on_swapped: str = "fix"
 
     def __call__(self, root: Path) -> Catalog:
         root = Path(root)
@@ -76,7 +78,7 @@ class VottJsonReader:
             raise DataError(f"{path}: neither a VoTT 2 export ('assets') nor a VoTT 1 video project ('frames').")
         if not entries:
             raise DataError(f"{path}: none of its images is in {root / self.images}.")
-        return box_catalog(entries, self.on_outside, source=str(path))[0]
+        return box_catalog(entries, self.on_outside, source=str(path), on_swapped=self.on_swapped)[0]
 
     def _assets(self, data: dict, path: Path, folder: Path) -> list:
         entries = []

@@ -4,7 +4,6 @@ predicts boxes (CSV, drawn pictures, VOC XML loaded back) and sorts video frames
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from urllib.error import URLError
 
@@ -21,16 +20,12 @@ from fishbear.models.torchvision_nets import WeightsUnavailableError
 from fishbear.train import train
 
 from ..conftest import compose_train, requires_shared, write_video
+from . import read_rows
 
 SMALL = ["model=fasterrcnn_small", "model.fpn_channels=32", "model.rois_per_image=32", "model.proposals=100",
          "model.head_width=128"]
 QUIET = ["data.num_workers=0", "trainer.num_sanity_val_steps=0", "logger=none", "trainer.enable_progress_bar=false"]
 STAGES = ["stem", "stage1", "stage2", "stage3", "stage4"]
-
-
-def _csv(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
 
 
 def _targets(n: int) -> list[dict[str, torch.Tensor]]:
@@ -186,7 +181,7 @@ def test_detector_learns_shapes_boxes_reports_predicts_and_sorts_frames(tmp_path
     for path in shown:
         Image.open(path).resize((128, 96)).save(images / path.name)  # not the model's size or shape
     predict([f"ckpt={ckpt}", f"input={images}", "score=0.1"])
-    rows = _csv(images / "predictions.csv")
+    rows = read_rows(images / "predictions.csv")
     assert {row["file"] for row in rows} == {str(images / p.name) for p in shown}
     assert set(rows[0]) >= {"label", "score", "xmin", "ymin", "xmax", "ymax", "voc_xml", "drawn"}
     boxes = [row for row in rows if row["label"]]
@@ -202,7 +197,7 @@ def test_detector_learns_shapes_boxes_reports_predicts_and_sorts_frames(tmp_path
 
     video = write_video(tmp_path / "clip.mp4", [np.asarray(Image.open(p).convert("RGB")) for p in shown] * 2)
     table = frames([f"video={video}", f"out={tmp_path / 'sorted'}", f"sort_with={ckpt}", "score=0.1"])
-    rows = _csv(table)
+    rows = read_rows(table)
     assert len(rows) == 6 and "boxes" in rows[0]
     assert {row["class"] for row in rows} <= {"circle", "square", "star", "triangle", "nothing"}
     assert all((tmp_path / "sorted" / row["file"]).is_file() for row in rows)

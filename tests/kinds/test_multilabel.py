@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-
 import numpy as np
 import pytest
 
@@ -11,14 +9,7 @@ from fishbear.train import train
 
 from ..conftest import compose_train
 from ..fixtures import write_planet
-
-QUIET = ["data.num_workers=0", "trainer.num_sanity_val_steps=0", "logger=none", "trainer.enable_progress_bar=false",
-         "data.augment=null"]
-
-
-def _csv(path):
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
+from . import QUIET, read_rows
 
 
 def test_multilabel_learns_tags_tunes_thresholds_and_predicts_them(tmp_path):
@@ -29,7 +20,7 @@ def test_multilabel_learns_tags_tunes_thresholds_and_predicts_them(tmp_path):
     run = tmp_path / "run"
     report = train(compose_train(["data=planet", f"data.root={root}", "data.image_size=32", "data.batch_size=16",
                                   "trainer.max_epochs=6", *QUIET], run))
-    truth = np.array([[t in row["tags"].split() for t in ("blue", "green", "red")] for row in _csv(root / "train_v2.csv")])
+    truth = np.array([[t in row["tags"].split() for t in ("blue", "green", "red")] for row in read_rows(root / "train_v2.csv")])
     constant = max(truth.mean(), 1 - truth.mean())  # all tags on, or all off
     metrics = report["metrics"]
     assert metrics["test/acc"] > constant + 0.1, (metrics, constant)
@@ -44,7 +35,7 @@ def test_multilabel_learns_tags_tunes_thresholds_and_predicts_them(tmp_path):
 
     out = tmp_path / "tags.csv"
     predict([f"ckpt={run / 'checkpoints' / 'best.ckpt'}", f"input={root / 'train-jpg'}", f"output={out}"])
-    rows = _csv(out)
+    rows = read_rows(out)
     assert len(rows) == 160 and set(rows[0]) == {"file", "tags", "p_blue", "p_green", "p_red"}
     for row in rows:  # the tags are exactly those above their tuned thresholds
         above = [t for t, cut in zip(("blue", "green", "red"), meta["thresholds"]) if float(row[f"p_{t}"]) > cut]

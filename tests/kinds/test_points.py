@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import csv
-
 import numpy as np
 import pytest
 
 from fishbear.train import train
 
 from ..conftest import compose_train
-
-QUIET = ["data.num_workers=0", "trainer.num_sanity_val_steps=0", "logger=none", "trainer.enable_progress_bar=false",
-         "data.augment=null"]
-
-
-def _csv(path):
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
+from . import QUIET, read_rows
 
 
 def test_point_regression_finds_the_star_and_predicts_pixels(tmp_path):
@@ -43,6 +34,6 @@ def test_point_regression_finds_the_star_and_predicts_pixels(tmp_path):
     sample = data.samples("test")[0]
     out = tmp_path / "points.csv"
     predict([f"ckpt={tmp_path / 'run' / 'checkpoints' / 'best.ckpt'}", f"input={sample.image}", f"output={out}"])
-    (row,) = _csv(out)
+    (row,) = read_rows(out)
     predicted = np.array([float(row["star_x"]), float(row["star_y"])])
     assert np.linalg.norm(predicted - sample.target[0]) < 3 * baseline  # in this image's own pixels

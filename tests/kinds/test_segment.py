@@ -3,7 +3,6 @@ model, trains in bf16; augmentation moves masks and points with the image."""
 
 from __future__ import annotations
 
-import csv
 import json
 
 import numpy as np
@@ -15,14 +14,7 @@ from fishbear.errors import ConfigError
 from fishbear.train import train
 
 from ..conftest import compose_train
-
-QUIET = ["data.num_workers=0", "trainer.num_sanity_val_steps=0", "logger=none", "trainer.enable_progress_bar=false",
-         "data.augment=null"]
-
-
-def _csv(path):
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
+from . import QUIET, read_rows
 
 
 def test_segmentation_beats_the_majority_class_and_writes_masks(tmp_path):
@@ -58,7 +50,7 @@ def test_segmentation_beats_the_majority_class_and_writes_masks(tmp_path):
     predict([f"ckpt={run / 'checkpoints' / 'best.ckpt'}", f"input={images}"])
     mask = Image.open(images / "predicted_masks" / "wide_P.png")
     assert mask.mode == "P" and mask.size == (40, 24)  # the input's own size
-    (row,) = _csv(images / "predictions.csv")
+    (row,) = read_rows(images / "predictions.csv")
     assert row["mask"].endswith("wide_P.png") and sum(float(row[f"share_{c}"]) for c in report["classes"]) == pytest.approx(1, abs=1e-3)
 
 
@@ -80,8 +72,8 @@ def test_bf16_mixed_precision_trains_a_unet(tmp_path):
 # -- augmentation moves the targets with the image ----------------------------------------------
 def test_flips_crops_and_rotations_move_masks_and_points_with_the_image():
     from fishbear.data.catalog import Sample
-    from fishbear.kinds import get_kind
     from fishbear.data.transforms import Augment, build_transforms
+    from fishbear.kinds import get_kind
 
     augment = Augment(hflip=True, vflip=True, crop_scale=(0.6, 1.0), rotate=20, lighting=0, saturation=0, blur=0)
     image = np.zeros((40, 60, 3), dtype=np.uint8)
