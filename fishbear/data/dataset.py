@@ -32,6 +32,10 @@ class ImageDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         sample = self.samples[index]
         image = load_rgb(sample.image)
+        # albumentations draws from generators of its own, seeded from the OS unless told: seed
+        # them per item from torch's generator, which Lightning's seed_everything(workers=True)
+        # seeds in the main process and in every loader worker, so one seed gives one run
+        self.transform.set_random_seed(int(torch.randint(2**31 - 1, ())))
         out = self.transform(image=image, **self.kind.transform_inputs(sample, image, self.num_classes))
         return {"image": out["image"], "target": self.kind.target(sample, out, self.num_classes), "index": index,
                 "size": torch.tensor(image.shape[:2])}
