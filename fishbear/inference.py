@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from fishbear.checkpoint import load_checkpoint, network_from_checkpoint
-from fishbear.data.images import load_rgb
+from fishbear.data.images import as_rgb, load_rgb
 from fishbear.data.transforms import build_transforms
 from fishbear.kinds import Kind, get_kind
 from fishbear.kinds.base import to_cpu
@@ -47,7 +47,7 @@ class Predictor:
         if isinstance(image, (str, Path)):
             return load_rgb(image)
         if isinstance(image, Image.Image):
-            return np.asarray(image.convert("RGB"))
+            return as_rgb(image)
         return np.asarray(image)
 
     @torch.inference_mode()

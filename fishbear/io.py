@@ -37,8 +37,16 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
     return path
 
 
+def printable(text: str) -> str:
+    """``text`` with the bytes of a file name that is not UTF-8 (Python holds them as surrogates)
+    shown as ``\\xe9``: valid UTF-8 that still names the file, where encoding it would raise."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    return atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
+    """UTF-8; non-UTF-8 file names in ``text`` are escaped (:func:`printable`) rather than losing
+    the whole file to a UnicodeEncodeError at the end of a run."""
+    return atomic_write(path, lambda handle: handle.write(printable(text).encode("utf-8")))
 
 
 def atomic_write_json(path: str | os.PathLike, data: Any) -> Path:

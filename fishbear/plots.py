@@ -11,6 +11,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from fishbear.io import printable  # noqa: E402
+
 
 BoxSet = tuple[np.ndarray, str, Sequence[str]]  # N x 4 xyxy pixels, colour, a caption per box
 
@@ -29,7 +31,7 @@ def image_grid(images: np.ndarray, titles: Sequence[str], columns: int = 8, size
         ax.axis("off")
     for i, (ax, image, title) in enumerate(zip(axes.flat, images, titles)):
         ax.imshow(np.clip(image, 0, 1))
-        ax.set_title(title, fontsize=8)
+        ax.set_title(printable(str(title)), fontsize=8)  # a class folder named in another encoding
         for coords, colour in (points[i] if points else []):
             coords = np.asarray(coords).reshape(-1, 2)
             ax.scatter(coords[:, 0], coords[:, 1], s=36, c=colour, marker="x" if colour == "red" else "o",

@@ -24,7 +24,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from fishbear.cli import compose_cli, user_errors_exit
-from fishbear.data.images import is_image_file
+from fishbear.data.images import image_problem, is_image_file
 from fishbear.errors import ConfigError, DataError
 from fishbear.inference import Predictor
 from fishbear.io import atomic_write_text
@@ -33,7 +33,7 @@ from fishbear.video import is_video_file, read_frames
 
 
 USAGE = ("python -m fishbear.predict ckpt=PATH input=IMAGE|FOLDER|VIDEO [output=CSV] [device=cpu|cuda] "
-         "[batch_size=32] [every=1] [masks=DIR] [boxes=DIR] [score=0.5]")
+         "[batch_size=32] [every=1] [masks=DIR] [boxes=DIR] [score=0.5] [on_bad_image=skip|error]")
 
 
 def _checked(cfg: DictConfig) -> DictConfig:
@@ -41,6 +41,8 @@ def _checked(cfg: DictConfig) -> DictConfig:
         value = cfg[key]
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ConfigError(f"{key}={value} must be a whole number of 1 or more")
+    if cfg.on_bad_image not in ("skip", "error"):
+        raise ConfigError(f"on_bad_image={cfg.on_bad_image}: use skip or error")
     if cfg.score is not None:
         if isinstance(cfg.score, bool) or not isinstance(cfg.score, (int, float)) or not 0.0 <= cfg.score <= 1.0:
             raise ConfigError(f"score={cfg.score} must be a number between 0 and 1")
@@ -74,6 +76,8 @@ def predict(cfg: DictConfig) -> Path:
         raise DataError(f"input={source} is neither an image or video file nor a folder.")
     if not files:
         raise DataError(f"{source} holds no image files.")
+    if cfg.on_bad_image == "skip":
+        files = _readable(files)
     predictor = _predictor(cfg)
     writer = output_writer(predictor, cfg, source if source.is_dir() else source.parent, "predicted")
     if writer is not None:  # not last run's pictures
@@ -87,6 +91,19 @@ def predict(cfg: DictConfig) -> Path:
     _write_csv(output, rows)
     print(f"Predictions for {len(files)} images: {output}" + (writer.note() if writer is not None else ""))
     return output
+
+
+def _readable(files: list[Path]) -> list[Path]:
+    """The files that decode; the others are named in a warning (one bad file of a thousand does
+    not stop the other predictions)."""
+    problems = {path: problem for path in files if (problem := image_problem(path)) is not None}
+    if problems:
+        shown = "; ".join(f"{path} ({why})" for path, why in list(problems.items())[:5])
+        print(f"warning: skipped {len(problems)} file(s) that are no readable image: {shown}", file=sys.stderr)
+    kept = [path for path in files if path not in problems]
+    if not kept:
+        raise DataError(f"none of the {len(files)} image file(s) can be read; the first: {shown}")
+    return kept
 
 
 def output_writer(predictor: Predictor, cfg: DictConfig, beside: Path, prefix: str) -> OutputWriter | None:

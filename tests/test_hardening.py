@@ -144,3 +144,33 @@ def test_a_train_ckpt_path_that_is_no_checkpoint_is_one_line(content, tmp_path):
     bad.write_bytes(content)
     with pytest.raises(CheckpointError, match=r"last\.ckpt cannot be read as a checkpoint"):
         train(compose_train([*TINY, "logger=none", f"ckpt_path={bad}"], tmp_path / "run"))
+
+
+def test_images_are_read_upright_and_at_full_range(tmp_path):
+    from PIL import Image
+
+    from fishbear.data.images import load_rgb
+
+    gradient = (np.arange(64, dtype=np.uint16)[None, :] * 1040).repeat(8, axis=0)  # 0 .. 65520
+    Image.fromarray(gradient).save(tmp_path / "deep.png")
+    assert Image.open(tmp_path / "deep.png").mode.startswith("I")
+    read = load_rgb(tmp_path / "deep.png")[..., 0]
+    assert read.shape == (8, 64) and (read == 255).mean() < 0.05 and read[0, 32] == pytest.approx(130, abs=2)
+
+    portrait = Image.new("RGB", (40, 20), (200, 30, 30))  # stored on its side, as phone cameras do
+    exif = portrait.getexif()
+    exif[0x0112] = 6  # Orientation: rotate 90° clockwise to view
+    portrait.save(tmp_path / "phone.jpg", exif=exif)
+    assert load_rgb(tmp_path / "phone.jpg").shape == (40, 20, 3)
+
+
+def test_file_names_that_are_not_utf8_reach_reports_and_pictures(tmp_path):
+    from fishbear.io import atomic_write_text
+    from fishbear.plots import image_grid
+
+    name = os.fsdecode(b"caf\xe9.jpg")  # Latin-1 bytes: a surrogate in Python's str
+    text = atomic_write_text(tmp_path / "report.md", f"| `{name}` |\n").read_text()
+    assert "caf\\xe9.jpg" in text
+    figure = image_grid(np.zeros((1, 8, 8, 3)), [name])
+    figure.savefig(tmp_path / "grid.png")
+    assert (tmp_path / "grid.png").stat().st_size > 0

@@ -77,3 +77,21 @@ def test_predict_and_frames_take_hydra_overrides_and_refuse_bad_ones(module, arg
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and "Traceback" not in err
     assert re.search(message, err), err
+
+
+def test_predict_skips_unreadable_files_and_predicts_the_rest(trained_run, tmp_path, capsys):
+    from fishbear.predict import main
+
+    run_dir, report = trained_run
+    folder = tmp_path / "images"
+    folder.mkdir()
+    Image.new("RGB", (32, 32), (200, 40, 40)).save(folder / "good.png")
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut short")
+    output = main([f"ckpt={run_dir / 'checkpoints' / 'best.ckpt'}", f"input={folder}"])
+    rows = list(csv.DictReader(output.open()))
+    assert [row["file"] for row in rows] == [str(folder / "good.png")]
+    warning = capsys.readouterr().err
+    assert "skipped 1 file(s) that are no readable image" in warning and "broken.jpg" in warning
+    with pytest.raises(SystemExit) as exit_info:
+        main([f"ckpt={run_dir / 'checkpoints' / 'best.ckpt'}", f"input={folder}", "on_bad_image=error"])
+    assert exit_info.value.code == 2 and "broken.jpg cannot be read as an image" in capsys.readouterr().err

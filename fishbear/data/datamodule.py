@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 
 from fishbear.data.catalog import Catalog, Sample
 from fishbear.data.dataset import ImageDataset
-from fishbear.data.images import image_problem
+from fishbear.data.images import header_problem, image_problem
 from fishbear.data.splits import split_off
 from fishbear.data.transforms import Augment, build_transforms
 from fishbear.errors import DataError
@@ -200,7 +200,21 @@ class ImageDataModule(L.LightningDataModule):
             keep, valid = split_off(catalog.splits["train"], self.valid_pct, self.split_seed, stratify)
             catalog.splits["train"], catalog.splits["valid"] = keep, valid
         self.kind.check_catalog(catalog, self.root)
+        if self.on_bad_image == "error":
+            self._check_headers(catalog)
         self._catalog = catalog
+
+    def _check_headers(self, catalog: Catalog) -> None:
+        """A file of any split that is no image stops the run now, not after the training when the
+        test split is read (``on_bad_image=skip`` decodes every file instead and leaves them out)."""
+        for split, samples in catalog.splits.items():
+            for sample in samples:
+                problem = header_problem(sample.image)
+                if problem is not None:
+                    raise DataError(
+                        f"Image file {sample.image} ({split} split) cannot be read as an image ({problem}). "
+                        "Delete or replace the file, or set data.on_bad_image=skip to leave such files out."
+                    )
 
     def _drop_unreadable(self, catalog: Catalog) -> None:
         for split, samples in catalog.splits.items():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from fishbear.errors import DataError
 
@@ -18,12 +18,26 @@ def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 
 
+def as_rgb(image: Image.Image) -> np.ndarray:
+    """An opened image as H x W x 3 uint8, upright and at full range: the EXIF orientation a camera
+    wrote is applied (a portrait photo is not read on its side), 16-bit greys are scaled to 8 bits
+    (PIL's own conversion clips them: a 16-bit gradient became nearly all white), and grey,
+    palette and alpha images become RGB."""
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        values = np.asarray(image, dtype=np.float64)
+        high = 65535.0 if image.mode.startswith("I;16") or values.max() > 255 else 255.0
+        grey = np.clip(np.round(values / high * 255.0), 0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    return np.asarray(image.convert("RGB"))
+
+
 def load_rgb(path: str | Path) -> np.ndarray:
-    """Decode ``path`` to an H x W x 3 uint8 array (grey, palette and alpha images become RGB)."""
+    """Decode ``path`` to an H x W x 3 uint8 array (:func:`as_rgb`)."""
     path = Path(path)
     try:
         with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
+            return as_rgb(image)
     except FileNotFoundError:
         raise DataError(f"Image file {path} does not exist (was it moved after the run started?).") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
@@ -31,6 +45,19 @@ def load_rgb(path: str | Path) -> np.ndarray:
             f"Image file {path} cannot be read as an image ({err}). "
             "Delete or replace the file, or set data.on_bad_image=skip to leave such files out."
         ) from None
+
+
+def header_problem(path: Path) -> str | None:
+    """Why ``path``'s header cannot be read as an image's, or None: cheap enough (no pixels are
+    decoded) to check every file of every split at setup."""
+    try:
+        with Image.open(path):
+            pass
+    except FileNotFoundError:
+        return "missing"
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        return f"{type(err).__name__}: {err}"
+    return None
 
 
 def image_problem(path: Path) -> str | None:
