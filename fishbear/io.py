@@ -53,6 +53,40 @@ def atomic_write_json(path: str | os.PathLike, data: Any) -> Path:
     return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
 
 
+def atomic_write_together(texts: dict[Path, str]) -> list[Path]:
+    """Files that belong together (``report.json`` and ``report.md``): every temporary file is
+    written and synced first, then all are renamed into place one after the other, so a kill
+    leaves the old set or the new one, not one new file beside an old one."""
+    staged: list[tuple[str, Path]] = []
+    try:
+        for path, text in texts.items():
+            path = Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            staged.append((tmp, path))
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(printable(text).encode("utf-8"))
+                handle.flush()
+                os.fchmod(handle.fileno(), umask_mode())
+                os.fsync(handle.fileno())
+        for tmp, path in staged:
+            os.replace(tmp, path)
+    except BaseException:
+        for tmp, _ in staged:
+            Path(tmp).unlink(missing_ok=True)
+        raise
+    return [path for _, path in staged]
+
+
+def remove_stray_temporaries(folder: Path) -> int:
+    """Delete the ``.<name>.*.tmp`` files a killed process left under ``folder`` (a run folder is
+    one run's own: no other writer can be using them); returns how many."""
+    stray = [path for path in Path(folder).rglob(".*.tmp") if path.is_file()]
+    for path in stray:
+        path.unlink(missing_ok=True)
+    return len(stray)
+
+
 def atomic_torch_save(path: str | os.PathLike, obj: Any) -> Path:
     """``torch.save`` through :func:`atomic_write`: a rewritten checkpoint is never half there."""
     import torch

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from fishbear.environment import versions
-from fishbear.io import atomic_write_json, atomic_write_text
+from fishbear.io import atomic_write_together
 from fishbear.kinds import get_kind
 from fishbear.reporting import fmt, table
 
@@ -71,6 +71,11 @@ def render_markdown(report: dict[str, Any]) -> str:
 
 
 def write_report(run_dir: Path, report: dict[str, Any]) -> tuple[Path, Path]:
-    json_path = atomic_write_json(run_dir / "report.json", report)
-    md_path = atomic_write_text(run_dir / "report.md", render_markdown(report))
+    """``report.json`` and ``report.md`` as a pair (a kill never leaves one without the other)."""
+    import json
+
+    json_path, md_path = atomic_write_together({
+        run_dir / "report.json": json.dumps(report, indent=2, sort_keys=False, default=str) + "\n",
+        run_dir / "report.md": render_markdown(report),
+    })
     return json_path, md_path

@@ -87,8 +87,19 @@ class BaseTask(L.LightningModule):
         return self.network(images)
 
     def on_fit_start(self) -> None:
+        import time
+
+        self._fit_started = time.perf_counter()
         if self.channels_last:
             self.network.to(memory_format=torch.channels_last)
+
+    @property
+    def fit_seconds_before(self) -> float:
+        """Seconds of fitting in earlier processes of this run (a resumed run reports the sum)."""
+        return float(getattr(self, "_fit_seconds_before", 0.0))
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._fit_seconds_before = float(checkpoint.get("fishbear", {}).get("fit_seconds", 0.0))
 
     def _images(self, batch: dict[str, Any]) -> torch.Tensor:
         images = batch["image"]
@@ -152,6 +163,27 @@ class BaseTask(L.LightningModule):
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         return self.kind.predictions(self(self._images(batch)))
 
+    def on_train_start(self) -> None:
+        """A resumed run asked for more (or fewer) epochs than it started with: the schedule
+        restored from the checkpoint spans the old length (a one-cycle runs out of steps and
+        fails), so it is rebuilt for the new length and fast-forwarded to the step the run is at.
+        (Fine-tuning's phases install their own schedules the same way.)"""
+        configs = self.trainer.lr_scheduler_configs
+        if not configs or self.trainer.global_step == 0:
+            return
+        restored = configs[0].scheduler
+        wanted = max(int(self.trainer.estimated_stepping_batches), 4)
+        length = getattr(restored, "total_steps", None) or getattr(restored, "T_max", None)
+        if length is None or length == wanted:
+            return
+        optimizer = self.trainer.optimizers[0]
+        for group in optimizer.param_groups:  # the peak rates the run was built with, not the current ones
+            group["lr"] = group.get("max_lr", group.get("initial_lr", group["lr"]))
+        rebuilt = build_scheduler(optimizer, self.optim, wanted)
+        for _ in range(self.trainer.global_step):
+            rebuilt.step()
+        configs[0].scheduler = rebuilt
+
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = build_optimizer(self.network, self.optim)
         scheduler = build_scheduler(optimizer, self.optim, self.trainer.estimated_stepping_batches)
@@ -160,6 +192,11 @@ class BaseTask(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Everything inference needs travels with the weights (classes, kind, stats, model config)."""
         checkpoint["fishbear"] = {**self.meta, "kind": self.kind.name, "classes": self.classes}
+        started = getattr(self, "_fit_started", None)
+        if started is not None:
+            import time
+
+            checkpoint["fishbear"]["fit_seconds"] = self.fit_seconds_before + time.perf_counter() - started
         datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
         if datamodule is not None and hasattr(datamodule, "image_size"):
             # the size these weights were trained at (progressive resizing changes it)

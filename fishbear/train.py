@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 from fishbear.cli import route_library_logs_to_root, user_errors_exit
 from fishbear.config import instantiate, instantiate_group
 from fishbear.errors import CheckpointError, FishbearError
+from fishbear.io import remove_stray_temporaries
 
 # torch, Lightning and the kinds are imported inside the functions below, after Hydra has composed
 # the config: a mistyped override is answered in a second, not after ten.
@@ -62,9 +63,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     trainer = instantiate(lightning_cfg, "trainer", callbacks=callbacks, logger=loggers or False,
                           default_root_dir=str(run_dir), plugins=[AtomicCheckpointIO()])
 
+    resume_from = _resolve_ckpt_path(cfg.get("ckpt_path"), run_dir)
+    if resume_from is not None:
+        remove_stray_temporaries(run_dir)  # what the killed process was writing when it died
+        finished = _finished_report(resume_from, trainer.max_epochs, run_dir)
+        if finished is not None:
+            return finished
     fit_started = time.perf_counter()
-    trainer.fit(task, datamodule=datamodule, ckpt_path=_resolve_ckpt_path(cfg.get("ckpt_path"), run_dir))
-    fit_seconds = time.perf_counter() - fit_started
+    trainer.fit(task, datamodule=datamodule, ckpt_path=resume_from)
+    fit_seconds = task.fit_seconds_before + time.perf_counter() - fit_started
     if trainer.interrupted:
         raise FishbearError(f"Training was interrupted; continue with: python -m fishbear.train --resume {run_dir}")
 
@@ -77,6 +84,27 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                 "max_epochs": trainer.max_epochs, "channels_last": channels_last},
         extra={"epochs": trainer.current_epoch, "best_checkpoint": best, "fit_seconds": fit_seconds},
     )
+
+
+def _finished_report(ckpt_path: str, max_epochs: int, run_dir: Path) -> dict[str, Any] | None:
+    """A run resumed from a checkpoint that already has all its epochs is finished: say so, and
+    hand back its report, instead of training nothing and testing again. None when there is
+    more to train (or the report was never written: then it is tested and reported now)."""
+    import json
+
+    from fishbear.checkpoint import load_checkpoint
+
+    checkpoint = load_checkpoint(ckpt_path)
+    fit_loop = checkpoint.get("loops", {}).get("fit_loop", {})
+    # epochs whose training ran to the end ("completed" is counted only after the end-of-epoch hooks
+    # that wrote this very checkpoint)
+    completed = fit_loop.get("epoch_progress", {}).get("current", {}).get("processed", checkpoint.get("epoch", -1) + 1)
+    report = run_dir / "report.json"
+    if max_epochs is None or max_epochs < 0 or completed < max_epochs or not report.is_file():
+        return None
+    print(f"Run {run_dir} is finished: it has trained its {completed} epoch(s) (report: {run_dir / 'report.md'}). "
+          f"To train on, resume with trainer.max_epochs larger than {completed}.", flush=True)
+    return json.loads(report.read_text())
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

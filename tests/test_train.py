@@ -136,3 +136,37 @@ def test_channels_last_runs_correctly_on_cpu(tmp_path):
     assert report["config"]["channels_last"] is True
     ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert ckpt["state_dict"]["network.stem.0.weight"].is_contiguous(memory_format=torch.channels_last)
+
+
+def test_resume_extends_a_run_then_says_it_is_finished(tmp_path, capsys):
+    """Before: a larger max_epochs at resume trained, then failed (OneCycleLR ran out of steps)
+    with no report, and every later resume failed the same way."""
+    overrides = TINY + ["logger=none"]
+    first = train(compose_train(overrides + ["trainer.max_epochs=2"], tmp_path))
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    before = torch.load(last, map_location="cpu", weights_only=True)["fishbear"]["fit_seconds"]
+    stray = tmp_path / "checkpoints" / ".last.ckpt.x1y2.tmp"
+    stray.write_bytes(b"half a checkpoint from a killed process")
+
+    longer = train(compose_train(overrides + ["trainer.max_epochs=4", "ckpt_path=last"], tmp_path))
+    assert longer["epochs"] == 4 and set(longer["metrics"]) == set(first["metrics"])
+    assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == 4 * 4
+    assert not stray.exists()
+    assert longer["fit_seconds"] > before  # summed over both processes
+    assert json.loads((tmp_path / "report.json").read_text())["epochs"] == 4
+    assert (tmp_path / "report.md").is_file()
+
+    stamp = last.stat().st_mtime_ns
+    again = train(compose_train(overrides + ["trainer.max_epochs=4", "ckpt_path=last"], tmp_path))
+    assert "is finished: it has trained its 4 epoch(s)" in capsys.readouterr().out
+    assert again["metrics"] == longer["metrics"] and last.stat().st_mtime_ns == stamp
+
+
+def test_report_files_are_written_as_a_pair(tmp_path):
+    from fishbear.io import atomic_write_together
+
+    atomic_write_together({tmp_path / "report.json": "{}\n", tmp_path / "report.md": "# old\n"})
+    with pytest.raises(AttributeError):
+        atomic_write_together({tmp_path / "report.json": "{\"new\": 1}\n", tmp_path / "report.md": None})
+    assert (tmp_path / "report.json").read_text() == "{}\n" and (tmp_path / "report.md").read_text() == "# old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json", "report.md"]
