@@ -7,20 +7,51 @@ what was found and what to do, so no reader grows its own half-checked parser.
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from fishbear.data.images import is_image_file
 from fishbear.errors import DataError
 
 
+def read_label_text(path: Path) -> str:
+    """A label file's text (UTF-8, with or without a byte-order mark); a file in another encoding
+    or with binary garbage is a :class:`DataError` naming it. ``FileNotFoundError`` passes, for
+    the caller to say which setting names the file."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path} is not UTF-8 text ({err.reason} at byte {err.start}); save or export it as UTF-8, "
+                        "or it is damaged.") from None
+
+
+@contextmanager
+def structure_of(path: Path, what: str) -> Iterator[None]:
+    """Inside, a label file whose structure is not what its format promises (a field of the wrong
+    type, a list where an object belongs, a missing key no check above named) becomes one
+    :class:`DataError` naming the file, instead of a KeyError from deep in a reader."""
+    try:
+        yield
+    except DataError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
+        raise DataError(f"{path}: not a valid {what} ({type(err).__name__}: {err}); export it again, or fix the "
+                        "file.") from None
+
+
 def read_csv_rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
     """``(line number, row)`` for each data row of a CSV with a header holding ``required``."""
     if not path.is_file():
         raise DataError(f"Label file {path} does not exist; set data.reader.csv to the CSV's path under data.root.")
-    with path.open(newline="", encoding="utf-8-sig") as handle:
+    with io.StringIO(read_label_text(path), newline="") as handle:
         reader = csv.DictReader(handle)
-        header = reader.fieldnames or []
+        try:
+            header = reader.fieldnames or []
+        except csv.Error as err:
+            raise DataError(f"{path}, line 1: not a valid CSV header ({err}).") from None
         missing = [c for c in required if c not in header]
         if missing:
             raise DataError(f"{path}: the header has no column(s) {', '.join(missing)} (it has: {', '.join(header) or 'no header'}). "
@@ -65,7 +96,7 @@ def read_codes(path: Path) -> list[str]:
     if not path.is_file():
         raise DataError(f"Codes file {path} does not exist. Write one class name a line (line 1 = pixel value 0), "
                         "or set data.reader.codes to its path under data.root.")
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = read_label_text(path).splitlines()
     while lines and not lines[-1].strip():
         lines.pop()
     blank = [i + 1 for i, line in enumerate(lines) if not line.strip()]

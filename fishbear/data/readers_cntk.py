@@ -10,6 +10,7 @@ from pathlib import Path
 from fishbear.data.boxes import Boxes, box_catalog
 from fishbear.data.catalog import Catalog
 from fishbear.data.images import is_image_file
+from fishbear.data.label_files import read_label_text
 from fishbear.errors import DataError
 
 
@@ -20,8 +21,8 @@ def read_cntk_pair(image: Path) -> Boxes:
         return Boxes.empty()
     if not labels_file.is_file():
         raise DataError(f"{boxes_file} has no labels file beside it: expected {labels_file}.")
-    lines = [line for line in boxes_file.read_text().splitlines() if line.strip()]
-    labels = [line.strip() for line in labels_file.read_text().splitlines() if line.strip()]
+    lines = [line for line in read_label_text(boxes_file).splitlines() if line.strip()]
+    labels = [line.strip() for line in read_label_text(labels_file).splitlines() if line.strip()]
     if len(lines) != len(labels):
         raise DataError(f"{boxes_file} has {len(lines)} box(es) but {labels_file} has {len(labels)} label(s); "
                         "they must pair line by line.")

@@ -15,7 +15,7 @@ from PIL import Image
 
 from fishbear.data.catalog import Catalog, Sample
 from fishbear.data.images import check_mask_size, is_image_file
-from fishbear.data.label_files import read_codes
+from fishbear.data.label_files import read_label_text, read_codes
 from fishbear.errors import DataError
 
 SPLIT_NAMES = ("train", "valid", "test")
@@ -76,7 +76,7 @@ class MaskFolderReader:
     def _split_by_list(listing: Path, samples: list[Sample]) -> tuple[list[Sample], list[Sample]]:
         if not listing.is_file():
             raise DataError(f"Validation list {listing} does not exist (data.reader.valid_list).")
-        names = {line.strip() for line in listing.read_text().splitlines() if line.strip()}
+        names = {line.strip() for line in read_label_text(listing).splitlines() if line.strip()}
         valid = [s for s in samples if s.image.name in names or s.image.stem in names]
         missing = names - {s.image.name for s in valid} - {s.image.stem for s in valid}
         if missing:

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from fishbear.data.catalog import Catalog, Sample
-from fishbear.data.label_files import image_lookup, read_csv_rows, resolve_images
+from fishbear.data.label_files import read_label_text, image_lookup, read_csv_rows, resolve_images
 from fishbear.errors import DataError
 
 
@@ -70,7 +70,7 @@ def _numbers(path: Path, what: str) -> list[list[float]]:
     if not path.is_file():
         raise DataError(f"{what} file {path} does not exist.")
     out = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    for number, line in enumerate(read_label_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         try:

@@ -12,6 +12,7 @@ from typing import Any
 
 from fishbear.data.boxes import Boxes, box_catalog, find_image
 from fishbear.data.catalog import Catalog
+from fishbear.data.label_files import read_label_text, structure_of
 from fishbear.errors import DataError
 
 
@@ -50,7 +51,7 @@ class ViaReader:
         root = Path(root)
         path = root / self.json
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(read_label_text(path))
         except FileNotFoundError:
             raise DataError(f"VIA file {path} does not exist; set data.reader.json.") from None
         except json.JSONDecodeError as err:
@@ -58,28 +59,29 @@ class ViaReader:
         entries_json = data.get("_via_img_metadata", data) if isinstance(data, dict) else None
         if not isinstance(entries_json, dict):
             raise DataError(f"{path}: expected a VIA export (an object of images), found {type(data).__name__}.")
-        entries = []
-        for key, entry in entries_json.items():
-            if not isinstance(entry, dict) or "filename" not in entry:
-                raise DataError(f"{path}: entry {key!r} has no 'filename'; is this a VIA region export?")
-            image = find_image(root / self.images, entry["filename"])
-            if image is None:
-                raise DataError(f"{path}: image {entry['filename']!r} is not in {root / self.images}; "
-                                "set data.reader.images to the image folder.")
-            regions = entry.get("regions") or []
-            regions = list(regions.values()) if isinstance(regions, dict) else list(regions)
-            rows = []
-            for i, region in enumerate(regions):
-                where = f"{path}, image {entry['filename']}, region {i}"
-                label = (region.get("region_attributes") or {}).get(self.label_attribute, self.default_label)
-                if isinstance(label, dict):  # VIA 2 checkbox attributes: {"fish": true}
-                    label = next((k for k, v in label.items() if v), None)
-                if not label:
-                    raise DataError(f"{where}: no region attribute {self.label_attribute!r} to take the class from. "
-                                    "Set data.reader.label_attribute to the attribute holding the class, or "
-                                    "data.reader.default_label for single-class projects.")
-                rows.append((*region_box(region.get("shape_attributes") or {}, where), str(label), False))
-            entries.append((image, Boxes.of(rows)))
-        if not entries:
-            raise DataError(f"{path} lists no images.")
+        with structure_of(path, "VIA export"):
+            entries = []
+            for key, entry in entries_json.items():
+                if not isinstance(entry, dict) or "filename" not in entry:
+                    raise DataError(f"{path}: entry {key!r} has no 'filename'; is this a VIA region export?")
+                image = find_image(root / self.images, entry["filename"])
+                if image is None:
+                    raise DataError(f"{path}: image {entry['filename']!r} is not in {root / self.images}; "
+                                    "set data.reader.images to the image folder.")
+                regions = entry.get("regions") or []
+                regions = list(regions.values()) if isinstance(regions, dict) else list(regions)
+                rows = []
+                for i, region in enumerate(regions):
+                    where = f"{path}, image {entry['filename']}, region {i}"
+                    label = (region.get("region_attributes") or {}).get(self.label_attribute, self.default_label)
+                    if isinstance(label, dict):  # VIA 2 checkbox attributes: {"fish": true}
+                        label = next((k for k, v in label.items() if v), None)
+                    if not label:
+                        raise DataError(f"{where}: no region attribute {self.label_attribute!r} to take the class from. "
+                                        "Set data.reader.label_attribute to the attribute holding the class, or "
+                                        "data.reader.default_label for single-class projects.")
+                    rows.append((*region_box(region.get("shape_attributes") or {}, where), str(label), False))
+                entries.append((image, Boxes.of(rows)))
+            if not entries:
+                raise DataError(f"{path} lists no images.")
         return box_catalog(entries, self.on_outside, source=str(path), on_swapped=self.on_swapped)[0]

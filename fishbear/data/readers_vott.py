@@ -13,13 +13,13 @@ from typing import Any
 
 from fishbear.data.boxes import Boxes, box_catalog, find_image, image_size
 from fishbear.data.catalog import Catalog
-from fishbear.data.label_files import read_csv_rows
+from fishbear.data.label_files import read_csv_rows, read_label_text, structure_of
 from fishbear.errors import DataError
 
 
 def _load_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text())
+        return json.loads(read_label_text(path))
     except FileNotFoundError:
         raise DataError(f"VoTT file {path} does not exist; set data.reader.file.") from None
     except json.JSONDecodeError as err:
@@ -70,12 +70,13 @@ class VottJsonReader:
         root = Path(root)
         path = root / self.file
         data = _load_json(path)
-        if isinstance(data, dict) and "frames" in data:
-            entries = self._video(data, path, root / self.images)
-        elif isinstance(data, dict) and "assets" in data:
-            entries = self._assets(data, path, root / self.images)
-        else:
-            raise DataError(f"{path}: neither a VoTT 2 export ('assets') nor a VoTT 1 video project ('frames').")
+        with structure_of(path, "VoTT JSON export"):
+            if isinstance(data, dict) and "frames" in data:
+                entries = self._video(data, path, root / self.images)
+            elif isinstance(data, dict) and "assets" in data:
+                entries = self._assets(data, path, root / self.images)
+            else:
+                raise DataError(f"{path}: neither a VoTT 2 export ('assets') nor a VoTT 1 video project ('frames').")
         if not entries:
             raise DataError(f"{path}: none of its images is in {root / self.images}.")
         return box_catalog(entries, self.on_outside, source=str(path), on_swapped=self.on_swapped)[0]

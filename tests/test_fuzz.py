@@ -1,0 +1,111 @@
+"""Corrupted label files and images, as real exports and disks leave them (bytes cut, fields
+dropped, numbers garbled, another encoding), through every reader: the reader either reads
+what is there or raises fishbear's own error naming the file. Never another exception."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from fishbear.data.images import load_rgb
+from fishbear.data.label_files import read_codes
+from fishbear.data.readers_cntk import CntkReader
+from fishbear.data.readers_points import PointsCsvReader
+from fishbear.data.readers_tags import TagCsvReader
+from fishbear.data.readers_via import ViaReader
+from fishbear.data.readers_voc import VocReader, voc_xml
+from fishbear.data.readers_vott import VottCsvReader, VottJsonReader
+from fishbear.errors import DataError
+from fishbear.kinds.regress.readers import ValuesCsvReader
+
+VIA = {"_via_img_metadata": {"a.jpg1": {"filename": "a.jpg", "size": 1, "regions": [
+    {"shape_attributes": {"name": "rect", "x": 2, "y": 3, "width": 10, "height": 5}, "region_attributes": {"class": "cod"}},
+    {"shape_attributes": {"name": "polygon", "all_points_x": [1, 9, 5], "all_points_y": [2, 2, 9]},
+     "region_attributes": {"class": "eel"}}]}}}
+VOTT_JSON = {"assets": {"x": {"asset": {"name": "a.jpg", "size": {"width": 64, "height": 48}},
+                              "regions": [{"tags": ["fish"], "boundingBox": {"left": 1, "top": 2, "width": 9, "height": 7}}]}}}
+
+# (reader, label file under the root, its valid text): every label format fishbear reads
+CASES = {
+    "voc": (VocReader(), "Annotations/a.xml", voc_xml("a.jpg", 64, 48, [("fish", (1, 2, 30, 20)), ("crab", (5, 5, 9, 9))])),
+    "via": (ViaReader(json="via.json"), "via.json", json.dumps(VIA)),
+    "vott_csv": (VottCsvReader(file="vott.csv"), "vott.csv", "image,xmin,ymin,xmax,ymax,label\na.jpg,1,2,30,20,fish\n"),
+    "vott_json": (VottJsonReader(file="vott.json"), "vott.json", json.dumps(VOTT_JSON)),
+    "cntk": (CntkReader(), "a.bboxes.tsv", "1\t2\t30\t20\n5\t5\t9\t9\n"),
+    "tags": (TagCsvReader(csv="tags.csv", folder="."), "tags.csv", "image_name,tags\na,clear primary\n"),
+    "points": (PointsCsvReader(folder="."), "points.csv", "image,x1,y1\na.jpg,10.5,20\n"),
+    "values": (ValuesCsvReader(folder="."), "values.csv", "image,count\na.jpg,3\n"),
+}
+
+
+def corrupt(data: bytes, how: str, at: float, junk: bytes) -> bytes:
+    cut = int(at * len(data))
+    if how == "cut":
+        return data[:cut]
+    if how == "junk":
+        return data[:cut] + junk + data[cut + len(junk):]
+    if how == "drop_line":
+        lines = data.split(b"\n")
+        del lines[min(int(at * len(lines)), len(lines) - 1)]
+        return b"\n".join(lines)
+    if how == "garble_numbers":  # some digits become letters
+        step = 2 + int(at * 3)
+        return bytes(ord("x") if chr(c).isdigit() and i % step == 0 else c for i, c in enumerate(data))
+    return data.decode("utf-8").encode("utf-16")  # another encoding
+
+
+CORRUPTIONS = st.tuples(st.sampled_from(["cut", "junk", "drop_line", "garble_numbers", "utf16"]),
+                        st.floats(0, 1), st.binary(min_size=1, max_size=12))
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_a_corrupted_label_file_is_read_or_named(name, tmp_path_factory):
+    reader, label, text = CASES[name]
+
+    @settings(max_examples=80, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(CORRUPTIONS)
+    def check(corruption):
+        root = tmp_path_factory.mktemp(name)
+        Image.new("RGB", (64, 48), (30, 90, 120)).save(root / "a.jpg")
+        (root / "JPEGImages").mkdir()
+        Image.new("RGB", (64, 48)).save(root / "JPEGImages" / "a.jpg")
+        if name == "cntk":
+            (root / "a.bboxes.labels.tsv").write_text("fish\ncrab\n")
+        path = root / label
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(corrupt(text.encode("utf-8"), *corruption))
+        try:
+            reader(root)
+        except DataError as err:
+            assert path.name in str(err) or str(root) in str(err), str(err)
+
+    check()
+
+
+@settings(max_examples=80, deadline=None, derandomize=True)
+@given(CORRUPTIONS)
+def test_a_corrupted_image_or_codes_file_is_named(corruption):
+    import io
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as folder:
+        image = Path(folder) / "frame.jpg"
+        buffer = io.BytesIO()
+        Image.new("RGB", (32, 24), (200, 10, 10)).save(buffer, format="JPEG")
+        how = corruption[0] if corruption[0] != "utf16" else "cut"  # an image has no text encoding
+        image.write_bytes(corrupt(buffer.getvalue(), how, *corruption[1:]))
+        try:
+            assert load_rgb(image).shape[2] == 3
+        except DataError as err:
+            assert "frame.jpg" in str(err)
+        codes = Path(folder) / "codes.txt"
+        codes.write_bytes(corrupt(b"Sky\nRoad\nVoid\n", *corruption))
+        try:
+            read_codes(codes)
+        except DataError as err:
+            assert "codes.txt" in str(err)
