@@ -38,11 +38,16 @@ def _without_worker_traceback(message: str) -> str:
     return last.split(": ", 1)[1] if ": " in last else last
 
 
+_JOB_STARTED = False  # set when Hydra has composed the config and handed it to the job
+
+
 def user_errors_exit(fn: F) -> F:
     """Print :class:`FishbearError` and config errors as ``error: ...`` and exit with status 2."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        global _JOB_STARTED
+        _JOB_STARTED = True
         try:
             return fn(*args, **kwargs)
         except FishbearError as err:
@@ -88,3 +93,42 @@ def compose_cli(config_name: str, overrides: list[str], usage: str) -> Any:
         GlobalHydra.instance().clear()
     OmegaConf.to_container(cfg, throw_on_missing=True)  # a missing required key is named before any work
     return cfg
+
+
+def run_hydra_main(main: Callable[[], Any], argv: list[str]) -> None:
+    """Run a ``@hydra.main`` entry point so that every user error exits with status 2: Hydra
+    answers an unknown key or choice with its message and status 1, the same status as a crash;
+    a failure before the job started can only be the command line's. The run folder's parent is
+    checked first, so an output path under a file is one line, not Hydra's traceback."""
+
+    problem = _output_problem(argv)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr, flush=True)
+        raise SystemExit(2)
+    try:
+        main()
+    except SystemExit as exit_:
+        if exit_.code == 1 and not _JOB_STARTED:
+            raise SystemExit(2) from None
+        raise
+
+
+def _output_problem(argv: list[str]) -> str | None:
+    """Why the run folder could not be created (a file where a folder must be, a folder without
+    write permission), judged from ``hydra.run.dir=`` / ``hydra.sweep.dir=`` or
+    ``$FISHBEAR_OUTPUTS`` (default ``outputs``); None when it can."""
+    import os
+    from pathlib import Path
+
+    given = [a.split("=", 1)[1] for a in argv if a.startswith(("hydra.run.dir=", "hydra.sweep.dir="))]
+    wanted = Path(given[0] if given else os.environ.get("FISHBEAR_OUTPUTS") or "outputs").expanduser().absolute()
+    existing = wanted
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return (f"cannot create the run folder {wanted}: {existing} is a file, not a folder. Move it, or set "
+                "FISHBEAR_OUTPUTS (or hydra.run.dir=) to a folder of yours.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return (f"cannot create the run folder {wanted}: {existing} is not writable. Set FISHBEAR_OUTPUTS "
+                "(or hydra.run.dir=) to a folder you can write to.")
+    return None

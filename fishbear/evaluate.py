@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ import hydra
 from omegaconf import DictConfig
 
 # importing fishbear.config registers its resolvers before Hydra composes
-from fishbear.cli import route_library_logs_to_root, user_errors_exit
+from fishbear.cli import route_library_logs_to_root, run_hydra_main, user_errors_exit
 from fishbear.config import instantiate, instantiate_group
 from fishbear.errors import CheckpointError
 
@@ -50,4 +51,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_hydra_main(main, sys.argv[1:])

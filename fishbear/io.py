@@ -31,10 +31,26 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
             os.fchmod(handle.fileno(), umask_mode())
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        raise _write_error(path, err) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _write_error(path: Path, err: OSError) -> Exception:
+    """A full disk, a quota, a read-only or forbidden folder: the user's to fix, so one line
+    (exit status 2) naming the file, not a traceback from inside the trainer."""
+    import errno
+
+    from fishbear.errors import FishbearError
+
+    if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM):
+        return FishbearError(f"Could not write {path}: {err.strerror}. Free some space or point the run elsewhere "
+                             "(FISHBEAR_OUTPUTS, hydra.run.dir=), then resume it with --resume.")
+    return err
 
 
 def printable(text: str) -> str:
@@ -71,6 +87,10 @@ def atomic_write_together(texts: dict[Path, str]) -> list[Path]:
                 os.fsync(handle.fileno())
         for tmp, path in staged:
             os.replace(tmp, path)
+    except OSError as err:
+        for tmp, _ in staged:
+            Path(tmp).unlink(missing_ok=True)
+        raise _write_error(staged[-1][1] if staged else Path(next(iter(texts))), err) from None
     except BaseException:
         for tmp, _ in staged:
             Path(tmp).unlink(missing_ok=True)

@@ -9,6 +9,7 @@ frozen as it will be in the first phase, since that is the phase whose rate is b
 
 from __future__ import annotations
 
+import sys
 import math
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import hydra
 from omegaconf import DictConfig
 
 # importing fishbear.config registers its resolvers before Hydra composes
-from fishbear.cli import route_library_logs_to_root, user_errors_exit
+from fishbear.cli import route_library_logs_to_root, run_hydra_main, user_errors_exit
 from fishbear.config import instantiate
 
 
@@ -77,4 +78,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_hydra_main(main, sys.argv[1:])

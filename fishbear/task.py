@@ -9,6 +9,7 @@ the metric code.
 
 from __future__ import annotations
 
+import os
 from typing import Any, ClassVar
 
 import lightning as L
@@ -90,6 +91,8 @@ class BaseTask(L.LightningModule):
         import time
 
         self._fit_started = time.perf_counter()
+        seed = os.environ.get("PL_GLOBAL_SEED")  # what train()'s seed_everything set
+        self._run_seed = int(seed) if seed is not None else None
         if self.channels_last:
             self.network.to(memory_format=torch.channels_last)
 
@@ -98,8 +101,14 @@ class BaseTask(L.LightningModule):
         """Seconds of fitting in earlier processes of this run (a resumed run reports the sum)."""
         return float(getattr(self, "_fit_seconds_before", 0.0))
 
+    @property
+    def wall_seconds_before(self) -> float:
+        """Wall-clock seconds of earlier processes of this run, up to their last checkpoint."""
+        return float(getattr(self, "_wall_seconds_before", 0.0))
+
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self._fit_seconds_before = float(checkpoint.get("fishbear", {}).get("fit_seconds", 0.0))
+        self._wall_seconds_before = float(checkpoint.get("fishbear", {}).get("wall_seconds", 0.0))
 
     def _images(self, batch: dict[str, Any]) -> torch.Tensor:
         images = batch["image"]
@@ -123,6 +132,20 @@ class BaseTask(L.LightningModule):
         if any(m.update_called for m in metrics.values()):
             self.log_dict(metrics.compute(), prog_bar=stage != "train")
         metrics.reset()
+
+    def on_train_epoch_start(self) -> None:
+        """Each epoch's random numbers (shuffle order, augmentation, dropout) come from the run's
+        seed and the epoch's number alone, so a run killed during epoch k and resumed from the end
+        of epoch k-1 repeats epoch k as the uninterrupted run did (in the main process: with loader
+        workers, their own streams carry on across epochs)."""
+        if getattr(self, "_run_seed", None) is None:
+            return
+        import random
+
+        seed = (self._run_seed * 1_000_003 + self.current_epoch) % 2**32
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch_metrics("train")
@@ -197,6 +220,11 @@ class BaseTask(L.LightningModule):
             import time
 
             checkpoint["fishbear"]["fit_seconds"] = self.fit_seconds_before + time.perf_counter() - started
+        process_started = getattr(self, "process_started", None)  # set by train(): setup counts too
+        if process_started is not None:
+            import time
+
+            checkpoint["fishbear"]["wall_seconds"] = self.wall_seconds_before + time.perf_counter() - process_started
         datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
         if datamodule is not None and hasattr(datamodule, "image_size"):
             # the size these weights were trained at (progressive resizing changes it)

@@ -16,7 +16,7 @@ import yaml
 from omegaconf import DictConfig
 
 # importing fishbear.config registers its resolvers before Hydra composes
-from fishbear.cli import route_library_logs_to_root, user_errors_exit
+from fishbear.cli import route_library_logs_to_root, run_hydra_main, user_errors_exit
 from fishbear.config import instantiate, instantiate_group
 from fishbear.errors import CheckpointError, FishbearError
 from fishbear.io import remove_stray_temporaries
@@ -29,6 +29,12 @@ def _resolve_ckpt_path(ckpt_path: str | None, run_dir: Path) -> str | None:
     if ckpt_path in (None, ""):
         return None
     path = run_dir / "checkpoints" / "last.ckpt" if ckpt_path == "last" else Path(ckpt_path)
+    if ckpt_path == "last" and not path.is_file():
+        overrides = run_dir / ".hydra" / "overrides.yaml"
+        raise CheckpointError(
+            f"The run in {run_dir} stopped before its first checkpoint ({path} does not exist): there is nothing "
+            f"to resume. Start it again as a new run with the same overrides (listed in {overrides})."
+        )
     if not path.is_file():
         raise CheckpointError(
             f"Checkpoint {path} does not exist. Give ckpt_path=<run folder>/checkpoints/last.ckpt of the run "
@@ -56,6 +62,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     datamodule, task = build_experiment(cfg, optim, channels_last)
+    task.process_started = started
     callbacks = instantiate_group(cfg.get("callbacks"), "callbacks")
     loggers = instantiate_group(cfg.get("logger"), "logger")
     if not loggers:  # logger=none: nothing to monitor learning rates into
@@ -136,4 +143,4 @@ def resume_argv(argv: list[str]) -> list[str]:
 
 if __name__ == "__main__":
     sys.argv = resume_argv(sys.argv)
-    main()
+    run_hydra_main(main, sys.argv[1:])

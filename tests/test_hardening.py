@@ -174,3 +174,20 @@ def test_file_names_that_are_not_utf8_reach_reports_and_pictures(tmp_path):
     figure = image_grid(np.zeros((1, 8, 8, 3)), [name])
     figure.savefig(tmp_path / "grid.png")
     assert (tmp_path / "grid.png").stat().st_size > 0
+
+
+def test_a_full_disk_is_one_line_naming_the_file(tmp_path, monkeypatch):
+    import errno
+
+    from fishbear.errors import FishbearError
+    from fishbear.train import train
+
+    from .conftest import TINY, compose_train
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("fishbear.io.os.fsync", full)
+    with pytest.raises(FishbearError, match=r"Could not write .*: No space left on device\. Free some space"):
+        train(compose_train([*TINY, "logger=none"], tmp_path))
+    assert not list(tmp_path.rglob("*.tmp"))
