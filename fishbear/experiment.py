@@ -168,8 +168,7 @@ def test_and_report(trainer: L.Trainer, task: Any, datamodule: Any, cfg: DictCon
         extra={
             "run_dir": str(run_dir),
             "monitor": {"metric": task.monitor.replace("val/", "test/"), "mode": task.monitor_mode},
-            # a resumed run: this process's time plus the earlier processes' (kept in the checkpoint)
-            "wall_seconds": time.perf_counter() - started + getattr(task, "wall_seconds_before", 0.0),
+            "wall_seconds": time.perf_counter() - started,
             "device": device_description(type(trainer.accelerator).__name__.replace("Accelerator", "").lower()),
             **(extra or {}),
         },

@@ -79,6 +79,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     fit_started = time.perf_counter()
     trainer.fit(task, datamodule=datamodule, ckpt_path=resume_from)
     fit_seconds = task.fit_seconds_before + time.perf_counter() - fit_started
+    # a resumed run's wall time counts the earlier processes too (read now: testing the best
+    # checkpoint loads that checkpoint's own, earlier, figures into the task)
+    started -= task.wall_seconds_before
     if trainer.interrupted:
         raise FishbearError(f"Training was interrupted; continue with: python -m fishbear.train --resume {run_dir}")
 
