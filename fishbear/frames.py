@@ -20,23 +20,11 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from fishbear.cli import compose_cli, user_errors_exit
-from fishbear.errors import ConfigError, DataError
+from fishbear.cli import check_ranges, compose_cli, user_errors_exit
+from fishbear.errors import DataError
 
 USAGE = ("python -m fishbear.frames video=VIDEO out=DIR [every=1] [sort_with=CKPT] [score=0.5] [review_below=0.8] "
          "[enhance=true] [device=cpu] [batch_size=32] [quality=95]")
-
-
-def _checked(cfg: DictConfig) -> DictConfig:
-    for key in ("every", "batch_size", "quality"):
-        value = cfg[key]
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ConfigError(f"{key}={value} must be a whole number of 1 or more")
-    for key in ("score", "review_below"):
-        value = cfg[key]
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1):
-            raise ConfigError(f"{key}={value} must be a number between 0 and 1")
-    return cfg
 
 
 def folder_name(label: str) -> str:
@@ -57,7 +45,8 @@ def _save_jpeg(image, path: Path, quality: int) -> None:
 
 @user_errors_exit
 def main(argv: list[str] | None = None) -> Path:
-    return cut(_checked(compose_cli("frames", sys.argv[1:] if argv is None else argv, USAGE)))
+    return cut(check_ranges(compose_cli("frames", sys.argv[1:] if argv is None else argv, USAGE),
+                            counts=("every", "batch_size", "quality"), fractions=("score", "review_below")))
 
 
 def cut(args: DictConfig) -> Path:

@@ -17,11 +17,10 @@ def umask_mode(base: int = 0o666) -> int:
     return base & ~mask
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
-    """Call ``write`` on a temporary file beside ``path``, fsync it, then rename it over ``path``.
-    The file gets the mode the umask gives new files (``mkstemp`` alone makes it 0600, which
-    colleagues sharing a run folder cannot read)."""
-    path = Path(path)
+def _stage(path: Path, write: Callable[[IO[bytes]], None]) -> str:
+    """Write a temporary file beside ``path`` with ``write``, synced, with the mode the umask gives
+    new files (``mkstemp`` alone makes it 0600, which colleagues sharing a run folder cannot
+    read); returns its name. A failure removes it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -30,14 +29,46 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
             handle.flush()
             os.fchmod(handle.fileno(), umask_mode())
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError as err:
-        Path(tmp).unlink(missing_ok=True)
-        raise _write_error(path, err) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
+    return tmp
+
+
+def atomic_write_together(writes: dict[Path, Callable[[IO[bytes]], None]]) -> list[Path]:
+    """Files that belong together (``report.json`` and ``report.md``): every temporary file is
+    written and synced first, then all are renamed into place one after the other, so a kill
+    leaves the old set or the new one, not one new file beside an old one. A full disk or a
+    forbidden folder is one :class:`FishbearError` naming the file (:func:`_write_error`)."""
+    staged: list[tuple[str, Path]] = []
+    path = Path()
+    try:
+        for path, write in writes.items():
+            path = Path(path)
+            staged.append((_stage(path, write), path))
+        for tmp, path in staged:
+            os.replace(tmp, path)
+    except OSError as err:
+        for tmp, _ in staged:
+            Path(tmp).unlink(missing_ok=True)
+        raise _write_error(path, err) from None
+    except BaseException:
+        for tmp, _ in staged:
+            Path(tmp).unlink(missing_ok=True)
+        raise
+    return [path for _, path in staged]
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
+    """Call ``write`` on a temporary file beside ``path``, fsync it, then rename it over ``path``:
+    a run killed mid-write leaves the old file or the new one, never half."""
+    return atomic_write_together({Path(path): write})[0]
+
+
+def text_writer(text: str) -> Callable[[IO[bytes]], None]:
+    """A writer of ``text`` as UTF-8; non-UTF-8 file names in it are escaped (:func:`printable`)
+    rather than losing the whole file to a UnicodeEncodeError at the end of a run."""
+    return lambda handle: handle.write(printable(text).encode("utf-8"))
 
 
 def _write_error(path: Path, err: OSError) -> Exception:
@@ -60,42 +91,11 @@ def printable(text: str) -> str:
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """UTF-8; non-UTF-8 file names in ``text`` are escaped (:func:`printable`) rather than losing
-    the whole file to a UnicodeEncodeError at the end of a run."""
-    return atomic_write(path, lambda handle: handle.write(printable(text).encode("utf-8")))
+    return atomic_write(path, text_writer(text))
 
 
 def atomic_write_json(path: str | os.PathLike, data: Any) -> Path:
     return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
-
-
-def atomic_write_together(texts: dict[Path, str]) -> list[Path]:
-    """Files that belong together (``report.json`` and ``report.md``): every temporary file is
-    written and synced first, then all are renamed into place one after the other, so a kill
-    leaves the old set or the new one, not one new file beside an old one."""
-    staged: list[tuple[str, Path]] = []
-    try:
-        for path, text in texts.items():
-            path = Path(path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            staged.append((tmp, path))
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(printable(text).encode("utf-8"))
-                handle.flush()
-                os.fchmod(handle.fileno(), umask_mode())
-                os.fsync(handle.fileno())
-        for tmp, path in staged:
-            os.replace(tmp, path)
-    except OSError as err:
-        for tmp, _ in staged:
-            Path(tmp).unlink(missing_ok=True)
-        raise _write_error(staged[-1][1] if staged else Path(next(iter(texts))), err) from None
-    except BaseException:
-        for tmp, _ in staged:
-            Path(tmp).unlink(missing_ok=True)
-        raise
-    return [path for _, path in staged]
 
 
 def remove_stray_temporaries(folder: Path) -> int:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from fishbear.cli import compose_cli, user_errors_exit
+from fishbear.cli import check_ranges, compose_cli, user_errors_exit
 from fishbear.data.images import image_problem, is_image_file
 from fishbear.errors import ConfigError, DataError
 from fishbear.inference import Predictor
@@ -37,16 +37,9 @@ USAGE = ("python -m fishbear.predict ckpt=PATH input=IMAGE|FOLDER|VIDEO [output=
 
 
 def _checked(cfg: DictConfig) -> DictConfig:
-    for key in ("batch_size", "every"):
-        value = cfg[key]
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ConfigError(f"{key}={value} must be a whole number of 1 or more")
     if cfg.on_bad_image not in ("skip", "error"):
         raise ConfigError(f"on_bad_image={cfg.on_bad_image}: use skip or error")
-    if cfg.score is not None:
-        if isinstance(cfg.score, bool) or not isinstance(cfg.score, (int, float)) or not 0.0 <= cfg.score <= 1.0:
-            raise ConfigError(f"score={cfg.score} must be a number between 0 and 1")
-    return cfg
+    return check_ranges(cfg, counts=("batch_size", "every"), fractions=("score",))
 
 
 def _predictor(cfg: DictConfig) -> Predictor:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from fishbear.environment import versions
-from fishbear.io import atomic_write_together
+from fishbear.io import atomic_write_together, text_writer
 from fishbear.kinds import get_kind
 from fishbear.reporting import fmt, table
 
@@ -75,7 +75,7 @@ def write_report(run_dir: Path, report: dict[str, Any]) -> tuple[Path, Path]:
     import json
 
     json_path, md_path = atomic_write_together({
-        run_dir / "report.json": json.dumps(report, indent=2, sort_keys=False, default=str) + "\n",
-        run_dir / "report.md": render_markdown(report),
+        run_dir / "report.json": text_writer(json.dumps(report, indent=2, sort_keys=False, default=str) + "\n"),
+        run_dir / "report.md": text_writer(render_markdown(report)),
     })
     return json_path, md_path

@@ -197,10 +197,10 @@ def test_resume_extends_a_run_then_says_it_is_finished(tmp_path, capsys):
 
 
 def test_report_files_are_written_as_a_pair(tmp_path):
-    from fishbear.io import atomic_write_together
+    from fishbear.io import atomic_write_together, text_writer
 
-    atomic_write_together({tmp_path / "report.json": "{}\n", tmp_path / "report.md": "# old\n"})
+    atomic_write_together({tmp_path / "report.json": text_writer("{}\n"), tmp_path / "report.md": text_writer("# old\n")})
     with pytest.raises(AttributeError):
-        atomic_write_together({tmp_path / "report.json": "{\"new\": 1}\n", tmp_path / "report.md": None})
+        atomic_write_together({tmp_path / "report.json": text_writer("{\"new\": 1}\n"), tmp_path / "report.md": text_writer(None)})
     assert (tmp_path / "report.json").read_text() == "{}\n" and (tmp_path / "report.md").read_text() == "# old\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json", "report.md"]

@@ -76,8 +76,8 @@ def values(outputs: torch.Tensor, meta: dict[str, Any]) -> torch.Tensor:
     outputs = outputs.float().reshape(len(outputs), -1)
     if meta.get("regress_loss") == "poisson":
         return outputs.exp()
-    mean = torch.as_tensor(meta.get("value_mean", 0.0), dtype=torch.float32)
-    std = torch.as_tensor(meta.get("value_std", 1.0), dtype=torch.float32)
+    mean = torch.as_tensor(meta.get("value_mean", 0.0), dtype=torch.float32, device=outputs.device)
+    std = torch.as_tensor(meta.get("value_std", 1.0), dtype=torch.float32, device=outputs.device)
     return outputs * std + mean
 
 

@@ -43,13 +43,6 @@ class RegressionTask(BaseTask):
             "r2": R2Score(multioutput="uniform_average") if n == 1 else R2Score(num_outputs=n),
         })
 
-    def values(self, outputs: torch.Tensor) -> torch.Tensor:
-        """Outputs in the targets' units (the kind's reading, on this task's device)."""
-        outputs = outputs.float().reshape(len(outputs), -1)
-        if self.loss_name == "poisson":
-            return outputs.exp()
-        return outputs * self.value_std + self.value_mean
-
     def compute_loss(self, outputs: torch.Tensor, batch: dict[str, Any], reduction: str = "mean") -> torch.Tensor:
         outputs = outputs.float().reshape(len(outputs), -1)
         target = batch["target"].float()
@@ -62,7 +55,7 @@ class RegressionTask(BaseTask):
         return losses.mean() if reduction == "mean" else losses
 
     def metric_inputs(self, outputs: torch.Tensor, batch: dict[str, Any]) -> tuple[Any, ...]:
-        predicted, target = self.values(outputs), batch["target"].float()
+        predicted, target = values(outputs, self.meta), batch["target"].float()
         if predicted.shape[1] == 1:  # one value: the metrics take flat vectors
             return predicted.reshape(-1), target.reshape(-1)
         return predicted, target
