@@ -23,7 +23,8 @@ from torch.utils.data import DataLoader
 from fishbear.data.catalog import Catalog, Sample
 from fishbear.data.dataset import ImageDataset
 from fishbear.data.images import header_problem, image_problem
-from fishbear.data.splits import split_off
+from fishbear.data.duplicates import POLICIES, DuplicateCheck, drop_copies, find_duplicates, fingerprints, warning_line
+from fishbear.data.splits import SplitPlan
 from fishbear.data.transforms import Augment, build_transforms
 from fishbear.errors import DataError
 from fishbear.kinds import Kind, get_kind
@@ -77,6 +78,19 @@ class ImageDataModule(L.LightningDataModule):
         on_bad_image: str = "error",
         void: str | None = None,
         relabel: Relabel | None = None,
+        split: str = "stratified",
+        group_pattern: str | None = None,
+        group_csv: str | None = None,
+        group_column: str = "group",
+        order_pattern: str | None = None,
+        order_csv: str | None = None,
+        gap: int = 0,
+        folds: int = 5,
+        fold: int = 0,
+        pool_folders: bool = False,
+        duplicates: str = "warn",
+        duplicate_bits: int = 6,
+        cache_dir: str | Path | None = None,
     ) -> None:
         """``valid_pct`` / ``test_pct``: the seeded fractions of ``train`` held out when the reader
         finds no such split (``test_pct: 0`` tests on validation). ``on_bad_image``: ``error`` stops
@@ -86,7 +100,16 @@ class ImageDataModule(L.LightningDataModule):
         (read by the segmentation task through ``${data.void}``). ``relabel``: turns the
         reader's catalog into another kind's (boxes counted per image for regression), so one
         reader per format serves several kinds. ``kind``: the task kind (a
-        name or a :class:`~fishbear.kinds.Kind`; None: classification)."""
+        name or a :class:`~fishbear.kinds.Kind`; None: classification).
+
+        ``split`` (stratified, group, time, kfold) with ``group_pattern``/``group_csv``/
+        ``group_column``, ``order_pattern``/``order_csv``, ``gap``, ``folds``/``fold`` and
+        ``pool_folders``: how valid/test are made when the reader finds no such folders
+        (:class:`fishbear.data.splits.SplitPlan`).
+        ``duplicates``: what a near-copy of an image in another split does (``warn``, ``drop`` the
+        train-side copy, ``error``, or ``report`` only: frames of a static camera are alike by
+        nature); ``duplicate_bits``: the largest perceptual-hash distance that counts as a copy;
+        ``cache_dir``: where image hashes are cached (default: ``$FISHBEAR_DATA/cache``)."""
         super().__init__()
         self.root = Path(root).expanduser()
         self.reader = reader
@@ -96,9 +119,6 @@ class ImageDataModule(L.LightningDataModule):
         self.image_size = _size(image_size)
         self.batch_size = int(batch_size)
         self.num_workers = default_num_workers() if num_workers is None else int(num_workers)
-        self.valid_pct = float(valid_pct)
-        self.test_pct = float(test_pct)
-        self.split_seed = int(split_seed)
         self.augment = augment
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else bool(pin_memory)
         self.persistent_workers = bool(persistent_workers)
@@ -107,6 +127,17 @@ class ImageDataModule(L.LightningDataModule):
         self.on_bad_image = on_bad_image
         self.void = void
         self.relabel = relabel
+        self.split_plan = SplitPlan(strategy=split, valid_pct=float(valid_pct), test_pct=float(test_pct),
+                                    seed=int(split_seed), group_pattern=group_pattern, group_csv=group_csv,
+                                    group_column=group_column, order_pattern=order_pattern, order_csv=order_csv,
+                                    gap=int(gap), folds=int(folds), fold=int(fold), pool_folders=bool(pool_folders))
+        if duplicates not in POLICIES:
+            raise DataError(f"data.duplicates={duplicates!r}: use one of {', '.join(POLICIES)}.")
+        self.duplicates = duplicates
+        self.duplicate_bits = int(duplicate_bits)
+        default_cache = Path(os.environ.get("FISHBEAR_DATA", "~/.cache/fishbear")) / "cache"
+        self.cache_dir = Path(cache_dir if cache_dir is not None else default_cache).expanduser()
+        self.duplicate_check: DuplicateCheck | None = None
         self.mean: tuple[float, ...] = IMAGENET_MEAN
         self.std: tuple[float, ...] = IMAGENET_STD
         self._catalog: Catalog | None = None
@@ -155,6 +186,8 @@ class ImageDataModule(L.LightningDataModule):
             "image_size": self.image_size,
             "batch_size": self.batch_size,
             "sizes": {split: len(samples) for split, samples in self.catalog.splits.items()},
+            "split": self.split_plan.info,
+            "duplicates": self.duplicate_check.summary() if self.duplicate_check is not None else None,
             "skipped": [{"file": str(path), "reason": why} for path, why in self.catalog.skipped],
             "void": self.void,
             "mean": list(self.mean),
@@ -192,17 +225,45 @@ class ImageDataModule(L.LightningDataModule):
                             "check data.reader points at the label files.")
         stratum = self.kind.stratum
         stratify = stratum if stratum(catalog.splits["train"][0]) is not None else None
-        if "test" not in catalog.splits and self.test_pct > 0:
-            # before validation, so that tuning on validation (thresholds, the best epoch) never sees test
-            keep, test = split_off(catalog.splits["train"], self.test_pct, self.split_seed + 1, stratify)
-            catalog.splits["train"], catalog.splits["test"] = keep, test
-        if "valid" not in catalog.splits:
-            keep, valid = split_off(catalog.splits["train"], self.valid_pct, self.split_seed, stratify)
-            catalog.splits["train"], catalog.splits["valid"] = keep, valid
+        catalog.splits = self.split_plan.apply(catalog.splits, self.root, stratify)
+        self._check_duplicates(catalog)
         self.kind.check_catalog(catalog, self.root)
         if self.on_bad_image == "error":
             self._check_headers(catalog)
         self._catalog = catalog
+
+    def _check_duplicates(self, catalog: Catalog) -> None:
+        """Near-copies across splits, per ``data.duplicates`` (see ``fishbear.data.duplicates``)."""
+        every = [sample for samples in catalog.splits.values() for sample in samples]
+        labelled = bool(every) and self.kind.label_indices(every[0]) is not None
+
+        def label_of(sample: Sample) -> str:
+            return ", ".join(catalog.classes[i] for i in self.kind.label_indices(sample) or ())
+
+        check = find_duplicates(catalog.splits, fingerprints([s.image for s in every], self.cache_dir),
+                                self.duplicate_bits, label_of if labelled else None)
+        check.policy = self.duplicates
+        self.duplicate_check = check
+        if check.across_labels:
+            first = check.across_labels[0]
+            log.warning("%d file(s) appear under two labels (same bytes), e.g. %s as %s: fix the labels or delete "
+                        "the copy.", len(check.across_labels), " and ".join(first["files"][:2]), " and ".join(first["labels"]))
+        if not check.leaks:
+            return
+        if self.duplicates == "error":
+            raise DataError(warning_line(check).replace("Possible leak", f"data={self.name}: leak")
+                            + " (data.duplicates=error)")
+        if self.duplicates == "drop":
+            catalog.splits = drop_copies(catalog.splits, check)
+            log.warning("data.duplicates=drop: removed %d train-side cop%s of held-out images.", check.dropped,
+                        "y" if check.dropped == 1 else "ies")
+        elif self.duplicates == "warn":
+            log.warning(warning_line(check))
+
+    def test_groups(self) -> list[str] | None:
+        """The resampling unit of each test image (its group, or its time block), for intervals;
+        None when test images are independent."""
+        return self.split_plan.groups_of(self.samples(self.test_split), self.root)
 
     def _check_headers(self, catalog: Catalog) -> None:
         """A file of any split that is no image stops the run now, not after the training when the
