@@ -151,6 +151,7 @@ def test_and_report(trainer: L.Trainer, task: Any, datamodule: Any, cfg: DictCon
     if run_test:
         trainer.test(task, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
+    intervals = test_metric_intervals(task, datamodule, metrics, int(cfg.get("seed") or 0))
     report = build_report(
         kind=task.kind.name,
         classes=task.classes,
@@ -168,6 +169,7 @@ def test_and_report(trainer: L.Trainer, task: Any, datamodule: Any, cfg: DictCon
         extra={
             "run_dir": str(run_dir),
             "monitor": {"metric": task.monitor.replace("val/", "test/"), "mode": task.monitor_mode},
+            "intervals": intervals,
             "wall_seconds": time.perf_counter() - started,
             "device": device_description(type(trainer.accelerator).__name__.replace("Accelerator", "").lower()),
             **(extra or {}),
@@ -177,6 +179,21 @@ def test_and_report(trainer: L.Trainer, task: Any, datamodule: Any, cfg: DictCon
     _log_to_tensorboard(trainer, report, run_dir)
     _print_summary(run_dir, report)
     return report
+
+
+def test_metric_intervals(task: Any, datamodule: Any, metrics: dict[str, float], seed: int) -> dict[str, Any]:
+    """A 95% interval per test metric from the per-image test results (``fishbear.intervals``):
+    resampling test images, or the test split's groups or time blocks when it has them."""
+    from fishbear.intervals import metric_intervals
+
+    results = task.test_results
+    if not results or not metrics:
+        return {}
+    n = len(results["index"])
+    kind = task.kind
+    proportions = {name: metrics[f"test/{name}"] * n for name in kind.proportions if f"test/{name}" in metrics}
+    return metric_intervals(metrics, kind.metric_function(results, task.classes, task), n, datamodule.test_groups(),
+                          kind.resamples, seed, proportions)
 
 
 def _log_to_tensorboard(trainer: L.Trainer, report: dict[str, Any], run_dir: Path) -> None:

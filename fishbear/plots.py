@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -112,6 +114,22 @@ def overlay_mask(image: np.ndarray, mask: np.ndarray, colours: np.ndarray, alpha
     if void_index is not None:
         weight[mask == void_index] = 0.0
     return np.clip(image * (1 - weight) + painted * weight, 0, 1)
+
+
+def pairs_figure(pairs: list[dict[str, Any]]) -> Figure:
+    """Each near-copy pair side by side (held-out image left, its copy right) with the distance."""
+    from PIL import Image
+
+    images, titles = [], []
+    for pair in pairs:
+        for key, side in (("kept", "kept_split"), ("copy", "copy_split")):
+            with Image.open(pair[key]) as image:
+                image = image.convert("RGB").resize((128, 128))
+                images.append(np.asarray(image, dtype=np.float32) / 255.0)
+            titles.append(f"{pair[side]}: {Path(pair[key]).name[:18]}" + (f"\n{pair['distance']} bits" if key == "copy" else ""))
+    fig = image_grid(np.stack(images), titles, columns=4, size=2.2)
+    fig.suptitle("Closest images across splits (perceptual hash)", fontsize=9)
+    return fig
 
 
 def save_figure(fig: Figure, path: str) -> None:

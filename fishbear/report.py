@@ -43,13 +43,76 @@ def build_report(
     }
     if results:
         report[kind] = get_kind(kind).section(results, classes, run_dir, list(samples or []), task)
+    pairs = (data.get("duplicates") or {}).get("closest_pairs") or []
+    if pairs and all(Path(p["kept"]).is_file() and Path(p["copy"]).is_file() for p in pairs[:6]):
+        from fishbear.plots import pairs_figure, save_figure
+
+        save_figure(pairs_figure(pairs[:6]), str(run_dir / "duplicates.png"))
+        report["data"] = {**data, "duplicates": {**data["duplicates"], "figure": "duplicates.png"}}
     return report
+
+
+def split_summary(split: dict[str, Any]) -> str:
+    """One cell: the strategy, what it split by, and groups or time ranges per split."""
+    if not split:
+        return "-"
+    text = f"{split.get('strategy')} by {split.get('by')}"
+    if split.get("folders_on_disk"):
+        text = f"folders on disk for {', '.join(split['folders_on_disk'])}; the rest: " + text
+    if split.get("folds"):
+        text += f", fold {split['fold']} of {split['folds']} held out as {split.get('held_out_as')}"
+    if split.get("groups"):
+        text += "; groups " + ", ".join(f"{k} {v}" for k, v in split["groups"].items())
+    if split.get("order_range"):
+        text += "; order " + ", ".join(f"{k} {lo:g}-{hi:g}" for k, (lo, hi) in split["order_range"].items())
+        text += f"; {split.get('dropped_at_boundaries', 0)} dropped at boundaries (gap {split.get('gap', 0)})"
+    return text
+
+
+def leakage_markdown(duplicates: dict[str, Any] | None, split: dict[str, Any]) -> list[str]:
+    """The report's leakage section: near-copies across splits, exact copies, groups on two sides."""
+    if not duplicates:
+        return []
+    lines = ["## Leakage check", ""]
+    copies = duplicates.get("images_with_copy_in_another_split", {})
+    rows = [[name, count] for name, count in copies.items()]
+    intro = (f"Near-copies across splits ({duplicates['method']}, at most {duplicates['threshold_bits']} bits apart; "
+             f"policy `{duplicates['policy']}`, {duplicates.get('dropped_from_train_side', 0)} train-side copies dropped):")
+    lines += [intro, "",
+              table(["split", "images with a near-copy in an earlier split"], rows or [["-", 0]]), ""]
+    pairs = duplicates.get("closest_pairs") or []
+    if pairs:
+        lines += [table(["kept", "copy", "bits apart"],
+                        [[f"`{p['kept_split']}/{Path(p['kept']).name}`", f"`{p['copy_split']}/{Path(p['copy']).name}`",
+                          p["distance"]] for p in pairs[:8]]), ""]
+    if duplicates.get("figure"):
+        lines += [f"![closest pairs]({duplicates['figure']})", ""]
+    within = duplicates.get("exact_copies_within_a_split") or []
+    labels = duplicates.get("same_file_under_two_labels") or []
+    lines += [f"Exact copies within a split: {len(within)}; the same file under two labels: {len(labels)}.", ""]
+    for entry in labels[:5]:
+        lines += [f"- {', '.join(f'`{Path(f).name}`' for f in entry['files'])}: {' / '.join(entry['labels'])}"]
+    shared = split.get("groups_in_two_splits") or []
+    if shared:
+        lines += ["", "Groups on two sides (folders on disk): " + "; ".join(
+            f"{entry['group']} in {', '.join(entry['splits'])}" for entry in shared[:10]), ""]
+    return lines + [""]
 
 
 def render_markdown(report: dict[str, Any]) -> str:
     config = report.get("config", {})
     lines = [f"# Run report: {config.get('choices', {}).get('model', '?')} on {report['data'].get('name', '?')}", ""]
-    lines += ["## Test metrics", "", table(["metric", "value"], [[k, fmt(v)] for k, v in report["metrics"].items()]), ""]
+    intervals = report.get("intervals", {})
+
+    def interval(key: str) -> str:
+        found = intervals.get(key)
+        return f"{found['low']:.4f} - {found['high']:.4f}" if found else "-"
+
+    methods = sorted({found["method"] for found in intervals.values()})
+    lines += ["## Test metrics", "", table(["metric", "value", "95% interval"],
+                                           [[k, fmt(v), interval(k)] for k, v in report["metrics"].items()]), ""]
+    if methods:
+        lines += [f"Intervals: {'; '.join(methods)}.", ""]
     kind = report["kind"]
     if report.get(kind):
         lines += get_kind(kind).markdown(report[kind], report)
@@ -58,7 +121,9 @@ def render_markdown(report: dict[str, Any]) -> str:
         ["dataset", data.get("name")], ["root", f"`{data.get('root')}`"], ["kind", report["kind"]],
         ["classes", ", ".join(report["classes"])], ["images per split", data.get("sizes")],
         ["image size", data.get("image_size")], ["test split", data.get("test_split")],
+        ["split", split_summary(data.get("split") or {})],
         ["unreadable files left out", len(data.get("skipped", []))]]), ""]
+    lines += leakage_markdown(data.get("duplicates"), data.get("split") or {})
     lines += ["## Run", "", table(["", ""], [
         ["overrides", " ".join(config.get("overrides", [])) or "(none)"],
         ["choices", ", ".join(f"{k}={v}" for k, v in config.get("choices", {}).items())],

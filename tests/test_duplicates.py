@@ -97,7 +97,7 @@ def test_exact_copies_within_a_split_and_under_two_labels(folder):
 
 def test_hashes_are_cached_and_reused(folder, monkeypatch):
     _module(folder)
-    assert (folder / ".cache" / "image-hashes.json").is_file()
+    assert (folder / ".cache" / "image-hashes-v2.json").is_file()
     import fishbear.data.duplicates as duplicates
 
     def refuse(path):

@@ -4,7 +4,9 @@ Image-search downloads repeat themselves (the same photo resized or re-encoded u
 name), and a copy of a test image in train makes the test figure a memory test. A perceptual hash
 (``imagehash.phash``: 64 bits from the low frequencies of the image's DCT) changes little under
 resizing and re-encoding, so two images whose hashes differ in at most ``threshold`` bits are
-taken as the same picture. Hashes and a SHA-1 of the bytes are computed once per file and cached
+candidates; the hash sees only brightness, so a candidate counts as a copy when its 8 x 8 colour
+thumbnail also matches (mean absolute difference at most ``THUMB_TOLERANCE`` of 255: measured,
+a resized JPEG copy differs by about 1, distinct pictures with similar outlines by 36 or more). Hashes and a SHA-1 of the bytes are computed once per file and cached
 (keyed by path, size and modification time), so the check costs milliseconds on later runs.
 """
 
@@ -27,12 +29,15 @@ log = logging.getLogger(__name__)
 POLICIES = ("warn", "drop", "error", "report")
 # splits in the order of trust: a pair's copy is dropped from the earlier one (train before valid before test)
 SPLIT_ORDER = {"train": 0, "valid": 1, "test": 2}
+THUMB_TOLERANCE = 12.0
+CACHE_NAME = "image-hashes-v2.json"
 
 
 @dataclass(frozen=True)
 class Fingerprint:
     sha1: str
     phash: int
+    thumb: bytes  # 8 x 8 RGB, 192 bytes
 
 
 def _fingerprint(path: Path) -> Fingerprint:
@@ -42,16 +47,18 @@ def _fingerprint(path: Path) -> Fingerprint:
     data = path.read_bytes()
     with Image.open(path) as image:
         image.draft("RGB", (128, 128))  # JPEG decodes at 1/2..1/8 scale: the hash reads 32 x 32 anyway
-        phash = int(str(imagehash.phash(image.convert("RGB"))), 16)
-    return Fingerprint(hashlib.sha1(data).hexdigest(), phash)
+        rgb = image.convert("RGB")
+        phash = int(str(imagehash.phash(rgb)), 16)
+        thumb = rgb.resize((8, 8), Image.BOX).tobytes()
+    return Fingerprint(hashlib.sha1(data).hexdigest(), phash, thumb)
 
 
 def fingerprints(paths: list[Path], cache_dir: Path | None) -> dict[Path, Fingerprint]:
-    """A fingerprint per file, read from ``cache_dir/image-hashes.json`` when the file's size and
+    """A fingerprint per file, read from the cache in ``cache_dir`` when the file's size and
     modification time are unchanged; new ones are added to the cache (written atomically)."""
     from fishbear.io import atomic_write_text
 
-    cache_path = cache_dir / "image-hashes.json" if cache_dir is not None else None
+    cache_path = cache_dir / CACHE_NAME if cache_dir is not None else None
     cache: dict[str, list[Any]] = {}
     if cache_path is not None and cache_path.is_file():
         try:
@@ -65,14 +72,14 @@ def fingerprints(paths: list[Path], cache_dir: Path | None) -> dict[Path, Finger
         stat = path.stat()
         entry = cache.get(key)
         if entry and entry[0] == stat.st_size and entry[1] == stat.st_mtime_ns:
-            out[path] = Fingerprint(entry[2], int(entry[3], 16))
+            out[path] = Fingerprint(entry[2], int(entry[3], 16), bytes.fromhex(entry[4]))
             continue
         try:
             found = _fingerprint(path)
         except Exception:  # an unreadable image is the readers' business, not this check's
             continue
         out[path] = found
-        cache[key] = [stat.st_size, stat.st_mtime_ns, found.sha1, f"{found.phash:016x}"]
+        cache[key] = [stat.st_size, stat.st_mtime_ns, found.sha1, f"{found.phash:016x}", found.thumb.hex()]
         changed = True
     if changed and cache_path is not None:
         try:
@@ -105,7 +112,7 @@ class DuplicateCheck:
         return sum(self.images_with_copy.values())
 
     def summary(self) -> dict[str, Any]:
-        return {"policy": self.policy, "threshold_bits": self.threshold, "method": "imagehash.phash (64 bits)",
+        return {"policy": self.policy, "threshold_bits": self.threshold, "method": "imagehash.phash (64 bits), confirmed by an 8 x 8 colour thumbnail",
                 "images_with_copy_in_another_split": self.images_with_copy, "pairs": len(self.pairs),
                 "closest_pairs": self.pairs[:12], "exact_copies_within_a_split": self.within_split[:20],
                 "same_file_under_two_labels": self.across_labels[:20], "dropped_from_train_side": self.dropped}
@@ -121,6 +128,8 @@ def find_duplicates(splits: dict[str, list[Sample]], prints: dict[Path, Fingerpr
     hashes = {n: np.array([prints[s.image].phash for s in splits[n] if s.image in prints], dtype=np.uint64)
               for n in names}
     kept = {n: [s for s in splits[n] if s.image in prints] for n in names}
+    thumbs = {n: np.array([np.frombuffer(prints[s.image].thumb, dtype=np.uint8) for s in kept[n]],
+                          dtype=np.float32).reshape(len(kept[n]), -1) for n in names}
     copied_in = {n: np.zeros(len(hashes[n]), dtype=bool) for n in names}
     for i, first in enumerate(names):
         for second in names[i + 1:]:
@@ -130,6 +139,8 @@ def find_duplicates(splits: dict[str, list[Sample]], prints: dict[Path, Fingerpr
             for start in range(0, len(hashes[second]), 2048):  # bounded memory for large test sets
                 d = _distances(hashes[second][start:start + 2048], hashes[first])
                 rows, cols = np.nonzero(d <= threshold)
+                alike = np.abs(thumbs[second][start + rows] - thumbs[first][cols]).mean(1) <= THUMB_TOLERANCE
+                rows, cols = rows[alike], cols[alike]
                 copied[start + np.unique(rows)] = True
                 for r, c in zip(rows.tolist(), cols.tolist()):
                     check.pairs.append({"distance": int(d[r, c]), "kept": str(kept[second][start + r].image),

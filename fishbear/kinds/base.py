@@ -56,6 +56,10 @@ class Kind:
     written_files: ClassVar[str | None] = None
     # a trained model of this kind can file video frames into class folders (fishbear.frames)
     sorts_frames: ClassVar[bool] = False
+    # test metrics that are a share of test images: Wilson's interval applies when images are independent
+    proportions: ClassVar[tuple[str, ...]] = ()
+    # bootstrap draws for the test metrics' intervals (fishbear.intervals)
+    resamples: ClassVar[int] = 1000
     # the kind's package, where its task.py (LightningModule) and report.py (report section) live
     package: ClassVar[str]
 
@@ -124,6 +128,10 @@ class Kind:
                 task: Any = None) -> dict[str, Any]:
         """The kind's part of ``report.json`` (figures written into ``run_dir``)."""
         return importlib.import_module(f"{self.package}.report").section(results, classes, run_dir, samples, task)
+
+    def metric_function(self, results: dict[str, Any], classes: list[str], task: Any = None) -> Any:
+        """The test metrics as a function of per-image bootstrap weights (``fishbear.intervals``)."""
+        return importlib.import_module(f"{self.package}.report").metric_function(results, classes, task)
 
     def markdown(self, section: dict[str, Any], report: dict[str, Any]) -> list[str]:
         """The kind's part of ``report.md``."""

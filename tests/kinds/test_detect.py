@@ -20,7 +20,7 @@ from fishbear.models.torchvision_nets import WeightsUnavailableError
 from fishbear.train import train
 
 from ..conftest import compose_train, requires_shared, write_video
-from . import read_rows
+from . import assert_intervals, read_rows
 
 SMALL = ["model=fasterrcnn_small", "model.fpn_channels=32", "model.rois_per_image=32", "model.proposals=100",
          "model.head_width=128"]
@@ -163,6 +163,7 @@ def test_detector_learns_shapes_boxes_reports_predicts_and_sorts_frames(tmp_path
                                   "trainer.check_val_every_n_epoch=4",
                                   "callbacks.batch_grid.val_images=0", *QUIET], run))
     metrics = report["metrics"]
+    assert_intervals(report, "detect")
     assert metrics["test/map_50"] > 0.15, metrics  # an untrained detector scores about 0
     assert metrics["test/map"] <= metrics["test/map_50"]
     section = report["detect"]
@@ -210,12 +211,14 @@ def test_real_fish_boxes_load_with_negatives_in_every_split():
     datamodule = build_datamodule(compose_train(["data=fish_boxes", f"data.root={root}", "data.num_workers=0"]))
     datamodule.setup()
     assert datamodule.classes == ["fish"]
-    sizes = datamodule.describe()["sizes"]
-    assert sum(sizes.values()) == 168
-    for split in ("train", "valid", "test"):
-        samples = datamodule.samples(split)
+    sizes, split = datamodule.describe()["sizes"], datamodule.describe()["split"]
+    assert sum(sizes.values()) + split["dropped_at_boundaries"] == 168
+    # split by time: the test frames are the video's last seconds, after the validation ones
+    assert split["strategy"] == "time" and split["order_range"]["train"][1] < split["order_range"]["valid"][0]
+    assert split["order_range"]["valid"][1] < split["order_range"]["test"][0]
+    for name in ("train", "valid", "test"):
+        samples = datamodule.samples(name)
         empty = sum(1 for s in samples if len(s.target) == 0)
-        assert 0 < empty < len(samples)  # held out keeping the share of frames without fish
-        assert 0.6 < empty / len(samples) < 0.77  # 116 of 168 overall
+        assert 0 < empty < len(samples)  # frames with and without fish on every side
     batch = next(iter(datamodule.train_dataloader()))
     assert batch["image"].shape[-2:] == (288, 512) and len(batch["target"]) == len(batch["image"])

@@ -9,7 +9,7 @@ from fishbear.train import train
 
 from ..conftest import compose_train
 from ..fixtures import write_planet
-from . import QUIET, read_rows
+from . import QUIET, assert_intervals, read_rows
 
 
 def test_multilabel_learns_tags_tunes_thresholds_and_predicts_them(tmp_path):
@@ -23,6 +23,7 @@ def test_multilabel_learns_tags_tunes_thresholds_and_predicts_them(tmp_path):
     truth = np.array([[t in row["tags"].split() for t in ("blue", "green", "red")] for row in read_rows(root / "train_v2.csv")])
     constant = max(truth.mean(), 1 - truth.mean())  # all tags on, or all off
     metrics = report["metrics"]
+    assert_intervals(report, "multilabel")
     assert metrics["test/acc"] > constant + 0.1, (metrics, constant)
     assert {"test/fbeta", "test/fbeta_tuned"} <= set(metrics)
     section = report["multilabel"]

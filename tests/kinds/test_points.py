@@ -8,7 +8,7 @@ import pytest
 from fishbear.train import train
 
 from ..conftest import compose_train
-from . import QUIET, read_rows
+from . import QUIET, assert_intervals, read_rows
 
 
 def test_point_regression_finds_the_star_and_predicts_pixels(tmp_path):
@@ -27,6 +27,7 @@ def test_point_regression_finds_the_star_and_predicts_pixels(tmp_path):
     test_points = np.array([s.target[0] for s in data.samples("test")])
     baseline = np.linalg.norm(test_points - train_points.mean(0), axis=1).mean()  # always the mean point
     report = train(cfg)
+    assert_intervals(report, "points")
     assert report["metrics"]["test/dist_px"] < 0.6 * baseline, (report["metrics"], baseline)
     assert report["points"]["mean_px"] == pytest.approx(report["metrics"]["test/dist_px"], rel=1e-4)
     assert (tmp_path / "run" / "point_samples.png").is_file()

@@ -21,6 +21,7 @@ from fishbear.kinds.regress.readers import BoxCounts, ValuesCsvReader
 from fishbear.train import train
 
 from ..conftest import compose_train, requires_shared
+from . import assert_intervals
 
 QUIET = ["data.num_workers=0", "trainer.num_sanity_val_steps=0", "logger=none", "trainer.enable_progress_bar=false"]
 
@@ -101,6 +102,7 @@ def test_shapes_counts_beat_predicting_the_mean_and_predict_writes_the_count(tmp
     test_counts = np.array([s.target[0] for s in data.samples("test")])
     baseline = np.abs(test_counts - train_counts.mean()).mean()  # always the training mean
     report = train(cfg)
+    assert_intervals(report, "regress")
     section = report["regress"]
     assert section["baseline_mae"] == pytest.approx(baseline, rel=1e-5)
     assert report["metrics"]["test/mae"] == pytest.approx(section["mae"], rel=1e-4)

@@ -14,7 +14,7 @@ from fishbear.errors import ConfigError
 from fishbear.train import train
 
 from ..conftest import compose_train
-from . import QUIET, read_rows
+from . import QUIET, assert_intervals, read_rows
 
 
 def test_segmentation_beats_the_majority_class_and_writes_masks(tmp_path):
@@ -27,6 +27,7 @@ def test_segmentation_beats_the_majority_class_and_writes_masks(tmp_path):
                                   "data.image_size=32", "data.batch_size=16", "trainer.max_epochs=12", "trainer.lr=3e-3",
                                   "callbacks.batch_grid.val_images=0", *QUIET], run))
     section = report["segment"]
+    assert_intervals(report, "segment")
     per_class = {c["class"]: c for c in section["per_class"]}
     pixels = np.array([c["pixels"] for c in section["per_class"]])
     majority = pixels.max() / pixels.sum()

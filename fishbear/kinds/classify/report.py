@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import classification_report, confusion_matrix
 
+from fishbear.intervals import weighted_mean
 from fishbear.plots import confusion_matrix_figure, save_figure
 from fishbear.reporting import fmt, highest_losses, table, worst
 
@@ -107,3 +108,22 @@ def markdown(section: dict[str, Any], report: dict[str, Any]) -> list[str]:
         if "top_losses" in section.get("figures", {}):
             lines += ["![top losses](top_losses.png)", ""]
     return lines
+
+
+def metric_function(results: dict[str, Any], classes: list[str], task: Any = None) -> Any:
+    """Accuracy, macro F1 and the loss for bootstrap weights per test image (fishbear.intervals)."""
+    predicted = results["prediction"].numpy().argmax(axis=1)
+    targets = results["target"].numpy()
+    losses = results["loss"].numpy()
+    n = results["prediction"].shape[1]
+    correct = (predicted == targets).astype(np.float64)
+    cells = targets * n + predicted
+
+    def scores(weights: np.ndarray) -> dict[str, float]:
+        matrix = np.bincount(cells, weights=weights, minlength=n * n).reshape(n, n)
+        tp = matrix.diagonal()
+        denominator = matrix.sum(0) + matrix.sum(1)
+        f1 = np.divide(2 * tp, denominator, out=np.zeros(n), where=denominator > 0)
+        return {"acc": weighted_mean(correct, weights), "f1": float(f1.mean()), "loss": weighted_mean(losses, weights)}
+
+    return scores

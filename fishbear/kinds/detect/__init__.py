@@ -26,6 +26,7 @@ class Detect(Kind):
     package: ClassVar[str] = __name__
     written_files: ClassVar[str | None] = "boxes"
     output: ClassVar[str] = "boxes"
+    resamples: ClassVar[int] = 200  # each draw reruns the COCO evaluation
     model_hint: ClassVar[str] = "model=fasterrcnn_small (fast on a CPU), model=fasterrcnn_mobilenet or model=fasterrcnn"
     eval_resize: ClassVar[str] = "squish"
     sorts_frames: ClassVar[bool] = True

@@ -11,7 +11,14 @@ import numpy as np
 
 from fishbear.metrics import box_map
 from fishbear.plots import pr_curve_figure, save_figure
-from fishbear.reporting import file_of, fmt, highest_losses, model_size, sample_figure, table
+from fishbear.reporting import (
+    file_of,
+    fmt,
+    highest_losses,
+    model_size,
+    sample_figure,
+    table,
+)
 
 
 def section(results: dict[str, Any], classes: list[str], run_dir: Path, samples: list[Path],
@@ -94,3 +101,20 @@ def markdown(section: dict[str, Any], report: dict[str, Any]) -> list[str]:
     if "detection_samples" in figures:
         lines += ["![true (green) and predicted (red) boxes](detection_samples.png)", ""]
     return lines
+
+
+def metric_function(results: dict[str, Any], classes: list[str], task: Any = None) -> Any:
+    """COCO mAP figures of the test images counted as often as their bootstrap weight (an image
+    drawn twice adds its boxes twice): torchmetrics' evaluation itself, so slower than the other
+    kinds' sums; ``fishbear.intervals`` draws fewer resamples for it (``Kind.resamples``)."""
+    from fishbear.metrics import BoxMAP
+
+    predictions, targets = results["prediction"], results["target"]
+
+    def scores(weights: np.ndarray) -> dict[str, float]:
+        metric = BoxMAP()
+        chosen = [i for i, k in enumerate(weights.astype(int)) for _ in range(k)]
+        metric.update([predictions[i] for i in chosen], [targets[i] for i in chosen])
+        return {name: float(value) for name, value in metric.compute().items()}
+
+    return scores

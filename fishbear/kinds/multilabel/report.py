@@ -6,9 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from sklearn.metrics import classification_report
 
+from fishbear.intervals import weighted_mean
 from fishbear.kinds.multilabel import DEFAULT_THRESHOLD
 from fishbear.metrics import sample_fbeta
 from fishbear.reporting import fmt, model_size, sample_figure, table, worst
@@ -52,3 +54,26 @@ def markdown(section: dict[str, Any], report: dict[str, Any]) -> list[str]:
     if "tag_samples" in section.get("figures", {}):
         lines += ["![test images: predicted / true tags](tag_samples.png)", ""]
     return lines
+
+
+def metric_function(results: dict[str, Any], classes: list[str], task: Any = None) -> Any:
+    """Tag accuracy and sample F-beta at the global threshold (and at the tuned ones), and the
+    loss, for bootstrap weights per test image (fishbear.intervals)."""
+    probabilities, truth = results["prediction"], results["target"] > 0.5
+    beta = getattr(task, "beta", 2.0)
+    cut = float(getattr(task, "threshold", DEFAULT_THRESHOLD))
+    right = ((probabilities > cut) == truth).float().numpy()
+    fbeta = sample_fbeta(probabilities > cut, truth, beta).numpy()
+    tuned = None
+    if task is not None and bool(task.thresholds_tuned):
+        tuned = sample_fbeta(probabilities > task.thresholds.detach().cpu().float(), truth, beta).numpy()
+    losses = results["loss"].numpy()
+
+    def scores(weights: np.ndarray) -> dict[str, float]:
+        out = {"acc": weighted_mean(right, weights), "fbeta": weighted_mean(fbeta, weights),
+               "loss": weighted_mean(losses, weights)}
+        if tuned is not None:
+            out["fbeta_tuned"] = weighted_mean(tuned, weights)
+        return out
+
+    return scores

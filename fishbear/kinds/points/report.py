@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from fishbear.intervals import weighted_mean
 from fishbear.metrics import pixel_distances
 from fishbear.reporting import file_of, fmt, model_size, sample_figure, table
 
@@ -38,3 +39,14 @@ def markdown(section: dict[str, Any], report: dict[str, Any]) -> list[str]:
     if "point_samples" in section.get("figures", {}):
         lines += ["![true (green) and predicted (red) points](point_samples.png)", ""]
     return lines
+
+
+def metric_function(results: dict[str, Any], classes: list[str], task: Any = None) -> Any:
+    """Mean point distance in pixels and the loss, for bootstrap weights per test image."""
+    distances = pixel_distances(results["prediction"], results["target"].float(), results["size"]).numpy()
+    losses = results["loss"].numpy()
+
+    def scores(weights: np.ndarray) -> dict[str, float]:
+        return {"dist_px": weighted_mean(distances, weights), "loss": weighted_mean(losses, weights)}
+
+    return scores

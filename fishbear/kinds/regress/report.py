@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from fishbear.intervals import weighted_mean
 from fishbear.kinds.regress import values
 from fishbear.plots import save_figure
 from fishbear.reporting import file_of, fmt, model_size, sample_figure, table
@@ -81,3 +82,22 @@ def markdown(section: dict[str, Any], report: dict[str, Any]) -> list[str]:
     if "regression_worst" in section.get("figures", {}):
         lines += ["![worst errors: predicted / true](regression_worst.png)", ""]
     return lines
+
+
+def metric_function(results: dict[str, Any], classes: list[str], task: Any = None) -> Any:
+    """MAE, RMSE, R² (averaged over values) and the loss, for bootstrap weights per test image."""
+    predicted = values(results["prediction"], getattr(task, "meta", {})).numpy().astype(np.float64)
+    actual = results["target"].numpy().astype(np.float64).reshape(len(predicted), -1)
+    error = predicted - actual
+    losses = results["loss"].numpy()
+
+    def scores(weights: np.ndarray) -> dict[str, float]:
+        total = weights.sum()
+        mean = weights @ actual / total
+        spread = weights @ (actual - mean) ** 2
+        residual = weights @ error**2
+        r2 = np.where(spread > 0, 1 - residual / np.where(spread > 0, spread, 1), np.nan)
+        return {"mae": weighted_mean(np.abs(error), weights), "rmse": float(np.sqrt(weighted_mean(error**2, weights))),
+                "r2": float(np.nanmean(r2)) if np.isfinite(r2).any() else None, "loss": weighted_mean(losses, weights)}
+
+    return scores

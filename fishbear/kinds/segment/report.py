@@ -6,8 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
+from fishbear.intervals import weighted_mean
 from fishbear.metrics import pixel_confusion, segmentation_scores
 from fishbear.reporting import fmt, sample_figure, table, worst
 
@@ -40,3 +42,20 @@ def markdown(section: dict[str, Any], report: dict[str, Any]) -> list[str]:
     if "segmentation_samples" in section.get("figures", {}):
         lines += ["![image with true mask, predicted mask](segmentation_samples.png)", ""]
     return lines
+
+
+def metric_function(results: dict[str, Any], classes: list[str], task: Any = None) -> Any:
+    """Pixel accuracy and mean IoU from the weighted sum of per-image confusion matrices, and the
+    loss, for bootstrap weights per test image (fishbear.intervals)."""
+    void = getattr(task, "void_index", None)
+    n = len(classes)
+    per_image = np.stack([pixel_confusion(p, t, n, void).numpy() for p, t in
+                          zip(results["prediction"], results["target"])]).reshape(len(results["target"]), -1)
+    losses = results["loss"].numpy()
+
+    def scores(weights: np.ndarray) -> dict[str, float]:
+        matrix = torch.from_numpy((weights @ per_image).reshape(n, n))
+        accuracy, iou, _ = segmentation_scores(matrix, void)
+        return {"acc": float(accuracy), "miou": float(iou.nanmean()), "loss": weighted_mean(losses, weights)}
+
+    return scores
