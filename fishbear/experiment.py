@@ -192,8 +192,11 @@ def test_metric_intervals(task: Any, datamodule: Any, metrics: dict[str, float],
     n = len(results["index"])
     kind = task.kind
     proportions = {name: metrics[f"test/{name}"] * n for name in kind.proportions if f"test/{name}" in metrics}
-    return metric_intervals(metrics, kind.metric_function(results, task.classes, task), n, datamodule.test_groups(),
-                          kind.resamples, seed, proportions)
+    groups = datamodule.test_groups()
+    if groups is not None:  # the tested images' groups (a limited test loop tests a prefix)
+        groups = [groups[int(i)] for i in results["index"]]
+    return metric_intervals(metrics, kind.metric_function(results, task.classes, task), n, groups,
+                            kind.resamples, seed, proportions)
 
 
 def _log_to_tensorboard(trainer: L.Trainer, report: dict[str, Any], run_dir: Path) -> None:

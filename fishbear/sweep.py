@@ -1,4 +1,5 @@
-"""After a sweep (``-m``), one table of every run's overrides and test metrics, best first.
+"""After a sweep (``-m``), one table of every run's overrides and test metrics, best first;
+runs that repeat a setting with another seed or fold are aggregated into one row with its spread.
 
 A Hydra callback, so it works with any launcher: it reads what each run left in its folder
 (``.hydra/overrides.yaml`` and ``report.json``) rather than holding state across jobs.
@@ -12,6 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
@@ -31,6 +33,10 @@ def _overrides(run_dir: Path) -> dict[str, str]:
     return out
 
 
+# overrides that repeat an experiment rather than change it: their runs are one row
+REPLICATE_KEYS = ("seed", "data.fold", "data.split_seed")
+
+
 def collect_runs(sweep_dir: Path) -> list[dict[str, Any]]:
     """One row per run folder of the sweep that wrote a report, best first by its monitor."""
     import json
@@ -42,6 +48,7 @@ def collect_runs(sweep_dir: Path) -> list[dict[str, Any]]:
             "run": report_path.parent.name,
             "overrides": _overrides(report_path.parent),
             "metrics": report.get("metrics", {}),
+            "intervals": report.get("intervals", {}),
             "monitor": report.get("monitor", {}),
         })
     failed = [p.name for p in sorted(Path(sweep_dir).iterdir()) if p.is_dir() and not p.name.startswith(".")
@@ -49,35 +56,113 @@ def collect_runs(sweep_dir: Path) -> list[dict[str, Any]]:
     for name in failed:
         rows.append({"run": name, "overrides": _overrides(Path(sweep_dir) / name), "metrics": {}, "monitor": {},
                      "failed": True})
+    return sorted(rows, key=_rank)
 
-    def rank(row: dict[str, Any]) -> tuple:
-        monitor = row.get("monitor") or {}
-        value = row["metrics"].get(monitor.get("metric", ""))
-        if value is None:
-            return (1, 0.0)
-        return (0, -value if monitor.get("mode", "max") == "max" else value)
 
-    return sorted(rows, key=rank)
+def _rank(row: dict[str, Any]) -> tuple:
+    monitor = row.get("monitor") or {}
+    value = row["metrics"].get(monitor.get("metric", ""))
+    if value is None:
+        return (1, 0.0)
+    return (0, -value if monitor.get("mode", "max") == "max" else value)
+
+
+def aggregate(rows: list[dict[str, Any]], level: float = 0.95) -> list[dict[str, Any]]:
+    """Runs whose overrides differ only in ``REPLICATE_KEYS`` (seeds, folds) become one row: per
+    metric the mean, the standard deviation over runs and a t interval of the mean. A single run
+    keeps its report's bootstrap interval. Rows best first; ``vs_best`` says whether a row's
+    interval overlaps the best row's (then the two are not distinguishable on this evidence)."""
+    from scipy.stats import t
+
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for row in rows:
+        if row.get("failed"):
+            continue
+        setting = tuple(sorted((k, v) for k, v in row["overrides"].items() if k not in REPLICATE_KEYS))
+        groups.setdefault(setting, []).append(row)
+    out = []
+    for members in groups.values():
+        first = members[0]
+        entry: dict[str, Any] = {"run": ",".join(sorted((r["run"] for r in members), key=lambda n: (len(n), n))), "runs": len(members),
+                                 "overrides": {k: v for k, v in first["overrides"].items() if k not in REPLICATE_KEYS},
+                                 "replicates": {k: ",".join(sorted({r["overrides"][k] for r in members if k in r["overrides"]}))
+                                                for k in REPLICATE_KEYS if any(k in r["overrides"] for r in members)},
+                                 "monitor": first["monitor"], "metrics": {}, "std": {}, "intervals": {}}
+        for name in sorted({m for r in members for m in r["metrics"]}):
+            values = np.array([r["metrics"][name] for r in members if name in r["metrics"]], dtype=np.float64)
+            entry["metrics"][name] = float(values.mean())
+            if len(values) > 1:
+                std = float(values.std(ddof=1))
+                half = float(t.ppf(0.5 + level / 2, len(values) - 1)) * std / np.sqrt(len(values))
+                entry["std"][name] = std
+                entry["intervals"][name] = {"low": float(values.mean() - half), "high": float(values.mean() + half),
+                                            "method": f"t interval of the mean of {len(values)} runs"}
+            elif name in first.get("intervals", {}):
+                entry["intervals"][name] = first["intervals"][name]
+        out.append(entry)
+    out.sort(key=_rank)
+    _mark_distinguishable(out)
+    failed = [{**row, "runs": 1, "std": {}, "intervals": {}, "replicates": {}} for row in rows if row.get("failed")]
+    return out + failed
+
+
+def _mark_distinguishable(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    metric = (rows[0].get("monitor") or {}).get("metric", "")
+    best = rows[0]["intervals"].get(metric)
+    rows[0]["vs_best"] = "best"
+    for row in rows[1:]:
+        mine = row["intervals"].get(metric)
+        if best is None or mine is None:
+            row["vs_best"] = "no interval"
+        elif mine["high"] >= best["low"] and best["high"] >= mine["low"]:
+            row["vs_best"] = "not distinguishable"
+        else:
+            row["vs_best"] = "worse"
+
+
+def _cell(row: dict[str, Any], name: str) -> str:
+    if name not in row["metrics"]:
+        return "failed" if row.get("failed") else ""
+    text = f"{row['metrics'][name]:.4f}"
+    if name in row["std"]:
+        text += f" ± {row['std'][name]:.4f}"
+    found = row["intervals"].get(name)
+    return text + (f" [{found['low']:.4f}, {found['high']:.4f}]" if found else "")
 
 
 def summary_tables(rows: list[dict[str, Any]]) -> tuple[str, str]:
-    """CSV and Markdown texts of the same table."""
+    """CSV (one column per figure) and Markdown (mean ± std [95% interval]) of the aggregated rows."""
     keys = sorted({k for r in rows for k in r["overrides"]})
     varying = [k for k in keys if len({r["overrides"].get(k) for r in rows}) > 1]
     keys = varying + [k for k in keys if k not in varying]
+    replicated = sorted({k for r in rows for k in r.get("replicates", {})})
     metrics = sorted({m for r in rows for m in r["metrics"]})
-    header = ["rank", "run", *keys, *metrics]
-    table = []
+    csv_header = ["rank", "run", "runs", *keys, *replicated, "vs_best"]
+    md_header = list(csv_header)
+    for m in metrics:
+        csv_header += [m, f"{m} std", f"{m} low", f"{m} high"]
+        md_header.append(f"{m} (mean ± std [95%])")
+    csv_rows, md_rows = [], []
     for i, row in enumerate(rows, start=1):
-        values = [f"{row['metrics'][m]:.4f}" if m in row["metrics"] else ("failed" if row.get("failed") else "")
-                  for m in metrics]
-        table.append([str(i), row["run"], *[row["overrides"].get(k, "") for k in keys], *values])
+        common = [str(i), row["run"], str(row.get("runs", 1)), *[row["overrides"].get(k, "") for k in keys],
+                  *[row.get("replicates", {}).get(k, "") for k in replicated], row.get("vs_best", "")]
+        figures = []
+        for m in metrics:
+            found = row["intervals"].get(m) or {}
+            value = row["metrics"].get(m)
+            figures += [f"{value:.4f}" if value is not None else ("failed" if row.get("failed") else ""),
+                        f"{row['std'][m]:.4f}" if m in row["std"] else "",
+                        f"{found['low']:.4f}" if found else "", f"{found['high']:.4f}" if found else ""]
+        csv_rows.append(common + figures)
+        md_rows.append(common + [_cell(row, m) for m in metrics])
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(header)
-    writer.writerows(table)
-    md = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    md += ["| " + " | ".join(r) + " |" for r in table]
+    writer.writerow(csv_header)
+    writer.writerows(csv_rows)
+    md = ["| " + " | ".join(md_header) + " |", "|" + "---|" * len(md_header)]
+    md += ["| " + " | ".join(r) + " |" for r in md_rows]
     return buffer.getvalue(), "\n".join(md) + "\n"
 
 
@@ -85,9 +170,14 @@ def write_summary(sweep_dir: Path) -> Path | None:
     rows = collect_runs(sweep_dir)
     if not rows:
         return None
-    csv_text, md_text = summary_tables(rows)
+    aggregated = aggregate(rows)
+    csv_text, md_text = summary_tables(aggregated)
     monitor = next((r["monitor"] for r in rows if r.get("monitor")), {})
-    title = f"# Sweep summary ({len(rows)} runs, best first by {monitor.get('metric', '?')})\n\n"
+    title = (f"# Sweep summary ({len(rows)} runs in {len(aggregated)} rows, best first by "
+             f"{monitor.get('metric', '?')})\n\n"
+             "Runs that differ only in seed or fold are one row: mean ± standard deviation over the runs and a "
+             "95% t interval of the mean; a single run shows its report's 95% interval. `vs_best`: "
+             "`not distinguishable` when the row's interval overlaps the best row's.\n\n")
     atomic_write_text(sweep_dir / "summary.csv", csv_text)
     atomic_write_text(sweep_dir / "summary.md", title + md_text)
     return sweep_dir / "summary.md"

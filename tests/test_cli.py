@@ -41,7 +41,8 @@ def test_readme_lr_find_command_runs_in_process(tmp_path):
     assert result["steepest"] is None or result["steepest"] > 0
     assert (tmp_path / "lr_find.png").is_file()
 # these run as real subprocesses; the model variants run the same overrides in process (test_readme_models)
-CLI_COMMANDS = ["python -m fishbear.train", "python -m fishbear.train -m trainer.lr=1e-4,1e-3,1e-2"]
+CLI_COMMANDS = ["python -m fishbear.train", "python -m fishbear.train -m trainer.lr=1e-4,1e-3,1e-2",
+                "python -m fishbear.train -m seed=1,2,3"]
 
 
 def test_every_readme_train_command_is_exercised():
@@ -119,12 +120,17 @@ def test_readme_train_command_runs(command, tmp_path):
         assert len(reports) == 3
         sweep_dir = reports[0].parent.parent
         rows = list(csv.DictReader((sweep_dir / "summary.csv").open()))
+        if "seed=" in command:  # replicates: one row, mean and spread over the three runs
+            assert len(rows) == 1 and rows[0]["runs"] == "3" and rows[0]["seed"] == "1,2,3"
+            assert float(rows[0]["test/acc std"]) >= 0 and float(rows[0]["test/acc low"]) <= float(rows[0]["test/acc"])
+            assert " ± " in (sweep_dir / "summary.md").read_text()
+            return
         assert len(rows) == 3
         monitor = json.loads(reports[0].read_text())["monitor"]  # classify: test/loss, lowest first
         values = [float(r[monitor["metric"]]) for r in rows]
         assert values == sorted(values, reverse=monitor["mode"] == "max"), "summary not best first"
         assert sorted(r["trainer.lr"] for r in rows) == ["0.0001", "0.001", "0.01"]
-        assert "| rank | run | trainer.lr" in (sweep_dir / "summary.md").read_text()
+        assert "| rank | run | runs | trainer.lr" in (sweep_dir / "summary.md").read_text()
     else:
         assert len(reports) == 1
         run_dir = reports[0].parent

@@ -3,13 +3,16 @@ import json
 from fishbear.sweep import collect_runs, write_summary
 
 
-def _run(sweep, name, lr, acc, report=True):
+def _run(sweep, name, lr, acc, report=True, seed=None, half_width=0.05):
     run = sweep / name
     (run / ".hydra").mkdir(parents=True)
-    (run / ".hydra" / "overrides.yaml").write_text(f"- trainer.lr={lr}\n- model=mlp\n")
+    extra = f"- seed={seed}\n" if seed is not None else ""
+    (run / ".hydra" / "overrides.yaml").write_text(f"- trainer.lr={lr}\n- model=mlp\n{extra}")
     if report:
+        intervals = {"test/acc": {"low": acc - half_width, "high": acc + half_width, "method": "bootstrap"}}
         (run / "report.json").write_text(json.dumps(
-            {"metrics": {"test/acc": acc, "test/loss": 1 - acc}, "monitor": {"metric": "test/acc", "mode": "max"}}))
+            {"metrics": {"test/acc": acc, "test/loss": 1 - acc}, "intervals": intervals,
+             "monitor": {"metric": "test/acc", "mode": "max"}}))
 
 
 def test_summary_best_first_with_varying_keys_first(tmp_path):
@@ -21,8 +24,26 @@ def test_summary_best_first_with_varying_keys_first(tmp_path):
     assert [r["run"] for r in rows] == ["1", "2", "0", "3"] and rows[-1]["failed"]
     write_summary(tmp_path)
     lines = (tmp_path / "summary.csv").read_text().splitlines()
-    assert lines[0] == "rank,run,trainer.lr,model,test/acc,test/loss"
-    assert lines[1] == "1,1,0.001,mlp,0.9000,0.1000"
-    assert lines[-1].endswith("failed,failed")
+    assert lines[0] == ("rank,run,runs,trainer.lr,model,vs_best,test/acc,test/acc std,test/acc low,test/acc high,"
+                        "test/loss,test/loss std,test/loss low,test/loss high")
+    assert lines[1] == "1,1,1,0.001,mlp,best,0.9000,,0.8500,0.9500,0.1000,,,"
+    # 0.7 +- 0.05 does not overlap 0.9 +- 0.05: worse, not noise
+    assert lines[2].startswith("2,2,1,0.01,mlp,worse,0.7000")
+    assert lines[-1].split(",")[6] == "failed"
     md = (tmp_path / "summary.md").read_text()
-    assert md.startswith("# Sweep summary (4 runs, best first by test/acc)")
+    assert md.startswith("# Sweep summary (4 runs in 4 rows, best first by test/acc)")
+
+
+def test_seeds_of_one_setting_are_one_row_with_mean_and_spread(tmp_path):
+    for i, (seed, acc) in enumerate([(1, 0.80), (2, 0.84), (3, 0.82)]):
+        _run(tmp_path, str(i), 1e-3, acc, seed=seed)
+    for i, (seed, acc) in enumerate([(1, 0.83), (2, 0.79), (3, 0.81)], start=3):
+        _run(tmp_path, str(i), 1e-2, acc, seed=seed)
+    write_summary(tmp_path)
+    md = (tmp_path / "summary.md").read_text()
+    assert "6 runs in 2 rows" in md
+    rows = [line for line in md.splitlines() if line.startswith("| 1 |") or line.startswith("| 2 |")]
+    assert len(rows) == 2
+    # mean 0.82, std 0.02, t(2) 95% half-width 4.303 * 0.02 / sqrt(3) = 0.0497
+    assert "| 0,1,2 | 3 | 0.001 | mlp | 1,2,3 | best | 0.8200 ± 0.0200 [0.7703, 0.8697]" in rows[0]
+    assert rows[1].startswith("| 2 | 3,4,5 | 3 | 0.01 | mlp | 1,2,3 | not distinguishable | 0.8100 ± 0.0200")
