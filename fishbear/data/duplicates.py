@@ -129,7 +129,7 @@ def find_duplicates(splits: dict[str, list[Sample]], prints: dict[Path, Fingerpr
               for n in names}
     kept = {n: [s for s in splits[n] if s.image in prints] for n in names}
     thumbs = {n: np.array([np.frombuffer(prints[s.image].thumb, dtype=np.uint8) for s in kept[n]],
-                          dtype=np.float32).reshape(len(kept[n]), -1) for n in names}
+                          dtype=np.float32).reshape(len(kept[n]), 8 * 8 * 3) for n in names}
     copied_in = {n: np.zeros(len(hashes[n]), dtype=bool) for n in names}
     for i, first in enumerate(names):
         for second in names[i + 1:]:
