@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 MetricFunction = Callable[[np.ndarray], dict[str, float]]
+MIN_GROUPS = 5  # fewer groups than this in a test split: the group bootstrap has too little to draw from
 
 
 def wilson(successes: float, n: int, level: float = 0.95) -> tuple[float, float]:
@@ -46,6 +47,11 @@ def bootstrap(metric_function: MetricFunction, n: int, groups: list[Any] | None 
               seed: int = 0, level: float = 0.95) -> dict[str, dict[str, Any]]:
     """Percentile intervals of each metric ``metric_function`` returns, from ``resamples`` seeded
     draws; a metric undefined in a draw (no positive image drawn) is left out of that draw."""
+    note = ""
+    if groups is not None and len(set(groups)) < MIN_GROUPS:
+        # two or three groups cannot show the spread between groups: resample images and say so
+        note = f" (the test split holds only {len(set(groups))} group(s): images resampled, which understates the spread)"
+        groups = None
     rng = np.random.default_rng(seed)
     draws: dict[str, list[float]] = {}
     for _ in range(resamples):
@@ -57,7 +63,7 @@ def bootstrap(metric_function: MetricFunction, n: int, groups: list[Any] | None 
     for name, values in draws.items():
         low, high = np.percentile(values, [50 * (1 - level), 50 * (1 + level)])
         out[name] = {"low": float(low), "high": float(high), "level": level,
-                     "method": f"bootstrap over {units}, {resamples} draws, seed {seed}"}
+                     "method": f"bootstrap over {units}, {resamples} draws, seed {seed}{note}"}
     return out
 
 

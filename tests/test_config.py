@@ -41,6 +41,17 @@ def test_data_configs_compose_with_their_task(data, tmp_path):
     check_node(cfg.data, "data", skip={"kind"})
 
 
+# data that comes in sequences or groups: their defaults must not split at random
+SEQUENCES = {"frames": "time", "fish_boxes": "time", "fish_counts": "time", "camvid": "group", "biwi": "group"}
+
+
+@pytest.mark.parametrize("data", sorted(SEQUENCES))
+def test_video_sequence_and_person_data_do_not_split_at_random_by_default(data, tmp_path):
+    cfg = compose_train([f"data={data}"], tmp_path)
+    assert cfg.data.split == SEQUENCES[data]
+    assert cfg.data.group_pattern if SEQUENCES[data] == "group" else cfg.data.order_pattern
+
+
 @pytest.mark.parametrize("reader", ["voc", "via", "vott_csv", "vott_json", "cntk"])
 def test_every_box_reader_composes_into_a_box_dataset(reader, tmp_path):
     cfg = compose_train(["data=boxes", "data.root=/somewhere", f"data/reader={reader}"], tmp_path)

@@ -154,3 +154,20 @@ def test_a_tag_listed_twice_counts_once_with_a_warning(tmp_path, caplog):
     catalog = TagCsvReader()(tmp_path)
     assert catalog.splits["train"][0].target == (0, 1)
     assert "1 row(s) list a tag twice (e.g. line 2, a)" in caplog.text
+
+
+def test_biwi_default_config_tests_on_people_the_model_never_saw(tmp_path):
+    """data=biwi splits by person: person 13 validates (its folder), whole other people are held
+    out for test, none of them also in train."""
+    from fishbear.experiment import build_datamodule
+
+    from .conftest import compose_train
+
+    people = {f"{p:02d}": 3 for p in range(1, 25)}
+    write_biwi(tmp_path / "biwi_head_pose", people)
+    dm = build_datamodule(compose_train(["data=biwi", f"data.root={tmp_path}", "data.source=null", "data.num_workers=0"]))
+    dm.setup()
+    who = {name: {s.image.parent.name for s in dm.samples(name)} for name in ("train", "valid", "test")}
+    assert who["valid"] == {"13"} and who["test"] and not who["test"] & who["train"]
+    assert len(who["train"]) + len(who["test"]) == 23
+    assert dm.describe()["split"]["groups"] == {name: len(p) for name, p in who.items()}
