@@ -66,14 +66,16 @@ def user_errors_exit(fn: F) -> F:
 def check_ranges(cfg: Any, counts: tuple[str, ...] = (), fractions: tuple[str, ...] = ()) -> Any:
     """``counts`` must be whole numbers of 1 or more, ``fractions`` numbers in [0, 1] (or unset):
     one named error each, before any work."""
+    from omegaconf import OmegaConf
+
     from fishbear.errors import ConfigError
 
     for key in counts:
-        value = cfg[key]
+        value = OmegaConf.select(cfg, key)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ConfigError(f"{key}={value} must be a whole number of 1 or more")
     for key in fractions:
-        value = cfg[key]
+        value = OmegaConf.select(cfg, key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1):
             raise ConfigError(f"{key}={value} must be a number between 0 and 1")
     return cfg

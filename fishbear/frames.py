@@ -7,6 +7,11 @@ detector into ``DIR/<class>/`` when it finds a box scored ``score`` or more and
 ``DIR/no_<class>/`` when not (``fish`` / ``no_fish``; the boxes go into the CSV): the automated
 first pass of the fish video-trap exercise, after which a person only reviews the frames whose
 confidence is below ``review_below`` (marked in the CSV), instead of all of them.
+
+A sorted video also gets ``events.csv``: one row per visit of the target class (``fish``), from
+the per-frame scores smoothed over ``events.smooth`` frames (``fishbear.events``), and
+``events.png``, the visits' peak frames (with a detector's boxes). The review marks come from the
+smoothed scores: weak evidence either way, or smoothed evidence against the frame's own call.
 """
 
 from __future__ import annotations
@@ -18,10 +23,12 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 from omegaconf import DictConfig
 
 from fishbear.cli import check_ranges, compose_cli, user_errors_exit
 from fishbear.errors import DataError
+from fishbear.events import contact_sheet, events_csv, find_events, smooth
 
 USAGE = ("python -m fishbear.frames video=VIDEO out=DIR [every=1] [sort_with=CKPT] [score=0.5] [review_below=0.8] "
          "[enhance=true] [device=cpu] [batch_size=32] [quality=95]")
@@ -46,7 +53,8 @@ def _save_jpeg(image, path: Path, quality: int) -> None:
 @user_errors_exit
 def main(argv: list[str] | None = None) -> Path:
     return cut(check_ranges(compose_cli("frames", sys.argv[1:] if argv is None else argv, USAGE),
-                            counts=("every", "batch_size", "quality"), fractions=("score", "review_below")))
+                            counts=("every", "batch_size", "quality", "events.smooth", "events.min_frames"),
+                            fractions=("score", "review_below", "events.threshold")))
 
 
 def cut(args: DictConfig) -> Path:
@@ -83,8 +91,16 @@ def cut(args: DictConfig) -> Path:
 
     rows: list[list[str]] = []
     counts: Counter[str] = Counter()
-    review = 0
     extra_columns: list[str] = []
+    scores: list[float] = []
+    found_boxes: dict[int, list[dict]] = {}
+    target = None
+    if predictor is not None:
+        target = args.events.target or predictor.kind.event_target(list(predictor.meta["classes"]))
+        if target is None:
+            raise DataError(f"sort_with={args.sort_with}: cannot tell which of the classes "
+                            f"{', '.join(predictor.meta['classes'])} is the one whose visits are events. "
+                            "Name it: events.target=<class>.")
     for frame, result in tqdm(results, total=wanted, unit="frame", desc=video.name, disable=None):
         name = f"frame_{frame.index:0{width}d}.jpg"
         row = [str(frame.index), f"{frame.time:.3f}"]
@@ -92,10 +108,10 @@ def cut(args: DictConfig) -> Path:
             relative = Path(name)
         else:
             relative = Path(folder_name(result["label"])) / name
-            doubtful = result["probability"] < args.review_below
-            review += doubtful
             counts[result["label"]] += 1
-            row += [result["label"], f"{result['probability']:.4f}", "yes" if doubtful else ""]
+            scores.append(predictor.kind.event_score(result, target))
+            found_boxes[frame.index] = result.get("boxes", [])
+            row += [result["label"], f"{result['probability']:.4f}"]
             extra = predictor.kind.frame_columns(result)  # detection: the frame's boxes
             extra_columns = list(extra)
             row += list(extra.values())
@@ -104,18 +120,51 @@ def cut(args: DictConfig) -> Path:
     if not rows:
         raise DataError(f"{video} yielded no frames.")
 
+    header = ["frame", "time", "file"]
+    review = 0
+    if predictor is not None:
+        smoothed = smooth(np.array(scores), args.events.smooth)
+        for row, score, raw in zip(rows, smoothed, scores):
+            # doubtful: the smoothed evidence is weak either way, or it disagrees with the frame's own call
+            seen = score >= args.events.threshold
+            doubtful = max(score, 1 - score) < args.review_below or seen != (raw >= args.events.threshold)
+            review += doubtful
+            row[5:5] = [f"{raw:.4f}", f"{score:.4f}", "yes" if doubtful else ""]
+        header += ["class", "confidence", f"score_{target}", f"smoothed_{target}", "review", *extra_columns]
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    header = ["frame", "time", "file"] + (["class", "confidence", "review", *extra_columns] if predictor else [])
     writer.writerow(header)
     writer.writerows(rows)
     table = atomic_write_text(out / "frames.csv", buffer.getvalue())
     print(f"{len(rows)} frames of {video} written to {out}; frame numbers and times in {table}")
     if predictor is not None:
         spread = ", ".join(f"{label}: {n}" for label, n in sorted(counts.items()))
-        print(f"Sorted by {args.sort_with}: {spread}. {review} frames below confidence {args.review_below} "
-              "are marked review=yes in the CSV.")
+        events = find_events([int(r[0]) for r in rows], [float(r[1]) for r in rows], smoothed,
+                             args.events.threshold, args.events.min_frames)
+        atomic_write_text(out / "events.csv", events_csv(events))
+        sheet = _write_contact_sheet(events, rows, found_boxes, out, str(target))
+        print(f"Sorted by {args.sort_with}: {spread}. {review} frames marked review=yes in the CSV (smoothed "
+              f"{target} score over {args.events.smooth} frames weak, or against the frame's own call). "
+              f"{len(events)} {target} visit(s) in {out / 'events.csv'}" + (f", peak frames in {sheet}" if sheet else "") + ".")
     return table
+
+
+def _write_contact_sheet(events: list, rows: list[list[str]], boxes: dict[int, list[dict]], out: Path,
+                         target: str) -> Path | None:
+    """``events.png``: each visit's peak frame, read back from the frames written."""
+    if not events:
+        return None
+    from PIL import Image
+
+    from fishbear.plots import save_figure
+
+    files = {int(row[0]): out / row[2] for row in rows}
+    images = {}
+    for event in events[:24]:
+        with Image.open(files[event.peak_frame]) as image:
+            images[event.peak_frame] = np.asarray(image.convert("RGB"))
+    save_figure(contact_sheet(events, images, boxes, target), str(out / "events.png"))
+    return out / "events.png"
 
 
 if __name__ == "__main__":

@@ -64,7 +64,7 @@ def test_sort_with_files_frames_by_predicted_class(trained_run, tmp_path):
     images = [render_scene(rng, 64, [kind]).image for kind in ("circle", "square", "star") * 2]
     video = write_video(tmp_path / "shapes.mp4", images, fps=2)
     table = frames_main([f"video={video}", f"out={tmp_path / 'sorted'}", f"sort_with={ckpt}", "review_below=0.9",
-                         "batch_size=4"])
+                         "batch_size=4", "events.target=circle", "events.smooth=1"])
     rows = list(csv.DictReader(table.open()))
     assert len(rows) == 6
     predictor = Predictor.from_checkpoint(ckpt)
@@ -73,8 +73,73 @@ def test_sort_with_files_frames_by_predicted_class(trained_run, tmp_path):
         assert row["class"] == want["label"] and float(row["confidence"]) == pytest.approx(want["probability"], abs=1e-4)
         assert row["file"] == f"{row['class']}/frame_{int(row['frame']):06d}.jpg"
         assert (tmp_path / "sorted" / row["file"]).is_file()
-        assert row["review"] == ("yes" if want["probability"] < 0.9 else "")
+        circle = want["probabilities"]["circle"]
+        assert float(row["score_circle"]) == pytest.approx(circle, abs=1e-4) == float(row["smoothed_circle"])
+        assert row["review"] == ("yes" if max(circle, 1 - circle) < 0.9 else "")
     assert {p.parent.name for p in (tmp_path / "sorted").rglob("*.jpg")} <= set(report["classes"])
+    assert (tmp_path / "sorted" / "events.csv").is_file()
+
+
+def test_four_classes_need_the_event_class_named(trained_run, tmp_path):
+    from fishbear.errors import DataError
+    from fishbear.frames import cut
+    from fishbear.cli import compose_cli
+
+    run_dir, _ = trained_run
+    video = _ramp_video(tmp_path / "clip.mp4", n=2)
+    args = compose_cli("frames", [f"video={video}", f"out={tmp_path / 'o'}",
+                                  f"sort_with={run_dir / 'checkpoints' / 'best.ckpt'}"], "usage")
+    with pytest.raises(DataError, match="Name it: events.target=<class>"):
+        cut(args)
+
+
+class BrightIsFish(Predictor):
+    """A fish/no_fish "classifier" that calls a bright frame fish: the real classify kind's
+    results, with scores known in advance, to check visits end to end."""
+
+    def __init__(self) -> None:
+        from fishbear.kinds import get_kind
+
+        self.kind = get_kind("classify")
+        self.meta = {"classes": ["fish", "no_fish"], "kind": "classify"}
+
+    def predict_batch(self, images):
+        import torch
+
+        fish = torch.tensor([0.95 if float(np.mean(image)) > 128 else 0.05 for image in images])
+        return self.kind.interpret(torch.stack([fish, 1 - fish], 1), [i.shape[:2] for i in images], self.meta)
+
+
+def test_sorted_video_gets_one_event_per_visit_and_a_contact_sheet(tmp_path, monkeypatch):
+    visits = set(range(5, 11)) | set(range(18, 25))
+    bright = (visits - {8}) | {14}  # a dark frame inside a visit, a lone bright frame outside
+    images = [np.full((48, 64, 3), 220 if i in bright else 30, np.uint8) for i in range(30)]
+    video = write_video(tmp_path / "trap.mp4", images, fps=2)
+    monkeypatch.setattr(Predictor, "from_checkpoint", classmethod(lambda cls, *a, **k: BrightIsFish()))
+    table = frames_main([f"video={video}", f"out={tmp_path / 'sorted'}", f"sort_with={tmp_path / 'any.ckpt'}"])
+    events = list(csv.DictReader((tmp_path / "sorted" / "events.csv").open()))
+    assert [(int(e["start_frame"]), int(e["end_frame"])) for e in events] == [(5, 10), (18, 24)]
+    assert [float(e["start_time"]) for e in events] == pytest.approx([2.5, 9.0])
+    assert all(float(e["peak_score"]) == pytest.approx(0.95) for e in events)
+    assert (tmp_path / "sorted" / "events.png").stat().st_size > 0
+    rows = {int(r["frame"]): r for r in csv.DictReader(table.open())}
+    # the frame's own call disagrees with its smoothed neighbourhood: marked for review
+    assert rows[8]["class"] == "no_fish" and rows[8]["review"] == "yes"
+    assert rows[14]["class"] == "fish" and rows[14]["review"] == "yes"
+    assert rows[2]["review"] == "" and rows[20]["review"] == ""
+
+
+def test_smoothing_and_runs():
+    from fishbear.events import default_target, find_events, smooth
+
+    scores = np.array([0, 0, 1, 1, 1, 0, 0, 1, 0, 0], dtype=float)
+    smoothed = smooth(scores, 3)
+    assert smoothed[0] == pytest.approx(0) and smoothed[3] == pytest.approx(1) and smoothed[7] == pytest.approx(1 / 3)
+    events = find_events(list(range(10)), [i / 2 for i in range(10)], smoothed, 0.5)
+    assert [(e.start_frame, e.end_frame, e.peak_frame) for e in events] == [(2, 4, 3)]
+    assert find_events(list(range(10)), list(range(10)), smooth(scores, 1), 0.5, min_frames=2)[0].frames == 3
+    assert default_target(["fish", "no_fish"]) == "fish" and default_target(["bear", "not_bear"]) == "bear"
+    assert default_target(["fish"]) == "fish" and default_target(["a", "b", "c"]) is None
 
 
 def test_predict_on_a_video_writes_frame_rows(trained_run, tmp_path):

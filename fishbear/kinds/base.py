@@ -142,6 +142,17 @@ class Kind:
         """The writer of the files beside ``predict``'s CSV (kinds with ``written_files``)."""
         raise NotImplementedError(f"kind {self.name!r} writes no files beside the CSV")
 
+    def event_target(self, classes: list[str]) -> str | None:
+        """The class whose visits ``frames`` reports when none is named: of two classes the one
+        not named as an absence (``fish`` of ``fish``/``no_fish``); None: it must be named."""
+        from fishbear.events import default_target
+
+        return default_target(classes)
+
+    def event_score(self, result: dict[str, Any], target: str) -> float:
+        """How strongly one sorted frame shows ``target`` (``fishbear.events`` smooths these into visits)."""
+        raise NotImplementedError(f"kind {self.name!r} does not sort frames")
+
     def frame_columns(self, result: dict[str, Any]) -> dict[str, str]:
         """Extra ``frames.csv`` columns for a sorted frame (detection: its boxes)."""
         return {}

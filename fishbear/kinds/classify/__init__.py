@@ -81,5 +81,8 @@ class Classify(Kind):
             })
         return out
 
+    def event_score(self, result: dict[str, Any], target: str) -> float:
+        return float(result["probabilities"][target])
+
 
 KIND = Classify()

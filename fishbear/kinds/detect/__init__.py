@@ -103,6 +103,7 @@ class Detect(Kind):
             nothing = f"no_{names[0]}" if len(names) == 1 else "nothing"
             out.append({
                 "boxes": kept,
+                "top_score": top,
                 "label": kept[0]["label"] if kept else nothing,
                 "probability": kept[0]["score"] if kept else 1.0 - top,
                 "summary": (f"{len(kept)} box(es): " + ", ".join(f"{k['label']} {k['score']:.2f} {k['box']}" for k in kept))
@@ -117,6 +118,14 @@ class Detect(Kind):
 
     def output_writer(self, meta: dict[str, Any], folder: Path) -> "BoxWriter":
         return BoxWriter(meta, folder)
+
+    def event_target(self, classes: list[str]) -> str | None:
+        """A detector's visits are of any object it boxes: its class, or ``object`` for several."""
+        return classes[0] if len(classes) == 1 else "object"
+
+    def event_score(self, result: dict[str, Any], target: str) -> float:
+        """The best box's score, whether or not it reached the sorting threshold."""
+        return float(result["top_score"])
 
     def frame_columns(self, result: dict[str, Any]) -> dict[str, str]:
         """``label:score:xmin,ymin,xmax,ymax`` per box in the frame's pixels, space-separated."""
