@@ -81,9 +81,9 @@ def test_sort_with_files_frames_by_predicted_class(trained_run, tmp_path):
 
 
 def test_four_classes_need_the_event_class_named(trained_run, tmp_path):
+    from fishbear.cli import compose_cli
     from fishbear.errors import DataError
     from fishbear.frames import cut
-    from fishbear.cli import compose_cli
 
     run_dir, _ = trained_run
     video = _ramp_video(tmp_path / "clip.mp4", n=2)
