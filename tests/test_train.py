@@ -204,3 +204,29 @@ def test_report_files_are_written_as_a_pair(tmp_path):
         atomic_write_together({tmp_path / "report.json": text_writer("{\"new\": 1}\n"), tmp_path / "report.md": text_writer(None)})
     assert (tmp_path / "report.json").read_text() == "{}\n" and (tmp_path / "report.md").read_text() == "# old\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json", "report.md"]
+
+
+def test_balanced_class_weights_follow_the_training_counts(tmp_path):
+    """task.class_weights=balanced: each class's training loss is weighed by the inverse of its
+    share of the training images; validation and test losses stay unweighted."""
+    from fishbear.experiment import build_experiment, split_trainer_config
+
+    cfg = compose_train([*TINY, "task.class_weights=balanced", "logger=none"], tmp_path)
+    lightning_cfg, optim, channels_last = split_trainer_config(cfg.trainer)
+    datamodule, task = build_experiment(cfg, optim, channels_last)
+    train_split = datamodule.catalog.splits["train"]
+    datamodule.catalog.splits["train"] = [s for s in train_split if s.target != 0][:18] + \
+        [s for s in train_split if s.target == 0][:2]  # class 0: 2 of 20 images
+    trainer = L.Trainer(max_epochs=1, limit_train_batches=1, limit_val_batches=1, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, num_sanity_val_steps=0)
+    trainer.fit(task, datamodule=datamodule)
+    counts = torch.tensor([float(datamodule.counts()["train"][c]) for c in task.classes])
+    assert torch.allclose(task._loss_weights, counts.sum() / (4 * counts))
+    assert task._loss_weights[0] == max(task._loss_weights) and task._loss_weights[0] > 2
+    outputs = torch.randn(6, 4)
+    batch = {"target": torch.tensor([0, 1, 2, 3, 0, 1])}
+    task.train()
+    weighted = task.compute_loss(outputs, batch)
+    task.eval()
+    assert not torch.isclose(weighted, task.compute_loss(outputs, batch))
+    assert torch.isclose(task.compute_loss(outputs, batch), torch.nn.functional.cross_entropy(outputs, batch["target"]))

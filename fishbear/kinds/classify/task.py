@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
+from fishbear.errors import ConfigError
 from fishbear.kinds.base import Kind
 from fishbear.kinds.classify import KIND
 from fishbear.task import BaseTask
@@ -18,11 +19,26 @@ from fishbear.task import BaseTask
 class ClassificationTask(BaseTask):
     kind: ClassVar[Kind] = KIND
 
-    def __init__(self, *args: Any, label_smoothing: float = 0.0, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, label_smoothing: float = 0.0, class_weights: str | None = None,
+                 **kwargs: Any) -> None:
+        """``class_weights``: ``balanced`` weighs each class's training loss by the inverse of its
+        share of the training images (52 fish frames against 116 empty ones: a model that calls
+        everything empty is no longer nearly optimal); None: every image counts the same."""
         self.label_smoothing = float(label_smoothing)
+        if class_weights not in (None, "balanced"):
+            raise ConfigError(f"task.class_weights={class_weights!r}: use balanced or null")
+        self.class_weights = class_weights
         super().__init__(*args, **kwargs)
+        self._loss_weights: torch.Tensor | None = None
         # kept apart from the scalar metrics: a matrix is drawn, not logged as a number
         self.val_confusion = MulticlassConfusionMatrix(num_classes=len(self.classes), validate_args=False)
+
+    def on_fit_start(self) -> None:
+        super().on_fit_start()
+        if self.class_weights == "balanced":
+            counts = self.trainer.datamodule.counts()["train"]
+            images = torch.tensor([float(counts.get(name, 0)) for name in self.classes])
+            self._loss_weights = (images.sum() / (len(images) * images.clamp(min=1))).to(self.device)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         _, outputs = self._step(batch, "val")
@@ -51,7 +67,9 @@ class ClassificationTask(BaseTask):
         })
 
     def compute_loss(self, outputs: torch.Tensor, batch: dict[str, Any], reduction: str = "mean") -> torch.Tensor:
-        return F.cross_entropy(outputs.float(), batch["target"], label_smoothing=self.label_smoothing,
+        # weighted in training only: validation and test losses stay comparable across settings
+        weight = self._loss_weights if self.training else None
+        return F.cross_entropy(outputs.float(), batch["target"], weight=weight, label_smoothing=self.label_smoothing,
                                reduction=reduction)
 
     def metric_inputs(self, outputs: torch.Tensor, batch: dict[str, Any]) -> tuple[Any, Any]:
