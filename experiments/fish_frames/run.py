@@ -9,7 +9,8 @@ sorts the rest), so that the test is footage the model never saw:
      with ``--split time``, frames N <= ``--cut`` are, instead (the early footage only);
   2. the other frames are the test set (``test/{fish,no_fish}``), and are also encoded, in order,
      into an mp4 at 1 frame per second;
-  3. ``python -m fishbear.train data=frames ...`` fine-tunes a pretrained network;
+  3. ``python -m fishbear.train data=frames ...`` fine-tunes a pretrained network (8 epochs, the
+     whole frame at 192 x 336: ``data=frames``' default);
   4. ``python -m fishbear.frames video=later.mp4 sort_with=best.ckpt`` files the test footage into
      ``fish/`` and ``no_fish/``; its agreement with the true labels and the number of frames
      marked for review are printed.
@@ -104,9 +105,12 @@ def main() -> None:
     calls: list[bool] = []
     smoothed_calls: list[bool] = []
     truth: list[bool] = []
+    table = [["second", "truth", "call", "score", "smoothed"]]
     for name, labelled, later in plans:
         rows, fold_truth = sort_unseen(frames, labelled, later, scratch / name.split(" (")[0].replace(" ", "_"), args)
         target = next(key.removeprefix("smoothed_") for key in rows[0] if key.startswith("smoothed_"))
+        table += [[n, frames[n][1], row["class"], row[f"score_{target}"], row[f"smoothed_{target}"]]
+                  for n, row in zip(later, rows)]
         calls += [row["class"] == target for row in rows]
         smoothed_calls += [float(row[f"smoothed_{target}"]) >= 0.5 for row in rows]
         truth += fold_truth
@@ -117,7 +121,9 @@ def main() -> None:
     p, r, f = scores(calls, truth)
     label = {"time": "time split", "kfold": f"{args.folds} time blocks", "every": "every 2nd frame (leaky)"}[args.protocol]
     print(f"fish frames, {label}: precision={p:.3f} recall={r:.3f} f1={f:.3f} ({len(truth)} frames)")
-    print(f"scratch folder: {scratch}")
+    with (scratch / "calls.csv").open("w", newline="") as handle:
+        csv.writer(handle).writerows(table)  # each unseen frame's call, for experiments/fish_frames/azure.py
+    print(f"scratch folder: {scratch} (calls.csv: every sorted frame's call)")
 
 
 def sort_unseen(frames: dict[int, tuple[Path, str]], labelled: set[int], later: list[int], scratch: Path,
@@ -130,7 +136,7 @@ def sort_unseen(frames: dict[int, tuple[Path, str]], labelled: set[int], later: 
     run_dir = scratch / "run"
     train = [sys.executable, "-m", "fishbear.train", "data=frames", f"data.root={scratch / 'data'}",
              "data.split=stratified",  # the scratch tree holds train/ and test/; validation from train at random
-             "model=mobilenet_v2", "model.pretrained=true", "callbacks=finetune", "trainer.max_epochs=4",
+             "model=mobilenet_v2", "model.pretrained=true", "callbacks=finetune", "trainer.max_epochs=8",
              "trainer.lr=2e-3", "trainer.lr_div=100", f"hydra.run.dir={run_dir}", *args.overrides]
     print("$", " ".join(train[1:]), flush=True)
     subprocess.run(train, check=True, stdout=subprocess.DEVNULL)
