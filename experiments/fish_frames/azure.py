@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-
 from run import FISH, scores  # experiments/fish_frames/run.py
 
 
