@@ -96,11 +96,8 @@ def cut(args: DictConfig) -> Path:
     found_boxes: dict[int, list[dict]] = {}
     target = None
     if predictor is not None:
+        # None (several classes, none named as an absence): no visits, review by the frame's own confidence
         target = args.events.target or predictor.kind.event_target(list(predictor.meta["classes"]))
-        if target is None:
-            raise DataError(f"sort_with={args.sort_with}: cannot tell which of the classes "
-                            f"{', '.join(predictor.meta['classes'])} is the one whose visits are events. "
-                            "Name it: events.target=<class>.")
     for frame, result in tqdm(results, total=wanted, unit="frame", desc=video.name, disable=None):
         name = f"frame_{frame.index:0{width}d}.jpg"
         row = [str(frame.index), f"{frame.time:.3f}"]
@@ -109,7 +106,7 @@ def cut(args: DictConfig) -> Path:
         else:
             relative = Path(folder_name(result["label"])) / name
             counts[result["label"]] += 1
-            scores.append(predictor.kind.event_score(result, target))
+            scores.append(predictor.kind.event_score(result, target) if target else result["probability"])
             found_boxes[frame.index] = result.get("boxes", [])
             row += [result["label"], f"{result['probability']:.4f}"]
             extra = predictor.kind.frame_columns(result)  # detection: the frame's boxes
@@ -122,7 +119,12 @@ def cut(args: DictConfig) -> Path:
 
     header = ["frame", "time", "file"]
     review = 0
-    if predictor is not None:
+    if predictor is not None and target is None:
+        for row, confidence in zip(rows, scores):
+            review += confidence < args.review_below
+            row[5:5] = ["yes" if confidence < args.review_below else ""]
+        header += ["class", "confidence", "review", *extra_columns]
+    elif predictor is not None:
         smoothed = smooth(np.array(scores), args.events.smooth)
         for row, score, raw in zip(rows, smoothed, scores):
             # doubtful: the smoothed evidence is weak either way, or it disagrees with the frame's own call
@@ -137,7 +139,11 @@ def cut(args: DictConfig) -> Path:
     writer.writerows(rows)
     table = atomic_write_text(out / "frames.csv", buffer.getvalue())
     print(f"{len(rows)} frames of {video} written to {out}; frame numbers and times in {table}")
-    if predictor is not None:
+    if predictor is not None and target is None:
+        spread = ", ".join(f"{label}: {n}" for label, n in sorted(counts.items()))
+        print(f"Sorted by {args.sort_with}: {spread}. {review} frames below confidence {args.review_below} are "
+              f"marked review=yes in the CSV. For visits (events.csv), name the class: events.target=<class>.")
+    elif predictor is not None:
         spread = ", ".join(f"{label}: {n}" for label, n in sorted(counts.items()))
         events = find_events([int(r[0]) for r in rows], [float(r[1]) for r in rows], smoothed,
                              args.events.threshold, args.events.min_frames)

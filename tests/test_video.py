@@ -80,17 +80,16 @@ def test_sort_with_files_frames_by_predicted_class(trained_run, tmp_path):
     assert (tmp_path / "sorted" / "events.csv").is_file()
 
 
-def test_four_classes_need_the_event_class_named(trained_run, tmp_path):
-    from fishbear.cli import compose_cli
-    from fishbear.errors import DataError
-    from fishbear.frames import cut
-
+def test_without_a_clear_event_class_frames_are_sorted_without_visits(trained_run, tmp_path, capsys):
     run_dir, _ = trained_run
     video = _ramp_video(tmp_path / "clip.mp4", n=2)
-    args = compose_cli("frames", [f"video={video}", f"out={tmp_path / 'o'}",
-                                  f"sort_with={run_dir / 'checkpoints' / 'best.ckpt'}"], "usage")
-    with pytest.raises(DataError, match="Name it: events.target=<class>"):
-        cut(args)
+    table = frames_main([f"video={video}", f"out={tmp_path / 'o'}", f"sort_with={run_dir / 'checkpoints' / 'best.ckpt'}",
+                         "review_below=0.99"])
+    rows = list(csv.DictReader(table.open()))
+    assert list(rows[0])[:6] == ["frame", "time", "file", "class", "confidence", "review"]
+    assert all(row["review"] == ("yes" if float(row["confidence"]) < 0.99 else "") for row in rows)
+    assert not (tmp_path / "o" / "events.csv").exists()
+    assert "name the class: events.target=<class>" in capsys.readouterr().out
 
 
 class BrightIsFish(Predictor):
