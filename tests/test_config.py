@@ -52,7 +52,7 @@ def test_video_sequence_and_person_data_do_not_split_at_random_by_default(data, 
     assert cfg.data.group_pattern if SEQUENCES[data] == "group" else cfg.data.order_pattern
 
 
-@pytest.mark.parametrize("reader", ["voc", "via", "vott_csv", "vott_json", "cntk"])
+@pytest.mark.parametrize("reader", ["voc", "via", "vott_csv", "vott_json", "cntk", "coco", "yolo", "cvat"])
 def test_every_box_reader_composes_into_a_box_dataset(reader, tmp_path):
     cfg = compose_train(["data=boxes", "data.root=/somewhere", f"data/reader={reader}"], tmp_path)
     assert task_kind(cfg) is get_kind("detect") and locate(cfg.task._target_) is get_kind("detect").task_class()

@@ -1,0 +1,139 @@
+"""COCO instances JSON: the format most published detection datasets and tools speak.
+
+``images[]`` (``id``, ``file_name``, ``width``, ``height``), ``annotations[]`` (``image_id``,
+``category_id``, ``bbox`` = [x, y, width, height] in pixels from the top-left corner, ``iscrowd``)
+and ``categories[]`` (``id``, ``name``). Traps of real files: category ids run with gaps (COCO's
+80 classes use ids 1-90), so classes are mapped by id and named from ``categories``; crowd
+annotations (``iscrowd: 1``, an RLE mask over a crowd of objects) are regions COCO's evaluation
+ignores, neither to be found nor a false positive: fishbear leaves them out of training and
+evaluation targets (``crowd: drop``, counted in the log) or keeps them as ordinary boxes
+(``crowd: keep``); images without annotations are negatives.
+
+Written too: a dataset as an instances JSON (:func:`coco_instances`) and predictions as a COCO
+results file (:func:`coco_results`), both loadable by pycocotools.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fishbear.data.boxes import Boxes, box_catalog, image_size
+from fishbear.data.catalog import Catalog
+from fishbear.data.label_files import read_label_text, structure_of
+from fishbear.errors import DataError
+
+log = logging.getLogger(__name__)
+
+
+def read_coco(path: Path, images: Path, categories: list[str] | None = None, crowd: str = "drop",
+              exclude: list[str] | None = None) -> list[tuple[Path, Boxes]]:
+    """``(image, boxes)`` per image listed in the JSON (every one, annotated or not); boxes of the
+    ``categories`` named (all when None). ``exclude``: images holding any of these classes are left out."""
+    if crowd not in ("drop", "keep"):
+        raise DataError(f"data.reader.crowd={crowd!r}: use drop or keep.")
+    try:
+        data = json.loads(read_label_text(path))
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path} is not valid JSON ({err}); fix or re-export it.") from None
+    with structure_of(path, "a COCO instances file (images, annotations, categories)"):
+        names = {int(c["id"]): str(c["name"]) for c in data["categories"]}
+        listed = [(int(i["id"]), str(i["file_name"])) for i in data["images"]]
+        annotations = data.get("annotations", [])
+    unknown = sorted(set(categories or ()) - set(names.values()))
+    if unknown:
+        raise DataError(f"data.reader.categories names {', '.join(unknown)}, which {path} does not define "
+                        f"(it has: {', '.join(sorted(names.values())[:12])}...).")
+    rows: dict[int, list[tuple[float, float, float, float, str, bool]]] = {image_id: [] for image_id, _ in listed}
+    present: dict[int, set[str]] = {image_id: set() for image_id, _ in listed}
+    crowds = 0
+    for number, ann in enumerate(annotations):
+        where = f"{path}: annotations[{number}] (id {ann.get('id')})"
+        try:
+            image_id, name = int(ann["image_id"]), names[int(ann["category_id"])]
+            x, y, w, h = (float(v) for v in ann["bbox"])
+        except KeyError as err:
+            raise DataError(f"{where} lacks {err} or names a category/image the file does not list.") from None
+        except (TypeError, ValueError):
+            raise DataError(f"{where}: bbox {ann.get('bbox')!r} is not [x, y, width, height].") from None
+        if image_id not in rows:
+            raise DataError(f"{where} is for image_id {image_id}, which images[] does not list.")
+        present[image_id].add(name)
+        if ann.get("iscrowd") and crowd == "drop":
+            crowds += 1
+            continue
+        if categories is None or name in categories:
+            rows[image_id].append((x, y, x + w, y + h, name, False))
+    if crowds:
+        log.info("%s: %d crowd annotation(s) left out (data.reader.crowd=drop; COCO's evaluation ignores them)",
+                 path, crowds)
+    entries = []
+    for image_id, file_name in listed:
+        if exclude and present[image_id] & set(exclude):
+            continue
+        image = images / file_name
+        if not image.is_file():
+            raise DataError(f"{path} lists image '{file_name}', which is not in {images}; add it or set "
+                            "data.reader.images to the folder holding it.")
+        entries.append((image, Boxes.of(rows[image_id])))
+    return entries
+
+
+@dataclass(frozen=True)
+class CocoReader:
+    """``json`` and ``images`` under the root (COCO's own layout by default); ``categories``
+    keeps a subset of classes (None: all); ``crowd``: drop or keep crowd annotations."""
+
+    json: str = "annotations/instances_train2017.json"
+    images: str = "train2017"
+    categories: list[str] | None = None
+    crowd: str = "drop"
+    exclude: list[str] = field(default_factory=list)
+    on_outside: str = "clip"
+    on_swapped: str = "fix"
+
+    def __call__(self, root: Path) -> Catalog:
+        root = Path(root)
+        path = root / self.json
+        if not path.is_file():
+            raise DataError(f"No COCO instances file at {path}; set data.reader.json (relative to data.root).")
+        entries = read_coco(path, root / self.images, list(self.categories) if self.categories else None, self.crowd,
+                            list(self.exclude))
+        return box_catalog(entries, self.on_outside, source=str(path), on_swapped=self.on_swapped)[0]
+
+
+def coco_instances(entries: list[tuple[Path, Boxes]], classes: list[str], image_root: Path | None = None) -> dict[str, Any]:
+    """A COCO instances JSON of ``(image, boxes)`` pairs: ids from 1, categories in ``classes``
+    order, ``file_name`` relative to ``image_root`` (the bare name when None)."""
+    category = {name: i for i, name in enumerate(classes, start=1)}
+    images, annotations = [], []
+    for image_id, (image, boxes) in enumerate(entries, start=1):
+        width, height = image_size(image)
+        name = image.relative_to(image_root).as_posix() if image_root is not None else image.name
+        images.append({"id": image_id, "file_name": name, "width": width, "height": height})
+        for (x0, y0, x1, y1), label in zip(np.asarray(boxes.xyxy, dtype=float).reshape(-1, 4), boxes.labels):
+            w, h = x1 - x0, y1 - y0
+            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": category[label],
+                                "bbox": [round(x0, 2), round(y0, 2), round(w, 2), round(h, 2)],
+                                "area": round(w * h, 2), "iscrowd": 0, "segmentation": []})
+    return {"info": {"description": "written by fishbear"}, "licenses": [], "images": images,
+            "annotations": annotations,
+            "categories": [{"id": i, "name": name, "supercategory": ""} for name, i in category.items()]}
+
+
+def coco_results(predictions: list[tuple[int, list[dict[str, Any]]]], classes: list[str]) -> list[dict[str, Any]]:
+    """A COCO results file: per ``(image_id, boxes)``, one entry per predicted box (``label``,
+    ``score``, ``box`` as xyxy pixels), category ids as :func:`coco_instances` numbers them."""
+    category = {name: i for i, name in enumerate(classes, start=1)}
+    out = []
+    for image_id, boxes in predictions:
+        for box in boxes:
+            x0, y0, x1, y1 = (float(v) for v in box["box"])
+            out.append({"image_id": int(image_id), "category_id": category[box["label"]],
+                        "bbox": [x0, y0, x1 - x0, y1 - y0], "score": float(box["score"])})
+    return out

@@ -1,0 +1,119 @@
+"""COCO, YOLO and CVAT read with their traps handled, and ``fishbear.convert`` between the box
+formats: a round trip VOC -> COCO -> YOLO -> VOC keeps every box within half a pixel."""
+
+import json
+import logging
+
+import numpy as np
+import pytest
+
+from fishbear.convert import main as convert
+from fishbear.data.readers_coco import CocoReader, coco_instances, coco_results
+from fishbear.data.readers_cvat import CvatReader
+from fishbear.data.readers_voc import VocReader
+from fishbear.data.readers_yolo import YoloReader
+
+from .conftest import requires_shared
+
+
+def _boxes_by_name(catalog):
+    return {s.image.name: s.target for s in catalog.splits["train"]}
+
+
+def test_round_trip_voc_coco_yolo_voc_keeps_every_box(tmp_path):
+    source = requires_shared("detection", "fish_voc")
+    convert([f"src={source}", "src_format=voc", f"dst={tmp_path / 'coco'}", "dst_format=coco"])
+    convert([f"src={tmp_path / 'coco'}", "src_format=coco", f"dst={tmp_path / 'yolo'}", "dst_format=yolo"])
+    convert([f"src={tmp_path / 'yolo'}", "src_format=yolo", f"dst={tmp_path / 'voc'}", "dst_format=voc"])
+    before = _boxes_by_name(VocReader()(source))
+    after = _boxes_by_name(VocReader()(tmp_path / "voc"))
+    assert set(before) == set(after) and len(before) == 75
+    for name, boxes in before.items():
+        assert after[name].labels == boxes.labels, name
+        assert np.abs(after[name].xyxy - boxes.xyxy).max(initial=0) <= 0.5, name
+    empty = [name for name, boxes in before.items() if not len(boxes)]
+    assert empty and all(not len(after[name]) for name in empty)
+
+
+def test_coco_ids_with_gaps_crowds_and_subsets():
+    root = requires_shared("coco")
+    data = json.loads((root / "annotations" / "instances_train2017.json").read_text())
+    crowd = sum(a["iscrowd"] for a in data["annotations"])
+    catalog = CocoReader()(root)
+    assert len(catalog.splits["train"]) == 80 and len(catalog.classes) == 80 and crowd == 8
+    assert sum(len(s.target) for s in catalog.splits["train"]) == len(data["annotations"]) - crowd
+    assert sum(len(s.target) for s in CocoReader(crowd="keep")(root).splits["train"]) == len(data["annotations"])
+    bears = CocoReader(categories=["bear"])(root)
+    with_bears = {s.image.name: len(s.target) for s in bears.splits["train"] if len(s.target)}
+    assert with_bears == {"000000249346.jpg": 1, "000000353072.jpg": 2}
+    assert len(bears.splits["train"]) == 80  # the other 78 kept, as negatives
+    not_bear = CocoReader(exclude=["bear"])(root)
+    assert len(not_bear.splits["train"]) == 78
+
+
+def test_coco_written_loads_in_pycocotools_and_evaluates_perfect_predictions(tmp_path):
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    root = requires_shared("coco")
+    catalog = CocoReader(categories=["bear", "dog", "person"])(root)
+    entries = [(s.image, s.target) for s in catalog.splits["train"]]
+    (tmp_path / "gt.json").write_text(json.dumps(coco_instances(entries, catalog.classes, root / "train2017")))
+    truth = COCO(str(tmp_path / "gt.json"))
+    results = coco_results([(i, [{"label": l, "score": 0.9, "box": b.tolist()} for b, l in zip(t.xyxy, t.labels)])
+                            for i, (_, t) in enumerate(entries, start=1)], catalog.classes)
+    evaluation = COCOeval(truth, truth.loadRes(results), "bbox")
+    evaluation.evaluate()
+    evaluation.accumulate()
+    evaluation.summarize()
+    assert evaluation.stats[0] == pytest.approx(1.0, abs=1e-3)  # every box predicted exactly
+
+
+def test_yolo_coco128_negatives_and_orphan_labels(caplog):
+    root = requires_shared("yolo", "coco128")
+    with caplog.at_level(logging.WARNING):
+        catalog = YoloReader(yaml="coco128.yaml", images="images/train2017", labels="labels/train2017")(root)
+    samples = {s.image.stem: s.target for s in catalog.splits["train"]}
+    assert len(samples) == 128 and not len(samples["000000000250"]) and not len(samples["000000000508"])
+    orphans = sum(len((root / "labels/train2017" / f"{n}.txt").read_text().splitlines()) for n in ("000000000656", "000000000659"))
+    assert sum(len(b) for b in samples.values()) == 941 - orphans
+    assert "000000000656.txt" in caplog.text and "no image" in caplog.text
+    person = next(b for b in samples.values() if "person" in b.labels)
+    assert person.xyxy.min() >= 0
+
+
+def test_cvat_boxes_polygons_and_ellipses():
+    root = requires_shared("cvat", "cvat1.1")
+    catalog = CvatReader()(root)
+    boxes = [b for s in catalog.splits["train"] for b in zip(s.target.xyxy.tolist(), s.target.labels)]
+    assert len(catalog.splits["train"]) == 4 and len(boxes) == 18 + 3 + 2 + 2
+    ellipse = [xyxy for xyxy, label in boxes if label == "ellipse"]
+    assert any(x0 == pytest.approx(447.89 - 82.09, abs=0.01) and y1 == pytest.approx(314.61 + 82.09, abs=0.01)
+               for x0, _, _, y1 in ellipse)
+
+
+def test_convert_errors_are_one_line(tmp_path, capsys):
+    (tmp_path / "dst").mkdir()
+    (tmp_path / "dst" / "x").write_text("")
+    with pytest.raises(SystemExit) as stop:
+        convert([f"src={tmp_path}", "src_format=voc", f"dst={tmp_path / 'dst'}", "dst_format=voc"])
+    assert stop.value.code == 2 and "is not empty" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        convert([f"src={tmp_path}", "src_format=voc", f"dst={tmp_path / 'new'}", "dst_format=tfrecord"])
+    assert stop.value.code == 2 and "fishbear writes voc, coco, yolo" in capsys.readouterr().err
+
+
+def test_readme_convert_command_runs(tmp_path, monkeypatch):
+    """The README's command, from the repository root (where ``../shared`` is), into a scratch dst."""
+    from .conftest import REPO
+    from .test_cli import readme_commands
+
+    requires_shared("coco")
+    command = next(c for c in readme_commands() if c.startswith("python -m fishbear.convert"))
+    monkeypatch.chdir(REPO)
+    args = [a if not a.startswith("dst=") else f"dst={tmp_path / 'out'}" for a in command.split()[3:]]
+    out = convert(args)
+    from fishbear.data.readers_yolo import YoloReader
+
+    catalog = YoloReader()(out)
+    assert len(catalog.splits["train"]) == 80 and len(catalog.classes) == 80
