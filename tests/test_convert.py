@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from fishbear.convert import main as convert
-from fishbear.data.readers_coco import CocoReader, coco_instances, coco_results
+from fishbear.data.readers_coco import CocoNegativesReader, CocoReader, coco_instances, coco_results
 from fishbear.data.readers_cvat import CvatReader
 from fishbear.data.readers_voc import VocReader
 from fishbear.data.readers_yolo import YoloReader
@@ -117,3 +117,23 @@ def test_readme_convert_command_runs(tmp_path, monkeypatch):
 
     catalog = YoloReader()(out)
     assert len(catalog.splits["train"]) == 80 and len(catalog.classes) == 80
+
+
+def test_bears_coco_takes_the_bear_free_coco_images_as_not_bear(tmp_path):
+    from fishbear.experiment import build_datamodule
+
+    from .conftest import compose_train
+
+    shared = requires_shared("coco").parent
+    requires_shared("bears")
+    dm = build_datamodule(compose_train(["data=bears_coco", f"data.root={shared}", "data.num_workers=0"], tmp_path))
+    dm.setup()
+    assert dm.classes == ["bear", "not_bear"]
+    every = [s for split in dm.catalog.splits.values() for s in split]
+    negatives = {s.image.name for s in every if s.target == 1}
+    assert len(negatives) == 78 and not negatives & {"000000249346.jpg", "000000353072.jpg"}
+    assert sum(s.target == 0 for s in every) == 256  # the bear photos of bears/train/bear
+    from_coco = CocoNegativesReader(positives=None, negatives=10, test_per_class=1)(shared)
+    bears = [s.image.name for split in from_coco.splits.values() for s in split if s.target == 0]
+    assert sorted(bears) == ["000000249346.jpg", "000000353072.jpg"]
+    assert len(from_coco.splits["test"]) == 2 and sum(len(v) for v in from_coco.splits.values()) == 12

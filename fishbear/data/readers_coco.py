@@ -137,3 +137,69 @@ def coco_results(predictions: list[tuple[int, list[dict[str, Any]]]], classes: l
             out.append({"image_id": int(image_id), "category_id": category[box["label"]],
                         "bbox": [x0, y0, x1 - x0, y1 - y0], "score": float(box["score"])})
     return out
+
+
+@dataclass(frozen=True)
+class CocoNegativesReader:
+    """A two-class image set whose negatives are COCO images (the Level-2 bears exercise): the
+    positives are the images of an ImageFolder-style ``positives`` folder, or, when it is None,
+    the COCO images annotated ``positive_category``; the negatives are the COCO images holding
+    no annotation of the ``exclude`` classes ("removing any sneaky bears": a teddy bear is COCO's
+    own class and stays a negative), sampled with ``seed`` to ``negatives`` images or to
+    ``negative_ratio`` per positive (all of them when both are None). ``test_per_class``: that many
+    images of each class go to test, the rest to train (the exercise's rule); None: all train.
+    Paths are relative to the data root."""
+
+    json: str = "coco/annotations/instances_train2017.json"
+    images: str = "coco/train2017"
+    positives: str | None = "bears/train/bear"
+    positive_category: str = "bear"
+    positive_name: str = "bear"
+    negative_name: str = "not_bear"
+    exclude: list[str] = field(default_factory=lambda: ["bear"])
+    negatives: int | None = None
+    negative_ratio: float | None = None
+    seed: int = 42
+    test_per_class: int | None = None
+
+    def __call__(self, root: Path) -> Catalog:
+        from fishbear.data.catalog import Sample
+        from fishbear.data.images import is_image_file
+
+        root = Path(root)
+        path = root / self.json
+        if not path.is_file():
+            raise DataError(f"No COCO instances file at {path}; set data.reader.json (relative to data.root).")
+        every = read_coco(path, root / self.images, crowd="keep")
+        if self.positives is None:
+            positives = [image for image, boxes in every if self.positive_category in boxes.labels]
+        else:
+            folder = root / self.positives
+            if not folder.is_dir():
+                raise DataError(f"data.reader.positives={self.positives}: {folder} is not a folder; set it (relative to "
+                                "data.root), or to null to take COCO's own images of the category.")
+            positives = sorted(p for p in folder.rglob("*") if p.is_file() and is_image_file(p))
+        excluded = set(self.exclude) | ({self.positive_category} if self.positives is None else set())
+        negatives = [image for image, boxes in every if not excluded & set(boxes.labels)]
+        if not positives or not negatives:
+            raise DataError(f"{path}: found {len(positives)} positive and {len(negatives)} negative image(s); both are needed.")
+        rng = np.random.default_rng(self.seed)
+        wanted = self.negatives if self.negatives is not None else (
+            None if self.negative_ratio is None else int(round(self.negative_ratio * len(positives))))
+        if wanted is not None:
+            if wanted < len(negatives):
+                negatives = [negatives[i] for i in sorted(rng.choice(len(negatives), wanted, replace=False))]
+        classes = sorted([self.positive_name, self.negative_name])
+        labelled = [(p, classes.index(self.positive_name)) for p in positives] + \
+                   [(p, classes.index(self.negative_name)) for p in negatives]
+        splits: dict[str, list] = {"train": []}
+        if self.test_per_class:
+            splits["test"] = []
+            for label in range(len(classes)):
+                members = [p for p, c in labelled if c == label]
+                held = set(rng.choice(len(members), min(self.test_per_class, len(members) - 1), replace=False).tolist())
+                for i, image in enumerate(members):
+                    splits["test" if i in held else "train"].append(Sample(image, label))
+        else:
+            splits["train"] = [Sample(p, c) for p, c in labelled]
+        return Catalog(splits=splits, classes=classes, kind="classify")
