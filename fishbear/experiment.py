@@ -118,6 +118,7 @@ def build_experiment(cfg: DictConfig, optim: OptimSettings, channels_last: bool)
         "mean": list(datamodule.mean),
         "std": list(datamodule.std),
         "data_name": datamodule.name,
+        "resize": datamodule.resize,
         **datamodule.kind.data_meta(datamodule),
     }
     task = instantiate(cfg.task, "task", network=network, classes=datamodule.classes, optim=optim,

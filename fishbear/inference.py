@@ -34,7 +34,7 @@ class Predictor:
         self.device = torch.device(device)
         self.network = network.to(self.device).eval()
         self.transform = build_transforms("predict", self.image_size, tuple(meta["mean"]), tuple(meta["std"]),
-                                          None, self.kind)
+                                          None, self.kind, meta.get("resize"))
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu", kind: Kind | str | None = None) -> "Predictor":

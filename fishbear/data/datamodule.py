@@ -91,6 +91,7 @@ class ImageDataModule(L.LightningDataModule):
         duplicates: str = "warn",
         duplicate_bits: int = 6,
         cache_dir: str | Path | None = None,
+        resize: str | None = None,
     ) -> None:
         """``valid_pct`` / ``test_pct``: the seeded fractions of ``train`` held out when the reader
         finds no such split (``test_pct: 0`` tests on validation). ``on_bad_image``: ``error`` stops
@@ -109,7 +110,9 @@ class ImageDataModule(L.LightningDataModule):
         ``duplicates``: what a near-copy of an image in another split does (``warn``, ``drop`` the
         train-side copy, ``error``, or ``report`` only: frames of a static camera are alike by
         nature); ``duplicate_bits``: the largest perceptual-hash distance that counts as a copy;
-        ``cache_dir``: where image hashes are cached (default: ``$FISHBEAR_DATA/cache``)."""
+        ``cache_dir``: where image hashes are cached (default: ``$FISHBEAR_DATA/cache``).
+        ``resize``: how a picture is fitted to ``image_size`` (``crop``, ``squish``, ``pad``; None:
+        the kind's choice; see :func:`fishbear.data.transforms.build_transforms`)."""
         super().__init__()
         self.root = Path(root).expanduser()
         self.reader = reader
@@ -138,6 +141,7 @@ class ImageDataModule(L.LightningDataModule):
         default_cache = Path(os.environ.get("FISHBEAR_DATA", "~/.cache/fishbear")) / "cache"
         self.cache_dir = Path(cache_dir if cache_dir is not None else default_cache).expanduser()
         self.duplicate_check: DuplicateCheck | None = None
+        self.resize = resize
         self.mean: tuple[float, ...] = IMAGENET_MEAN
         self.std: tuple[float, ...] = IMAGENET_STD
         self._catalog: Catalog | None = None
@@ -312,6 +316,7 @@ class ImageDataModule(L.LightningDataModule):
                 self.std,
                 self.augment if split == "train" else None,
                 self.kind,
+                self.resize,
             )
             self._datasets[split] = ImageDataset(self.samples(split), transform, self.kind, self.num_classes)
         return self._datasets[split]

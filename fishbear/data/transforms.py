@@ -14,9 +14,13 @@ import albumentations as A
 import cv2
 from albumentations.pytorch import ToTensorV2
 
+from fishbear.errors import ConfigError
 from fishbear.kinds import Kind, get_kind
-from fishbear.kinds.base import as_hw
+from fishbear.kinds.base import PAD_MASK, as_hw
 from fishbear.normalization import IMAGENET_MEAN, IMAGENET_STD
+
+
+RESIZES = ("crop", "pad", "squish")
 
 
 @dataclass(frozen=True)
@@ -44,17 +48,29 @@ def build_transforms(
     std: tuple[float, ...] = IMAGENET_STD,
     augment: Augment | None = None,
     kind: Kind | str | None = None,
+    resize: str | None = None,
 ) -> A.Compose:
     """Pipeline for ``stage`` (``train`` augments; ``valid``, ``test``, ``predict`` only resize).
 
     Classification evaluates on the short side resized and centre-cropped, as torchvision's and
     fastai's defaults do, so photographs keep their aspect ratio; kinds whose targets cover the
-    whole frame (masks, points) resize the whole frame instead.
+    whole frame (masks, points) resize the whole frame instead. ``resize`` overrides the kind's
+    choice: ``crop``, ``squish``, or ``pad``: the whole picture scaled to fit inside the target
+    and letterboxed with black (masks with ``PAD_MASK``, not scored), as the exercise's
+    "square-padded" images are; objects at the frame's edge stay in view, and training uses the
+    same fit (no random crop), so boxes, points and masks move with the image.
     """
     height, width = as_hw(image_size)
     kind = get_kind(kind)
-    if kind.eval_resize == "squish":
-        fit: list[A.BasicTransform] = [A.Resize(height, width)]
+    resize = resize or kind.eval_resize
+    if resize not in RESIZES:
+        raise ConfigError(f"data.resize={resize!r}: use {', '.join(RESIZES)}.")
+    if resize == "pad":
+        fit: list[A.BasicTransform] = [A.LongestMaxSize(max_size_hw=(height, width)),
+                                       A.PadIfNeeded(min_height=height, min_width=width, position="center",
+                                                     border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=PAD_MASK)]
+    elif resize == "squish":
+        fit = [A.Resize(height, width)]
     else:
         # scaled until it covers height x width (the aspect kept), then the centre cut out: a
         # 600x336 video frame at [192, 336] keeps its whole width, not a 336-wide middle
@@ -62,7 +78,7 @@ def build_transforms(
     ops: list[A.BasicTransform] = []
     if stage == "train" and augment is not None:
         low, high = augment.crop_scale
-        if (low, high) == (1.0, 1.0):
+        if (low, high) == (1.0, 1.0) or resize == "pad":
             ops += fit
         else:
             aspect = width / height

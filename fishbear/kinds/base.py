@@ -30,6 +30,20 @@ if TYPE_CHECKING:
     from fishbear.data.shapes import ShapesSource
 
 
+PAD_MASK = 255  # mask value of letterbox pixels (data.resize=pad): no class, not scored
+
+
+def letterbox(meta: dict[str, Any], height: int, width: int) -> tuple[float, float, float] | None:
+    """For a model trained with ``data.resize=pad``: ``(factor, left, top)`` such that a pixel of
+    the original ``height`` x ``width`` image lands at ``original * factor + (left, top)`` in the
+    model's input; None for the other fits (the whole frame resized)."""
+    if meta.get("resize") != "pad":
+        return None
+    model_h, model_w = as_hw(meta["image_size"])
+    factor = min(model_h / height, model_w / width)
+    return factor, (model_w - width * factor) / 2, (model_h - height * factor) / 2
+
+
 class OutputWriter(Protocol):
     """What ``predict`` writes beside its CSV for one image (masks, drawn boxes), and its summary."""
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import default_collate
 
-from fishbear.kinds.base import Kind, as_hw, to_cpu
+from fishbear.kinds.base import Kind, as_hw, letterbox, to_cpu
 
 
 class Detect(Kind):
@@ -92,9 +92,15 @@ class Detect(Kind):
         height, width = as_hw(meta["image_size"])
         out = []
         for found, (orig_h, orig_w) in zip(predictions, sizes):
-            scale = torch.tensor([orig_w / width, orig_h / height] * 2)
             order = found["scores"].argsort(descending=True)
-            boxes = (found["boxes"][order].float().cpu() * scale).tolist()
+            box = letterbox(meta, orig_h, orig_w)
+            if box is None:
+                scale = torch.tensor([orig_w / width, orig_h / height] * 2)
+                boxes = (found["boxes"][order].float().cpu() * scale).tolist()
+            else:  # the letterbox undone
+                factor, left, top = box
+                shift = torch.tensor([left, top] * 2)
+                boxes = ((found["boxes"][order].float().cpu() - shift) / factor).tolist()
             scores = found["scores"][order].float().cpu().tolist()
             labels = found["labels"][order].cpu().tolist()
             kept = [{"label": names[c], "score": s, "box": [round(v, 1) for v in b]}

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from fishbear.errors import DataError
-from fishbear.kinds.base import Kind
+from fishbear.kinds.base import Kind, as_hw, letterbox
 
 
 def points_to_pixels(values: np.ndarray, width: float, height: float) -> np.ndarray:
@@ -76,7 +76,13 @@ class Points(Kind):
         names = list(meta["classes"])
         out = []
         for row, (height, width) in zip(predictions.cpu().numpy(), sizes):
-            points = points_to_pixels(row[None], width, height)[0]
+            box = letterbox(meta, height, width)
+            if box is None:
+                points = points_to_pixels(row[None], width, height)[0]
+            else:  # model pixels, then the letterbox undone
+                model_h, model_w = as_hw(meta["image_size"])
+                factor, left, top = box
+                points = (points_to_pixels(row[None], model_w, model_h)[0] - np.array([left, top])) / factor
             out.append({
                 "points": {name: (float(x), float(y)) for name, (x, y) in zip(names, points)},
                 "summary": "  ".join(f"{name} ({x:.1f}, {y:.1f})" for name, (x, y) in zip(names, points)),

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from fishbear.data.images import load_mask
-from fishbear.kinds.base import Kind
+from fishbear.kinds.base import PAD_MASK, Kind, letterbox
 
 MASK_CODES: tuple[str, ...] = ("background", "circle", "square", "triangle", "star", "void")
 
@@ -33,7 +33,8 @@ class Segment(Kind):
         return {"mask": load_mask(sample.target, sample.image, image.shape[:2], num_classes)}
 
     def target(self, sample: Any, out: dict[str, Any], num_classes: int) -> torch.Tensor:
-        return torch.as_tensor(np.asarray(out["mask"]), dtype=torch.long)
+        mask = torch.as_tensor(np.asarray(out["mask"]), dtype=torch.long)
+        return mask.masked_fill(mask == PAD_MASK, -100)  # letterbox pixels: no class (the task ignores them)
 
     def write_shapes(self, source: Any, root: Path) -> None:
         """fastai's CamVid layout: ``images/<name>.png``, palette masks ``labels/<name>_P.png``
@@ -78,6 +79,11 @@ class Segment(Kind):
         classes = list(meta["classes"])
         out = []
         for scores, (height, width) in zip(predictions, sizes):
+            box = letterbox(meta, height, width)
+            if box is not None:  # the picture's part of the letterboxed scores
+                factor, left, top = box
+                scores = scores[:, int(round(top)):int(round(top + height * factor)),
+                                int(round(left)):int(round(left + width * factor))]
             scores = F.interpolate(scores[None].float(), size=(int(height), int(width)), mode="bilinear",
                                    align_corners=False)[0]
             mask = scores.argmax(0).cpu().numpy().astype(np.uint8)

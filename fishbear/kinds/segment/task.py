@@ -50,7 +50,9 @@ class SegmentationTask(BaseTask):
         })
 
     def compute_loss(self, outputs: torch.Tensor, batch: dict[str, Any], reduction: str = "mean") -> torch.Tensor:
-        return F.cross_entropy(outputs.float(), batch["target"], ignore_index=self.ignore_index, reduction=reduction)
+        target = batch["target"]
+        target = target.masked_fill(target == -100, self.ignore_index)  # letterbox pixels (data.resize=pad)
+        return F.cross_entropy(outputs.float(), target, ignore_index=self.ignore_index, reduction=reduction)
 
     def sample_losses(self, outputs: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
         """Mean over each image's scored pixels (void pixels neither add nor count)."""
