@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 
 from fishbear.convert import main as convert
-from fishbear.data.readers_coco import CocoNegativesReader, CocoReader, coco_instances, coco_results
+from fishbear.data.readers_coco import (
+    CocoNegativesReader,
+    CocoReader,
+    coco_instances,
+    coco_results,
+)
 from fishbear.data.readers_cvat import CvatReader
 from fishbear.data.readers_voc import VocReader
 from fishbear.data.readers_yolo import YoloReader

@@ -19,7 +19,6 @@ from fishbear.kinds import Kind, get_kind
 from fishbear.kinds.base import PAD_MASK, as_hw
 from fishbear.normalization import IMAGENET_MEAN, IMAGENET_STD
 
-
 RESIZES = ("crop", "pad", "squish")
 
 
