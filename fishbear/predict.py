@@ -31,7 +31,6 @@ from fishbear.io import atomic_write_text
 from fishbear.kinds.base import OutputWriter
 from fishbear.video import is_video_file, read_frames
 
-
 USAGE = ("python -m fishbear.predict ckpt=PATH input=IMAGE|FOLDER|VIDEO [output=CSV] [device=cpu|cuda] "
          "[batch_size=32] [every=1] [masks=DIR] [boxes=DIR] [score=0.5] [on_bad_image=skip|error]")
 
@@ -106,7 +105,7 @@ def output_writer(predictor: Predictor, cfg: DictConfig, beside: Path, prefix: s
     if name is None:
         return None
     folder = Path(cfg[name]) if cfg[name] else beside / f"{prefix}_{name}"
-    return predictor.kind.output_writer(predictor.meta, folder)
+    return predictor.kind.output_writer({**predictor.meta, "box_format": cfg.format}, folder)
 
 
 def _write_csv(path: Path, rows: list[dict[str, str]]) -> None:

@@ -3,6 +3,7 @@ formats: a round trip VOC -> COCO -> YOLO -> VOC keeps every box within half a p
 
 import json
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +20,26 @@ from fishbear.data.readers_voc import VocReader
 from fishbear.data.readers_yolo import YoloReader
 
 from .conftest import requires_shared
+
+
+@pytest.fixture(scope="module")
+def trained_detector(tmp_path_factory):
+    """A one-epoch detector on the embedded shapes boxes, and a folder of its test images."""
+    from fishbear.train import train
+
+    from .conftest import compose_train
+
+    run = tmp_path_factory.mktemp("detector")
+    report = train(compose_train(["data=shapes_boxes", "model=fasterrcnn_small", "data.source.train=8", "data.source.valid=2",
+                         "data.source.test=3", "data.source.image_size=64", "data.image_size=64", "data.batch_size=4",
+                         "data.num_workers=0", "trainer.max_epochs=1", "trainer.num_sanity_val_steps=0", "logger=none"], run))
+    images = run / "images"
+    images.mkdir()
+    import shutil
+
+    for picture in sorted((Path(report["data"]["root"]) / "JPEGImages").glob("*.jpg"))[:3]:
+        shutil.copy(picture, images / picture.name)
+    return run / "checkpoints" / "best.ckpt", images
 
 
 def _boxes_by_name(catalog):
@@ -142,3 +163,79 @@ def test_bears_coco_takes_the_bear_free_coco_images_as_not_bear(tmp_path):
     bears = [s.image.name for split in from_coco.splits.values() for s in split if s.target == 0]
     assert sorted(bears) == ["000000249346.jpg", "000000353072.jpg"]
     assert len(from_coco.splits["test"]) == 2 and sum(len(v) for v in from_coco.splits.values()) == 12
+
+
+def test_cocoeval_on_the_written_results_equals_fishbears_map():
+    """Predictions near the true boxes, with scores: pycocotools' COCOeval on the results file and
+    instances JSON fishbear writes gives the mAP fishbear's own metric (torchmetrics) reports."""
+    import torch
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    from fishbear.metrics import BoxMAP
+
+    root = requires_shared("coco")
+    catalog = CocoReader(categories=["person", "dog", "car", "bear"])(root)
+    entries = [(s.image, s.target) for s in catalog.splits["train"]]
+    rng = np.random.default_rng(0)
+    predicted, metric = [], BoxMAP()
+    for image_id, (_, truth) in enumerate(entries, start=1):
+        boxes = truth.xyxy + rng.normal(0, 6, truth.xyxy.shape).astype(np.float32)
+        boxes[:, 2:] = np.maximum(boxes[:, 2:], boxes[:, :2] + 1)
+        scores = rng.uniform(0.05, 1.0, len(boxes))
+        keep = rng.uniform(size=len(boxes)) < 0.8  # some objects missed
+        predicted.append((image_id, [{"label": l, "score": float(s), "box": b.tolist()}
+                                     for b, l, s, k in zip(boxes, truth.labels, scores, keep) if k]))
+        metric.update([{"boxes": torch.tensor(boxes[keep]), "scores": torch.tensor(scores[keep], dtype=torch.float32),
+                        "labels": torch.tensor([c for c, k in zip(truth.codes, keep) if k], dtype=torch.long)}],
+                      [{"boxes": torch.tensor(truth.xyxy), "labels": torch.tensor(truth.codes, dtype=torch.long)}])
+    ours = metric.compute()
+    import contextlib
+    import io
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
+        gt = Path(tmp) / "gt.json"
+        gt.write_text(json.dumps(coco_instances(entries, catalog.classes, root / "train2017")))
+        truth = COCO(str(gt))
+        evaluation = COCOeval(truth, truth.loadRes(coco_results(predicted, catalog.classes)), "bbox")
+        evaluation.evaluate()
+        evaluation.accumulate()
+        evaluation.summarize()
+    assert 0.2 < float(ours["map"]) < 0.95
+    assert evaluation.stats[0] == pytest.approx(float(ours["map"]), abs=0.005)
+    assert evaluation.stats[1] == pytest.approx(float(ours["map_50"]), abs=0.005)
+
+
+def test_predict_writes_boxes_as_coco_and_yolo_for_annotation_tools(trained_detector, tmp_path):
+    from fishbear.predict import main as predict
+
+    ckpt, images = trained_detector
+    for fmt in ("coco", "yolo"):
+        out = tmp_path / fmt
+        predict([f"ckpt={ckpt}", f"input={images}", f"boxes={out}", f"format={fmt}", "score=0.0",
+                 f"output={tmp_path / (fmt + '.csv')}"])
+        if fmt == "coco":
+            from pycocotools.coco import COCO
+
+            data = json.loads((out / "instances.json").read_text())
+            assert len(data["images"]) == len(list(images.glob("*.jpg")))
+            results = json.loads((out / "results.json").read_text())
+            assert len(results) == len(data["annotations"]) and all("score" in a for a in data["annotations"])
+            COCO(str(out / "instances.json")).loadRes(results)
+        else:
+            assert (out / "data.yaml").is_file() and list(out.glob("*.txt"))
+
+
+def test_a_detector_trains_on_the_coco_reader(tmp_path):
+    from fishbear.train import train
+
+    from .conftest import compose_train
+
+    root = requires_shared("coco")
+    report = train(compose_train(["data=boxes", "data/reader=coco", f"data.root={root}", "model=fasterrcnn_small",
+                                  "data.image_size=[96,128]", "data.batch_size=4", "data.num_workers=0",
+                                  "trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
+                                  "trainer.num_sanity_val_steps=0", "logger=none"], tmp_path))
+    assert len(report["classes"]) == 80 and report["data"]["sizes"]["test"] == 16
+    assert set(report["metrics"]) == {"test/map", "test/map_50", "test/map_75", "test/mar_100"}

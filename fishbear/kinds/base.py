@@ -51,7 +51,8 @@ class OutputWriter(Protocol):
 
     def write(self, result: dict[str, Any], stem: str, image: Path | np.ndarray) -> dict[str, str]: ...
 
-    def note(self) -> str: ...
+    def note(self) -> str:
+        """Called once, at the end: writes what spans images and says, in a clause, what was written."""
 
 
 class Kind:
