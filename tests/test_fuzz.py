@@ -14,11 +14,14 @@ from PIL import Image
 from fishbear.data.images import load_rgb
 from fishbear.data.label_files import read_codes
 from fishbear.data.readers_cntk import CntkReader
+from fishbear.data.readers_coco import CocoReader
+from fishbear.data.readers_cvat import CvatReader
 from fishbear.data.readers_points import PointsCsvReader
 from fishbear.data.readers_tags import TagCsvReader
 from fishbear.data.readers_via import ViaReader
 from fishbear.data.readers_voc import VocReader, voc_xml
 from fishbear.data.readers_vott import VottCsvReader, VottJsonReader
+from fishbear.data.readers_yolo import YoloReader
 from fishbear.errors import DataError
 from fishbear.kinds.regress.readers import ValuesCsvReader
 
@@ -29,6 +32,12 @@ VIA = {"_via_img_metadata": {"a.jpg1": {"filename": "a.jpg", "size": 1, "regions
 VOTT_JSON = {"assets": {"x": {"asset": {"name": "a.jpg", "size": {"width": 64, "height": 48}},
                               "regions": [{"tags": ["fish"], "boundingBox": {"left": 1, "top": 2, "width": 9, "height": 7}}]}}}
 
+COCO = {"images": [{"id": 1, "file_name": "a.jpg", "width": 64, "height": 48}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 7, "bbox": [1, 2, 20, 10], "iscrowd": 0}],
+        "categories": [{"id": 7, "name": "fish"}]}
+CVAT = ('<annotations><image id="0" name="a.jpg" width="64" height="48"><box label="fish" xtl="1" ytl="2" xbr="30" '
+        'ybr="20"/><ellipse label="eel" cx="20" cy="20" rx="5" ry="4"/></image></annotations>')
+
 # (reader, label file under the root, its valid text): every label format fishbear reads
 CASES = {
     "voc": (VocReader(), "Annotations/a.xml", voc_xml("a.jpg", 64, 48, [("fish", (1, 2, 30, 20)), ("crab", (5, 5, 9, 9))])),
@@ -36,6 +45,9 @@ CASES = {
     "vott_csv": (VottCsvReader(file="vott.csv"), "vott.csv", "image,xmin,ymin,xmax,ymax,label\na.jpg,1,2,30,20,fish\n"),
     "vott_json": (VottJsonReader(file="vott.json"), "vott.json", json.dumps(VOTT_JSON)),
     "cntk": (CntkReader(), "a.bboxes.tsv", "1\t2\t30\t20\n5\t5\t9\t9\n"),
+    "coco": (CocoReader(json="coco.json", images="."), "coco.json", json.dumps(COCO)),
+    "yolo": (YoloReader(yaml="data.yaml", images=".", labels="."), "a.txt", "0 0.25 0.3 0.2 0.1\n1 0.5 0.5 0.1 0.2\n"),
+    "cvat": (CvatReader(xml="cvat.xml", images="."), "cvat.xml", CVAT),
     "tags": (TagCsvReader(csv="tags.csv", folder="."), "tags.csv", "image_name,tags\na,clear primary\n"),
     "points": (PointsCsvReader(folder="."), "points.csv", "image,x1,y1\na.jpg,10.5,20\n"),
     "values": (ValuesCsvReader(folder="."), "values.csv", "image,count\na.jpg,3\n"),
@@ -75,6 +87,8 @@ def test_a_corrupted_label_file_is_read_or_named(name, tmp_path_factory):
         Image.new("RGB", (64, 48)).save(root / "JPEGImages" / "a.jpg")
         if name == "cntk":
             (root / "a.bboxes.labels.tsv").write_text("fish\ncrab\n")
+        if name == "yolo":
+            (root / "data.yaml").write_text("names: [fish, crab]\n")
         path = root / label
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(corrupt(text.encode("utf-8"), *corruption))

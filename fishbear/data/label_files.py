@@ -58,6 +58,11 @@ def read_csv_rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, 
                             f"Name the columns {', '.join(required)}, or set the reader's column names.")
         try:
             for row in reader:
+                short = [c for c in required if row.get(c) is None]
+                if short:  # a row cut short: fewer fields than the header names
+                    raise DataError(f"{path}, line {reader.line_num}: the row has no value for {', '.join(short)} "
+                                    f"(it has {len([v for v in row.values() if v is not None])} field(s)); "
+                                    "complete or delete the row.")
                 yield reader.line_num, row
         except csv.Error as err:
             raise DataError(f"{path}, line {reader.line_num}: not valid CSV ({err}).") from None
