@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
@@ -152,6 +153,14 @@ def test_and_report(trainer: L.Trainer, task: Any, datamodule: Any, cfg: DictCon
     if run_test:
         trainer.test(task, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
+        if trainer.world_size > 1 and task.test_results:
+            # the processes' metrics counted the images the distributed sampler repeated; the
+            # gathered per-image results hold each image once, as a one-process evaluation does
+            n = len(task.test_results["index"])
+            exact = task.kind.metric_function(task.test_results, task.classes, task)(np.ones(n))
+            metrics = {k: float(exact.get(k.removeprefix("test/"), v)) for k, v in metrics.items()}
+    if not trainer.is_global_zero:
+        return {}  # one report, one summary: rank 0's
     intervals = test_metric_intervals(task, datamodule, metrics, int(cfg.get("seed") or 0))
     report = build_report(
         kind=task.kind.name,
@@ -234,7 +243,8 @@ def _print_summary(run_dir: Path, report: dict[str, Any]) -> None:
 
 
 def monitor_value(report: dict[str, Any], cfg: DictConfig) -> float | None:
+    """The figure a sweeper optimises; None from a DDP process other than rank 0 (it reports nothing)."""
     key = cfg.get("optimized_metric") or report.get("monitor", {}).get("metric")
-    return report["metrics"].get(key)
+    return report.get("metrics", {}).get(key)
 
 

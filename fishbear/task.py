@@ -175,13 +175,33 @@ class BaseTask(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         """Log the test metrics; keep per-image results (ordered by dataset index) for the report."""
         self._log_epoch_metrics("test")
-        if not self._test_records:
-            self.test_results = {}
-            return
-        merged = {key: torch.cat([r[key] for r in self._test_records]) for key in self._test_records[0]}
-        order = torch.argsort(merged["index"])
-        self.test_results = {key: value[order] for key, value in merged.items()}
+        self.test_results = self.merge_test_records(self._test_records)
         self._test_records = []
+
+    def merge_test_records(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+        """Every process's per-image records as one table ordered by dataset index, each image
+        once: under DDP the records of all ranks are gathered and the images the distributed
+        sampler repeated to even out the ranks are dropped. Tensor fields are concatenated, list
+        fields (a detector's boxes per image) joined."""
+        if self.trainer.world_size > 1:
+            import torch.distributed as dist
+
+            gathered: list[Any] = [None] * self.trainer.world_size
+            dist.all_gather_object(gathered, records)
+            records = [record for part in gathered for record in part]
+        if not records:
+            return {}
+        index = torch.cat([r["index"] for r in records])
+        _, first = np.unique(index.numpy(), return_index=True)  # sorted by index, each index once
+        order = torch.as_tensor(first)
+        merged: dict[str, Any] = {}
+        for key in records[0]:
+            if isinstance(records[0][key], torch.Tensor):
+                merged[key] = torch.cat([r[key] for r in records])[order]
+            else:
+                flat = [item for r in records for item in r[key]]
+                merged[key] = [flat[i] for i in order.tolist()]
+        return merged
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         return self.kind.predictions(self(self._images(batch)))

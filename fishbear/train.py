@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from pathlib import Path
@@ -20,6 +21,8 @@ from fishbear.cli import route_library_logs_to_root, run_hydra_main, user_errors
 from fishbear.config import instantiate, instantiate_group
 from fishbear.errors import CheckpointError, FishbearError
 from fishbear.io import remove_stray_temporaries
+
+log = logging.getLogger(__name__)
 
 # torch, Lightning and the kinds are imported inside the functions below, after Hydra has composed
 # the config: a mistyped override is answered in a second, not after ten.
@@ -58,6 +61,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     started = time.perf_counter()
     run_dir = Path(cfg.paths.output_dir)
     lightning_cfg, optim, channels_last = split_trainer_config(cfg.trainer)
+    if lightning_cfg.get("sync_batchnorm") and lightning_cfg.get("accelerator") == "cpu":
+        # torch's SyncBatchNorm runs on GPUs only; on CPU processes each normalise their own batch
+        log.info("trainer.sync_batchnorm is off on CPU (torch's SyncBatchNorm needs GPUs)")
+        lightning_cfg.sync_batchnorm = False
     check_config(cfg, lightning_cfg)  # every mistake reported before any data is generated or read
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 

@@ -65,23 +65,6 @@ class DetectionTask(BaseTask):
                                    "counts": counts, "prediction": predictions, "target": targets,
                                    "size": batch["size"].detach().cpu()})
 
-    def on_test_epoch_end(self) -> None:
-        """Per-image boxes stay lists (images hold different numbers), ordered by dataset index."""
-        self._log_epoch_metrics("test")
-        records, self._test_records = self._test_records, []
-        if not records:
-            self.test_results = {}
-            return
-        index = torch.cat([r["index"] for r in records])
-        order = torch.argsort(index).tolist()
-        merged: dict[str, Any] = {}
-        for key in ("index", "loss", "counts", "size"):
-            merged[key] = torch.cat([r[key] for r in records])[order]
-        for key in ("prediction", "target"):
-            flat = [item for r in records for item in r[key]]
-            merged[key] = [flat[i] for i in order]
-        self.test_results = merged
-
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> Boxes:
         return self.kind.kept_predictions(self(self._images(batch)))
 
