@@ -55,7 +55,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     from lightning.pytorch.callbacks import LearningRateMonitor
 
     from fishbear.callbacks.checkpoint_io import AtomicCheckpointIO
-    from fishbear.experiment import build_experiment, check_config, split_trainer_config, test_and_report
+    from fishbear.experiment import (
+        build_experiment,
+        check_config,
+        split_trainer_config,
+        test_and_report,
+    )
 
     route_library_logs_to_root()
     started = time.perf_counter()
