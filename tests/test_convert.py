@@ -227,6 +227,7 @@ def test_predict_writes_boxes_as_coco_and_yolo_for_annotation_tools(trained_dete
             assert (out / "data.yaml").is_file() and list(out.glob("*.txt"))
 
 
+@pytest.mark.slow
 def test_a_detector_trains_on_the_coco_reader(tmp_path):
     from fishbear.train import train
 

@@ -82,6 +82,8 @@ def test_flips_crops_and_rotations_move_masks_and_points_with_the_image():
     mask = (image[..., 0] > 0).astype(np.uint8)
     segment = build_transforms("train", 32, (0, 0, 0), (1, 1, 1), augment, "segment")
     points = build_transforms("train", 32, (0, 0, 0), (1, 1, 1), augment, "points")
+    segment.set_random_seed(0)  # the same 20 draws on every run: a draw's verdict must not depend on test order
+    points.set_random_seed(0)
     sample = Sample(image=None, target=np.array([[43.0, 11.0]]))
     for _ in range(20):
         out = segment(image=image, mask=mask)
