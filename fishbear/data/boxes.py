@@ -141,3 +141,12 @@ def find_image(folder: Path, name: str, extensions: tuple[str, ...] = (".jpg", "
             if candidate.is_file():
                 return candidate
     return None
+
+
+def named_image(folder: Path, name: str, source: Path | str) -> Path:
+    """The image a label file names (as given, with an image extension added, or by its bare file
+    name when the export kept another machine's folders), or one error naming both."""
+    image = find_image(folder, name) or find_image(folder, Path(name).name)
+    if image is None:
+        raise DataError(f"{source} names image {name!r}, which is not in {folder}; set data.reader.images.")
+    return image

@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-from fishbear.data.boxes import Boxes, box_catalog, find_image
+from fishbear.data.boxes import Boxes, box_catalog, named_image
 from fishbear.data.catalog import Catalog
 from fishbear.errors import DataError
 
@@ -74,10 +74,7 @@ class CvatReader:
                 if not label:
                     raise DataError(f"{where}: a <{shape.tag}> has no label.")
                 rows.append((*shape_box(shape, where), label, False))
-            found = find_image(root / self.images, name) or find_image(root / self.images, Path(name).name)
-            if found is None:
-                raise DataError(f"{where}: the image is not in {root / self.images}; set data.reader.images.")
-            entries.append((found, Boxes.of(rows)))
+            entries.append((named_image(root / self.images, name, path), Boxes.of(rows)))
         if not entries:
             raise DataError(f"{path} lists no <image>: is it a CVAT *video* export? Export as 'CVAT for images 1.1'.")
         return box_catalog(entries, self.on_outside, source=str(path), on_swapped=self.on_swapped)[0]

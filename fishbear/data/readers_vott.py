@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fishbear.data.boxes import Boxes, box_catalog, find_image, image_size
+from fishbear.data.boxes import Boxes, box_catalog, find_image, image_size, named_image
 from fishbear.data.catalog import Catalog
 from fishbear.data.label_files import read_csv_rows, read_label_text, structure_of
 from fishbear.errors import DataError
@@ -24,13 +24,6 @@ def _load_json(path: Path) -> Any:
         raise DataError(f"VoTT file {path} does not exist; set data.reader.file.") from None
     except json.JSONDecodeError as err:
         raise DataError(f"{path} is not valid JSON ({err}); export it again from VoTT.") from None
-
-
-def _image(folder: Path, name: str, source: Path) -> Path:
-    image = find_image(folder, name)
-    if image is None:
-        raise DataError(f"{source} names image {name!r}, which is not in {folder}; set data.reader.images.")
-    return image
 
 
 @dataclass(frozen=True)
@@ -50,7 +43,7 @@ class VottCsvReader:
             except (TypeError, ValueError):
                 raise DataError(f"{path}, line {line}: xmin, ymin, xmax, ymax must be numbers.") from None
             boxes.setdefault(row["image"].strip(), []).append((*coords, row["label"].strip(), False))
-        entries = [(_image(root / self.images, name, path), Boxes.of(rows)) for name, rows in boxes.items()]
+        entries = [(named_image(root / self.images, name, path), Boxes.of(rows)) for name, rows in boxes.items()]
         return box_catalog(entries, self.on_outside, source=str(path), on_swapped=self.on_swapped)[0]
 
 
@@ -94,7 +87,7 @@ class VottJsonReader:
                     raise DataError(f"{path}: asset {name}, region {i} needs a boundingBox and at least one tag.")
                 left, top = float(box["left"]), float(box["top"])
                 rows.append((left, top, left + float(box["width"]), top + float(box["height"]), tags[0], False))
-            entries.append((_image(folder, name, path), Boxes.of(rows)))
+            entries.append((named_image(folder, name, path), Boxes.of(rows)))
         return entries
 
     def _video(self, data: dict, path: Path, folder: Path) -> list:

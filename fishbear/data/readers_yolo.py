@@ -19,11 +19,11 @@ import yaml
 
 from fishbear.data.boxes import Boxes, box_catalog, image_size
 from fishbear.data.catalog import Catalog
+from fishbear.data.images import is_image_file
 from fishbear.data.label_files import read_label_text
 from fishbear.errors import DataError
 
 log = logging.getLogger(__name__)
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
 def yolo_names(path: Path) -> list[str]:
@@ -76,7 +76,7 @@ class YoloReader:
         images, labels = root / self.images, root / self.labels
         if not images.is_dir():
             raise DataError(f"No image folder {images}; set data.reader.images (relative to data.root).")
-        found = sorted(p for p in images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        found = sorted(p for p in images.iterdir() if is_image_file(p))
         stems = {p.stem for p in found}
         orphans = sorted(p.name for p in labels.glob("*.txt") if p.stem not in stems) if labels.is_dir() else []
         if orphans:
