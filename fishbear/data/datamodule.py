@@ -22,15 +22,21 @@ from torch.utils.data import DataLoader
 
 from fishbear.data.catalog import Catalog, Sample
 from fishbear.data.dataset import ImageDataset
+from fishbear.data.duplicates import (
+    POLICIES,
+    DuplicateCheck,
+    drop_copies,
+    find_duplicates,
+    fingerprints,
+    warning_line,
+)
 from fishbear.data.images import header_problem, image_problem
-from fishbear.data.duplicates import POLICIES, DuplicateCheck, drop_copies, find_duplicates, fingerprints, warning_line
 from fishbear.data.splits import SplitPlan
 from fishbear.data.transforms import Augment, build_transforms
 from fishbear.errors import DataError
 from fishbear.kinds import Kind, get_kind
 from fishbear.kinds.base import as_hw
 from fishbear.normalization import IMAGENET_MEAN, IMAGENET_STD
-
 
 log = logging.getLogger(__name__)
 

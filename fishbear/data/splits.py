@@ -268,7 +268,12 @@ class SplitPlan:
             dropped = ordered[max(0, start - self.gap):start] + ordered[stop:stop + self.gap]
             gone = set(held) | set(dropped)
             return held, [i for i in indices if i not in gone], dropped
-        from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold
+        from sklearn.model_selection import (
+            GroupKFold,
+            KFold,
+            StratifiedGroupKFold,
+            StratifiedKFold,
+        )
 
         y = _codes([strata[i] for i in indices])
         stratified = y is not None and min(Counter(y).values()) >= self.folds
