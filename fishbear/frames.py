@@ -119,11 +119,15 @@ def cut(args: DictConfig) -> Path:
 
     header = ["frame", "time", "file"]
     review = 0
+    note = ""
+    spread = ", ".join(f"{label}: {n}" for label, n in sorted(counts.items()))
     if predictor is not None and target is None:
         for row, confidence in zip(rows, scores):
             review += confidence < args.review_below
             row[5:5] = ["yes" if confidence < args.review_below else ""]
         header += ["class", "confidence", "review", *extra_columns]
+        note = (f"Sorted by {args.sort_with}: {spread}. {review} frames below confidence {args.review_below} are "
+                f"marked review=yes in the CSV. For visits (events.csv), name the class: events.target=<class>.")
     elif predictor is not None:
         smoothed = smooth(np.array(scores), args.events.smooth)
         for row, score, raw in zip(rows, smoothed, scores):
@@ -133,25 +137,21 @@ def cut(args: DictConfig) -> Path:
             review += doubtful
             row[5:5] = [f"{raw:.4f}", f"{score:.4f}", "yes" if doubtful else ""]
         header += ["class", "confidence", f"score_{target}", f"smoothed_{target}", "review", *extra_columns]
+        events = find_events([int(r[0]) for r in rows], [float(r[1]) for r in rows], smoothed,
+                             args.events.threshold, args.events.min_frames)
+        atomic_write_text(out / "events.csv", events_csv(events))
+        sheet = _write_contact_sheet(events, rows, found_boxes, out, str(target))
+        note = (f"Sorted by {args.sort_with}: {spread}. {review} frames marked review=yes in the CSV (smoothed "
+                f"{target} score over {args.events.smooth} frames weak, or against the frame's own call). "
+                f"{len(events)} {target} visit(s) in {out / 'events.csv'}" + (f", peak frames in {sheet}" if sheet else "") + ".")
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(header)
     writer.writerows(rows)
     table = atomic_write_text(out / "frames.csv", buffer.getvalue())
     print(f"{len(rows)} frames of {video} written to {out}; frame numbers and times in {table}")
-    if predictor is not None and target is None:
-        spread = ", ".join(f"{label}: {n}" for label, n in sorted(counts.items()))
-        print(f"Sorted by {args.sort_with}: {spread}. {review} frames below confidence {args.review_below} are "
-              f"marked review=yes in the CSV. For visits (events.csv), name the class: events.target=<class>.")
-    elif predictor is not None:
-        spread = ", ".join(f"{label}: {n}" for label, n in sorted(counts.items()))
-        events = find_events([int(r[0]) for r in rows], [float(r[1]) for r in rows], smoothed,
-                             args.events.threshold, args.events.min_frames)
-        atomic_write_text(out / "events.csv", events_csv(events))
-        sheet = _write_contact_sheet(events, rows, found_boxes, out, str(target))
-        print(f"Sorted by {args.sort_with}: {spread}. {review} frames marked review=yes in the CSV (smoothed "
-              f"{target} score over {args.events.smooth} frames weak, or against the frame's own call). "
-              f"{len(events)} {target} visit(s) in {out / 'events.csv'}" + (f", peak frames in {sheet}" if sheet else "") + ".")
+    if note:
+        print(note)
     return table
 
 
