@@ -116,7 +116,8 @@ class ImageDataModule(L.LightningDataModule):
         ``duplicates``: what a near-copy of an image in another split does (``warn``, ``drop`` the
         train-side copy, ``error``, or ``report`` only: frames of a static camera are alike by
         nature); ``duplicate_bits``: the largest perceptual-hash distance that counts as a copy;
-        ``cache_dir``: where image hashes are cached (default: ``$FISHBEAR_DATA/cache``).
+        ``cache_dir``: where image hashes are cached (the configs say ``${paths.data_dir}/cache``;
+        None: hashed afresh each time).
         ``resize``: how a picture is fitted to ``image_size`` (``crop``, ``squish``, ``pad``; None:
         the kind's choice; see :func:`fishbear.data.transforms.build_transforms`)."""
         super().__init__()
@@ -144,8 +145,7 @@ class ImageDataModule(L.LightningDataModule):
             raise DataError(f"data.duplicates={duplicates!r}: use one of {', '.join(POLICIES)}.")
         self.duplicates = duplicates
         self.duplicate_bits = int(duplicate_bits)
-        default_cache = Path(os.environ.get("FISHBEAR_DATA", "~/.cache/fishbear")) / "cache"
-        self.cache_dir = Path(cache_dir if cache_dir is not None else default_cache).expanduser()
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else None
         self.duplicate_check: DuplicateCheck | None = None
         self.resize = resize
         self.mean: tuple[float, ...] = IMAGENET_MEAN
