@@ -213,111 +213,42 @@ class SplitPlan:
             on_disk = []
         pool = splits["train"]
         strata = [stratum(s) if stratum else None for s in pool]
-        keys = self._keys(pool, root)
-        holdout = HOLDOUTS[self.key_kind]
+        source = self.keyed_by
+        keys = source.keys(pool, root)
         indices = list(range(len(pool)))
         dropped: list[int] = []
-        info: dict[str, Any] = {"strategy": self.strategy, "by": self._by(), "seed": self.seed,
+        info: dict[str, Any] = {"strategy": self.strategy, "by": source.by(), "seed": self.seed,
                                 "folders_on_disk": on_disk}
         if self.strategy == "kfold":
-            held, rest, gone = self._fold(indices, strata, keys)
+            held, rest, gone = source.fold(indices, strata, keys)
             dropped += gone
             target = "test" if "test" not in splits else "valid"
             splits[target] = [pool[i] for i in held]
             info.update(folds=self.folds, fold=self.fold, held_out_as=target)
             indices = rest
         elif "test" not in splits and self.test_pct > 0:
-            indices, held, gone = holdout(self, indices, strata, keys, self.test_pct, self.seed + 1)
+            indices, held, gone = source.holdout(indices, strata, keys, self.test_pct, self.seed + 1)
             splits["test"] = [pool[i] for i in held]
             dropped += gone
         if "valid" not in splits:
-            indices, held, gone = holdout(self, indices, strata, keys, self.valid_pct, self.seed)
+            indices, held, gone = source.holdout(indices, strata, keys, self.valid_pct, self.seed)
             splits["valid"] = [pool[i] for i in held]
             dropped += gone
         splits["train"] = [pool[i] for i in indices]
         info["dropped_at_boundaries"] = len(dropped)
-        self._describe_keys(info, splits, root)
+        source.describe(info, splits, root)
         self.info = info
         return splits
 
-    def _keys(self, pool: list[Sample], root: Path) -> list[Any]:
-        kind = self.key_kind
-        if kind == "group":
-            return list(self.groups(pool, root))
-        if kind == "time":
-            return list(self.order(pool, root))
-        return [None] * len(pool)
-
-    def _by(self) -> str:
-        kind = self.key_kind
-        if kind == "group":
-            return f"group from {self.group_csv}:{self.group_column}" if self.group_csv else f"group /{self.group_pattern}/"
-        if kind == "time":
-            return f"order from {self.order_csv}" if self.order_csv else f"order /{self.order_pattern or DEFAULT_ORDER_PATTERN}/"
-        return "class (stratified random)"
-
-    def _fold(self, indices: list[int], strata: list[Hashable], keys: list[Any]) -> tuple[list[int], list[int], list[int]]:
-        """Fold ``self.fold`` of ``self.folds`` held out; the rest to train; time folds drop ``gap``
-        items on each side of the held-out block."""
-        kind = self.key_kind
-        if kind == "time":
-            ordered = sorted(indices, key=lambda i: (keys[i], i))
-            bounds = np.linspace(0, len(ordered), self.folds + 1).round().astype(int)
-            start, stop = int(bounds[self.fold]), int(bounds[self.fold + 1])
-            held = ordered[start:stop]
-            dropped = ordered[max(0, start - self.gap):start] + ordered[stop:stop + self.gap]
-            gone = set(held) | set(dropped)
-            return held, [i for i in indices if i not in gone], dropped
-        from sklearn.model_selection import (
-            GroupKFold,
-            KFold,
-            StratifiedGroupKFold,
-            StratifiedKFold,
-        )
-
-        y = _codes([strata[i] for i in indices])
-        stratified = y is not None and min(Counter(y).values()) >= self.folds
-        if kind == "group":
-            groups = [keys[i] for i in indices]
-            if len(set(groups)) < self.folds:
-                raise DataError(f"data.folds={self.folds}, but the data has only {len(set(groups))} groups "
-                                f"({self._by()}). Use fewer folds.")
-            splitter = (StratifiedGroupKFold(self.folds, shuffle=True, random_state=self.seed) if y is not None
-                        else GroupKFold(self.folds))
-            parts = splitter.split(indices, y if y is not None else None, groups)
-        elif stratified:
-            parts = StratifiedKFold(self.folds, shuffle=True, random_state=self.seed).split(indices, y)
-        else:
-            parts = KFold(self.folds, shuffle=True, random_state=self.seed).split(indices)
-        _, held_positions = list(parts)[self.fold]
-        held = {indices[p] for p in held_positions}
-        return [i for i in indices if i in held], [i for i in indices if i not in held], []
-
-    def _describe_keys(self, info: dict[str, Any], splits: dict[str, list[Sample]], root: Path) -> None:
-        kind = self.key_kind
-        if kind == "group":
-            per_split = {name: sorted(set(self.groups(samples, root))) for name, samples in splits.items() if samples}
-            info["groups"] = {name: len(keys) for name, keys in per_split.items()}
-            info["group_names"] = {name: keys[:20] for name, keys in per_split.items()}
-            info["groups_in_two_splits"] = _shared(per_split)
-        elif kind == "time":
-            per_split = {name: self.order(samples, root) for name, samples in splits.items() if samples}
-            info["order_range"] = {name: [min(v), max(v)] for name, v in per_split.items()}
-            info["gap"] = self.gap
+    @property
+    def keyed_by(self) -> KeySource:
+        return KEY_SOURCES[self.key_kind](self)
 
     def groups_of(self, samples: list[Sample], root: Path) -> list[str] | None:
         """The resampling unit of each sample for intervals: its group; for time splits, runs of
         consecutive items (about the cube root of the count, a block bootstrap); None when items
         are independent."""
-        kind = self.key_kind
-        if kind == "group":
-            return self.groups(samples, root)
-        if kind == "time" and samples:
-            order = self.order(samples, root)
-            ranks = np.argsort(np.argsort(order, kind="stable"), kind="stable")
-            block = max(1, self.gap, math.ceil(len(samples) ** (1 / 3)))
-            return [f"block {int(r) // block}" for r in ranks]
-        return None
+        return self.keyed_by.units(samples, root)
 
 
 def _codes(strata: list[Hashable]) -> list[int] | None:
@@ -335,48 +266,146 @@ def _shared(per_split: dict[str, list[str]]) -> list[dict[str, Any]]:
     return [{"group": key, "splits": names} for key, names in sorted(where.items()) if len(names) > 1]
 
 
-# -- one hold-out per kind of key: (plan, indices, strata, keys, fraction, seed) -> keep, held, dropped
-def _holdout_stratified(plan: SplitPlan, indices: list[int], strata: list[Hashable], keys: list[Any],
-                        fraction: float, seed: int) -> tuple[list[int], list[int], list[int]]:
-    keep, held = _stratified_indices(indices, strata, fraction, seed)
-    return keep, held, []
-
-
-def _holdout_group(plan: SplitPlan, indices: list[int], strata: list[Hashable], keys: list[Any],
-                   fraction: float, seed: int) -> tuple[list[int], list[int], list[int]]:
-    """About ``fraction`` of the items, in whole groups; class shares kept where the groups allow."""
-    from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold
-
-    _check_fraction(fraction)
-    groups = [keys[i] for i in indices]
-    n_groups = len(set(groups))
-    if n_groups < 2:
-        raise DataError(f"data.split={plan.strategy} ({plan._by()}) finds {n_groups} group in the data left to "
-                        "split: nothing can be held out without putting one group on two sides. Check "
-                        "data.group_pattern, or use folders on disk for valid/test.")
-    y = _codes([strata[i] for i in indices])
-    if y is not None:
-        n_splits = min(n_groups, max(2, round(1 / fraction)))
-        _, held_positions = next(StratifiedGroupKFold(n_splits, shuffle=True, random_state=seed).split(indices, y, groups))
-    else:
-        _, held_positions = next(GroupShuffleSplit(1, test_size=fraction, random_state=seed).split(indices, groups=groups))
+def _nth_fold(parts: Any, indices: list[int], fold: int) -> tuple[list[int], list[int], list[int]]:
+    """(held out, the rest, nothing dropped) from scikit-learn's ``split`` output, as indices into the pool."""
+    _, held_positions = list(parts)[fold]
     held = {indices[p] for p in held_positions}
-    return [i for i in indices if i not in held], [i for i in indices if i in held], []
+    return [i for i in indices if i in held], [i for i in indices if i not in held], []
 
 
-def _holdout_time(plan: SplitPlan, indices: list[int], strata: list[Hashable], keys: list[Any],
-                  fraction: float, seed: int) -> tuple[list[int], list[int], list[int]]:
-    """The last ``fraction`` of the items in time order; ``gap`` items before it dropped."""
-    _check_fraction(fraction)
-    ordered = sorted(indices, key=lambda i: (keys[i], i))
-    n = min(max(1, int(round(fraction * len(ordered)))), len(ordered) - 1)
-    held = ordered[len(ordered) - n:]
-    dropped = ordered[max(0, len(ordered) - n - plan.gap):len(ordered) - n]
-    if len(ordered) - n - len(dropped) < 1:
-        raise DataError(f"data.gap={plan.gap} leaves nothing to train on ({len(ordered)} items). Use a smaller gap.")
-    gone = set(held) | set(dropped)
-    held_set = set(held)
-    return [i for i in indices if i not in gone], [i for i in indices if i in held_set], dropped
+class KeySource:
+    """What holds items together, and so how they are held out: nothing but their class (this
+    base), a group, or their place in time. As indices into the pool, ``holdout`` returns (kept,
+    held out, dropped at boundaries) and ``fold`` (held out, the rest, dropped)."""
+
+    def __init__(self, plan: SplitPlan) -> None:
+        self.plan = plan
+
+    def by(self) -> str:
+        return "class (stratified random)"
+
+    def keys(self, pool: list[Sample], root: Path) -> list[Any]:
+        return [None] * len(pool)
+
+    def holdout(self, indices: list[int], strata: list[Hashable], keys: list[Any], fraction: float,
+                seed: int) -> tuple[list[int], list[int], list[int]]:
+        keep, held = _stratified_indices(indices, strata, fraction, seed)
+        return keep, held, []
+
+    def fold(self, indices: list[int], strata: list[Hashable], keys: list[Any]) -> tuple[list[int], list[int], list[int]]:
+        from sklearn.model_selection import KFold, StratifiedKFold
+
+        plan = self.plan
+        y = _codes([strata[i] for i in indices])
+        if y is not None and min(Counter(y).values()) >= plan.folds:
+            return _nth_fold(StratifiedKFold(plan.folds, shuffle=True, random_state=plan.seed).split(indices, y),
+                             indices, plan.fold)
+        return _nth_fold(KFold(plan.folds, shuffle=True, random_state=plan.seed).split(indices), indices, plan.fold)
+
+    def describe(self, info: dict[str, Any], splits: dict[str, list[Sample]], root: Path) -> None:
+        """Add what went where to the split's ``info``."""
+
+    def units(self, samples: list[Sample], root: Path) -> list[str] | None:
+        return None
 
 
-HOLDOUTS = {"stratified": _holdout_stratified, "group": _holdout_group, "time": _holdout_time}
+class ByGroup(KeySource):
+    def by(self) -> str:
+        plan = self.plan
+        return f"group from {plan.group_csv}:{plan.group_column}" if plan.group_csv else f"group /{plan.group_pattern}/"
+
+    def keys(self, pool: list[Sample], root: Path) -> list[Any]:
+        return list(self.plan.groups(pool, root))
+
+    def holdout(self, indices: list[int], strata: list[Hashable], keys: list[Any], fraction: float,
+                seed: int) -> tuple[list[int], list[int], list[int]]:
+        """About ``fraction`` of the items, in whole groups; class shares kept where the groups allow."""
+        from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold
+
+        _check_fraction(fraction)
+        groups = [keys[i] for i in indices]
+        n_groups = len(set(groups))
+        if n_groups < 2:
+            raise DataError(f"data.split={self.plan.strategy} ({self.by()}) finds {n_groups} group in the data left to "
+                            "split: nothing can be held out without putting one group on two sides. Check "
+                            "data.group_pattern, or use folders on disk for valid/test.")
+        y = _codes([strata[i] for i in indices])
+        if y is not None:
+            n_splits = min(n_groups, max(2, round(1 / fraction)))
+            parts = StratifiedGroupKFold(n_splits, shuffle=True, random_state=seed).split(indices, y, groups)
+        else:
+            parts = GroupShuffleSplit(1, test_size=fraction, random_state=seed).split(indices, groups=groups)
+        held, rest, _ = _nth_fold([next(iter(parts))], indices, 0)
+        return rest, held, []
+
+    def fold(self, indices: list[int], strata: list[Hashable], keys: list[Any]) -> tuple[list[int], list[int], list[int]]:
+        from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
+
+        plan = self.plan
+        groups = [keys[i] for i in indices]
+        if len(set(groups)) < plan.folds:
+            raise DataError(f"data.folds={plan.folds}, but the data has only {len(set(groups))} groups "
+                            f"({self.by()}). Use fewer folds.")
+        y = _codes([strata[i] for i in indices])
+        splitter = StratifiedGroupKFold(plan.folds, shuffle=True, random_state=plan.seed) if y is not None \
+            else GroupKFold(plan.folds)
+        return _nth_fold(splitter.split(indices, y, groups), indices, plan.fold)
+
+    def describe(self, info: dict[str, Any], splits: dict[str, list[Sample]], root: Path) -> None:
+        per_split = {name: sorted(set(self.plan.groups(samples, root))) for name, samples in splits.items() if samples}
+        info["groups"] = {name: len(keys) for name, keys in per_split.items()}
+        info["group_names"] = {name: keys[:20] for name, keys in per_split.items()}
+        info["groups_in_two_splits"] = _shared(per_split)
+
+    def units(self, samples: list[Sample], root: Path) -> list[str] | None:
+        return self.plan.groups(samples, root)
+
+
+class ByTime(KeySource):
+    def by(self) -> str:
+        plan = self.plan
+        return f"order from {plan.order_csv}" if plan.order_csv else f"order /{plan.order_pattern or DEFAULT_ORDER_PATTERN}/"
+
+    def keys(self, pool: list[Sample], root: Path) -> list[Any]:
+        return list(self.plan.order(pool, root))
+
+    def holdout(self, indices: list[int], strata: list[Hashable], keys: list[Any], fraction: float,
+                seed: int) -> tuple[list[int], list[int], list[int]]:
+        """The last ``fraction`` of the items in time order; ``gap`` items before it dropped."""
+        _check_fraction(fraction)
+        gap = self.plan.gap
+        ordered = sorted(indices, key=lambda i: (keys[i], i))
+        n = min(max(1, int(round(fraction * len(ordered)))), len(ordered) - 1)
+        held = ordered[len(ordered) - n:]
+        dropped = ordered[max(0, len(ordered) - n - gap):len(ordered) - n]
+        if len(ordered) - n - len(dropped) < 1:
+            raise DataError(f"data.gap={gap} leaves nothing to train on ({len(ordered)} items). Use a smaller gap.")
+        gone = set(held) | set(dropped)
+        held_set = set(held)
+        return [i for i in indices if i not in gone], [i for i in indices if i in held_set], dropped
+
+    def fold(self, indices: list[int], strata: list[Hashable], keys: list[Any]) -> tuple[list[int], list[int], list[int]]:
+        """Contiguous time blocks; ``gap`` items dropped on each side of the held-out one."""
+        plan = self.plan
+        ordered = sorted(indices, key=lambda i: (keys[i], i))
+        bounds = np.linspace(0, len(ordered), plan.folds + 1).round().astype(int)
+        start, stop = int(bounds[plan.fold]), int(bounds[plan.fold + 1])
+        held = ordered[start:stop]
+        dropped = ordered[max(0, start - plan.gap):start] + ordered[stop:stop + plan.gap]
+        gone = set(held) | set(dropped)
+        return held, [i for i in indices if i not in gone], dropped
+
+    def describe(self, info: dict[str, Any], splits: dict[str, list[Sample]], root: Path) -> None:
+        per_split = {name: self.plan.order(samples, root) for name, samples in splits.items() if samples}
+        info["order_range"] = {name: [min(v), max(v)] for name, v in per_split.items()}
+        info["gap"] = self.plan.gap
+
+    def units(self, samples: list[Sample], root: Path) -> list[str] | None:
+        if not samples:
+            return None
+        ranks = np.argsort(np.argsort(self.plan.order(samples, root), kind="stable"), kind="stable")
+        block = max(1, self.plan.gap, math.ceil(len(samples) ** (1 / 3)))
+        return [f"block {int(r) // block}" for r in ranks]
+
+
+KEY_SOURCES: dict[str, type[KeySource]] = {"stratified": KeySource, "group": ByGroup, "time": ByTime}
