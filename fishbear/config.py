@@ -43,19 +43,41 @@ def default_precision() -> str:
 
 def run_id() -> str:
     """What makes a run folder this process's own: two runs started in the same second on one
-    machine have different process ids (``--resume`` and DDP's workers are handed the folder)."""
+    machine have different process ids (``--resume`` and DDP's workers are handed the folder).
+    Registered with a cache, like Hydra's ``now``: a launcher that runs jobs in other processes
+    (submitit, joblib) hands them the sweep config with its cache, so they resolve the parent's
+    sweep folder instead of one folder per job process."""
     import os
 
     return str(os.getpid())
 
 
+def slurm_tasks(devices: Any) -> int:
+    """SLURM tasks per node for ``trainer.devices``: one process per device (Lightning's SLURM
+    environment checks that the two agree)."""
+    if isinstance(devices, int) and devices >= 1:
+        return devices
+    if isinstance(devices, (list, ListConfig)) and len(devices) >= 1:
+        return len(devices)
+    raise ConfigError(f"trainer.devices={devices}: under SLURM say how many devices each node runs (e.g. "
+                      "trainer.devices=4); the job is sized from it before any node is seen")
+
+
+def slurm_gpus(accelerator: str, devices: Any) -> int | None:
+    """GPUs per node to ask SLURM for: the devices, unless the trainer runs on CPU."""
+    return None if str(accelerator) == "cpu" else slurm_tasks(devices)
+
+
 def register_resolvers() -> None:
     """``${fishbear.precision:}`` and ``${fishbear.cuda:}`` let the default trainer fit the machine;
-    ``${fishbear.run_id:}`` keeps run folders apart."""
+    ``${fishbear.run_id:}`` keeps run folders apart; ``${fishbear.slurm_*:}`` size SLURM jobs."""
     if not OmegaConf.has_resolver("fishbear.run_id"):
-        OmegaConf.register_new_resolver("fishbear.run_id", run_id)
+        OmegaConf.register_new_resolver("fishbear.run_id", run_id, use_cache=True)
     if not OmegaConf.has_resolver("fishbear.cuda"):
         OmegaConf.register_new_resolver("fishbear.cuda", _cuda)
+    if not OmegaConf.has_resolver("fishbear.slurm_tasks"):
+        OmegaConf.register_new_resolver("fishbear.slurm_tasks", slurm_tasks)
+        OmegaConf.register_new_resolver("fishbear.slurm_gpus", slurm_gpus)
     if not OmegaConf.has_resolver("fishbear.precision"):
         OmegaConf.register_new_resolver("fishbear.precision", default_precision)
 

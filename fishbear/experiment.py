@@ -45,6 +45,10 @@ def check_config(cfg: DictConfig, lightning_cfg: DictConfig) -> None:
     for group in ("callbacks", "logger"):
         for name, node in target_children(cfg.get(group)):
             check_node(node, f"{group}.{name}")
+    optimized = cfg.get("optimized_metric")
+    if optimized and str(optimized).startswith("val/") and optimized != cfg.task.monitor:
+        raise ConfigError(f"optimized_metric={optimized}: a run keeps the best validation value of its monitor "
+                          f"(task.monitor={cfg.task.monitor}) only; optimise that, or a test/ metric.")
     epochs = lightning_cfg.get("max_epochs")
     if epochs is not None and epochs < 1 and not (lightning_cfg.get("max_steps") or -1) > 0:
         raise ConfigError(f"trainer.max_epochs={epochs}: a run trains for 1 epoch or more (or set trainer.max_steps).")
@@ -243,8 +247,13 @@ def _print_summary(run_dir: Path, report: dict[str, Any]) -> None:
 
 
 def monitor_value(report: dict[str, Any], cfg: DictConfig) -> float | None:
-    """The figure a sweeper optimises; None from a DDP process other than rank 0 (it reports nothing)."""
+    """The figure a sweeper optimises; None from a DDP process other than rank 0 (it reports nothing).
+    A ``val/`` metric is the best validation value of the run (the figure a search must choose by,
+    leaving the test split out of every choice); any other is a test metric of the report."""
     key = cfg.get("optimized_metric") or report.get("monitor", {}).get("metric")
+    validation = report.get("validation") or {}
+    if key == validation.get("metric"):
+        return validation.get("best")
     return report.get("metrics", {}).get(key)
 
 

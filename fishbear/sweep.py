@@ -19,6 +19,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from fishbear.io import atomic_write_text
+from fishbear.search import LINK_KEY, PRUNED_FILE
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,9 @@ def _overrides(run_dir: Path) -> dict[str, str]:
     out = {}
     for item in items or []:
         key, _, value = str(item).partition("=")
-        out[key.lstrip("+~")] = value
+        key = key.lstrip("+~")
+        if not key.startswith(f"{LINK_KEY}."):  # a search trial's link to its study, not a setting
+            out[key] = value
     return out
 
 
@@ -55,7 +58,7 @@ def collect_runs(sweep_dir: Path) -> list[dict[str, Any]]:
               and (p / ".hydra").is_dir() and not (p / "report.json").is_file()]
     for name in failed:
         rows.append({"run": name, "overrides": _overrides(Path(sweep_dir) / name), "metrics": {}, "monitor": {},
-                     "failed": True})
+                     "failed": "pruned" if (Path(sweep_dir) / name / PRUNED_FILE).is_file() else "failed"})
     return sorted(rows, key=_rank)
 
 
@@ -102,7 +105,8 @@ def aggregate(rows: list[dict[str, Any]], level: float = 0.95) -> list[dict[str,
         out.append(entry)
     out.sort(key=_rank)
     _mark_distinguishable(out)
-    failed = [{**row, "runs": 1, "std": {}, "intervals": {}, "replicates": {}} for row in rows if row.get("failed")]
+    failed = [{**row, "runs": 1, "std": {}, "intervals": {}, "replicates": {}, "vs_best": row["failed"]}
+              for row in rows if row.get("failed")]
     return out + failed
 
 
@@ -124,7 +128,7 @@ def _mark_distinguishable(rows: list[dict[str, Any]]) -> None:
 
 def _cell(row: dict[str, Any], name: str) -> str:
     if name not in row["metrics"]:
-        return "failed" if row.get("failed") else ""
+        return row.get("failed") or ""
     text = f"{row['metrics'][name]:.4f}"
     if name in row["std"]:
         text += f" ± {row['std'][name]:.4f}"
@@ -152,7 +156,7 @@ def summary_tables(rows: list[dict[str, Any]]) -> tuple[str, str]:
         for m in metrics:
             found = row["intervals"].get(m) or {}
             value = row["metrics"].get(m)
-            figures += [f"{value:.4f}" if value is not None else ("failed" if row.get("failed") else ""),
+            figures += [f"{value:.4f}" if value is not None else (row.get("failed") or ""),
                         f"{row['std'][m]:.4f}" if m in row["std"] else "",
                         f"{found['low']:.4f}" if found else "", f"{found['high']:.4f}" if found else ""]
         csv_rows.append(common + figures)

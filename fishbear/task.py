@@ -93,6 +93,12 @@ class BaseTask(L.LightningModule):
         self._fit_started = time.perf_counter()
         seed = os.environ.get("PL_GLOBAL_SEED")  # what train()'s seed_everything set
         self._run_seed = int(seed) if seed is not None else None
+
+    def configure_model(self) -> None:
+        """NHWC weights before the strategy wraps the network: DDP lays its gradient buckets out
+        from the parameters' strides when it wraps, and converting afterwards (as on_fit_start
+        did) left every step copying gradients between mismatched layouts ("Grad strides do not
+        match bucket view strides")."""
         if self.channels_last:
             self.network.to(memory_format=torch.channels_last)
 
@@ -120,8 +126,10 @@ class BaseTask(L.LightningModule):
         outputs = self(self._images(batch))
         loss = self.compute_loss(outputs, batch)
         getattr(self, f"{stage}_metrics").update(*self.metric_inputs(outputs, batch))
+        # under DDP the validation loss (the checkpoint's and the search's monitor) is averaged over
+        # the processes at the epoch's end; the training loss stays each process's own (no per-step sync)
         self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True,
-                 batch_size=len(batch["image"]))
+                 batch_size=len(batch["image"]), sync_dist=stage != "train")
         return loss, outputs
 
     def _log_epoch_metrics(self, stage: str) -> None:

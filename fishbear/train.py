@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 # importing fishbear.config registers its resolvers before Hydra composes
 from fishbear.cli import route_library_logs_to_root, run_hydra_main, user_errors_exit
 from fishbear.config import instantiate, instantiate_group
-from fishbear.errors import CheckpointError, FishbearError
+from fishbear.errors import CheckpointError, ConfigError, FishbearError
 from fishbear.io import remove_stray_temporaries
 
 log = logging.getLogger(__name__)
@@ -65,12 +65,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     route_library_logs_to_root()
     started = time.perf_counter()
     run_dir = Path(cfg.paths.output_dir)
+    _check_one_folder_under_torchrun()
     lightning_cfg, optim, channels_last = split_trainer_config(cfg.trainer)
     if lightning_cfg.get("sync_batchnorm") and lightning_cfg.get("accelerator") == "cpu":
         # torch's SyncBatchNorm runs on GPUs only; on CPU processes each normalise their own batch
         log.info("trainer.sync_batchnorm is off on CPU (torch's SyncBatchNorm needs GPUs)")
         lightning_cfg.sync_batchnorm = False
     check_config(cfg, lightning_cfg)  # every mistake reported before any data is generated or read
+    _quiet_ddp_advice()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     datamodule, task = build_experiment(cfg, optim, channels_last)
@@ -82,14 +84,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     trainer = instantiate(lightning_cfg, "trainer", callbacks=callbacks, logger=loggers or False,
                           default_root_dir=str(run_dir), plugins=[AtomicCheckpointIO()])
 
-    resume_from = _resolve_ckpt_path(cfg.get("ckpt_path"), run_dir)
+    resume_from = _resolve_ckpt_path(cfg.get("ckpt_path") or _left_behind(run_dir), run_dir)
     if resume_from is not None:
         remove_stray_temporaries(run_dir)  # what the killed process was writing when it died
         finished = _finished_report(resume_from, trainer.max_epochs, run_dir)
         if finished is not None:
             return finished
     fit_started = time.perf_counter()
-    trainer.fit(task, datamodule=datamodule, ckpt_path=resume_from)
+    _fit(trainer, task, datamodule, resume_from, cfg, run_dir)
     fit_seconds = task.fit_seconds_before + time.perf_counter() - fit_started
     # a resumed run's wall time counts the earlier processes too (read now: testing the best
     # checkpoint loads that checkpoint's own, earlier, figures into the task)
@@ -104,8 +106,79 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         trainer, task, datamodule, cfg, run_dir, started, ckpt_path=best, run_test=cfg.get("test", True),
         config={"lr": optim.lr, "lr_div": optim.lr_div, "optimizer": optim.optimizer, "schedule": optim.schedule,
                 "max_epochs": trainer.max_epochs, "channels_last": channels_last},
-        extra={"epochs": trainer.current_epoch, "best_checkpoint": best, "fit_seconds": fit_seconds},
+        extra={"epochs": trainer.current_epoch, "best_checkpoint": best, "fit_seconds": fit_seconds,
+               "validation": _best_validation(checkpoint, task)},
     )
+
+
+def _quiet_ddp_advice() -> None:
+    """Lightning's DDP advice that does not apply here: test results are gathered from every process
+    and the sampler's repeats dropped (``BaseTask.merge_test_records``), epoch metrics come from
+    torchmetrics, whose ``compute`` already combines the processes, and the training loss is each
+    process's own on purpose (a sync every step)."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=r"Using `DistributedSampler` with the dataloaders\. During `trainer\.test")
+    warnings.filterwarnings("ignore", message=r"It is recommended to use `self\.log\('(train|val|test)/")
+
+
+def _check_one_folder_under_torchrun() -> None:
+    """Under torchrun every process composes its own config, so a time-stamped run folder would be
+    one per process (the Hydra-meets-DDP trap); only a folder given on the command line is the
+    same for all. (Lightning's own DDP launcher and submitit hand the parent's folder on.)"""
+    import os
+
+    from hydra.core.hydra_config import HydraConfig
+
+    if "TORCHELASTIC_RUN_ID" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) < 2:
+        return
+    given = HydraConfig.initialized() and any(
+        o.startswith(("hydra.run.dir=", "hydra.sweep.dir=")) for o in HydraConfig.get().overrides.hydra)
+    if not given:
+        raise ConfigError("under torchrun, give the run folder on the command line (e.g. hydra.run.dir="
+                          "outputs/resnet34-4gpu): each process composes its own config, and only a given "
+                          "folder is the same for all of them")
+
+
+def _left_behind(run_dir: Path) -> str | None:
+    """``last`` when this run's folder already holds ``checkpoints/last.ckpt``: the same run
+    entered again (a SLURM job requeued after preemption or timeout, a search trial run again
+    after the search was killed), which continues rather than starting over. A new run's folder
+    is new (time-stamped, or a sweep number not used before), so it never finds one."""
+    if not (run_dir / "checkpoints" / "last.ckpt").is_file():
+        return None
+    log.info("%s already holds checkpoints/last.ckpt: continuing that run", run_dir)
+    return "last"
+
+
+def _fit(trainer: Any, task: Any, datamodule: Any, resume_from: str | None, cfg: DictConfig, run_dir: Path) -> None:
+    """``trainer.fit``; a run that is a trial of an Optuna search (``fishbear.search``) reports its
+    validation figure after every epoch and stops when the study prunes it."""
+    from fishbear.search import link_of, pruning_callback, record_pruned
+
+    link = link_of(cfg)
+    if link is None:
+        trainer.fit(task, datamodule=datamodule, ckpt_path=resume_from)
+        return
+    import optuna
+
+    pruning = pruning_callback(link, task.monitor, cfg.get("optimized_metric") or task.monitor)
+    trainer.callbacks.append(pruning)
+    try:
+        trainer.fit(task, datamodule=datamodule, ckpt_path=resume_from)
+        pruning.check_pruned()  # under DDP the callback stops every process, then this raises
+    except optuna.TrialPruned as pruned:
+        if trainer.is_global_zero:
+            record_pruned(run_dir, pruned, pruning)
+        raise
+
+
+def _best_validation(checkpoint: Any, task: Any) -> dict[str, Any] | None:
+    """The best validation value of the task's monitor (what the best checkpoint was chosen by)."""
+    score = getattr(checkpoint, "best_model_score", None)
+    if score is None:
+        return None
+    return {"metric": task.monitor, "mode": task.monitor_mode, "best": float(score)}
 
 
 def _finished_report(ckpt_path: str, max_epochs: int, run_dir: Path) -> dict[str, Any] | None:
