@@ -28,6 +28,33 @@ def test_readme_lists_the_main_commands():
 
 
 TRAIN_COMMANDS = [c for c in readme_commands() if c.startswith("python -m fishbear.train") and "--resume" not in c]
+# several GPUs, SLURM, parallel runs and searches ("More than one machine"): their configs are composed
+# here; the mechanisms run with tiny data in test_ddp.py, test_launchers.py and test_search.py
+SCALE_COMMANDS = [c for c in TRAIN_COMMANDS if any(k in c for k in ("trainer=ddp", "hydra/launcher=", "hparams_search="))]
+
+
+@pytest.mark.parametrize("command", SCALE_COMMANDS)
+def test_readme_scale_out_command_composes(command):
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from .conftest import compose_train
+
+    # a sweep's first value of each swept key: the config one of its jobs runs
+    overrides = []
+    for override in OverridesParser.create().parse_overrides([o for o in shlex.split(command)[3:] if o != "-m"]):
+        value = next(iter(override.sweep_iterator())) if override.is_sweep_override() else None
+        overrides.append(f"{override.get_key_element()}={value}" if value is not None else override.input_line)
+    cfg = compose_train(overrides)
+    if "trainer=ddp" in command:
+        assert cfg.trainer.strategy == "ddp"
+    if "hydra/launcher=slurm" in command:
+        launcher = cfg.hydra.launcher
+        assert (launcher.nodes, launcher.tasks_per_node, launcher.gpus_per_node) == (
+            cfg.trainer.num_nodes, cfg.trainer.devices, cfg.trainer.devices)
+    if "hydra/launcher=joblib" in command:
+        assert "JoblibLauncher" in cfg.hydra.launcher._target_
+    if "hparams_search=" in command:
+        assert "OptunaSweeper" in cfg.hydra.sweeper._target_ and cfg.optimized_metric.startswith("val/")
 
 
 def test_readme_lr_find_command_runs_in_process(tmp_path):
@@ -46,10 +73,10 @@ CLI_COMMANDS = ["python -m fishbear.train", "python -m fishbear.train -m trainer
 
 
 def test_every_readme_train_command_is_exercised():
-    assert set(TRAIN_COMMANDS) <= set(CLI_COMMANDS) | set(MODEL_COMMANDS)
+    assert set(TRAIN_COMMANDS) <= set(CLI_COMMANDS) | set(MODEL_COMMANDS) | set(SCALE_COMMANDS)
 
 
-MODEL_COMMANDS = [c for c in TRAIN_COMMANDS if c not in CLI_COMMANDS]
+MODEL_COMMANDS = [c for c in TRAIN_COMMANDS if c not in CLI_COMMANDS and c not in SCALE_COMMANDS]
 
 
 def _fast_overrides(command: str, tmp_path, monkeypatch) -> list[str]:
