@@ -10,7 +10,10 @@ Rounds alternate (plain, fishbear, plain, ...); the figure is the median over ro
 ratio within each round, so a noisy neighbour on a shared machine, which slows whole stretches
 of time, weighs on both sides of a ratio alike.
 
-    python benchmarks/overhead.py [--model convnet] [--steps 45] [--batch-size 32] [--image-size 64]
+    python benchmarks/overhead.py [--model convnet] [--steps 120] [--batch-size 32] [--image-size 64] [overrides]
+
+It prints the per-step ratio (plain seconds a step / fishbear seconds a step, the
+steady-state cost) and each side's fixed cost (wall time not explained by its steps).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import os
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
@@ -31,9 +35,9 @@ from omegaconf import open_dict
 from torch.utils.data import DataLoader, Dataset
 
 import fishbear
-from fishbear.config import instantiate, instantiate_group
+from fishbear.config import instantiate
 from fishbear.optim import build_optimizer, build_scheduler
-from fishbear.experiment import split_trainer_config
+from fishbear.experiment import build_trainer, split_trainer_config
 
 CONF_DIR = str(Path(fishbear.__file__).parent / "conf")
 
@@ -66,21 +70,34 @@ class InMemoryData(L.LightningDataModule):
 
 
 class StepTimer(L.Callback):
+    """Times the steps after the warm-up: the clock starts before step ``warmup`` and stops after
+    the last optimiser step. It synchronises the GPU only at those two points, as the plain loop
+    does (a sync after every step would serialise the fishbear side alone)."""
+
     def __init__(self, warmup: int) -> None:
         self.warmup, self.start, self.end = warmup, 0.0, 0.0
+        self.first_step_start = self.first_step = 0.0
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if batch_idx == 0:
+            self.first_step_start = time.perf_counter()
+        if batch_idx == 1:
+            self.first_step = time.perf_counter() - self.first_step_start
         if batch_idx == self.warmup:
             _sync()
             self.start = time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        _sync()
-        self.end = time.perf_counter()
+        if trainer.global_step >= trainer.max_steps:
+            _sync()
+            self.end = time.perf_counter()
+
+
+CUDA = torch.cuda.is_available()  # asked once: each call opens the NVML library (~0.2 ms)
 
 
 def _sync() -> None:
-    if torch.cuda.is_available():
+    if CUDA:
         torch.cuda.synchronize()
 
 
@@ -95,42 +112,63 @@ def compose_cfg(model: str, steps: int, out_dir: str, extra: list[str]):
     return cfg
 
 
-def run_fishbear(cfg, data: InMemoryData, classes: list[str], warmup: int, steps: int) -> float:
+@dataclass
+class Timing:
+    """One side of one round: seconds per optimiser step after the warm-up, and the fixed cost, the
+    rest of the side's wall time (building the network and Trainer, compiling, the warm-up steps'
+    excess over the steady rate, end-of-fit checkpoints and teardown)."""
+
+    per_step: float
+    fixed: float
+    first_step: float
+
+
+def run_fishbear(cfg, data: InMemoryData, classes: list[str], warmup: int, steps: int) -> Timing:
+    began = time.perf_counter()
     torch.manual_seed(0)
     network = instantiate(cfg.model, "model", num_classes=len(classes))
     lightning_cfg, optim, channels_last = split_trainer_config(cfg.trainer)
-    task = instantiate(cfg.task, "task", network=network, classes=classes, optim=optim, channels_last=channels_last)
+    task = instantiate(cfg.task, "task", network=network, classes=classes, optim=optim, channels_last=channels_last,
+                       compile_network=bool(cfg.trainer.get("compile", False)))
     timer = StepTimer(warmup)
-    callbacks = instantiate_group(cfg.callbacks, "callbacks") + [timer]
-    loggers = instantiate_group(cfg.logger, "logger")
-    trainer = instantiate(lightning_cfg, "trainer", callbacks=callbacks, logger=loggers,
-                          default_root_dir=cfg.paths.output_dir)
+    trainer = build_trainer(cfg, lightning_cfg, Path(cfg.paths.output_dir), extra_callbacks=(timer,))
     trainer.fit(task, datamodule=data)
-    return (steps - warmup) * data.batch_size / (timer.end - timer.start)
+    _sync()
+    wall = time.perf_counter() - began
+    per_step = (timer.end - timer.start) / (steps - warmup)
+    return Timing(per_step, wall - steps * per_step, timer.first_step - per_step)
 
 
-def run_plain(cfg, data: InMemoryData, classes: list[str], warmup: int, steps: int) -> float:
-    """The same network, optimiser, schedule, device, precision and memory format in a bare loop."""
+def run_plain(cfg, data: InMemoryData, classes: list[str], warmup: int, steps: int) -> Timing:
+    """The same network, optimiser, schedule, device, precision, memory format and compilation
+    in a bare loop."""
+    began = time.perf_counter()
     torch.manual_seed(0)
     network = instantiate(cfg.model, "model", num_classes=len(classes))
     lightning_cfg, optim, channels_last = split_trainer_config(cfg.trainer)
-    use_cuda = torch.cuda.is_available() and lightning_cfg.accelerator in ("auto", "gpu", "cuda")
+    use_cuda = CUDA and lightning_cfg.accelerator in ("auto", "gpu", "cuda")
     device = torch.device("cuda" if use_cuda else "cpu")
     precision = str(lightning_cfg.precision)
     dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(precision)
     scaler = torch.amp.GradScaler(enabled=dtype is torch.float16)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     network.to(device, memory_format=memory_format)
+    if cfg.trainer.get("compile"):
+        network.compile()
     optimizer = build_optimizer(network, optim)
     scheduler = build_scheduler(optimizer, optim, steps)
     network.train()
-    start = 0.0
+    start = first_step = 0.0
+    step_began = time.perf_counter()
     for i, batch in enumerate(data.train_dataloader()):
         if i == steps:
             break
+        if i == 1:
+            first_step = time.perf_counter() - step_began
         if i == warmup:
             _sync()
             start = time.perf_counter()
+        step_began = time.perf_counter()
         images = batch["image"].to(device, non_blocking=True).contiguous(memory_format=memory_format)
         targets = batch["target"].to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
@@ -141,7 +179,9 @@ def run_plain(cfg, data: InMemoryData, classes: list[str], warmup: int, steps: i
         scaler.update()
         scheduler.step()
     _sync()
-    return (steps - warmup) * data.batch_size / (time.perf_counter() - start)
+    end = time.perf_counter()
+    per_step = (end - start) / (steps - warmup)
+    return Timing(per_step, end - began - steps * per_step, first_step - per_step)
 
 
 def main() -> None:
@@ -150,35 +190,46 @@ def main() -> None:
     warnings.filterwarnings("ignore", message=".*val_dataloader.*")
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="convnet")
-    parser.add_argument("--steps", type=int, default=45)
-    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=120)
+    parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=10)
-    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides, e.g. trainer=gpu")
+    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides, e.g. trainer=gpu trainer.compile=true")
     args = parser.parse_args()
 
     classes = ["a", "b", "c", "d"]
     dataset = InMemory(args.steps * args.batch_size, args.image_size, len(classes))
     data = InMemoryData(dataset, args.batch_size)
-    rates: dict[str, list[float]] = {"plain": [], "fishbear": []}
+    timings: dict[str, list[Timing]] = {"plain": [], "fishbear": []}
     with tempfile.TemporaryDirectory() as out:
-        cfg = compose_cfg(args.model, args.steps, out, [f"data.image_size={args.image_size}", *args.overrides])
-        device = "cpu" if not torch.cuda.is_available() else torch.cuda.get_device_name(0)
+        cfg = compose_cfg(args.model, args.steps, out, [f"data.image_size={args.image_size}",
+                                                        f"data.batch_size={args.batch_size}", *args.overrides])
+        device = "cpu" if not CUDA else torch.cuda.get_device_name(0)
         print(f"model={args.model} batch={args.batch_size} image={args.image_size}px steps={args.steps} "
-              f"(timed after {args.warmup}) device={device} threads={torch.get_num_threads()}")
+              f"(timed after {args.warmup}) device={device} threads={torch.get_num_threads()} "
+              f"overrides={args.overrides}")
         for round_ in range(1, args.rounds + 1):
             for side, fn in (("plain", run_plain), ("fishbear", run_fishbear)):
-                rates[side].append(fn(cfg, data, classes, args.warmup, args.steps))
-            ratio = rates["fishbear"][-1] / rates["plain"][-1]
-            print(f"round {round_}: plain {rates['plain'][-1]:7.1f}  fishbear {rates['fishbear'][-1]:7.1f} images/s"
-                  f"  ratio {ratio:.3f}", flush=True)
-    ratios = sorted(f / p for f, p in zip(rates["fishbear"], rates["plain"]))
+                timings[side].append(fn(cfg, data, classes, args.warmup, args.steps))
+            plain, ours = timings["plain"][-1], timings["fishbear"][-1]
+            print(f"round {round_}: step plain {plain.per_step * 1e3:7.2f} ms  fishbear {ours.per_step * 1e3:7.2f} ms"
+                  f"  ratio {plain.per_step / ours.per_step:.3f}   fixed plain {plain.fixed:5.2f} s"
+                  f"  fishbear {ours.fixed:5.2f} s", flush=True)
+    ratios = sorted(p.per_step / f.per_step for p, f in zip(timings["plain"], timings["fishbear"]))
     median = statistics.median(ratios)
-    print(f"\nplain PyTorch loop: median {statistics.median(rates['plain']):.1f} images/s")
-    print(f"fishbear (Hydra + Lightning): median {statistics.median(rates['fishbear']):.1f} images/s")
-    print(f"ratio fishbear/plain: median {median:.3f} over {len(ratios)} rounds "
+
+    def med(side: str, field: str) -> float:
+        return statistics.median(getattr(t, field) for t in timings[side])
+
+    for side, name in (("plain", "plain PyTorch loop"), ("fishbear", "fishbear (Hydra + Lightning)")):
+        print(f"\n{name}: {args.batch_size / med(side, 'per_step'):.1f} images/s "
+              f"({med(side, 'per_step') * 1e3:.2f} ms a step), fixed cost {med(side, 'fixed'):.2f} s "
+              f"(first step {med(side, 'first_step'):.2f} s over the steady rate)", end="")
+    print(f"\n\nper-step ratio fishbear/plain: median {median:.3f} over {len(ratios)} rounds "
           f"(range {ratios[0]:.3f}-{ratios[-1]:.3f}; goal >= 0.97)")
+    print(f"fixed cost of a fishbear fit over the plain loop's: {med('fishbear', 'fixed') - med('plain', 'fixed'):.2f} s "
+          "(Trainer set-up, the first batch's picture, end-of-fit checkpoints)")
 
 
 if __name__ == "__main__":

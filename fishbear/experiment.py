@@ -14,7 +14,7 @@ import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from fishbear.config import check_node, choice_names, instantiate, target_children
+from fishbear.config import check_node, choice_names, instantiate, instantiate_group, target_children
 from fishbear.errors import ConfigError
 from fishbear.kinds import Kind, kind_of_task
 
@@ -25,10 +25,11 @@ if TYPE_CHECKING:
 
 
 def split_trainer_config(trainer_cfg: DictConfig) -> tuple[DictConfig, OptimSettings, bool]:
-    """Separate fishbear's keys (optimiser, schedule, memory format) from Lightning's Trainer args."""
+    """Separate fishbear's keys (optimiser, schedule, memory format, compilation) from Lightning's
+    Trainer args."""
     from fishbear.optim import OptimSettings
 
-    fishbear_keys = (*OptimSettings.keys(), "channels_last")
+    fishbear_keys = (*OptimSettings.keys(), "channels_last", "compile")
     lightning_part = OmegaConf.create({k: v for k, v in trainer_cfg.items() if k not in fishbear_keys})
     optim_part = OmegaConf.create({"_target_": "fishbear.optim.OptimSettings",
                                    **{k: trainer_cfg[k] for k in OptimSettings.keys() if k in trainer_cfg}})
@@ -36,11 +37,30 @@ def split_trainer_config(trainer_cfg: DictConfig) -> tuple[DictConfig, OptimSett
     return lightning_part, optim, bool(trainer_cfg.get("channels_last", False))
 
 
+def build_trainer(cfg: DictConfig, lightning_cfg: DictConfig, run_dir: Path, extra_callbacks: tuple = ()) -> L.Trainer:
+    """A training run's Trainer: the configured callbacks and loggers, less those this
+    configuration cannot use (a learning-rate monitor without a logger, a progress bar that
+    ``trainer.enable_progress_bar=false`` switched off), and checkpoints written atomically.
+    One builder, so the overhead benchmark times what ``fishbear.train`` runs."""
+    from lightning.pytorch.callbacks import LearningRateMonitor, ProgressBar
+
+    from fishbear.callbacks.checkpoint_io import AtomicCheckpointIO
+
+    callbacks = instantiate_group(cfg.get("callbacks"), "callbacks")
+    loggers = instantiate_group(cfg.get("logger"), "logger")
+    if not loggers:  # logger=none: nothing to monitor learning rates into
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    if not lightning_cfg.get("enable_progress_bar", True):  # Lightning refuses a bar it was told not to show
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
+    return instantiate(lightning_cfg, "trainer", callbacks=[*callbacks, *extra_callbacks], logger=loggers or False,
+                       default_root_dir=str(run_dir), plugins=[AtomicCheckpointIO()])
+
+
 def check_config(cfg: DictConfig, lightning_cfg: DictConfig) -> None:
     """Type-check every ``_target_`` node against its class; values known only at run time are skipped."""
     check_node(cfg.data, "data", skip={"kind"})
     check_node(cfg.model, "model", skip={"num_classes"})
-    check_node(cfg.task, "task", skip={"network", "classes", "optim", "channels_last", "meta"})
+    check_node(cfg.task, "task", skip={"network", "classes", "optim", "channels_last", "compile_network", "meta"})
     check_node(lightning_cfg, "trainer", skip={"callbacks", "logger", "default_root_dir", "plugins"})
     for group in ("callbacks", "logger"):
         for name, node in target_children(cfg.get(group)):
@@ -92,9 +112,31 @@ def check_input_size(network: Any, datamodule: Any) -> None:
                       + (" and a size divisible by 32" if getattr(network, "output", "") == "dense" else "") + ".")
 
 
-def build_datamodule(cfg: DictConfig) -> Any:
+def build_datamodule(cfg: DictConfig, **overrides: Any) -> Any:
     """The data module of ``cfg.data``, of the kind of the task its config chose (``cfg.task``)."""
-    return instantiate(cfg.data, "data", kind=task_kind(cfg))
+    return instantiate(cfg.data, "data", kind=task_kind(cfg), **overrides)
+
+
+def trains_on_cpu(trainer_cfg: DictConfig) -> bool:
+    import torch
+
+    accelerator = str(trainer_cfg.get("accelerator", "auto"))
+    return accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available()
+                                    and not torch.backends.mps.is_available())
+
+
+def _cpu_plan(cfg: DictConfig) -> dict[str, Any]:
+    """On a CPU run the loader and the model share the cores (``fishbear.runtime``): unless
+    ``data.num_workers`` is given, few cores load in the main process, and the model's threads
+    are the cores the workers leave. GPU runs keep the data module's default (cores - 1)."""
+    from fishbear.runtime import available_cores, cpu_training_workers, share_cores_with_loader
+
+    if not trains_on_cpu(cfg.trainer):
+        return {}
+    given = cfg.data.get("num_workers")
+    workers = cpu_training_workers(available_cores()) if given is None else int(given)
+    share_cores_with_loader(workers)
+    return {} if given is not None else {"num_workers": workers}
 
 
 def task_kind(cfg: DictConfig) -> Kind:
@@ -110,7 +152,7 @@ def build_experiment(cfg: DictConfig, optim: OptimSettings, channels_last: bool)
     from fishbear.runtime import tune_host_allocator
 
     tune_host_allocator()  # before the data module forks its loader workers
-    datamodule = build_datamodule(cfg)
+    datamodule = build_datamodule(cfg, **_cpu_plan(cfg))
     datamodule.prepare_data()
     datamodule.setup("fit")
     network = instantiate(cfg.model, "model", num_classes=datamodule.num_outputs)
@@ -127,7 +169,7 @@ def build_experiment(cfg: DictConfig, optim: OptimSettings, channels_last: bool)
         **datamodule.kind.data_meta(datamodule),
     }
     task = instantiate(cfg.task, "task", network=network, classes=datamodule.classes, optim=optim,
-                       channels_last=channels_last, meta=meta)
+                       channels_last=channels_last, compile_network=bool(cfg.trainer.get("compile", False)), meta=meta)
     return datamodule, task
 
 

@@ -41,3 +41,31 @@ def tune_host_allocator(keep_bytes: int = 1 << 30) -> bool:
     _applied = bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, int(keep_bytes)))
     log.debug("host allocator tuning %s", "applied" if _applied else "refused")
     return _applied
+
+
+def cpu_training_workers(cores: int) -> int:
+    """Loader workers when the model itself trains on the CPU: none below 8 cores, then one per 8.
+
+    The model's OpenMP threads wait for each other at every operator, so a loader worker that
+    takes a core for a moment stalls all of them. Measured on 2 cores (benchmarks/loader.py):
+    the default run trained at 337 images/s with one worker beside two model threads, 442 with
+    one worker and one thread, 455 with the loading done in the main process between steps;
+    bears at 224 px with the convnet 61, 47 and 76 images/s. Loading in the main process is also
+    what makes a run's augmentation reproducible from its seed alone.
+    """
+    return 0 if cores < 8 else cores // 8
+
+
+def share_cores_with_loader(workers: int) -> int:
+    """The model's threads on a CPU run: the cores the loader workers leave (at least one)."""
+    import torch
+
+    cores = available_cores()
+    threads = max(1, cores - workers)
+    if torch.get_num_threads() > threads:
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
+
+
+def available_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

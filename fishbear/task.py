@@ -25,6 +25,57 @@ from fishbear.plots import image_grid
 STAGES = ("train", "val", "test")
 
 
+class RunningLoss:
+    """The training loss as a batch-size-weighted mean kept on the loss's device, over the window
+    since the last step log and over the epoch: adding costs two tensor additions, no sync."""
+
+    def __init__(self) -> None:
+        self._window: torch.Tensor | None = None
+        self._epoch: torch.Tensor | None = None
+        self._window_n = self._epoch_n = 0
+
+    def add(self, loss: torch.Tensor, batch_size: int) -> None:
+        value = loss.detach().float() * batch_size
+        self._window = value if self._window is None else self._window + value
+        self._epoch = value if self._epoch is None else self._epoch + value
+        self._window_n += batch_size
+        self._epoch_n += batch_size
+
+    def take_window(self) -> torch.Tensor:
+        assert self._window is not None
+        mean, self._window, self._window_n = self._window / self._window_n, None, 0
+        return mean
+
+    def take_epoch(self) -> torch.Tensor | None:
+        mean = None if self._epoch is None else self._epoch / self._epoch_n
+        self._epoch, self._epoch_n, self._window, self._window_n = None, 0, None, 0
+        return mean
+
+
+class BatchedUpdates:
+    """Training-metric inputs gathered over a few steps and handed to torchmetrics in one
+    ``update``: a collection's update costs ~0.3 ms of Python a call whatever the batch
+    (benchmarks/overhead.py), so per step it was most of fishbear's overhead on a small network.
+    Bounded by steps and by elements (segmentation logits flush every step or two); flushed
+    before the epoch's metrics are computed, so the figures are those of per-step updates."""
+
+    def __init__(self, max_steps: int = 16, max_elements: int = 1 << 22) -> None:
+        self.max_steps, self.max_elements = max_steps, max_elements
+        self._pending: list[tuple[torch.Tensor, ...]] = []
+        self._elements = 0
+
+    def add(self, metrics: MetricCollection, inputs: tuple[torch.Tensor, ...]) -> None:
+        self._pending.append(tuple(x.detach() for x in inputs))
+        self._elements += sum(x.numel() for x in inputs)
+        if len(self._pending) >= self.max_steps or self._elements >= self.max_elements:
+            self.flush(metrics)
+
+    def flush(self, metrics: MetricCollection) -> None:
+        if self._pending:
+            metrics.update(*(torch.cat(parts) for parts in zip(*self._pending)))
+        self._pending, self._elements = [], 0
+
+
 class BaseTask(L.LightningModule):
     kind: ClassVar[Kind]
 
@@ -34,6 +85,7 @@ class BaseTask(L.LightningModule):
         classes: list[str],
         optim: OptimSettings | None = None,
         channels_last: bool = False,
+        compile_network: bool = False,
         meta: dict[str, Any] | None = None,
         monitor: str = "val/loss",
         monitor_mode: str = "min",
@@ -46,12 +98,15 @@ class BaseTask(L.LightningModule):
         self.classes = list(classes)
         self.optim = optim or OptimSettings()
         self.channels_last = bool(channels_last)
+        self.compile_network = bool(compile_network)
         self.meta: dict[str, Any] = dict(meta or {})
         metrics = self.make_metrics()
         for stage in STAGES:
             setattr(self, f"{stage}_metrics", metrics.clone(prefix=f"{stage}/"))
         self.test_results: dict[str, Any] = {}
         self._test_records: list[dict[str, torch.Tensor]] = []
+        self._train_loss = RunningLoss()
+        self._train_updates = BatchedUpdates()
 
     # -- what a kind defines -------------------------------------------------------------------
     def make_metrics(self) -> MetricCollection:
@@ -101,6 +156,11 @@ class BaseTask(L.LightningModule):
         match bucket view strides")."""
         if self.channels_last:
             self.network.to(memory_format=torch.channels_last)
+        if self.compile_network and not getattr(self, "_compiled", False):
+            # in place (nn.Module.compile): parameter names, and so checkpoints, stay those of the
+            # plain network; compiling happens on the first step (its time is in the run's fit time)
+            self.network.compile()
+            self._compiled = True
 
     @property
     def fit_seconds_before(self) -> float:
@@ -125,18 +185,33 @@ class BaseTask(L.LightningModule):
     def _step(self, batch: dict[str, Any], stage: str) -> tuple[torch.Tensor, torch.Tensor]:
         outputs = self(self._images(batch))
         loss = self.compute_loss(outputs, batch)
-        getattr(self, f"{stage}_metrics").update(*self.metric_inputs(outputs, batch))
-        # under DDP the validation loss (the checkpoint's and the search's monitor) is averaged over
-        # the processes at the epoch's end; the training loss stays each process's own (no per-step sync)
-        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True,
-                 batch_size=len(batch["image"]), sync_dist=stage != "train")
+        if stage == "train":
+            self._train_updates.add(self.train_metrics, self.metric_inputs(outputs, batch))
+            self._train_loss.add(loss, len(batch["image"]))
+            if self._train_loss_due():
+                self.log("train/loss_step", self._train_loss.take_window(), prog_bar=True)
+        else:
+            getattr(self, f"{stage}_metrics").update(*self.metric_inputs(outputs, batch))
+            # under DDP the validation loss (the checkpoint's and the search's monitor) is averaged
+            # over the processes at the epoch's end
+            self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=True, batch_size=len(batch["image"]),
+                     sync_dist=True)
         return loss, outputs
+
+    def _train_loss_due(self) -> bool:
+        """Whether Lightning writes step logs after this batch (every ``trainer.log_every_n_steps``):
+        only then is the training loss handed to ``self.log``, whose bookkeeping costs ~1 ms a call
+        on CPU (benchmarks/overhead.py); in between it is summed on the device, with no sync."""
+        connector = getattr(self.trainer, "_logger_connector", None)
+        return bool(getattr(connector, "should_update_logs", True))
 
     def _log_epoch_metrics(self, stage: str) -> None:
         """Metrics are updated every step but logged once per epoch: handing the collection to
         ``self.log`` every step costs Lightning ~5 ms a step of bookkeeping (measured with
         benchmarks/overhead.py), and the epoch value is the same."""
         metrics: MetricCollection = getattr(self, f"{stage}_metrics")
+        if stage == "train":
+            self._train_updates.flush(metrics)
         if any(m.update_called for m in metrics.values()):
             self.log_dict(metrics.compute(), prog_bar=stage != "train")
         metrics.reset()
@@ -156,6 +231,9 @@ class BaseTask(L.LightningModule):
         torch.manual_seed(seed)
 
     def on_train_epoch_end(self) -> None:
+        epoch_loss = self._train_loss.take_epoch()
+        if epoch_loss is not None:  # the training loss of each process (no sync every step under DDP)
+            self.log("train/loss_epoch", epoch_loss, prog_bar=True)
         self._log_epoch_metrics("train")
 
     def on_validation_epoch_end(self) -> None:

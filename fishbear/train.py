@@ -18,7 +18,6 @@ from omegaconf import DictConfig
 
 # importing fishbear.config registers its resolvers before Hydra composes
 from fishbear.cli import route_library_logs_to_root, run_hydra_main, user_errors_exit
-from fishbear.config import instantiate, instantiate_group
 from fishbear.errors import CheckpointError, ConfigError, FishbearError
 from fishbear.io import remove_stray_temporaries
 
@@ -52,11 +51,10 @@ def _resolve_ckpt_path(ckpt_path: str | None, run_dir: Path) -> str | None:
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, then test the best checkpoint and write the report; returns the report."""
     import lightning as L
-    from lightning.pytorch.callbacks import LearningRateMonitor
 
-    from fishbear.callbacks.checkpoint_io import AtomicCheckpointIO
     from fishbear.experiment import (
         build_experiment,
+        build_trainer,
         check_config,
         split_trainer_config,
         test_and_report,
@@ -77,12 +75,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     datamodule, task = build_experiment(cfg, optim, channels_last)
     task.process_started = started
-    callbacks = instantiate_group(cfg.get("callbacks"), "callbacks")
-    loggers = instantiate_group(cfg.get("logger"), "logger")
-    if not loggers:  # logger=none: nothing to monitor learning rates into
-        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
-    trainer = instantiate(lightning_cfg, "trainer", callbacks=callbacks, logger=loggers or False,
-                          default_root_dir=str(run_dir), plugins=[AtomicCheckpointIO()])
+    trainer = build_trainer(cfg, lightning_cfg, run_dir)
 
     resume_from = _resolve_ckpt_path(cfg.get("ckpt_path") or _left_behind(run_dir), run_dir)
     if resume_from is not None:

@@ -12,7 +12,6 @@ fitting kind.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -59,9 +58,11 @@ class Relabel(Protocol):
 
 
 def default_num_workers() -> int:
-    """Leave the main process a core: on 2 cores one worker overlaps decoding with compute."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(0, min(8, cores - 1))
+    """Leave the main process a core: the loader overlaps decoding with the GPU's compute. (A run
+    whose model trains on the CPU is planned otherwise: ``fishbear.experiment``.)"""
+    from fishbear.runtime import available_cores
+
+    return max(0, min(8, available_cores() - 1))
 
 
 class ImageDataModule(L.LightningDataModule):
