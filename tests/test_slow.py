@@ -24,10 +24,22 @@ def test_default_run_reaches_95_percent_in_under_3_minutes(tmp_path, monkeypatch
 
 
 @pytest.mark.slow
-def test_overhead_benchmark_prints_both_rates_and_their_ratio(tmp_path):
+def test_overhead_benchmark_prints_the_per_step_ratio_and_the_fixed_cost(tmp_path):
     result = run_cli([str(REPO / "benchmarks" / "overhead.py"), "--steps", "16", "--warmup", "3", "--rounds", "3"],
                      cwd=tmp_path, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    match = re.search(r"ratio fishbear/plain: median (\d+\.\d+)", result.stdout)
+    match = re.search(r"per-step ratio fishbear/plain: median (\d+\.\d+)", result.stdout)
     assert match and 0.5 < float(match.group(1)) < 2.0, result.stdout
-    assert re.search(r"plain PyTorch loop: median \d+\.\d images/s", result.stdout)
+    assert re.search(r"plain PyTorch loop: \d+\.\d images/s \(\d+\.\d+ ms a step\), fixed cost -?\d+\.\d+ s", result.stdout)
+    fixed = re.search(r"fishbear \(Hydra \+ Lightning\): .*fixed cost (-?\d+\.\d+) s", result.stdout)
+    assert fixed and float(fixed.group(1)) > 0, result.stdout  # a Trainer costs something to set up
+
+
+@pytest.mark.slow
+def test_loader_benchmark_prints_real_against_synthetic_training(tmp_path):
+    result = run_cli([str(REPO / "benchmarks" / "loader.py"), "--steps", "8", "--warmup", "2", "--rounds", "1",
+                      "data.source.train=64", "data.source.valid=8", "data.source.test=8"], cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    match = re.search(r"ratio real/synthetic: median (\d+\.\d+)", result.stdout)
+    assert match and 0.05 < float(match.group(1)) < 2.0, result.stdout
+    assert re.search(r"loader alone: \d+\.\d images/s", result.stdout)

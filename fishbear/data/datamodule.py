@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader
 
 from fishbear.data.catalog import Catalog, Sample
 from fishbear.data.dataset import ImageDataset
+from fishbear.data.decoded import DecodedImages
 from fishbear.data.duplicates import (
     POLICIES,
     DuplicateCheck,
@@ -99,6 +100,7 @@ class ImageDataModule(L.LightningDataModule):
         duplicate_bits: int = 6,
         cache_dir: str | Path | None = None,
         resize: str | None = None,
+        decode_cache: bool = False,
     ) -> None:
         """``valid_pct`` / ``test_pct``: the seeded fractions of ``train`` held out when the reader
         finds no such split (``test_pct: 0`` tests on validation). ``on_bad_image``: ``error`` stops
@@ -120,7 +122,9 @@ class ImageDataModule(L.LightningDataModule):
         ``cache_dir``: where image hashes are cached (the configs say ``${paths.data_dir}/cache``;
         None: hashed afresh each time).
         ``resize``: how a picture is fitted to ``image_size`` (``crop``, ``squish``, ``pad``; None:
-        the kind's choice; see :func:`fishbear.data.transforms.build_transforms`)."""
+        the kind's choice; see :func:`fishbear.data.transforms.build_transforms`).
+        ``decode_cache``: training images decoded once and kept as arrays under
+        ``cache_dir/decoded`` (:mod:`fishbear.data.decoded`)."""
         super().__init__()
         self.root = Path(root).expanduser()
         self.reader = reader
@@ -147,6 +151,9 @@ class ImageDataModule(L.LightningDataModule):
         self.duplicates = duplicates
         self.duplicate_bits = int(duplicate_bits)
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else None
+        if decode_cache and self.cache_dir is None:
+            raise DataError("data.decode_cache=true needs data.cache_dir (a folder for the decoded arrays)")
+        self.decode_cache = bool(decode_cache)
         self.duplicate_check: DuplicateCheck | None = None
         self.resize = resize
         self.mean: tuple[float, ...] = IMAGENET_MEAN
@@ -325,7 +332,9 @@ class ImageDataModule(L.LightningDataModule):
                 self.kind,
                 self.resize,
             )
-            self._datasets[split] = ImageDataset(self.samples(split), transform, self.kind, self.num_classes)
+            decode = DecodedImages(self.cache_dir / "decoded").load if self.decode_cache and split == "train" else None
+            self._datasets[split] = ImageDataset(self.samples(split), transform, self.kind, self.num_classes,
+                                                 decode=decode)
         return self._datasets[split]
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
