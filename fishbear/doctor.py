@@ -23,7 +23,8 @@ import fishbear
 TORCHVISION_WEIGHTS_ARCHS = ("resnet18", "resnet34", "resnet50", "vgg16", "mobilenet_v2",
                              "fasterrcnn_resnet50_fpn_v2", "fasterrcnn_mobilenet_v3_large_fpn")
 REQUIRED = ("torch", "torchvision", "lightning", "hydra-core", "omegaconf", "torchmetrics", "albumentations",
-            "av", "scikit-learn", "pycocotools", "tensorboard", "numpy", "pillow")
+            "av", "scikit-learn", "pycocotools", "tensorboard", "numpy", "pillow", "optuna", "optuna-integration",
+            "hydra-submitit-launcher", "hydra-joblib-launcher")
 LOCK_FILE = Path(fishbear.__file__).resolve().parents[1] / "requirements.lock"
 
 

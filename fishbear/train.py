@@ -16,7 +16,7 @@ import hydra
 import yaml
 from omegaconf import DictConfig
 
-# importing fishbear.config registers its resolvers before Hydra composes
+import fishbear.config  # noqa: F401  (registers the resolvers the configs use)
 from fishbear.cli import route_library_logs_to_root, run_hydra_main, user_errors_exit
 from fishbear.errors import CheckpointError, ConfigError, FishbearError
 from fishbear.io import remove_stray_temporaries
