@@ -122,16 +122,17 @@ def test_progressive_resize_switches_size_at_its_epoch_refreezes_and_restarts_th
             if batch_idx == 0 and trainer.current_epoch in seen:
                 seen[trainer.current_epoch]["valid"] = tuple(batch["image"].shape[-2:])
 
-    import fishbear.train as train_module
+    import fishbear.experiment as experiment_module  # where the run's Trainer gets its callbacks
 
-    original = train_module.instantiate_group
-    train_module.instantiate_group = lambda group, where: original(group, where) + ([Record()] if where == "callbacks" else [])
+    original = experiment_module.instantiate_group
+    experiment_module.instantiate_group = (
+        lambda group, where: original(group, where) + ([Record()] if where == "callbacks" else []))
     try:
         report = train(compose_train([*TINY, "data.source.image_size=48", "callbacks=progressive_resize",
                                       "callbacks.finetune.schedule=[[0,32],[2,48]]", "trainer.max_epochs=4",
                                       "trainer.lr=1e-2", "logger=none"], tmp_path))
     finally:
-        train_module.instantiate_group = original
+        experiment_module.instantiate_group = original
     assert [seen[e]["train"] for e in range(4)] == [(32, 32), (32, 32), (48, 48), (48, 48)]
     assert [seen[e]["valid"] for e in range(4)] == [(32, 32), (32, 32), (48, 48), (48, 48)]
     # from scratch: no frozen start; at the new size the body is frozen again for one epoch
