@@ -27,6 +27,7 @@ def _check_sweep(sweep):
     assert lrs == ["0.001", "0.01"]
 
 
+@pytest.mark.slow  # a process per job, each importing torch
 def test_submitit_local_runs_each_job_in_its_own_process_into_one_sweep_folder(tmp_path):
     result = run_cli(["-m", "fishbear.train", "-m", "hydra/launcher=submitit_local", *SWEEP], cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]

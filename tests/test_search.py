@@ -47,6 +47,7 @@ def test_search_configs_compose_and_choose_by_validation():
                                                "data.augment.crop_scale", "model.dropout"}
 
 
+@pytest.mark.slow  # three tiny runs, a kill and three more processes' start-up: half a minute
 def test_killed_search_continues_where_it_stopped(tmp_path):
     import optuna
 
@@ -88,6 +89,7 @@ def test_killed_search_continues_where_it_stopped(tmp_path):
     assert "search.trial_id" not in (sweep / "summary.csv").read_text()  # the study link is not a setting
 
 
+@pytest.mark.slow
 def test_a_hopeless_trial_is_pruned_and_recorded(tmp_path):
     """Three earlier trials of the study reached a validation loss of 0.1 after every epoch; a new
     trial (about 1.4 on 32 px shapes) is below their median after its first epoch and is pruned
