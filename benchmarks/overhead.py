@@ -8,7 +8,8 @@ progress bar; the plain side is a bare ``for`` loop on the same device, with the
 (autocast) and memory format. Only the steps after a warm-up are timed.
 Rounds alternate (plain, fishbear, plain, ...); the figure is the median over rounds of the
 ratio within each round, so a noisy neighbour on a shared machine, which slows whole stretches
-of time, weighs on both sides of a ratio alike.
+of time, weighs on both sides of a ratio alike. Many short rounds (30 of 50 steps) rather than a
+few long ones: a slow stretch then spoils a round or two, not the median.
 
     python benchmarks/overhead.py [--model convnet] [--steps 120] [--batch-size 32] [--image-size 64] [overrides]
 
@@ -184,17 +185,35 @@ def run_plain(cfg, data: InMemoryData, classes: list[str], warmup: int, steps: i
     return Timing(per_step, end - began - steps * per_step, first_step - per_step)
 
 
+def start_up_seconds() -> tuple[float, float]:
+    """Wall time of a fresh Python importing what a fishbear run imports (torch, Lightning, Hydra,
+    the task, data and kinds), and of one importing torch alone: the process's fixed start-up."""
+    import subprocess
+    import sys
+
+    def wall(code: str) -> float:
+        runs = []
+        for _ in range(3):
+            began = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+            runs.append(time.perf_counter() - began)
+        return statistics.median(runs)
+
+    return (wall("import fishbear.train, fishbear.experiment, fishbear.task, fishbear.data.datamodule, lightning"),
+            wall("import torch"))
+
+
 def main() -> None:
     import warnings
 
     warnings.filterwarnings("ignore", message=".*val_dataloader.*")
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="convnet")
-    parser.add_argument("--steps", type=int, default=120)
+    parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--image-size", type=int, default=64)
-    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides, e.g. trainer=gpu trainer.compile=true")
     args = parser.parse_args()
 
@@ -227,9 +246,13 @@ def main() -> None:
               f"({med(side, 'per_step') * 1e3:.2f} ms a step), fixed cost {med(side, 'fixed'):.2f} s "
               f"(first step {med(side, 'first_step'):.2f} s over the steady rate)", end="")
     print(f"\n\nper-step ratio fishbear/plain: median {median:.3f} over {len(ratios)} rounds "
-          f"(range {ratios[0]:.3f}-{ratios[-1]:.3f}; goal >= 0.97)")
+          f"(range {ratios[0]:.3f}-{ratios[-1]:.3f}; goal >= 0.97); ratio of the median steps "
+          f"{med('plain', 'per_step') / med('fishbear', 'per_step'):.3f}")
     print(f"fixed cost of a fishbear fit over the plain loop's: {med('fishbear', 'fixed') - med('plain', 'fixed'):.2f} s "
           "(Trainer set-up, the first batch's picture, end-of-fit checkpoints)")
+    ours, torch_alone = start_up_seconds()
+    print(f"start-up of a fresh process: {ours:.2f} s to import what a run imports, {torch_alone:.2f} s of it "
+          "for torch alone (median of 3)")
 
 
 if __name__ == "__main__":

@@ -33,6 +33,9 @@ def test_overhead_benchmark_prints_the_per_step_ratio_and_the_fixed_cost(tmp_pat
     assert re.search(r"plain PyTorch loop: \d+\.\d images/s \(\d+\.\d+ ms a step\), fixed cost -?\d+\.\d+ s", result.stdout)
     fixed = re.search(r"fishbear \(Hydra \+ Lightning\): .*fixed cost (-?\d+\.\d+) s", result.stdout)
     assert fixed and float(fixed.group(1)) > 0, result.stdout  # a Trainer costs something to set up
+    start_up = re.search(r"start-up of a fresh process: (\d+\.\d+) s to import what a run imports, (\d+\.\d+) s",
+                         result.stdout)
+    assert start_up and float(start_up.group(1)) >= float(start_up.group(2)) * 0.8, result.stdout
 
 
 @pytest.mark.slow
