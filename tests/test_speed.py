@@ -51,6 +51,7 @@ def test_running_loss_is_the_batch_weighted_mean_of_its_window_and_epoch():
     assert loss.take_epoch() is None
 
 
+@pytest.mark.slow  # importing torch's compiler stack alone takes seconds
 def test_compiling_keeps_the_network_s_parameter_names(tmp_path):
     from fishbear.experiment import build_experiment, split_trainer_config
 
@@ -77,15 +78,20 @@ def test_decode_cache_returns_the_decoded_pixels_and_follows_edits(tmp_path):
     assert int(cache.load(path)[0, 0, 0]) == 200
 
 
-def test_a_tiny_run_trains_from_the_decode_cache(tmp_path):
+def test_the_training_loader_reads_through_the_decode_cache(tmp_path):
     from pathlib import Path
 
-    from fishbear.train import train
+    from fishbear.experiment import build_datamodule
 
-    cfg = compose_train([*TINY, "data.decode_cache=true", "logger=none"], tmp_path / "run")
-    report = train(cfg)
+    cfg = compose_train([*TINY, "data.decode_cache=true"], tmp_path / "run")
+    datamodule = build_datamodule(cfg)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    seen = sum(len(batch["image"]) for batch in datamodule.train_dataloader())
+    next(iter(datamodule.val_dataloader()))
     cached = list((Path(cfg.data.cache_dir) / "decoded").rglob("*.npy"))
-    assert len(cached) == report["data"]["sizes"]["train"]  # every training image, once; no other split
+    train = len(datamodule.dataset("train"))
+    assert seen <= train and len(cached) == train  # every training image, once; validation not cached
 
 
 def test_a_cpu_run_loads_in_the_main_process_below_8_cores_and_gives_the_model_the_rest():
