@@ -48,9 +48,8 @@ def top_losses_figure(rows: list[dict[str, Any]]) -> Any:
             image.thumbnail((160, 160))
             images.append(np.asarray(image, dtype=np.float32) / 255.0)
         titles.append(f"{row['predicted']}/{row['actual']}\n{row['loss']:.2f} / {row['probability']:.2f}")
-    fig = image_grid(images, titles, columns=3, size=2.4)
-    fig.suptitle("Top losses: predicted/actual, loss / probability of the prediction", fontsize=9)
-    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    fig = image_grid(images, titles, columns=3, size=2.4,
+                     title="Top losses: predicted/actual, loss / probability of the prediction")
     return fig
 
 

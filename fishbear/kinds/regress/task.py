@@ -72,9 +72,8 @@ class RegressionTask(BaseTask):
         titles = [self._caption(t, None if predictions is None else p)
                   for t, p in zip(targets, predictions if predictions is not None else [None] * len(targets))]
         names = ", ".join(self.classes)
-        figure = image_grid(images, titles)
-        figure.suptitle(f"{names}: " + ("predicted / true" if predictions is not None else "true"), fontsize=9)
-        return figure
+        return image_grid(images, titles,
+                          title=f"{names}: " + ("predicted / true" if predictions is not None else "true"))
 
 
 TASK = RegressionTask
