@@ -68,3 +68,27 @@ def test_a_run_folder_entered_again_continues_its_run(tmp_path):
     again = train(compose_train([*TINY, "trainer.max_epochs=2", "logger=none"], run_dir))
     assert again["epochs"] == 2
     assert again["fit_seconds"] > first["fit_seconds"]  # the first process's fit time counts
+
+
+def test_runs_started_side_by_side_make_a_missing_dataset_once(tmp_path):
+    """What submitit and joblib do with `-m`: several processes find the embedded data missing at
+    once. One writes it, the others wait and read it (before, a later writer deleted the folder
+    another run was reading: "cannot be read as an image (missing)")."""
+    import subprocess
+    import sys
+
+    code = ("import os, sys, time; from fishbear.data.shapes import ShapesSource; from fishbear.kinds import get_kind; "
+            "from fishbear.data.readers import ImageFolderReader; "
+            "root = ShapesSource(train=40, valid=5, test=5, image_size=32).prepare(sys.argv[1], get_kind('classify')); "
+            "first = os.stat(root).st_ino; time.sleep(1.0); "
+            "print(len(ImageFolderReader()(root).splits['train']), first, os.stat(root).st_ino)")
+    root = tmp_path / "shapes"
+    runs = [subprocess.Popen([sys.executable, "-c", code, str(root)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True) for _ in range(3)]
+    outputs = [run.communicate(timeout=120) for run in runs]
+    assert all(run.returncode == 0 for run in runs), [err[-2000:] for _, err in outputs]
+    seen = [out.split() for out, _ in outputs]
+    assert {s[0] for s in seen} == {"160"}  # 40 a shape, 4 shapes: each run read all of them
+    # one folder, written once: no run's folder was replaced under it by a later writer
+    assert len({s[1] for s in seen} | {s[2] for s in seen}) == 1, seen
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".shapes.") and not p.name.endswith(".lock")]

@@ -30,6 +30,7 @@ from urllib.parse import unquote, urlparse
 from tqdm.auto import tqdm
 
 from fishbear.errors import DataError
+from fishbear.io import exclusive
 
 
 log = logging.getLogger(__name__)
@@ -231,12 +232,16 @@ class Archive:
         wanted = root / self.expect
         if wanted.exists():
             return root
-        archive = self.archive_path(root)
-        hint = (f"To install it by hand, download {self.url} and put it at {archive}, or unpack it so "
-                f"that {wanted} exists (or point data.root at a folder that has {self.expect}).")
-        download(self.url, archive, self.checksum, timeout=self.timeout, manual_hint=hint)
-        log.info("unpacking %s into %s", archive, root)
-        extract(archive, root)
-        if not wanted.exists():
-            raise DownloadError(f"{archive} unpacked into {root}, but {wanted} is not there. {hint}")
+        root.parent.mkdir(parents=True, exist_ok=True)
+        with exclusive(root.parent / f".{root.name}.lock"):  # parallel runs: one downloads, the others wait
+            if wanted.exists():
+                return root
+            archive = self.archive_path(root)
+            hint = (f"To install it by hand, download {self.url} and put it at {archive}, or unpack it so "
+                    f"that {wanted} exists (or point data.root at a folder that has {self.expect}).")
+            download(self.url, archive, self.checksum, timeout=self.timeout, manual_hint=hint)
+            log.info("unpacking %s into %s", archive, root)
+            extract(archive, root)
+            if not wanted.exists():
+                raise DownloadError(f"{archive} unpacked into {root}, but {wanted} is not there. {hint}")
         return root

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, ImageDraw
 
-from fishbear.io import umask_mode
+from fishbear.io import exclusive, umask_mode
 
 if TYPE_CHECKING:
     from fishbear.kinds.base import Kind
@@ -168,17 +168,20 @@ class ShapesSource:
         if marker.is_file() and json.loads(marker.read_text()) == params:
             return root
         root.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
-        staging.chmod(umask_mode(0o777))  # mkdtemp makes it 0700; the dataset is for every user
-        try:
-            kind.write_shapes(self, staging)
-            (staging / MARKER).write_text(json.dumps(params, indent=2))
-            if root.exists():
-                shutil.rmtree(root)
-            staging.rename(root)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+        with exclusive(root.parent / f".{root.name}.lock"):  # parallel runs: one writes, the others wait
+            if marker.is_file() and json.loads(marker.read_text()) == params:
+                return root  # written while this process waited
+            staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
+            staging.chmod(umask_mode(0o777))  # mkdtemp makes it 0700; the dataset is for every user
+            try:
+                kind.write_shapes(self, staging)
+                (staging / MARKER).write_text(json.dumps(params, indent=2))
+                if root.exists():
+                    shutil.rmtree(root)
+                staging.rename(root)
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
         return root
 
     def rng(self, split: str, index: int) -> np.random.Generator:
