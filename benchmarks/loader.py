@@ -22,25 +22,16 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import lightning as L
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import open_dict
+from overhead import CUDA, StepTimer, _sync, compose_run  # beside this script: the same timer and composition
 from torch.utils.data import DataLoader
 
-import fishbear
 from fishbear.experiment import build_experiment, build_trainer, split_trainer_config
-
-sys.path.insert(0, str(Path(__file__).parent))
-from overhead import CUDA, StepTimer, _sync  # noqa: E402  (the same step timer as the overhead benchmark)
-
-CONF_DIR = str(Path(fishbear.__file__).parent / "conf")
 
 
 class Synthetic(L.LightningDataModule):
@@ -61,15 +52,9 @@ class Synthetic(L.LightningDataModule):
 
 
 def compose_cfg(overrides: list[str], out_dir: str, steps: int):
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=[f"trainer.max_steps={steps}", "trainer.max_epochs=1000",
-                                          "trainer.limit_val_batches=0", "trainer.num_sanity_val_steps=0",
-                                          "logger=none", "callbacks=none", "trainer.enable_progress_bar=false",
-                                          *overrides], return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        cfg.paths.output_dir = out_dir
-    return cfg
+    return compose_run(out_dir, [f"trainer.max_steps={steps}", "trainer.max_epochs=1000", "trainer.limit_val_batches=0",
+                                 "trainer.num_sanity_val_steps=0", "logger=none", "callbacks=none",
+                                 "trainer.enable_progress_bar=false", *overrides])
 
 
 def loader_rate(datamodule, batches: int) -> float:

@@ -102,15 +102,20 @@ def _sync() -> None:
         torch.cuda.synchronize()
 
 
-def compose_cfg(model: str, steps: int, out_dir: str, extra: list[str]):
+def compose_run(out_dir: str, overrides: list[str]):
+    """The config ``python -m fishbear.train OVERRIDES`` would run, its run folder at ``out_dir``
+    (also benchmarks/loader.py's)."""
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=[f"model={model}", f"trainer.max_steps={steps}", "trainer.max_epochs=1",
-                                          "trainer.limit_val_batches=0", "trainer.num_sanity_val_steps=0",
-                                          *extra], return_hydra_config=True)
+        cfg = compose("train", overrides=overrides, return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)
     with open_dict(cfg):
         cfg.paths.output_dir = out_dir
     return cfg
+
+
+def compose_cfg(model: str, steps: int, out_dir: str, extra: list[str]):
+    return compose_run(out_dir, [f"model={model}", f"trainer.max_steps={steps}", "trainer.max_epochs=1",
+                                 "trainer.limit_val_batches=0", "trainer.num_sanity_val_steps=0", *extra])
 
 
 @dataclass
