@@ -37,6 +37,7 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
+from fishbear.cli import user_errors_exit
 from fishbear.errors import ConfigError
 from fishbear.io import atomic_write_text
 
@@ -122,6 +123,7 @@ class OptunaSearch(Sweeper):
         self.launcher = Plugins.instance().instantiate_launcher(
             hydra_context=hydra_context, task_function=task_function, config=config)
 
+    @user_errors_exit  # a bad search space or a mismatched study: one line and status 2, as in a run
     def sweep(self, arguments: list[str]) -> list[Any]:
         import optuna
 

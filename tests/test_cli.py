@@ -171,6 +171,9 @@ BAD_INPUT = [
     (["trainer.max_epochs=abc"], r"error: trainer.max_epochs='abc' has the wrong type: Trainer expects Optional\[int\]"),
     (["data=folder", "data.root=/no/such/folder"], r"error: Data folder /no/such/folder does not exist"),
     (["hydra.run.dir=a-file/run"], r"error: cannot create the run folder .*a-file/run: .*a-file is a file, not a folder"),
+    # a search over something Optuna cannot sample: the sweeper's error, before any trial
+    (["-m", "hparams_search=shapes_optuna", "model.dropout=glob(*)"],
+     r"error: cannot search over 'model.dropout=glob\(\*\)': use interval\(a, b\)"),
     # a class folder with an image that does not decode: named, and exit status 2
     (["data=folder", "data.root=corrupt", "model=mlp", "data.image_size=16", "data.batch_size=4", "data.num_workers=1",
       "trainer.max_epochs=1"], r"error: Image file .*b/3\.png \(\w+ split\) cannot be read as an image"),
