@@ -12,8 +12,6 @@ trains on it directly.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -23,65 +21,53 @@ from fishbear.cli import compose_cli, user_errors_exit
 from fishbear.data.boxes import Boxes, image_size
 from fishbear.data.catalog import Catalog
 from fishbear.errors import ConfigError, DataError
+from fishbear.outputs import OutputFiles, refuse_stem_clashes
 
 USAGE = ("python -m fishbear.convert src=PATH src_format=voc|coco|yolo|cvat|via|vott_csv|vott_json|cntk dst=PATH "
-         "dst_format=voc|coco|yolo [reader.<option>=...] [images=copy|link]")
+         "dst_format=voc|coco|yolo [reader.<option>=...] [images=copy|link] [overwrite=false]")
 FORMATS = ("voc", "coco", "yolo")
 
 
-def _place(image: Path, target: Path, how: str) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.exists():
-        raise DataError(f"{target} exists already: two source images share the name {image.name}, or dst is not "
-                        "empty. Convert into an empty folder.")
-    if how == "link":
-        try:
-            os.link(image, target)
-            return
-        except OSError:
-            pass
-    shutil.copy2(image, target)
+def _placed(catalog: Catalog, folder: str, files: OutputFiles, link: bool, dst: Path) -> list[tuple[Path, Path]]:
+    """Every sample's image copied (or hard-linked) to ``dst/folder/<name>``: ``(source, placed)``.
+    Two images of one name, or of one stem (their label files would be one), are refused first."""
+    samples = catalog.splits["train"]
+    refuse_stem_clashes(((s.image.name, s.image) for s in samples), "images of the name")
+    refuse_stem_clashes(((s.image.stem, s.image) for s in samples), "label files of the stem")
+    return [(s.image, files.place_file(s.image, dst / folder / s.image.name, link)) for s in samples]
 
 
-def write_voc(catalog: Catalog, dst: Path, images: str) -> None:
+def write_voc(catalog: Catalog, dst: Path, files: OutputFiles, link: bool) -> None:
     from fishbear.data.readers_voc import voc_xml
-    from fishbear.io import atomic_write_text
 
-    for sample in catalog.splits["train"]:
+    for sample, (_, placed) in zip(catalog.splits["train"], _placed(catalog, "JPEGImages", files, link, dst)):
         boxes: Boxes = sample.target
-        _place(sample.image, dst / "JPEGImages" / sample.image.name, images)
-        width, height = image_size(sample.image)
+        width, height = image_size(placed)
         objects = [(label, tuple(float(v) for v in box)) for box, label in zip(boxes.xyxy, boxes.labels)]
-        atomic_write_text(dst / "Annotations" / f"{sample.image.stem}.xml", voc_xml(sample.image.name, width, height, objects))
+        files.write_text(dst / "Annotations" / f"{placed.stem}.xml", voc_xml(placed.name, width, height, objects))
 
 
-def write_coco(catalog: Catalog, dst: Path, images: str) -> None:
+def write_coco(catalog: Catalog, dst: Path, files: OutputFiles, link: bool) -> None:
     from fishbear.data.readers_coco import coco_instances
-    from fishbear.io import atomic_write_text
 
-    entries = []
-    for sample in catalog.splits["train"]:
-        target = dst / "train2017" / sample.image.name
-        _place(sample.image, target, images)
-        entries.append((target, sample.target))
+    placed = _placed(catalog, "train2017", files, link, dst)
+    entries = [(target, sample.target) for sample, (_, target) in zip(catalog.splits["train"], placed)]
     data = coco_instances(entries, list(catalog.classes), dst / "train2017")
-    atomic_write_text(dst / "annotations" / "instances_train2017.json", json.dumps(data))
+    files.write_text(dst / "annotations" / "instances_train2017.json", json.dumps(data))
 
 
-def write_yolo(catalog: Catalog, dst: Path, images: str) -> None:
+def write_yolo(catalog: Catalog, dst: Path, files: OutputFiles, link: bool) -> None:
     import yaml
 
     from fishbear.data.readers_yolo import yolo_lines
-    from fishbear.io import atomic_write_text
 
     classes = list(catalog.classes)
-    for sample in catalog.splits["train"]:
-        _place(sample.image, dst / "images" / "train" / sample.image.name, images)
+    for sample, (_, placed) in zip(catalog.splits["train"], _placed(catalog, "images/train", files, link, dst)):
         if len(sample.target):  # no label file: no objects, YOLO's convention for negatives
-            width, height = image_size(sample.image)
-            atomic_write_text(dst / "labels" / "train" / f"{sample.image.stem}.txt",
-                              yolo_lines(sample.target, classes, width, height))
-    atomic_write_text(dst / "data.yaml", yaml.safe_dump(
+            width, height = image_size(placed)
+            files.write_text(dst / "labels" / "train" / f"{placed.stem}.txt",
+                             yolo_lines(sample.target, classes, width, height))
+    files.write_text(dst / "data.yaml", yaml.safe_dump(
         {"path": ".", "train": "images/train", "val": "images/train", "names": dict(enumerate(classes))}, sort_keys=False))
 
 
@@ -106,15 +92,23 @@ def convert(cfg: DictConfig) -> Path:
         raise ConfigError(f"images={cfg.images}: use copy or link.")
     src, dst = Path(str(cfg.src)), Path(str(cfg.dst))
     if not src.is_dir():
-        raise DataError(f"src={src} is not a folder.")
-    if dst.exists() and any(dst.iterdir()):
-        raise DataError(f"dst={dst} is not empty; convert into a new or empty folder.")
+        raise DataError(f"src={src} " + ("is a file" if src.exists() else "does not exist")
+                        + "; give the folder of the dataset to convert.")
+    outputs = OutputFiles(bool(cfg.overwrite), way_out="another dst=")
+    outputs.check_folder(dst)  # dst may hold only fishbear's own earlier output: checked before reading
+    if dst.resolve() == src.resolve() or src.resolve() in dst.resolve().parents:
+        raise DataError(f"dst={dst} is inside src={src}; convert into a folder of its own.")
     catalog = instantiate(cfg.reader, "reader")(src)  # every conf/data/reader config reads boxes
-    WRITERS[str(cfg.dst_format)](catalog, dst, str(cfg.images))
     samples = catalog.splits["train"]
+    if not sum(len(s.target) for s in samples):
+        raise DataError(f"{src} ({cfg.src_format}): the reader found {len(samples)} image(s) but no box at all; "
+                        "nothing was written. Check the reader's settings (reader.<key>=...) or the label files.")
+    with outputs:
+        WRITERS[str(cfg.dst_format)](catalog, dst, outputs, str(cfg.images) == "link")
     print(f"{len(samples)} images, {sum(len(s.target) for s in samples)} boxes of {len(catalog.classes)} classes "
           f"({sum(1 for s in samples if not len(s.target))} without boxes) from {src} ({cfg.src_format}) written to "
-          f"{dst} ({cfg.dst_format}). Train on it: data=boxes data/reader={cfg.dst_format} data.root={dst}")
+          f"{dst} ({cfg.dst_format}){outputs.note()}. Train on it: data=boxes data/reader={cfg.dst_format} "
+          f"data.root={dst}")
     return dst
 
 

@@ -12,6 +12,10 @@ A sorted video also gets ``events.csv``: one row per visit of the target class (
 the per-frame scores smoothed over ``events.smooth`` frames (``fishbear.events``), and
 ``events.png``, the visits' peak frames (with a detector's boxes). The review marks come from the
 smoothed scores: weak evidence either way, or smoothed evidence against the frame's own call.
+
+``out`` may hold the user's own files: a frame, CSV or picture there that fishbear did not write
+(:mod:`fishbear.outputs`) stops the command before the video is read; its own earlier frames are
+written again. ``overwrite=true`` replaces any.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from omegaconf import DictConfig
@@ -31,7 +36,9 @@ from fishbear.errors import DataError
 from fishbear.events import contact_sheet, events_csv, find_events, smooth
 
 USAGE = ("python -m fishbear.frames video=VIDEO out=DIR [every=1] [sort_with=CKPT] [score=0.5] [review_below=0.8] "
-         "[enhance=true] [device=cpu] [batch_size=32] [quality=95]")
+         "[enhance=true] [device=cpu] [batch_size=32] [quality=95] [overwrite=false]")
+# what frames writes into out (and so what an existing file there is checked against)
+WRITTEN = ("frames.csv", "events.csv", "events.png")
 
 
 def folder_name(label: str) -> str:
@@ -42,12 +49,16 @@ def folder_name(label: str) -> str:
     return name
 
 
-def _save_jpeg(image, path: Path, quality: int) -> None:
+def _jpeg(image: np.ndarray, quality: int) -> bytes:
     from PIL import Image
 
-    from fishbear.io import atomic_write
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
 
-    atomic_write(path, lambda handle: Image.fromarray(image).save(handle, format="JPEG", quality=quality))
+
+def _ours_to_write(path: Path) -> bool:
+    return path.name in WRITTEN or (path.name.startswith("frame_") and path.suffix == ".jpg")
 
 
 @user_errors_exit
@@ -61,10 +72,17 @@ def cut(args: DictConfig) -> Path:
     """Cut (and sort) ``args.video`` into ``args.out``; returns the path of ``frames.csv``."""
     from tqdm.auto import tqdm
 
-    from fishbear.io import atomic_write_text
-    from fishbear.video import Frame, enhance, frame_count, read_frames
+    from fishbear.outputs import OutputFiles
+    from fishbear.video import Frame, enhance, frame_count, is_video_file, read_frames
 
     video, out = Path(str(args.video)), Path(str(args.out))
+    if not video.is_file():
+        raise DataError(f"video={video} " + ("is a folder" if video.is_dir() else "does not exist")
+                        + "; give a video file (mp4, avi, mov, ... anything FFmpeg reads).")
+    if not is_video_file(video):
+        raise DataError(f"video={video} is not a video file by its suffix; give an mp4, avi, mov, mkv ... file.")
+    outputs = OutputFiles(bool(args.overwrite), way_out="another out=")
+    outputs.check_folder(out, _ours_to_write)  # before the video is read: a clash costs nothing
     total = frame_count(video)
     wanted = None if total is None else (total + args.every - 1) // args.every
     width = max(6, len(str(total or 0)))
@@ -112,7 +130,7 @@ def cut(args: DictConfig) -> Path:
             extra = predictor.kind.frame_columns(result)  # detection: the frame's boxes
             extra_columns = list(extra)
             row += list(extra.values())
-        _save_jpeg(frame.image, out / relative, args.quality)
+        outputs.write_bytes(out / relative, _jpeg(frame.image, args.quality))
         rows.append(row[:2] + [relative.as_posix()] + row[2:])
     if not rows:
         raise DataError(f"{video} yielded no frames.")
@@ -139,8 +157,8 @@ def cut(args: DictConfig) -> Path:
         header += ["class", "confidence", f"score_{target}", f"smoothed_{target}", "review", *extra_columns]
         events = find_events([int(r[0]) for r in rows], [float(r[1]) for r in rows], smoothed,
                              args.events.threshold, args.events.min_frames)
-        atomic_write_text(out / "events.csv", events_csv(events))
-        sheet = _write_contact_sheet(events, rows, found_boxes, out, str(target))
+        outputs.write_text(out / "events.csv", events_csv(events))
+        sheet = _write_contact_sheet(events, rows, found_boxes, out, str(target), outputs)
         note = (f"Sorted by {args.sort_with}: {spread}. {review} frames marked review=yes in the CSV (smoothed "
                 f"{target} score over {args.events.smooth} frames weak, or against the frame's own call). "
                 f"{len(events)} {target} visit(s) in {out / 'events.csv'}" + (f", peak frames in {sheet}" if sheet else "") + ".")
@@ -148,29 +166,29 @@ def cut(args: DictConfig) -> Path:
     writer = csv.writer(buffer)
     writer.writerow(header)
     writer.writerows(rows)
-    table = atomic_write_text(out / "frames.csv", buffer.getvalue())
-    print(f"{len(rows)} frames of {video} written to {out}; frame numbers and times in {table}")
+    table = outputs.write_text(out / "frames.csv", buffer.getvalue())
+    outputs.close()
+    print(f"{len(rows)} frames of {video} written to {out}; frame numbers and times in {table}{outputs.note()}")
     if note:
         print(note)
     return table
 
 
 def _write_contact_sheet(events: list, rows: list[list[str]], boxes: dict[int, list[dict]], out: Path,
-                         target: str) -> Path | None:
+                         target: str, outputs: Any) -> Path | None:
     """``events.png``: each visit's peak frame, read back from the frames written."""
     if not events:
         return None
     from PIL import Image
 
-    from fishbear.plots import save_figure
+    from fishbear.plots import figure_png
 
     files = {int(row[0]): out / row[2] for row in rows}
     images = {}
     for event in events[:24]:
         with Image.open(files[event.peak_frame]) as image:
             images[event.peak_frame] = np.asarray(image.convert("RGB"))
-    save_figure(contact_sheet(events, images, boxes, target), str(out / "events.png"))
-    return out / "events.png"
+    return outputs.write_bytes(out / "events.png", figure_png(contact_sheet(events, images, boxes, target)))
 
 
 if __name__ == "__main__":

@@ -143,13 +143,19 @@ def pairs_figure(pairs: list[dict[str, Any]]) -> Figure:
                       title="Closest images across splits (perceptual hash)")
 
 
-def save_figure(fig: Figure, path: str) -> None:
-    """Save a PNG atomically and release the figure."""
+def figure_png(fig: Figure) -> bytes:
+    """A figure as PNG bytes; the figure is released."""
     import io
-
-    from fishbear.io import atomic_write
 
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
-    atomic_write(path, lambda handle: handle.write(buffer.getvalue()))
     plt.close(fig)
+    return buffer.getvalue()
+
+
+def save_figure(fig: Figure, path: str) -> None:
+    """Save a PNG atomically and release the figure."""
+    from fishbear.io import atomic_write
+
+    data = figure_png(fig)
+    atomic_write(path, lambda handle: handle.write(data))

@@ -12,6 +12,12 @@ boxes gets one row with empty cells), and into ``boxes`` (default ``predicted_bo
 input) the image with its boxes drawn (``<stem>.boxes.jpg``) and a Pascal VOC file
 (``<stem>.xml``) that annotation tools (LabelImg, CVAT) load for correction; a video's frames are
 saved there too, so the XML has its image. For a video, ``every=N`` reads every N-th frame.
+
+Nothing the user wrote is replaced (:mod:`fishbear.outputs`): a CSV, mask or label file that
+fishbear did not write, or that was changed since (a VOC file corrected in LabelImg), stops the
+command before any prediction, naming the file; ``overwrite=true`` replaces such files. Files of
+images in sub-folders keep their folder (``cam1/img.xml``), so two images of one name never share
+a label file.
 """
 
 from __future__ import annotations
@@ -27,12 +33,13 @@ from fishbear.cli import check_ranges, compose_cli, user_errors_exit
 from fishbear.data.images import image_problem, is_image_file
 from fishbear.errors import ConfigError, DataError
 from fishbear.inference import Predictor
-from fishbear.io import atomic_write_text
 from fishbear.kinds.base import OutputWriter
+from fishbear.outputs import OutputClash, OutputFiles, refuse_stem_clashes
 from fishbear.video import is_video_file, read_frames
 
 USAGE = ("python -m fishbear.predict ckpt=PATH input=IMAGE|FOLDER|VIDEO [output=CSV] [device=cpu|cuda] "
-         "[batch_size=32] [every=1] [masks=DIR] [boxes=DIR] [score=0.5] [on_bad_image=skip|error]")
+         "[batch_size=32] [every=1] [masks=DIR] [boxes=DIR] [format=voc|coco|yolo] [score=0.5] "
+         "[on_bad_image=skip|error] [overwrite=false]")
 
 
 def _checked(cfg: DictConfig) -> DictConfig:
@@ -57,31 +64,61 @@ def main(argv: list[str] | None = None) -> Path:
 def predict(cfg: DictConfig) -> Path:
     """Predict for ``cfg.input`` and write the CSV (and the kind's files); returns the CSV's path."""
     source = Path(str(cfg.input))
+    if not source.exists():
+        raise DataError(f"input={source} does not exist; give an image, a folder of images or a video.")
     if source.is_file() and is_video_file(source):
         return _predict_video(source, cfg)
     if source.is_dir():
         files = sorted(p for p in source.rglob("*") if p.is_file() and is_image_file(p))
         default_out = source / "predictions.csv"
     elif source.is_file():
+        if not is_image_file(source):
+            raise DataError(f"input={source} is neither an image nor a video file (by its suffix); give an image, "
+                            "a folder of images or a video.")
         files, default_out = [source], source.with_suffix(".predictions.csv")
     else:
         raise DataError(f"input={source} is neither an image or video file nor a folder.")
     if not files:
         raise DataError(f"{source} holds no image files.")
-    if cfg.on_bad_image == "skip":
-        files = _readable(files)
+    outputs = OutputFiles(bool(cfg.overwrite), way_out="another output=, masks= or boxes=")
+    output = _csv_path(cfg, default_out, outputs)
     predictor = _predictor(cfg)
-    writer = output_writer(predictor, cfg, source if source.is_dir() else source.parent, "predicted")
+    base = source if source.is_dir() else source.parent
+    writer = output_writer(predictor, cfg, base, "predicted", outputs)
     if writer is not None:  # not last run's pictures
         files = [p for p in files if writer.folder.resolve() not in p.resolve().parents]
+        refuse_stem_clashes(((_key(p, base), p) for p in files), "label files of the key")
+    if cfg.on_bad_image == "skip":
+        files = _readable(files)
     rows = []
-    for path, result in predictor.predict_files(files, cfg.batch_size):
-        print(f"{path}\t{result['summary']}")
-        extra = writer.write(result, path.stem, path) if writer is not None else {}
-        rows += [{"file": str(path), **extra, **cells} for cells in result.get("rows", [result["columns"]])]
-    output = Path(cfg.output) if cfg.output else default_out
-    _write_csv(output, rows)
-    print(f"Predictions for {len(files)} images: {output}" + (writer.note() if writer is not None else ""))
+    with outputs:
+        for path, result in predictor.predict_files(files, cfg.batch_size):
+            print(f"{path}\t{result['summary']}")
+            extra = writer.write(result, _key(path, base), path) if writer is not None else {}
+            rows += [{"file": str(path), **extra, **cells} for cells in result.get("rows", [result["columns"]])]
+        _write_csv(output, rows, outputs)
+        print(f"Predictions for {len(files)} images: {output}" + (writer.note() if writer is not None else "")
+              + outputs.note())
+    return output
+
+
+def _key(path: Path, base: Path) -> str:
+    """What names an image's output files: its path under the input folder, without suffix."""
+    try:
+        relative = path.relative_to(base)
+    except ValueError:
+        relative = Path(path.name)
+    return relative.with_suffix("").as_posix()
+
+
+def _csv_path(cfg: DictConfig, default: Path, outputs: OutputFiles) -> Path:
+    """The CSV to write, checked before any work: a ``.csv`` file that is not the user's."""
+    output = Path(str(cfg.output)) if cfg.output else default
+    if output.is_dir():
+        raise OutputClash(f"output={output} is a folder; give the CSV file to write (e.g. output={output / 'predictions.csv'}).")
+    if output.suffix.lower() != ".csv":
+        raise OutputClash(f"output={output}: the predictions are CSV; give a path ending in .csv.")
+    outputs.check(output)
     return output
 
 
@@ -98,41 +135,47 @@ def _readable(files: list[Path]) -> list[Path]:
     return kept
 
 
-def output_writer(predictor: Predictor, cfg: DictConfig, beside: Path, prefix: str) -> OutputWriter | None:
+def output_writer(predictor: Predictor, cfg: DictConfig, beside: Path, prefix: str,
+                  outputs: OutputFiles) -> OutputWriter | None:
     """What the kind writes beside the CSV (masks, drawn boxes and VOC XML), into the folder the
-    command line names for it (``masks=``, ``boxes=``) or ``<prefix>_<masks|boxes>/`` beside the input."""
+    command line names for it (``masks=``, ``boxes=``) or ``<prefix>_<masks|boxes>/`` beside the
+    input; its existing files are checked against the output policy before any work."""
     name = predictor.kind.written_files
     if name is None:
         return None
     folder = Path(cfg[name]) if cfg[name] else beside / f"{prefix}_{name}"
-    return predictor.kind.output_writer({**predictor.meta, "box_format": cfg.format}, folder)
+    outputs.check_folder(folder)
+    return predictor.kind.output_writer({**predictor.meta, "box_format": cfg.format}, folder, outputs)
 
 
-def _write_csv(path: Path, rows: list[dict[str, str]]) -> None:
+def _write_csv(path: Path, rows: list[dict[str, str]], outputs: OutputFiles) -> None:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
     writer.writeheader()
     writer.writerows(rows)
-    atomic_write_text(path, buffer.getvalue())
+    outputs.write_text(path, buffer.getvalue())
 
 
 def _predict_video(video: Path, cfg: DictConfig) -> Path:
+    outputs = OutputFiles(bool(cfg.overwrite), way_out="another output=, masks= or boxes=")
+    output = _csv_path(cfg, video.with_suffix(".predictions.csv"), outputs)
     predictor = _predictor(cfg)
-    writer = output_writer(predictor, cfg, video.parent, video.stem)
+    writer = output_writer(predictor, cfg, video.parent, video.stem, outputs)
     frames = ((frame, frame.image) for frame in read_frames(video, cfg.every))
     rows = []
     seen = 0
-    for frame, result in predictor.predict_stream(frames, cfg.batch_size):
-        print(f"{video.name}@{frame.time:.3f}s\tframe {frame.index}\t{result['summary']}")
-        extra = writer.write(result, f"frame_{frame.index:06d}", frame.image) if writer is not None else {}
-        rows += [{"frame": str(frame.index), "time": f"{frame.time:.3f}", **extra, **cells}
-                 for cells in result.get("rows", [result["columns"]])]
-        seen += 1
-    if not rows:
-        raise DataError(f"{video} yielded no frames.")
-    output = Path(cfg.output) if cfg.output else video.with_suffix(".predictions.csv")
-    _write_csv(output, rows)
-    print(f"Predictions for {seen} frames of {video}: {output}" + (writer.note() if writer is not None else ""))
+    with outputs:
+        for frame, result in predictor.predict_stream(frames, cfg.batch_size):
+            print(f"{video.name}@{frame.time:.3f}s\tframe {frame.index}\t{result['summary']}")
+            extra = writer.write(result, f"frame_{frame.index:06d}", frame.image) if writer is not None else {}
+            rows += [{"frame": str(frame.index), "time": f"{frame.time:.3f}", **extra, **cells}
+                     for cells in result.get("rows", [result["columns"]])]
+            seen += 1
+        if not rows:
+            raise DataError(f"{video} yielded no frames.")
+        _write_csv(output, rows, outputs)
+        print(f"Predictions for {seen} frames of {video}: {output}" + (writer.note() if writer is not None else "")
+              + outputs.note())
     return output
 
 

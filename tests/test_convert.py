@@ -123,7 +123,7 @@ def test_convert_errors_are_one_line(tmp_path, capsys):
     (tmp_path / "dst" / "x").write_text("")
     with pytest.raises(SystemExit) as stop:
         convert([f"src={tmp_path}", "src_format=voc", f"dst={tmp_path / 'dst'}", "dst_format=voc"])
-    assert stop.value.code == 2 and "is not empty" in capsys.readouterr().err
+    assert stop.value.code == 2 and "exists and was not written by fishbear" in capsys.readouterr().err
     with pytest.raises(SystemExit) as stop:
         convert([f"src={tmp_path}", "src_format=voc", f"dst={tmp_path / 'new'}", "dst_format=tfrecord"])
     assert stop.value.code == 2 and "fishbear writes voc, coco, yolo" in capsys.readouterr().err

@@ -82,6 +82,11 @@ def fit_to_image(boxes: Boxes, width: int, height: int, source: str, on_outside:
     if not len(boxes):
         return boxes
     xyxy = boxes.xyxy.copy()
+    finite = np.isfinite(xyxy).all(axis=1)
+    if not finite.all():  # NaN or inf: never a box, and dropping it "without area" would hide the broken file
+        i = int(np.flatnonzero(~finite)[0])
+        raise DataError(f"{source}: box {xyxy[i].tolist()} ({boxes.labels[i]}) has a coordinate that is not a finite "
+                        "number; fix the label file (or export it again).")
     swapped = (xyxy[:, 2] < xyxy[:, 0]) | (xyxy[:, 3] < xyxy[:, 1])
     if swapped.any() and on_swapped == "reject":
         i = int(np.flatnonzero(swapped)[0])
@@ -129,24 +134,3 @@ def box_catalog(entries: list[tuple[Path, Boxes]], on_outside: str = "clip", kee
                     "and were clipped; %d left without area were dropped; %d difficult box(es) dropped", source,
                     stats.swapped, stats.clipped, stats.degenerate, stats.difficult_dropped)
     return Catalog(splits={split: samples}, classes=classes, kind="detect"), stats
-
-
-def find_image(folder: Path, name: str, extensions: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp")) -> Path | None:
-    """``name`` as given, or with an image extension added (VOC's ``<filename>`` often has none)."""
-    direct = folder / name
-    if direct.is_file():
-        return direct
-    for ext in extensions:
-        for candidate in (folder / f"{name}{ext}", folder / f"{name}{ext.upper()}"):
-            if candidate.is_file():
-                return candidate
-    return None
-
-
-def named_image(folder: Path, name: str, source: Path | str) -> Path:
-    """The image a label file names (as given, with an image extension added, or by its bare file
-    name when the export kept another machine's folders), or one error naming both."""
-    image = find_image(folder, name) or find_image(folder, Path(name).name)
-    if image is None:
-        raise DataError(f"{source} names image {name!r}, which is not in {folder}; set data.reader.images.")
-    return image

@@ -1,14 +1,21 @@
 """Shared parsing for label files: CSV rows with line numbers, and image names resolved to files.
 
-Every label-file reader (tags, points, codes) reports problems the same way: the file, the line,
-what was found and what to do, so no reader grows its own half-checked parser.
+Every label-file reader (tags, points, codes, boxes) reports problems the same way: the file, the
+line, what was found and what to do, so no reader grows its own half-checked parser.
+
+**Containment.** An image name read from a label file names a file inside the dataset: a COCO
+``file_name`` of ``../../x.jpg``, an absolute path, or a link inside the folder that points out
+is refused (:func:`check_inside`), so a label file someone shares cannot make a run read, or
+``convert`` copy, any image on the machine. ``allow_outside=true`` in a reader's settings opts
+out, for images kept elsewhere on purpose. Files a user puts in a folder tree themselves
+(ImageFolder, symlinks included) are not names from a label file and stay readable as they are.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -68,6 +75,70 @@ def read_csv_rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, 
             raise DataError(f"{path}, line {reader.line_num}: not valid CSV ({err}).") from None
 
 
+OUTSIDE_FIX = ("set allow_outside=true in the reader's settings (data.reader.allow_outside=true; for convert, "
+               "reader.allow_outside=true) to read images kept elsewhere on purpose")
+
+
+def is_inside(path: Path, bases: Iterable[Path]) -> bool:
+    """Whether ``path``, links followed, lies in one of the ``bases`` folders (links followed too)."""
+    resolved = Path(path).resolve()
+    for base in bases:
+        base = Path(base).resolve()
+        if resolved == base or base in resolved.parents:
+            return True
+    return False
+
+
+def check_inside(path: Path, bases: tuple[Path, ...], label_file: Path | str, entry: str,
+                 allow_outside: bool = False) -> Path:
+    """``path`` when it lies inside the dataset (``bases``: its root and image folder) or
+    ``allow_outside``; otherwise one :class:`DataError` naming the label file, the entry and the fix."""
+    if allow_outside or is_inside(path, bases):
+        return path
+    raise DataError(f"{label_file}: {entry} names an image at {Path(path).resolve()}, outside the dataset folder "
+                    f"{bases[0]}: a label file may only name images inside its dataset. Move the image into "
+                    f"{bases[-1]}, or {OUTSIDE_FIX}.")
+
+
+def find_image(folder: Path, name: str, extensions: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp")) -> Path | None:
+    """``name`` as given, or with an image extension added (VOC's ``<filename>`` often has none)."""
+    direct = folder / name
+    if direct.is_file():
+        return direct
+    for ext in extensions:
+        for candidate in (folder / f"{name}{ext}", folder / f"{name}{ext.upper()}"):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def locate_image(folder: Path, name: str, label_file: Path | str, root: Path, entry: str,
+                 allow_outside: bool = False, fallbacks: tuple[str, ...] = ()) -> Path | None:
+    """The image a label file names: ``name`` under ``folder`` (with an image extension added
+    when it has none), else its bare file name there (an export that kept another machine's
+    folders), else each of ``fallbacks``; None when none exists. A name that reaches outside the
+    dataset (``root`` and ``folder``) is refused (:func:`check_inside`), never read."""
+    bases = (Path(root), Path(folder))
+    found = find_image(folder, name)
+    if found is not None:
+        return check_inside(found, bases, label_file, f"{entry} {name!r}", allow_outside)
+    for other in (Path(name).name, *fallbacks):
+        found = find_image(folder, other) if other and other != name else None
+        if found is not None:
+            return check_inside(found, bases, label_file, f"{entry} {name!r}", allow_outside)
+    return None
+
+
+def named_image(folder: Path, name: str, label_file: Path | str, root: Path, entry: str,
+                allow_outside: bool = False) -> Path:
+    """:func:`locate_image`, or one error naming the label file, the entry and the folder."""
+    image = locate_image(folder, name, label_file, root, entry, allow_outside)
+    if image is None:
+        raise DataError(f"{label_file}: {entry} names image {name!r}, which is not in {folder}; add it, or set "
+                        "data.reader.images to the folder holding it.")
+    return image
+
+
 def image_lookup(folder: Path, extension: str) -> dict[str, Path]:
     """Image files of ``folder`` by name, with and without extension: CSVs name images either
     way (Planet's ``train_0`` for ``train-jpg/train_0.jpg``)."""
@@ -83,8 +154,9 @@ def image_lookup(folder: Path, extension: str) -> dict[str, Path]:
 
 
 def resolve_images(names: list[tuple[int, str]], lookup: dict[str, Path], label_file: Path, folder: Path,
-                   extension: str) -> list[Path]:
-    """Files for ``(line, name)`` pairs; unknown names are one error listing the first few."""
+                   extension: str, root: Path | None = None, allow_outside: bool = False) -> list[Path]:
+    """Files for ``(line, name)`` pairs; unknown names are one error listing the first few, and a
+    file that is a link out of the dataset (``root`` and ``folder``) is refused."""
     unknown = [(line, name) for line, name in names if name not in lookup]
     if unknown:
         shown = ", ".join(f"line {line}: {name!r}" for line, name in unknown[:5])
@@ -93,7 +165,9 @@ def resolve_images(names: list[tuple[int, str]], lookup: dict[str, Path], label_
             f"'<name>' and '<name>{extension}'. Put the images there, set data.reader.folder / "
             "data.reader.extension, or remove those rows."
         )
-    return [lookup[name] for _, name in names]
+    bases = (Path(root if root is not None else folder), Path(folder))
+    return [check_inside(lookup[name], bases, label_file, f"line {line}: {name!r}", allow_outside)
+            for line, name in names]
 
 
 def read_codes(path: Path) -> list[str]:

@@ -25,16 +25,19 @@ import numpy as np
 
 from fishbear.data.boxes import Boxes, box_catalog, image_size
 from fishbear.data.catalog import Catalog
-from fishbear.data.label_files import read_label_text, structure_of
+from fishbear.data.label_files import locate_image, read_label_text, structure_of
 from fishbear.errors import DataError
 
 log = logging.getLogger(__name__)
 
 
 def read_coco(path: Path, images: Path, categories: list[str] | None = None, crowd: str = "drop",
-              exclude: list[str] | None = None) -> list[tuple[Path, Boxes]]:
+              exclude: list[str] | None = None, root: Path | None = None,
+              allow_outside: bool = False) -> list[tuple[Path, Boxes]]:
     """``(image, boxes)`` per image listed in the JSON (every one, annotated or not); boxes of the
-    ``categories`` named (all when None). ``exclude``: images holding any of these classes are left out."""
+    ``categories`` named (all when None). ``exclude``: images holding any of these classes are left
+    out. A ``file_name`` outside the dataset (``root``, ``images``) is refused unless ``allow_outside``;
+    an image id or file name listed twice is refused (one image's boxes would go to the other)."""
     if crowd not in ("drop", "keep"):
         raise DataError(f"data.reader.crowd={crowd!r}: use drop or keep.")
     try:
@@ -45,6 +48,17 @@ def read_coco(path: Path, images: Path, categories: list[str] | None = None, cro
         names = {int(c["id"]): str(c["name"]) for c in data["categories"]}
         listed = [(int(i["id"]), str(i["file_name"])) for i in data["images"]]
         annotations = data.get("annotations", [])
+    seen_ids: dict[int, int] = {}
+    seen_names: dict[str, int] = {}
+    for number, (image_id, file_name) in enumerate(listed):
+        if image_id in seen_ids:
+            raise DataError(f"{path}: images[{number}] ({file_name!r}) has id {image_id}, which images[{seen_ids[image_id]}] "
+                            "already has: every image needs an id of its own (annotations are matched by it). Fix or "
+                            "re-export the file.")
+        if file_name in seen_names:
+            raise DataError(f"{path}: images[{number}] lists file_name {file_name!r} again (first at images["
+                            f"{seen_names[file_name]}]); list each image once.")
+        seen_ids[image_id], seen_names[file_name] = number, number
     unknown = sorted(set(categories or ()) - set(names.values()))
     if unknown:
         raise DataError(f"data.reader.categories names {', '.join(unknown)}, which {path} does not define "
@@ -73,11 +87,12 @@ def read_coco(path: Path, images: Path, categories: list[str] | None = None, cro
         log.info("%s: %d crowd annotation(s) left out (data.reader.crowd=drop; COCO's evaluation ignores them)",
                  path, crowds)
     entries = []
-    for image_id, file_name in listed:
+    for number, (image_id, file_name) in enumerate(listed):
         if exclude and present[image_id] & set(exclude):
             continue
-        image = images / file_name
-        if not image.is_file():
+        image = locate_image(images, file_name, path, root if root is not None else images, f"images[{number}]",
+                             allow_outside)
+        if image is None:
             raise DataError(f"{path} lists image '{file_name}', which is not in {images}; add it or set "
                             "data.reader.images to the folder holding it.")
         entries.append((image, Boxes.of(rows[image_id])))
@@ -96,6 +111,7 @@ class CocoReader:
     exclude: list[str] = field(default_factory=list)
     on_outside: str = "clip"
     on_swapped: str = "fix"
+    allow_outside: bool = False
 
     def __call__(self, root: Path) -> Catalog:
         root = Path(root)
@@ -103,18 +119,22 @@ class CocoReader:
         if not path.is_file():
             raise DataError(f"No COCO instances file at {path}; set data.reader.json (relative to data.root).")
         entries = read_coco(path, root / self.images, list(self.categories) if self.categories else None, self.crowd,
-                            list(self.exclude))
+                            list(self.exclude), root, self.allow_outside)
         return box_catalog(entries, self.on_outside, source=str(path), on_swapped=self.on_swapped)[0]
 
 
-def coco_instances(entries: list[tuple[Path, Boxes]], classes: list[str], image_root: Path | None = None) -> dict[str, Any]:
+def coco_instances(entries: list[tuple[Path, Boxes]], classes: list[str], image_root: Path | None = None,
+                   names: list[str] | None = None) -> dict[str, Any]:
     """A COCO instances JSON of ``(image, boxes)`` pairs: ids from 1, categories in ``classes``
-    order, ``file_name`` relative to ``image_root`` (the bare name when None)."""
+    order, ``file_name`` from ``names``, else relative to ``image_root`` (the bare name when None)."""
     category = {name: i for i, name in enumerate(classes, start=1)}
     images, annotations = [], []
     for image_id, (image, boxes) in enumerate(entries, start=1):
         width, height = image_size(image)
-        name = image.relative_to(image_root).as_posix() if image_root is not None else image.name
+        if names is not None:
+            name = names[image_id - 1]
+        else:
+            name = image.relative_to(image_root).as_posix() if image_root is not None else image.name
         images.append({"id": image_id, "file_name": name, "width": width, "height": height})
         for (x0, y0, x1, y1), label in zip(np.asarray(boxes.xyxy, dtype=float).reshape(-1, 4), boxes.labels):
             w, h = x1 - x0, y1 - y0
@@ -161,6 +181,7 @@ class CocoNegativesReader:
     negative_ratio: float | None = None
     seed: int = 42
     test_per_class: int | None = None
+    allow_outside: bool = False
 
     def __call__(self, root: Path) -> Catalog:
         from fishbear.data.catalog import Sample
@@ -170,7 +191,7 @@ class CocoNegativesReader:
         path = root / self.json
         if not path.is_file():
             raise DataError(f"No COCO instances file at {path}; set data.reader.json (relative to data.root).")
-        every = read_coco(path, root / self.images, crowd="keep")
+        every = read_coco(path, root / self.images, crowd="keep", root=root, allow_outside=self.allow_outside)
         if self.positives is None:
             positives = [image for image, boxes in every if self.positive_category in boxes.labels]
         else:

@@ -10,8 +10,9 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-from fishbear.data.boxes import Boxes, box_catalog, named_image
+from fishbear.data.boxes import Boxes, box_catalog
 from fishbear.data.catalog import Catalog
+from fishbear.data.label_files import named_image
 from fishbear.errors import DataError
 
 
@@ -50,6 +51,7 @@ class CvatReader:
     images: str = "images"
     on_outside: str = "clip"
     on_swapped: str = "fix"
+    allow_outside: bool = False
 
     def __call__(self, root: Path) -> Catalog:
         root = Path(root)
@@ -74,7 +76,8 @@ class CvatReader:
                 if not label:
                     raise DataError(f"{where}: a <{shape.tag}> has no label.")
                 rows.append((*shape_box(shape, where), label, False))
-            entries.append((named_image(root / self.images, name, path), Boxes.of(rows)))
+            entries.append((named_image(root / self.images, name, path, root, f"<image id={image.get('id')!r}>",
+                                        self.allow_outside), Boxes.of(rows)))
         if not entries:
             raise DataError(f"{path} lists no <image>: is it a CVAT *video* export? Export as 'CVAT for images 1.1'.")
         return box_catalog(entries, self.on_outside, source=str(path), on_swapped=self.on_swapped)[0]

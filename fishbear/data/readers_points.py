@@ -39,6 +39,7 @@ class PointsCsvReader:
     extension: str = ".jpg"
     image_column: str = "image"
     names: list[str] | None = None
+    allow_outside: bool = False   # image names in the CSV may be links out of the dataset
 
     def __call__(self, root: Path) -> Catalog:
         root = Path(root)
@@ -51,11 +52,13 @@ class PointsCsvReader:
             except (KeyError, TypeError, ValueError):
                 raise DataError(f"{label_file}, line {line}: every x<i>,y<i> column must hold a number "
                                 f"(got {[row.get(k) for k in row if k != self.image_column]}).") from None
+            if not all(np.isfinite(values)):
+                raise DataError(f"{label_file}, line {line}: point coordinates must be finite numbers (got {values}).")
             rows.append((line, row[self.image_column].strip(), np.array(values, dtype=np.float32).reshape(-1, 2)))
         if not rows:
             raise DataError(f"{label_file} has a header but no rows.")
         files = resolve_images([(line, name) for line, name, _ in rows], image_lookup(folder, self.extension),
-                               label_file, folder, self.extension)
+                               label_file, folder, self.extension, root, self.allow_outside)
         for path, (line, _, points) in zip(files, rows):
             check_inside(path, points, f"{label_file}, line {line}")
         k = len(rows[0][2])

@@ -25,6 +25,7 @@ class TagCsvReader:
     image_column: str = "image_name"
     tags_column: str = "tags"
     delimiter: str = " "
+    allow_outside: bool = False   # image names in the CSV may be links out of the dataset
 
     def __call__(self, root: Path) -> Catalog:
         root = Path(root)
@@ -42,7 +43,7 @@ class TagCsvReader:
         if not rows:
             raise DataError(f"{label_file} has a header but no rows.")
         files = resolve_images([(line, name) for line, name, _ in rows], image_lookup(folder, self.extension),
-                               label_file, folder, self.extension)
+                               label_file, folder, self.extension, root, self.allow_outside)
         repeated = [(line, name) for line, name, tags in rows if len(set(tags)) < len(tags)]
         if repeated:  # Planet's real CSV: 73 rows list cultivation or blow_down twice
             log.warning("%s: %d row(s) list a tag twice (e.g. line %d, %s); each tag counts once.",

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fishbear.data.boxes import Boxes, box_catalog, find_image
+from fishbear.data.boxes import Boxes, box_catalog
 from fishbear.data.catalog import Catalog
-from fishbear.data.label_files import read_label_text, structure_of
+from fishbear.data.label_files import locate_image, read_label_text, structure_of
 from fishbear.errors import DataError
 
 
@@ -46,6 +46,7 @@ class ViaReader:
     default_label: str | None = None
     on_outside: str = "clip"
     on_swapped: str = "fix"
+    allow_outside: bool = False
 
     def __call__(self, root: Path) -> Catalog:
         root = Path(root)
@@ -64,7 +65,8 @@ class ViaReader:
             for key, entry in entries_json.items():
                 if not isinstance(entry, dict) or "filename" not in entry:
                     raise DataError(f"{path}: entry {key!r} has no 'filename'; is this a VIA region export?")
-                image = find_image(root / self.images, entry["filename"])
+                image = locate_image(root / self.images, str(entry["filename"]), path, root, f"entry {key!r}",
+                                     self.allow_outside)
                 if image is None:
                     raise DataError(f"{path}: image {entry['filename']!r} is not in {root / self.images}; "
                                     "set data.reader.images to the image folder.")

@@ -11,8 +11,9 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-from fishbear.data.boxes import Boxes, box_catalog, find_image
+from fishbear.data.boxes import Boxes, box_catalog
 from fishbear.data.catalog import Catalog
+from fishbear.data.label_files import locate_image
 from fishbear.errors import DataError
 
 
@@ -81,6 +82,7 @@ class VocReader:
     keep_difficult: bool = True
     on_outside: str = "clip"
     on_swapped: str = "fix"
+    allow_outside: bool = False
 
     def __call__(self, root: Path) -> Catalog:
         root = Path(root)
@@ -91,7 +93,7 @@ class VocReader:
         entries = []
         for path in files:
             filename, boxes = read_voc_file(path)
-            image = find_image(images, filename) or find_image(images, path.stem)
+            image = locate_image(images, filename, path, root, "<filename>", self.allow_outside, (path.stem,))
             if image is None:
                 raise DataError(f"{path} is for image '{filename}', which is not in {images}; add the image or "
                                 "remove the annotation file.")

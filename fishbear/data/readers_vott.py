@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fishbear.data.boxes import Boxes, box_catalog, find_image, image_size, named_image
+from fishbear.data.boxes import Boxes, box_catalog, image_size
 from fishbear.data.catalog import Catalog
-from fishbear.data.label_files import read_csv_rows, read_label_text, structure_of
+from fishbear.data.label_files import find_image, named_image, read_csv_rows, read_label_text, structure_of
 from fishbear.errors import DataError
 
 
@@ -32,18 +32,22 @@ class VottCsvReader:
     images: str = "."
     on_outside: str = "clip"
     on_swapped: str = "fix"
+    allow_outside: bool = False
 
     def __call__(self, root: Path) -> Catalog:
         root = Path(root)
         path = root / self.file
         boxes: dict[str, list] = {}
+        first_line: dict[str, int] = {}
         for line, row in read_csv_rows(path, ("image", "xmin", "ymin", "xmax", "ymax", "label")):
             try:
                 coords = tuple(float(row[k]) for k in ("xmin", "ymin", "xmax", "ymax"))
             except (TypeError, ValueError):
                 raise DataError(f"{path}, line {line}: xmin, ymin, xmax, ymax must be numbers.") from None
             boxes.setdefault(row["image"].strip(), []).append((*coords, row["label"].strip(), False))
-        entries = [(named_image(root / self.images, name, path), Boxes.of(rows)) for name, rows in boxes.items()]
+            first_line.setdefault(row["image"].strip(), line)
+        entries = [(named_image(root / self.images, name, path, root, f"line {first_line[name]}", self.allow_outside),
+                    Boxes.of(rows)) for name, rows in boxes.items()]
         return box_catalog(entries, self.on_outside, source=str(path), on_swapped=self.on_swapped)[0]
 
 
@@ -58,6 +62,7 @@ class VottJsonReader:
     frame_name: str = "{stem}_frame_{frame}.jpg"
     on_outside: str = "clip"
     on_swapped: str = "fix"
+    allow_outside: bool = False
 
     def __call__(self, root: Path) -> Catalog:
         root = Path(root)
@@ -67,14 +72,14 @@ class VottJsonReader:
             if isinstance(data, dict) and "frames" in data:
                 entries = self._video(data, path, root / self.images)
             elif isinstance(data, dict) and "assets" in data:
-                entries = self._assets(data, path, root / self.images)
+                entries = self._assets(data, path, root / self.images, root)
             else:
                 raise DataError(f"{path}: neither a VoTT 2 export ('assets') nor a VoTT 1 video project ('frames').")
         if not entries:
             raise DataError(f"{path}: none of its images is in {root / self.images}.")
         return box_catalog(entries, self.on_outside, source=str(path), on_swapped=self.on_swapped)[0]
 
-    def _assets(self, data: dict, path: Path, folder: Path) -> list:
+    def _assets(self, data: dict, path: Path, folder: Path, root: Path) -> list:
         entries = []
         for key, item in data["assets"].items():
             name = (item.get("asset") or {}).get("name")
@@ -87,7 +92,7 @@ class VottJsonReader:
                     raise DataError(f"{path}: asset {name}, region {i} needs a boundingBox and at least one tag.")
                 left, top = float(box["left"]), float(box["top"])
                 rows.append((left, top, left + float(box["width"]), top + float(box["height"]), tags[0], False))
-            entries.append((named_image(folder, name, path), Boxes.of(rows)))
+            entries.append((named_image(folder, name, path, root, f"asset {key!r}", self.allow_outside), Boxes.of(rows)))
         return entries
 
     def _video(self, data: dict, path: Path, folder: Path) -> list:

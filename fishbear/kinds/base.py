@@ -49,7 +49,7 @@ class OutputWriter(Protocol):
 
     folder: Path
 
-    def write(self, result: dict[str, Any], stem: str, image: Path | np.ndarray) -> dict[str, str]: ...
+    def write(self, result: dict[str, Any], key: str, image: Path | np.ndarray) -> dict[str, str]: ...
 
     def note(self) -> str:
         """Called once, at the end: writes what spans images and says, in a clause, what was written."""
@@ -153,8 +153,9 @@ class Kind:
         return importlib.import_module(f"{self.package}.report").markdown(section, report)
 
     # -- what predict and frames write ----------------------------------------------------------
-    def output_writer(self, meta: dict[str, Any], folder: Path) -> OutputWriter:
-        """The writer of the files beside ``predict``'s CSV (kinds with ``written_files``)."""
+    def output_writer(self, meta: dict[str, Any], folder: Path, files: Any) -> OutputWriter:
+        """The writer of the files beside ``predict``'s CSV (kinds with ``written_files``), writing
+        through ``files`` (the command's :class:`~fishbear.outputs.OutputFiles`)."""
         raise NotImplementedError(f"kind {self.name!r} writes no files beside the CSV")
 
     def event_target(self, classes: list[str]) -> str | None:

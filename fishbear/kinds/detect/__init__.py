@@ -122,8 +122,8 @@ class Detect(Kind):
             })
         return out
 
-    def output_writer(self, meta: dict[str, Any], folder: Path) -> "BoxWriter":
-        return BoxWriter(meta, folder)
+    def output_writer(self, meta: dict[str, Any], folder: Path, files: Any) -> "BoxWriter":
+        return BoxWriter(meta, folder, files)
 
     def event_target(self, classes: list[str]) -> str | None:
         """A detector's visits are of any object it boxes: its class, or ``object`` for several."""
@@ -144,34 +144,40 @@ class BoxWriter:
     tools to load for correction (the pre-labelling loop): ``voc`` XML per image (LabelImg,
     CVAT), ``yolo`` txt per image plus ``data.yaml`` (Ultralytics, CVAT, Label Studio), or ``coco``
     ``instances.json`` (the predictions as annotations, for CVAT or Label Studio) and
-    ``results.json`` (COCO's results format, for pycocotools' evaluation), written at the end."""
+    ``results.json`` (COCO's results format, for pycocotools' evaluation), written at the end.
+
+    Files go through the command's :class:`~fishbear.outputs.OutputFiles`: a label file the user
+    has corrected since the last run is never written over. ``key`` is the image's path under the
+    input folder without its suffix (``cam1/img``), so images of one name in two folders get two
+    label files."""
 
     FORMATS = ("voc", "coco", "yolo")
 
-    def __init__(self, meta: dict[str, Any], folder: Path) -> None:
+    def __init__(self, meta: dict[str, Any], folder: Path, files: Any) -> None:
         from fishbear.errors import ConfigError
         from fishbear.plots import palette
 
         self.folder = Path(folder)
+        self.files = files
         self.count = 0
         self.classes = list(meta["classes"])
         self.colours = [tuple(int(v) for v in c) for c in palette(len(self.classes))]
         self.format = str(meta.get("box_format") or "voc")
         if self.format not in self.FORMATS:
             raise ConfigError(f"format={self.format}: boxes are written as {', '.join(self.FORMATS)}.")
-        self._coco: list[tuple[Path, int, int, list[dict[str, Any]]]] = []
+        self._coco: list[tuple[Path, str, list[dict[str, Any]]]] = []
 
-    def write(self, result: dict[str, Any], stem: str, image: Path | np.ndarray) -> dict[str, str]:
+    def write(self, result: dict[str, Any], key: str, image: Path | np.ndarray) -> dict[str, str]:
         """``image`` is the file (the labels point at it) or a video frame (saved beside them)."""
         from PIL import Image, ImageDraw
 
-        from fishbear.io import atomic_write
-
         if isinstance(image, Path):
             picture, source = Image.open(image).convert("RGB"), image
+            name = f"{key}{image.suffix}"
         else:
-            picture, source = Image.fromarray(image), self.folder / f"{stem}.jpg"
-            atomic_write(source, lambda handle: picture.save(handle, format="JPEG", quality=95))
+            picture, source = Image.fromarray(image), self.folder / f"{key}.jpg"
+            name = f"{key}.jpg"
+            self.files.write_bytes(source, _jpeg(picture, 95))
         drawn = picture.copy()
         pen = ImageDraw.Draw(drawn)
         width = max(2, round(max(drawn.size) / 300))
@@ -179,29 +185,27 @@ class BoxWriter:
             colour = self.colours[self.classes.index(box["label"]) % len(self.colours)]
             pen.rectangle(box["box"], outline=colour, width=width)
             pen.text((box["box"][0] + width, box["box"][1] + width), f"{box['label']} {box['score']:.2f}", fill=colour)
-        drawn_path = self.folder / f"{stem}.boxes.jpg"
-        atomic_write(drawn_path, lambda handle: drawn.save(handle, format="JPEG", quality=90))
+        drawn_path = self.files.write_bytes(self.folder / f"{key}.boxes.jpg", _jpeg(drawn, 90))
         self.count += 1
-        return {"drawn": str(drawn_path), **self._labels(result, stem, source, picture.width, picture.height)}
+        return {"drawn": str(drawn_path), **self._labels(result, key, name, source, picture.width, picture.height)}
 
-    def _labels(self, result: dict[str, Any], stem: str, source: Path, width: int, height: int) -> dict[str, str]:
-        from fishbear.io import atomic_write_text
-
+    def _labels(self, result: dict[str, Any], key: str, name: str, source: Path, width: int,
+                height: int) -> dict[str, str]:
         if self.format == "coco":
-            self._coco.append((source, width, height, result["boxes"]))
+            self._coco.append((source, name, result["boxes"]))
             return {}
         if self.format == "yolo":
             from fishbear.data.boxes import Boxes
             from fishbear.data.readers_yolo import yolo_lines
 
             boxes = Boxes.of([(*b["box"], b["label"], False) for b in result["boxes"]])
-            path = atomic_write_text(self.folder / f"{stem}.txt", yolo_lines(boxes, self.classes, width, height))
+            path = self.files.write_text(self.folder / f"{key}.txt", yolo_lines(boxes, self.classes, width, height))
             return {"yolo_txt": str(path)}
         from fishbear.data.readers_voc import voc_xml
 
         xml = voc_xml(source.name, width, height, [(b["label"], b["box"]) for b in result["boxes"]],
                       folder=source.parent.name, path=str(source.resolve()))
-        return {"voc_xml": str(atomic_write_text(self.folder / f"{stem}.xml", xml))}
+        return {"voc_xml": str(self.files.write_text(self.folder / f"{key}.xml", xml))}
 
     def note(self) -> str:
         """Called once at the end: writes what spans images (COCO files, YOLO's data.yaml) and says what was written."""
@@ -209,26 +213,33 @@ class BoxWriter:
 
         import yaml
 
-        from fishbear.io import atomic_write_text
-
         if not self.count:
             return ""
         if self.format == "coco":
             from fishbear.data.boxes import Boxes
             from fishbear.data.readers_coco import coco_instances, coco_results
 
-            entries = [(source, Boxes.of([(*b["box"], b["label"], False) for b in boxes])) for source, _, _, boxes in self._coco]
-            instances = coco_instances(entries, self.classes)
+            entries = [(source, Boxes.of([(*b["box"], b["label"], False) for b in boxes]))
+                       for source, _, boxes in self._coco]
+            instances = coco_instances(entries, self.classes, names=[name for _, name, _ in self._coco])
             for annotation, box in zip(instances["annotations"], [b for *_, boxes in self._coco for b in boxes]):
                 annotation["score"] = round(float(box["score"]), 4)
-            atomic_write_text(self.folder / "instances.json", json.dumps(instances))
+            self.files.write_text(self.folder / "instances.json", json.dumps(instances))
             results = coco_results([(i, boxes) for i, (*_, boxes) in enumerate(self._coco, start=1)], self.classes)
-            atomic_write_text(self.folder / "results.json", json.dumps(results))
+            self.files.write_text(self.folder / "results.json", json.dumps(results))
             return f"; boxes drawn for {self.count} images, as COCO instances.json and results.json in {self.folder}"
         if self.format == "yolo":
-            atomic_write_text(self.folder / "data.yaml", yaml.safe_dump({"names": dict(enumerate(self.classes))}))
+            self.files.write_text(self.folder / "data.yaml", yaml.safe_dump({"names": dict(enumerate(self.classes))}))
             return f"; boxes drawn and as YOLO txt (names in data.yaml) for {self.count} images in {self.folder}"
-        return f"; boxes drawn and as VOC XML for {self.count} images in {self.folder}" if self.count else ""
+        return f"; boxes drawn and as VOC XML for {self.count} images in {self.folder}"
+
+
+def _jpeg(picture: Any, quality: int) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    picture.save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
 
 
 KIND = Detect()

@@ -25,6 +25,7 @@ class ValuesCsvReader:
     extension: str = ".jpg"
     image_column: str = "image"
     columns: list[str] | None = None
+    allow_outside: bool = False   # image names in the CSV may be links out of the dataset
 
     def __call__(self, root: Path) -> Catalog:
         root = Path(root)
@@ -49,7 +50,7 @@ class ValuesCsvReader:
         if not rows or names is None:
             raise DataError(f"{label_file} has a header but no rows.")
         files = resolve_images([(line, name) for line, name, _ in rows], image_lookup(folder, self.extension),
-                               label_file, folder, self.extension)
+                               label_file, folder, self.extension, root, self.allow_outside)
         return Catalog(splits={"train": [Sample(path, values) for path, (_, _, values) in zip(files, rows)]},
                        classes=names, kind="regress")
 

@@ -96,29 +96,33 @@ class Segment(Kind):
             })
         return out
 
-    def output_writer(self, meta: dict[str, Any], folder: Path) -> "MaskWriter":
-        return MaskWriter(meta, folder)
+    def output_writer(self, meta: dict[str, Any], folder: Path, files: Any) -> "MaskWriter":
+        return MaskWriter(meta, folder, files)
 
 
 class MaskWriter:
-    """Palette PNGs ``<folder>/<stem>_P.png``, colours as in the report (void black)."""
+    """Palette PNGs ``<folder>/<key>_P.png`` (``key``: the image's path under the input folder
+    without its suffix), colours as in the report (void black), through the command's
+    :class:`~fishbear.outputs.OutputFiles`."""
 
-    def __init__(self, meta: dict[str, Any], folder: Path) -> None:
+    def __init__(self, meta: dict[str, Any], folder: Path, files: Any) -> None:
         from fishbear.plots import palette
 
         self.folder = Path(folder)
+        self.files = files
         self.count = 0
         self.colours = palette(len(meta["classes"]), meta.get("void_index")).ravel().tolist()
 
-    def write(self, result: dict[str, Any], stem: str, image: Any = None) -> dict[str, str]:
-        from PIL import Image
+    def write(self, result: dict[str, Any], key: str, image: Any = None) -> dict[str, str]:
+        import io
 
-        from fishbear.io import atomic_write
+        from PIL import Image
 
         picture = Image.fromarray(result["mask"], mode="P")
         picture.putpalette(self.colours)
-        path = self.folder / f"{stem}_P.png"
-        atomic_write(path, lambda handle: picture.save(handle, format="PNG"))
+        buffer = io.BytesIO()
+        picture.save(buffer, format="PNG")
+        path = self.files.write_bytes(self.folder / f"{key}_P.png", buffer.getvalue())
         self.count += 1
         return {"mask": str(path)}
 
