@@ -57,6 +57,11 @@ def load_checkpoint(path: str | Path, kind: Kind | str | None = None) -> dict[st
     """Read a fishbear checkpoint as tensors and plain data only (``weights_only``: unpickling
     runs no code from the file); ``kind`` refuses a checkpoint of another task kind."""
     path = Path(path)
+    if path.is_dir():
+        inside = sorted(p.relative_to(path).as_posix() for p in path.glob("**/*.ckpt"))[:4]
+        raise CheckpointError(f"{path} is a folder, not a checkpoint file"
+                              + (f"; it holds {', '.join(inside)}" if inside else "")
+                              + ". Give the file, e.g. <run folder>/checkpoints/best.ckpt.")
     if not path.is_file():
         hint = ""
         if path.parent.is_dir():

@@ -81,6 +81,66 @@ def check_ranges(cfg: Any, counts: tuple[str, ...] = (), fractions: tuple[str, .
     return cfg
 
 
+def _valid_keys(config_name: str, parent: str) -> list[str]:
+    """The keys of ``parent`` in ``config_name`` as composed without overrides (for suggestions)."""
+    from pathlib import Path
+
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import DictConfig, OmegaConf
+
+    import fishbear
+
+    state = GlobalHydra.instance().is_initialized()
+    if state:
+        return []
+    try:
+        with initialize_config_dir(config_dir=str(Path(fishbear.__file__).parent / "conf"), version_base="1.3"):
+            cfg = compose(config_name)
+        node = OmegaConf.select(cfg, parent) if parent else cfg
+        return [f"{parent}.{k}" if parent else str(k) for k in node] if isinstance(node, DictConfig) else []
+    except Exception:
+        return []
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def hydra_message(err: BaseException, config_name: str) -> str:
+    """One line for Hydra's answer to a bad command line: an unknown key or choice gets the
+    closest valid ones (``trainer.max_epoch`` -> ``did you mean trainer.max_epochs?``)."""
+    import difflib
+
+    from hydra.errors import MissingConfigException
+
+    cause = err.__cause__
+    key = getattr(cause, "full_key", None)
+    text = str(cause or "")
+    if key and ("not in struct" in text or "Could not override" in str(err)):
+        parent = key.rpartition(".")[0]
+        names = [k.rpartition(".")[2] for k in _valid_keys(config_name, parent) if not k.endswith("._target_")]
+        close = difflib.get_close_matches(key.rpartition(".")[2], names, n=2, cutoff=0.7)
+        hint = f"; did you mean {' or '.join(f'{parent}.{c}' if parent else c for c in close)}?" if close else ""
+        listed = f"({parent or 'the config'} has: {', '.join(names[:40])})" if names else "(check the spelling)"
+        import re
+
+        given = re.search(r"Could not override '([^']+)'", str(err))
+        return f"{given.group(1) if given else key} is not a setting of this command{hint} {listed}"
+    if isinstance(err, MissingConfigException):
+        lines = str(err).splitlines()
+        first = lines[0].split(": ", 1)[-1] if lines else str(err)
+        options = [o for o in (getattr(err, "options", None) or []) if o]
+        missing = (getattr(err, "missing_cfg_file", "") or "").rpartition("/")
+        group, wanted = missing[0], missing[2]
+        close = difflib.get_close_matches(wanted, options, n=3, cutoff=0.6) if wanted else []
+        hint = f"did you mean {' or '.join(f'{group}={c}' for c in close)}? " if close else ""
+        return f"{first}; {hint}" + (f"the {group}= choices are: {', '.join(options)}" if options else "")
+    parts = [str(err)] + ([text] if text else [])
+    lines = [line.strip() for part in parts for line in part.splitlines()
+             if line.strip() and not line.strip().startswith(("To append", "full_key", "object_type", "Config search",
+                                                               "provider="))]
+    return " ".join(lines)
+
+
 def compose_cli(config_name: str, overrides: list[str], usage: str) -> Any:
     """The config ``config_name`` with the command line's Hydra overrides (``key=value``), for the
     entry points that write no run folder (``predict``, ``frames``): the same override grammar as
@@ -102,33 +162,52 @@ def compose_cli(config_name: str, overrides: list[str], usage: str) -> Any:
         with initialize_config_dir(config_dir=str(Path(fishbear.__file__).parent / "conf"), version_base="1.3"):
             cfg = compose(config_name, overrides=list(overrides))
     except HydraException as err:
+        GlobalHydra.instance().clear()
         # Hydra's "To append to your config use +key=..." does not apply: these configs are closed
-        text = f"{err}\n{err.__cause__ or ''}"
-        lines = [line for line in (raw.strip() for raw in text.splitlines())
-                 if line and not line.startswith(("To append", "full_key", "object_type"))]
-        raise ConfigError(f"{' '.join(lines)}; usage: {usage}") from None
+        raise ConfigError(f"{hydra_message(err, config_name)}; usage: {usage}") from None
     finally:
         GlobalHydra.instance().clear()
     OmegaConf.to_container(cfg, throw_on_missing=True)  # a missing required key is named before any work
     return cfg
 
 
-def run_hydra_main(main: Callable[[], Any], argv: list[str]) -> None:
+def run_hydra_main(main: Callable[[], Any], argv: list[str], config_name: str,
+                   precheck: Callable[[list[str]], None] | None = None) -> None:
     """Run a ``@hydra.main`` entry point so that every user error exits with status 2: Hydra
     answers an unknown key or choice with its message and status 1, the same status as a crash;
     a failure before the job started can only be the command line's. The run folder's parent is
-    checked first, so an output path under a file is one line, not Hydra's traceback."""
+    checked first, so an output path under a file is one line, not Hydra's traceback; then
+    ``precheck`` (the run folder's own overrides, for ``train``), before Hydra writes anything."""
 
     problem = _output_problem(argv)
+    if problem is None and precheck is not None:
+        try:
+            precheck(argv)
+        except FishbearError as err:
+            problem = str(err)
     if problem:
         print(f"error: {problem}", file=sys.stderr, flush=True)
         raise SystemExit(2)
+    import os
+
+    from hydra.errors import HydraException
+
+    full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"  # the user asked for Hydra's tracebacks
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # so that Hydra's errors reach this function, to be said in one line
     try:
         main()
+    except (HydraException, OmegaConfBaseException) as err:
+        if full_error or _JOB_STARTED:
+            raise
+        print(f"error: {hydra_message(err, config_name)}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
     except SystemExit as exit_:
         if exit_.code == 1 and not _JOB_STARTED:
             raise SystemExit(2) from None
         raise
+    finally:
+        if not full_error:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
 
 
 def _output_problem(argv: list[str]) -> str | None:

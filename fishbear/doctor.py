@@ -22,9 +22,20 @@ import fishbear
 # what fishbear's model configs can ask torchvision for (arch, encoder and backbone choices)
 TORCHVISION_WEIGHTS_ARCHS = ("resnet18", "resnet34", "resnet50", "vgg16", "mobilenet_v2",
                              "fasterrcnn_resnet50_fpn_v2", "fasterrcnn_mobilenet_v3_large_fpn")
-REQUIRED = ("torch", "torchvision", "lightning", "hydra-core", "omegaconf", "torchmetrics", "albumentations",
-            "av", "scikit-learn", "pycocotools", "tensorboard", "numpy", "pillow", "optuna", "optuna-integration",
-            "hydra-submitit-launcher", "hydra-joblib-launcher")
+def required_distributions() -> list[str]:
+    """Every distribution fishbear's install requires, read from its own metadata (pyproject's
+    ``dependencies``), so the list can never miss one; the hand list is the fallback for a source
+    tree run without an install."""
+    import re
+
+    try:
+        requires = metadata.requires("fishbear") or []
+    except metadata.PackageNotFoundError:
+        requires = []
+    names = [re.split(r"[\s<>=!~;\[(]", req, maxsplit=1)[0] for req in requires if "extra ==" not in req]
+    return names or ["torch", "torchvision", "lightning", "hydra-core", "omegaconf", "torchmetrics", "pycocotools",
+                     "tensorboard", "scikit-learn", "albumentations", "matplotlib", "pillow", "numpy", "imagehash",
+                     "tqdm", "av", "optuna", "optuna-integration", "hydra-submitit-launcher", "hydra-joblib-launcher"]
 LOCK_FILE = Path(fishbear.__file__).resolve().parents[1] / "requirements.lock"
 
 
@@ -50,7 +61,7 @@ def _version(dist: str) -> str | None:
 def package_lines() -> list[Line]:
     lines = [Line("fishbear", f"{fishbear.__version__} ({Path(fishbear.__file__).parent})"),
              Line("python", f"{platform.python_version()} ({sys.executable}), {platform.platform()}")]
-    for dist in REQUIRED:
+    for dist in required_distributions():
         version = _version(dist)
         lines.append(Line(dist, version or "not installed: pip install -c requirements.lock -e .", version is not None))
     return lines

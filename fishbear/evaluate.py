@@ -51,4 +51,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    run_hydra_main(main, sys.argv[1:])
+    run_hydra_main(main, sys.argv[1:], "evaluate")

@@ -66,18 +66,52 @@ def check_config(cfg: DictConfig, lightning_cfg: DictConfig) -> None:
         for name, node in target_children(cfg.get(group)):
             check_node(node, f"{group}.{name}")
     optimized = cfg.get("optimized_metric")
-    if optimized and str(optimized).startswith("val/") and optimized != cfg.task.monitor:
-        raise ConfigError(f"optimized_metric={optimized}: a run keeps the best validation value of its monitor "
-                          f"(task.monitor={cfg.task.monitor}) only; optimise that, or a test/ metric.")
+    if optimized and optimized != cfg.task.monitor:
+        raise ConfigError(f"optimized_metric={optimized}: a sweep or search chooses by validation, and a run keeps the "
+                          f"best validation value of its monitor (task.monitor={cfg.task.monitor}) only; set "
+                          f"optimized_metric={cfg.task.monitor}, or task.monitor=<another val/ metric>. Choosing by a "
+                          "test figure would make the winner's test figure optimistic.")
+    check_ranges(cfg)
     epochs = lightning_cfg.get("max_epochs")
     if epochs is not None and epochs < 1 and not (lightning_cfg.get("max_steps") or -1) > 0:
         raise ConfigError(f"trainer.max_epochs={epochs}: a run trains for 1 epoch or more (or set trainer.max_steps).")
     for key in ("batch_size", "image_size"):
         value = cfg.data.get(key)
         sides = value if isinstance(value, (list, tuple)) or OmegaConf.is_list(value) else [value]
-        if value is not None and any(not isinstance(v, int) or v < 1 for v in sides):
+        if value is not None and any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in sides):
             raise ConfigError(f"data.{key}={value}: it must be a whole number of 1 or more"
                               + (" (or [height, width])" if key == "image_size" else "") + ".")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_ranges(cfg: DictConfig) -> None:
+    """Settings whose value is of the right type but cannot mean anything: one line each, naming
+    the key and the allowed range, before any data is read."""
+    seed = cfg.get("seed")
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32:
+        raise ConfigError(f"seed={seed}: give a whole number from 0 to {2**32 - 1}.")
+    data = cfg.data
+    size = data.get("image_size")
+    if (OmegaConf.is_list(size) or isinstance(size, (list, tuple))) and len(size) != 2:
+        raise ConfigError(f"data.image_size={list(size)}: give one side (data.image_size=224) or [height, width] "
+                          "(data.image_size=[192,336]); colour channels are not part of it.")
+    workers = data.get("num_workers")
+    if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 0):
+        raise ConfigError(f"data.num_workers={workers}: give 0 (load in the main process) or more loader processes, "
+                          "or null for fishbear's choice.")
+    valid, test = data.get("valid_pct"), data.get("test_pct")
+    if valid is not None and (not _number(valid) or not 0 < valid < 1):
+        raise ConfigError(f"data.valid_pct={valid}: the share of train held out for validation (when the data has no "
+                          "valid/ folder) must be above 0 and below 1, e.g. 0.2.")
+    if test is not None and (not _number(test) or not 0 <= test < 1):
+        raise ConfigError(f"data.test_pct={test}: the share held out for testing must be from 0 (test on validation, "
+                          "or on a test/ folder) to below 1, e.g. 0.2.")
+    if _number(valid) and _number(test) and valid + test >= 1:
+        raise ConfigError(f"data.valid_pct={valid} and data.test_pct={test} leave nothing to train on: their sum must "
+                          "be below 1.")
 
 
 def check_input_size(network: Any, datamodule: Any) -> None:
@@ -159,6 +193,9 @@ def build_experiment(cfg: DictConfig, optim: OptimSettings, channels_last: bool)
     check_fits(network, datamodule)
     check_input_size(network, datamodule)
     datamodule.set_normalization(network.pretrained_cfg.mean, network.pretrained_cfg.std)
+    from fishbear.run_folder import fingerprint, record
+
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     meta = {
         "model_cfg": OmegaConf.to_container(cfg.model, resolve=True),
         "image_size": datamodule.image_size,
@@ -166,6 +203,9 @@ def build_experiment(cfg: DictConfig, optim: OptimSettings, channels_last: bool)
         "std": list(datamodule.std),
         "data_name": datamodule.name,
         "resize": datamodule.resize,
+        # what a resume checks: the run it belongs to, and the split it was started on
+        "run": record(Path(cfg.paths.output_dir), overrides),
+        "data_fingerprint": fingerprint(datamodule.catalog.splits, datamodule.root),
         **datamodule.kind.data_meta(datamodule),
     }
     task = instantiate(cfg.task, "task", network=network, classes=datamodule.classes, optim=optim,
@@ -289,13 +329,10 @@ def _print_summary(run_dir: Path, report: dict[str, Any]) -> None:
 
 
 def monitor_value(report: dict[str, Any], cfg: DictConfig) -> float | None:
-    """The figure a sweeper optimises; None from a DDP process other than rank 0 (it reports nothing).
-    A ``val/`` metric is the best validation value of the run (the figure a search must choose by,
-    leaving the test split out of every choice); any other is a test metric of the report."""
-    key = cfg.get("optimized_metric") or report.get("monitor", {}).get("metric")
+    """The figure a sweeper optimises: the run's best validation value of its monitor, so that no
+    choice between runs looks at the test split (``check_config`` refuses any other
+    ``optimized_metric``); None from a DDP process other than rank 0 (it reports nothing)."""
     validation = report.get("validation") or {}
-    if key == validation.get("metric"):
-        return validation.get("best")
-    return report.get("metrics", {}).get(key)
+    return validation.get("best")
 
 

@@ -141,6 +141,7 @@ class OptunaSearch(Sweeper):
             study_name=name, storage=storage, load_if_exists=True, direction=_direction(self.direction),
             sampler=self.sampler, pruner=self.pruner)
         _check_same_search(study, fixed, space, sweep_dir)
+        self._continue_sampling(study)
         finished, stale = _progress(study)
         print(f"Optuna study {name!r} ({storage}): {len(finished)} of {self.n_trials} trials finished"
               + (f", {len(stale)} interrupted (run again in their folders)" if stale else "")
@@ -159,6 +160,19 @@ class OptunaSearch(Sweeper):
         path = write_trials(study, sweep_dir)
         print(f"\nSearch trials: {path}\n{path.read_text()}", flush=True)
         return returns
+
+    def _continue_sampling(self, study: Any) -> None:
+        """A seeded sampler starts its random stream afresh in every process, so a continued study
+        would ask for the parameters of its first trials again (measured: a killed search's third
+        trial repeated its first). The sampler is rebuilt with its seed moved on by the trials the
+        study already holds: still reproducible, never the same stream twice."""
+        from hydra.utils import instantiate
+
+        node = OmegaConf.select(self.config, "hydra.sweeper.sampler") if self.config is not None else None
+        trials = len(study.get_trials(deepcopy=False))
+        if node is None or not trials or OmegaConf.select(node, "seed") is None:
+            return
+        study.sampler = instantiate(node, seed=int(node.seed) + trials)
 
     def _run(self, study: Any, trials: list[Any], fixed: list[str], storage: str, name: str) -> list[Any]:
         """Launch trials in runs of consecutive numbers (a run's folder is its trial number),

@@ -1,5 +1,7 @@
-"""After a sweep (``-m``), one table of every run's overrides and test metrics, best first;
-runs that repeat a setting with another seed or fold are aggregated into one row with its spread.
+"""After a sweep (``-m``), one table of every run's overrides and metrics, best first by the
+validation figure each run was checkpointed by (its monitor's best value): the test figures are
+shown beside it and never used to rank, so the winner's test figure stays a fair estimate. Runs
+that repeat a setting with another seed or fold are aggregated into one row with its spread.
 
 A Hydra callback, so it works with any launcher: it reads what each run left in its folder
 (``.hydra/overrides.yaml`` and ``report.json``) rather than holding state across jobs.
@@ -40,19 +42,29 @@ def _overrides(run_dir: Path) -> dict[str, str]:
 REPLICATE_KEYS = ("seed", "data.fold", "data.split_seed")
 
 
+def _validation_metrics(report: dict[str, Any]) -> dict[str, float]:
+    """The run's best validation value under its own name (``val/loss``), beside the test metrics."""
+    validation = report.get("validation") or {}
+    if validation.get("metric") and validation.get("best") is not None:
+        return {str(validation["metric"]): float(validation["best"])}
+    return {}
+
+
 def collect_runs(sweep_dir: Path) -> list[dict[str, Any]]:
-    """One row per run folder of the sweep that wrote a report, best first by its monitor."""
+    """One row per run folder of the sweep that wrote a report, best first by its validation
+    monitor (rows without one last)."""
     import json
 
     rows = []
     for report_path in sorted(Path(sweep_dir).glob("*/report.json")):
         report = json.loads(report_path.read_text())
+        validation = report.get("validation") or {}
         rows.append({
             "run": report_path.parent.name,
             "overrides": _overrides(report_path.parent),
-            "metrics": report.get("metrics", {}),
+            "metrics": {**_validation_metrics(report), **report.get("metrics", {})},
             "intervals": report.get("intervals", {}),
-            "monitor": report.get("monitor", {}),
+            "monitor": {"metric": validation.get("metric"), "mode": validation.get("mode")} if validation else {},
         })
     failed = [p.name for p in sorted(Path(sweep_dir).iterdir()) if p.is_dir() and not p.name.startswith(".")
               and (p / ".hydra").is_dir() and not (p / "report.json").is_file()]
@@ -63,8 +75,9 @@ def collect_runs(sweep_dir: Path) -> list[dict[str, Any]]:
 
 
 def _rank(row: dict[str, Any]) -> tuple:
+    """By the validation monitor (``val/...``), never a test figure."""
     monitor = row.get("monitor") or {}
-    value = row["metrics"].get(monitor.get("metric", ""))
+    value = row["metrics"].get(monitor.get("metric") or "")
     if value is None:
         return (1, 0.0)
     return (0, -value if monitor.get("mode", "max") == "max" else value)
@@ -177,11 +190,14 @@ def write_summary(sweep_dir: Path) -> Path | None:
     aggregated = aggregate(rows)
     csv_text, md_text = summary_tables(aggregated)
     monitor = next((r["monitor"] for r in rows if r.get("monitor")), {})
-    title = (f"# Sweep summary ({len(rows)} runs in {len(aggregated)} rows, best first by "
-             f"{monitor.get('metric', '?')})\n\n"
+    title = (f"# Sweep summary ({len(rows)} runs in {len(aggregated)} rows, best first by validation: "
+             f"{monitor.get('metric') or '?'}, each run's best epoch)\n\n"
+             "Runs are ranked by the validation figure they were checkpointed by; the test figures beside it took "
+             "no part in the choice, so the best row's test figure is a fair estimate for it. "
              "Runs that differ only in seed or fold are one row: mean ± standard deviation over the runs and a "
-             "95% t interval of the mean; a single run shows its report's 95% interval. `vs_best`: "
-             "`not distinguishable` when the row's interval overlaps the best row's.\n\n")
+             "95% t interval of the mean; a single run shows its report's 95% interval for test metrics. "
+             "`vs_best`: `not distinguishable` when the row's interval of the validation figure overlaps the best "
+             "row's (needs replicates).\n\n")
     atomic_write_text(sweep_dir / "summary.csv", csv_text)
     atomic_write_text(sweep_dir / "summary.md", title + md_text)
     return sweep_dir / "summary.md"

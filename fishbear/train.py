@@ -20,6 +20,7 @@ import fishbear.config  # noqa: F401  (registers the resolvers the configs use)
 from fishbear.cli import route_library_logs_to_root, run_hydra_main, user_errors_exit
 from fishbear.errors import CheckpointError, ConfigError, FishbearError
 from fishbear.io import remove_stray_temporaries
+from fishbear.run_folder import refuse_other_overrides
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 # the config: a mistyped override is answered in a second, not after ten.
 
 
-def _resolve_ckpt_path(ckpt_path: str | None, run_dir: Path) -> str | None:
+def _resolve_ckpt_path(ckpt_path: str | None, run_dir: Path, kind: Any = None) -> str | None:
     if ckpt_path in (None, ""):
         return None
     path = run_dir / "checkpoints" / "last.ckpt" if ckpt_path == "last" else Path(ckpt_path)
@@ -44,8 +45,44 @@ def _resolve_ckpt_path(ckpt_path: str | None, run_dir: Path) -> str | None:
         )
     from fishbear.checkpoint import load_checkpoint
 
-    load_checkpoint(path)  # a text file, a truncated download or another program's file: one line, before training
+    # a text file, a truncated download, another program's file or another kind's: one line, before training
+    load_checkpoint(path, kind)
     return str(path)
+
+
+def _check_resumable(resume_from: str, cfg: DictConfig, run_dir: Path) -> None:
+    """Before any data is read: the checkpoint must be of this run (same model settings; in its
+    own folder, the same overrides), or resuming it would train another run's state."""
+    from omegaconf import OmegaConf
+
+    from fishbear.checkpoint import read_meta
+    from fishbear.run_folder import check_same_run
+
+    meta = read_meta(resume_from)
+    wanted = OmegaConf.to_container(cfg.model, resolve=True)
+    if meta.model_cfg != wanted:
+        differs = sorted(k for k in set(meta.model_cfg) | set(wanted) if meta.model_cfg.get(k) != wanted.get(k))
+        raise CheckpointError(
+            f"{resume_from} holds a network built with other model settings ({', '.join(differs)}: "
+            f"{ {k: meta.model_cfg.get(k) for k in differs} } there, { {k: wanted.get(k) for k in differs} } here): "
+            "it cannot continue this run. Resume it with its own settings, or start a new run.")
+    if Path(resume_from).resolve().parent.parent == run_dir.resolve():
+        from hydra.core.hydra_config import HydraConfig
+
+        overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+        check_same_run(run_dir, meta.extra.get("run"), overrides)
+
+
+def _check_same_data(resume_from: str, datamodule: Any) -> None:
+    from fishbear.checkpoint import read_meta
+    from fishbear.run_folder import check_same_data, fingerprint
+
+    meta = read_meta(resume_from)
+    if meta.classes != datamodule.classes:
+        raise CheckpointError(f"{resume_from} was trained on classes {meta.classes}; data.root now has "
+                              f"{datamodule.classes}. Resume on the same data, or start a new run.")
+    check_same_data(meta.extra.get("data_fingerprint"), fingerprint(datamodule.catalog.splits, datamodule.root),
+                    resume_from)
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -57,8 +94,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         build_trainer,
         check_config,
         split_trainer_config,
+        task_kind,
         test_and_report,
     )
+    from fishbear.run_folder import FolderLock
 
     route_library_logs_to_root()
     started = time.perf_counter()
@@ -70,6 +109,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         log.info("trainer.sync_batchnorm is off on CPU (torch's SyncBatchNorm needs GPUs)")
         lightning_cfg.sync_batchnorm = False
     check_config(cfg, lightning_cfg)  # every mistake reported before any data is generated or read
+    lock = FolderLock(run_dir).acquire()  # one process per run folder (held until the process ends)
+    resume_from = _resolve_ckpt_path(cfg.get("ckpt_path") or _left_behind(run_dir), run_dir, task_kind(cfg))
+    if resume_from is not None:
+        _check_resumable(resume_from, cfg, run_dir)
     _quiet_ddp_advice()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
@@ -77,8 +120,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     task.process_started = started
     trainer = build_trainer(cfg, lightning_cfg, run_dir)
 
-    resume_from = _resolve_ckpt_path(cfg.get("ckpt_path") or _left_behind(run_dir), run_dir)
     if resume_from is not None:
+        _check_same_data(resume_from, datamodule)
         remove_stray_temporaries(run_dir)  # what the killed process was writing when it died
         finished = _finished_report(resume_from, trainer.max_epochs, run_dir)
         if finished is not None:
@@ -95,6 +138,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     checkpoint = trainer.checkpoint_callback
     best = checkpoint.best_model_path if checkpoint is not None and checkpoint.best_model_path else None
     task.after_fit(trainer, datamodule, best)
+    _ = lock  # the folder stays this process's until the report is written
     return test_and_report(
         trainer, task, datamodule, cfg, run_dir, started, ckpt_path=best, run_test=cfg.get("test", True),
         config={"lr": optim.lr, "lr_div": optim.lr_div, "optimizer": optim.optimizer, "schedule": optim.schedule,
@@ -224,4 +268,4 @@ def resume_argv(argv: list[str]) -> list[str]:
 
 if __name__ == "__main__":
     sys.argv = resume_argv(sys.argv)
-    run_hydra_main(main, sys.argv[1:])
+    run_hydra_main(main, sys.argv[1:], "train", refuse_other_overrides)

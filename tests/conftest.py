@@ -109,3 +109,21 @@ def write_video(path: Path, frames: list, fps: int = 4) -> Path:
     from fishbear.video import write_video as encode
 
     return encode(path, frames, fps)
+
+
+@pytest.fixture(scope="session")
+def trained_detector(tmp_path_factory):
+    """A one-epoch detector on the embedded shapes boxes, and a folder of its test images."""
+    import shutil
+
+    from fishbear.train import train
+
+    run = tmp_path_factory.mktemp("detector")
+    report = train(compose_train(["data=shapes_boxes", "model=fasterrcnn_small", "data.source.train=8", "data.source.valid=2",
+                         "data.source.test=3", "data.source.image_size=64", "data.image_size=64", "data.batch_size=4",
+                         "data.num_workers=0", "trainer.max_epochs=1", "trainer.num_sanity_val_steps=0", "logger=none"], run))
+    images = run / "images"
+    images.mkdir()
+    for picture in sorted((Path(report["data"]["root"]) / "JPEGImages").glob("*.jpg"))[:3]:
+        shutil.copy(picture, images / picture.name)
+    return run / "checkpoints" / "best.ckpt", images

@@ -153,9 +153,10 @@ def test_readme_train_command_runs(command, tmp_path):
             assert " ± " in (sweep_dir / "summary.md").read_text()
             return
         assert len(rows) == 3
-        monitor = json.loads(reports[0].read_text())["monitor"]  # classify: test/loss, lowest first
+        # best first by the validation figure the runs were checkpointed by (classify: val/loss, lowest first)
+        monitor = json.loads(reports[0].read_text())["validation"]
         values = [float(r[monitor["metric"]]) for r in rows]
-        assert values == sorted(values, reverse=monitor["mode"] == "max"), "summary not best first"
+        assert values == sorted(values, reverse=monitor["mode"] == "max"), "summary not best first by validation"
         assert sorted(r["trainer.lr"] for r in rows) == ["0.0001", "0.001", "0.01"]
         assert "| rank | run | runs | trainer.lr" in (sweep_dir / "summary.md").read_text()
     else:
@@ -166,8 +167,12 @@ def test_readme_train_command_runs(command, tmp_path):
 
 
 BAD_INPUT = [
-    (["data=nope"], r"Could not find 'data/nope'(?s:.*)shapes"),
-    (["trainer.foo=1"], r"Key 'foo' is not in struct"),
+    (["data=nope"], r"Could not find 'data/nope'; the data= choices are: .*shapes"),
+    (["trainer.foo=1"], r"error: trainer\.foo is not a setting of this command \(trainer has: .*max_epochs"),
+    # fishbear's one line with the closest valid key or choice, not Hydra's three lines
+    (["trainer.max_epoch=2"], r"error: trainer\.max_epoch is not a setting of this command; did you mean "
+                              r"trainer\.max_epochs\?"),
+    (["model=resnet"], r"error: Could not find 'model/resnet'; did you mean model=resnet\d\d"),
     (["trainer.max_epochs=abc"], r"error: trainer.max_epochs='abc' has the wrong type: Trainer expects Optional\[int\]"),
     (["data=folder", "data.root=/no/such/folder"], r"error: Data folder /no/such/folder does not exist"),
     (["hydra.run.dir=a-file/run"], r"error: cannot create the run folder .*a-file/run: .*a-file is a file, not a folder"),
@@ -216,5 +221,6 @@ def test_bad_input_gets_one_message_and_no_traceback(case, bad_input_runs):
     assert returncode == 2, returncode
     assert re.search(BAD_INPUT[case][1], stderr), stderr[-2000:]
     assert "Traceback" not in stderr
+    assert sum(line.startswith("error:") for line in stderr.splitlines()) == 1, stderr[-2000:]
 
 

@@ -22,26 +22,6 @@ from fishbear.data.readers_yolo import YoloReader
 from .conftest import requires_shared
 
 
-@pytest.fixture(scope="module")
-def trained_detector(tmp_path_factory):
-    """A one-epoch detector on the embedded shapes boxes, and a folder of its test images."""
-    from fishbear.train import train
-
-    from .conftest import compose_train
-
-    run = tmp_path_factory.mktemp("detector")
-    report = train(compose_train(["data=shapes_boxes", "model=fasterrcnn_small", "data.source.train=8", "data.source.valid=2",
-                         "data.source.test=3", "data.source.image_size=64", "data.image_size=64", "data.batch_size=4",
-                         "data.num_workers=0", "trainer.max_epochs=1", "trainer.num_sanity_val_steps=0", "logger=none"], run))
-    images = run / "images"
-    images.mkdir()
-    import shutil
-
-    for picture in sorted((Path(report["data"]["root"]) / "JPEGImages").glob("*.jpg"))[:3]:
-        shutil.copy(picture, images / picture.name)
-    return run / "checkpoints" / "best.ckpt", images
-
-
 def _boxes_by_name(catalog):
     return {s.image.name: s.target for s in catalog.splits["train"]}
 

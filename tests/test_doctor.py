@@ -30,6 +30,13 @@ def test_a_healthy_install_names_every_library_the_device_and_the_caches(capsys,
                  "torchvision ops", "PyAV video", "trainer=default", "weights cache", "data cache"):
         assert name in facts, (name, facts)
     assert facts["trainer=default"].startswith(("cpu", "cuda", "mps")) and "precision" in facts["trainer=default"]
+    import re
+    import tomllib
+
+    required = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    for dependency in required:  # every one pyproject requires, imagehash, matplotlib and tqdm among them
+        name = re.split(r"[\s<>=!~;\[]", dependency, maxsplit=1)[0]
+        assert name in facts and facts[name][0].isdigit(), (name, facts.get(name))
     assert "mobilenet_v2 IMAGENET1K_V1 (mobilenet_v2-b0353104.pth)" in facts["weights cache"]
     assert str(tmp_path / "cache") in facts["data cache"] and "writable" in facts["data cache"]
 

@@ -123,3 +123,92 @@ def test_a_corrupted_image_or_codes_file_is_named(corruption):
             read_codes(codes)
         except DataError as err:
             assert "codes.txt" in str(err)
+
+
+# -- hostile entries: names that reach outside, numbers that are not, ids and names twice ---------
+def _label_text(name: str, image: str, box: tuple[str, str, str, str]) -> tuple[str, str]:
+    """The label file (path under the root, text) of format ``name`` naming ``image`` once, with
+    one box ``x0, y0, x1, y1`` written as the given strings (so ``nan`` and ``inf`` reach the reader)."""
+    x0, y0, x1, y1 = box
+    if name == "coco":
+        return "coco.json", ('{"images": [{"id": 1, "file_name": %s, "width": 64, "height": 48}], "annotations": '
+                             '[{"id": 1, "image_id": 1, "category_id": 7, "bbox": [%s, %s, %s, %s], "iscrowd": 0}], '
+                             '"categories": [{"id": 7, "name": "fish"}]}') % (json.dumps(image), x0, y0, x1, y1)
+    if name == "via":
+        return "via.json", json.dumps({"k": {"filename": image, "regions": [{"shape_attributes": {
+            "name": "rect", "x": x0, "y": y0, "width": x1, "height": y1}, "region_attributes": {"class": "cod"}}]}})
+    if name == "cvat":
+        from xml.sax.saxutils import quoteattr
+
+        return "cvat.xml", (f'<annotations><image id="0" name={quoteattr(image)} width="64" height="48"><box label="fish" '
+                            f'xtl="{x0}" ytl="{y0}" xbr="{x1}" ybr="{y1}"/></image></annotations>')
+    if name == "vott_csv":
+        return "vott.csv", f"image,xmin,ymin,xmax,ymax,label\n{json.dumps(image)},{x0},{y0},{x1},{y1},fish\n"
+    if name == "vott_json":
+        return "vott.json", json.dumps({"assets": {"x": {"asset": {"name": image}, "regions": [
+            {"tags": ["fish"], "boundingBox": {"left": x0, "top": y0, "width": x1, "height": y1}}]}}})
+    from xml.sax.saxutils import escape
+
+    return "Annotations/a.xml", voc_xml("PLACEHOLDER", 64, 48, [("fish", (1, 2, 3, 4))]).replace(
+        "PLACEHOLDER", escape(image)).replace("<xmin>1</xmin>", f"<xmin>{x0}</xmin>").replace(
+        "<ymin>2</ymin>", f"<ymin>{y0}</ymin>").replace("<xmax>3</xmax>", f"<xmax>{x1}</xmax>").replace(
+        "<ymax>4</ymax>", f"<ymax>{y1}</ymax>")
+
+
+NAMED = {"coco": CocoReader(json="coco.json", images="img"), "via": ViaReader(json="via.json", images="img"),
+         "cvat": CvatReader(xml="cvat.xml", images="img"), "vott_csv": VottCsvReader(file="vott.csv", images="img"),
+         "vott_json": VottJsonReader(file="vott.json", images="img"), "voc": VocReader(images="img")}
+SEGMENTS = st.sampled_from(["..", ".", "img", "a.jpg", "outside", "b.jpg", "link.jpg", "", "sub"])
+NAMES = st.one_of(st.lists(SEGMENTS, min_size=1, max_size=5).map("/".join),
+                  st.sampled_from(["OUTSIDE_ABS", "/etc/hostname", "../outside/b.jpg", "../../outside/b.jpg"]))
+NUMBERS = st.sampled_from(["1", "2.5", "30", "nan", "NaN", "inf", "-inf", "1e400", "-3"])
+
+
+@pytest.mark.parametrize("name", sorted(NAMED))
+def test_a_label_file_never_makes_a_reader_read_outside_its_dataset(name, tmp_path_factory):
+    """Whatever a label file names (``..``, absolute paths, links out), the reader returns only
+    images inside the dataset, or fishbear's own error; coordinates that are not finite numbers
+    are an error, never a box and never silently dropped."""
+    import math
+
+    @settings(max_examples=60, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(NAMES, st.tuples(NUMBERS, NUMBERS, NUMBERS, NUMBERS))
+    def check(image, box):
+        base = tmp_path_factory.mktemp(name)
+        root, outside = base / "ds", base / "outside"
+        (root / "img" / "sub").mkdir(parents=True)
+        outside.mkdir()
+        for folder in (root / "img", root / "img" / "sub", outside):
+            Image.new("RGB", (64, 48), (30, 90, 120)).save(folder / "a.jpg")
+        Image.new("RGB", (64, 48)).save(outside / "b.jpg")
+        (root / "img" / "link.jpg").symlink_to(outside / "b.jpg")
+        image = image.replace("OUTSIDE_ABS", str(outside / "b.jpg"))
+        label, text = _label_text(name, image, box)
+        (root / label).parent.mkdir(parents=True, exist_ok=True)
+        (root / label).write_text(text)
+        try:
+            catalog = NAMED[name](root)
+        except DataError:
+            return
+        for sample in catalog.splits["train"]:
+            assert root.resolve() in sample.image.resolve().parents, (image, sample.image)
+            assert all(math.isfinite(v) for v in sample.target.xyxy.ravel()), (box, sample.target.xyxy)
+        assert not any(v in ("nan", "NaN", "inf", "-inf", "1e400") for v in box), (box, "was read as a box")
+
+    check()
+
+
+def test_duplicate_ids_names_and_stems_are_errors_naming_the_entry(tmp_path):
+    Image.new("RGB", (64, 48)).save(tmp_path / "a.jpg")
+    Image.new("RGB", (64, 48)).save(tmp_path / "b.jpg")
+    twice = dict(COCO, images=[{"id": 1, "file_name": "a.jpg", "width": 64, "height": 48},
+                               {"id": 1, "file_name": "b.jpg", "width": 64, "height": 48}])
+    (tmp_path / "coco.json").write_text(json.dumps(twice))
+    with pytest.raises(DataError, match=r"coco.json: images\[1\] \('b.jpg'\) has id 1, which images\[0\] already has"):
+        CocoReader(json="coco.json", images=".")(tmp_path)
+    same = dict(COCO, images=[{"id": 1, "file_name": "a.jpg", "width": 64, "height": 48},
+                              {"id": 2, "file_name": "a.jpg", "width": 64, "height": 48}])
+    (tmp_path / "coco.json").write_text(json.dumps(same))
+    with pytest.raises(DataError, match=r"images\[1\] lists file_name 'a.jpg' again \(first at images\[0\]\)"):
+        CocoReader(json="coco.json", images=".")(tmp_path)

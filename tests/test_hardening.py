@@ -122,6 +122,15 @@ def test_two_runs_started_at_once_get_folders_of_their_own(tmp_path):
     ("data.batch_size=0", r"data.batch_size=0: it must be a whole number of 1 or more"),
     ("data.image_size=0", r"data.image_size=0: it must be a whole number of 1 or more"),
     ("data.image_size=7", r"data.image_size=7 is too small for this network \(model=convnet\): it needs at least \d+ px"),
+    # each was a traceback (issue: "a wrong run is refused, not reported")
+    ("data.valid_pct=0", r"data.valid_pct=0: the share of train held out for validation .* above 0 and below 1"),
+    ("data.valid_pct=1", r"data.valid_pct=1: the share of train held out"),
+    ("data.valid_pct=1.5", r"data.valid_pct=1.5: the share of train held out"),
+    ("data.image_size=[64,64,3]", r"data.image_size=\[64, 64, 3\]: give one side .* or \[height, width\]"),
+    ("data.image_size=[64]", r"data.image_size=\[64\]: give one side \(data.image_size=224\) or \[height, width\]"),
+    ("seed=-1", r"seed=-1: give a whole number from 0 to 4294967295"),
+    ("data.num_workers=-2", r"data.num_workers=-2: give 0 \(load in the main process\) or more"),
+    ("optimized_metric=test/acc", r"optimized_metric=test/acc: a sweep or search chooses by validation"),
 ])
 def test_impossible_settings_are_refused_before_any_training(override, message, tmp_path):
     from fishbear.errors import ConfigError

@@ -35,6 +35,9 @@ def test_checkpoint_errors_are_clear(trained_run, tmp_path):
         Predictor.from_checkpoint(tmp_path / "other.ckpt")
     with pytest.raises(CheckpointError, match="is a 'classify' checkpoint, but a 'segment' one is needed"):
         Predictor.from_checkpoint(run_dir / "checkpoints" / "best.ckpt", kind="segment")
+    with pytest.raises(CheckpointError, match=r"is a folder, not a checkpoint file; it holds checkpoints/best.ckpt, "
+                                              r"checkpoints/last.ckpt\. Give the file"):
+        Predictor.from_checkpoint(run_dir)
 
 
 def test_predict_command_writes_a_csv_per_folder(trained_run, tmp_path):
@@ -62,7 +65,9 @@ def test_predict_with_a_missing_checkpoint_says_so_and_exits_2(tmp_path, capsys)
 
 
 @pytest.mark.parametrize("module, args, message", [
-    ("predict", ["ckpt=a.ckpt", "input=x", "nope=1"], r"Key 'nope' is not in struct.*usage: python -m fishbear\.predict"),
+    ("predict", ["ckpt=a.ckpt", "input=x", "nope=1"],
+     r"nope is not a setting of this command \(the config has: ckpt, input, .*usage: python -m fishbear\.predict"),
+    ("predict", ["ckpt=a.ckpt", "input=x", "ouput=y.csv"], r"ouput is not a setting of this command; did you mean output\?"),
     ("predict", ["input=x"], r"ckpt must be set: add ckpt=\.\.\."),
     ("predict", ["ckpt=a.ckpt", "input=x", "batch_size=0"], r"batch_size=0 must be a whole number of 1 or more"),
     ("predict", ["ckpt=a.ckpt", "input=x", "score=2"], r"score=2 must be a number between 0 and 1"),

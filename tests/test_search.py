@@ -77,6 +77,9 @@ def test_killed_search_continues_where_it_stopped(tmp_path):
     assert {n: (sweep / str(n) / "report.json").stat().st_mtime_ns for n in (0, 1)} == reports
     trials = optuna.load_study(study_name="search", storage=f"sqlite:///{sweep / 'optuna.db'}").trials
     assert [(t.number, t.state.name) for t in trials] == [(0, "COMPLETE"), (1, "COMPLETE"), (2, "COMPLETE")]
+    # the continued process asked its sampler for new points, not the first process's again
+    # (a seeded sampler restarting its stream gave trial 2 the parameters of trial 0)
+    assert len({tuple(sorted(t.params.items())) for t in trials}) == 3, [t.params for t in trials]
     for trial in trials:  # each value is the run's best validation loss, from its own report
         report = json.loads((sweep / str(trial.number) / "report.json").read_text())
         assert report["validation"]["metric"] == "val/loss"

@@ -1,6 +1,7 @@
 """Training end to end, in process: learning, run folder, report, TensorBoard, resume."""
 
 import json
+import os
 from pathlib import Path
 
 import lightning as L
@@ -89,29 +90,41 @@ def test_tensorboard_has_losses_rates_per_group_hparams_and_pictures(tiny_run):
     assert b"test_acc" in plugins["_hparams_/experiment"]
 
 
+KILL = "FISHBEAR_TEST_KILL"  # set: the crash callbacks fire (the run is "killed"); unset: the resume runs on
+
+
 class CrashAtEpoch(L.Callback):
-    """Stands in for a killed process: dies when the given epoch starts."""
+    """Stands in for a killed process: dies when the given epoch starts, while ``$FISHBEAR_TEST_KILL``
+    is set. The resume runs with the same overrides (a kill changes none) and the variable unset."""
 
     def __init__(self, epoch: int) -> None:
         self.epoch = epoch
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
-        if trainer.current_epoch == self.epoch:
+        if trainer.current_epoch == self.epoch and os.environ.get(KILL):
             raise RuntimeError("killed")
 
 
 class CrashAtStep(L.Callback):
-    """Dies in the middle of an epoch, after the given optimiser step."""
+    """Dies in the middle of an epoch, after the given optimiser step (while ``$FISHBEAR_TEST_KILL`` is set)."""
 
     def __init__(self, step: int) -> None:
         self.step = step
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if trainer.global_step == self.step:
+        if trainer.global_step == self.step and os.environ.get(KILL):
             raise RuntimeError("killed")
 
 
-def test_a_run_killed_at_a_random_step_resumes_to_the_same_final_metrics(tmp_path):
+def killed(run, monkeypatch) -> None:
+    """Run ``run()`` until the crash callback kills it."""
+    monkeypatch.setenv(KILL, "1")
+    with pytest.raises(RuntimeError, match="killed"):
+        run()
+    monkeypatch.delenv(KILL)
+
+
+def test_a_run_killed_at_a_random_step_resumes_to_the_same_final_metrics(tmp_path, monkeypatch):
     """Same seed, same run: augmentation seeded, each epoch's randomness from the seed and the
     epoch. Four runs with one seed scored four accuracies (0.2725-0.2550) before."""
     import random
@@ -120,19 +133,17 @@ def test_a_run_killed_at_a_random_step_resumes_to_the_same_final_metrics(tmp_pat
     whole = train(compose_train(overrides, tmp_path / "whole"))
     step = random.Random().randint(5, 11)  # epochs hold 4 steps: somewhere in epoch 2 or 3
     crash = ["+callbacks.crash._target_=tests.test_train.CrashAtStep", f"+callbacks.crash.step={step}"]
-    with pytest.raises(RuntimeError, match="killed"):
-        train(compose_train(overrides + crash, tmp_path / "killed"))
-    resumed = train(compose_train(overrides + ["ckpt_path=last"], tmp_path / "killed"))
+    killed(lambda: train(compose_train(overrides + crash, tmp_path / "killed")), monkeypatch)
+    resumed = train(compose_train(overrides + crash + ["ckpt_path=last"], tmp_path / "killed"))
     assert resumed["epochs"] == whole["epochs"] == 3
     for name, value in whole["metrics"].items():
         assert resumed["metrics"][name] == pytest.approx(value, abs=1e-6), (step, name, resumed["metrics"], whole["metrics"])
 
 
-def test_killed_run_resumes_in_its_folder_from_last_checkpoint(tmp_path):
-    overrides = TINY + ["trainer.max_epochs=3", "logger=none"]
-    crash = ["+callbacks.crash._target_=tests.test_train.CrashAtEpoch", "+callbacks.crash.epoch=2"]
-    with pytest.raises(RuntimeError, match="killed"):
-        train(compose_train(overrides + crash, tmp_path))
+def test_killed_run_resumes_in_its_folder_from_last_checkpoint(tmp_path, monkeypatch):
+    overrides = TINY + ["trainer.max_epochs=3", "logger=none",
+                        "+callbacks.crash._target_=tests.test_train.CrashAtEpoch", "+callbacks.crash.epoch=2"]
+    killed(lambda: train(compose_train(overrides, tmp_path)), monkeypatch)
     last = tmp_path / "checkpoints" / "last.ckpt"
     assert torch.load(last, map_location="cpu", weights_only=False)["epoch"] == 1
     assert not (tmp_path / "report.json").exists()

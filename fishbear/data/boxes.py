@@ -62,11 +62,13 @@ class BoxStats:
 
 def image_size(path: Path) -> tuple[int, int]:
     """``(width, height)`` from the header alone."""
+    from fishbear.data.images import UNREADABLE
+
     try:
         with Image.open(path) as image:
             return image.size
-    except OSError as err:
-        raise DataError(f"Image file {path} cannot be read ({err}).") from None
+    except UNREADABLE as err:
+        raise DataError(f"Image file {path} cannot be read ({type(err).__name__}: {err}).") from None
 
 
 def fit_to_image(boxes: Boxes, width: int, height: int, source: str, on_outside: str,

@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 
 
 def _size(image_size: int | list[int] | tuple[int, int]) -> int | list[int]:
+    if hasattr(image_size, "__len__") and len(image_size) != 2:
+        raise DataError(f"data.image_size={list(image_size)}: give one side or [height, width].")
     height, width = as_hw(image_size)
     return height if height == width else [height, width]
 
@@ -216,6 +218,11 @@ class ImageDataModule(L.LightningDataModule):
     def prepare_data(self) -> None:
         if self.source is not None:
             self.source.prepare(self.root, self.kind)
+        elif self.root.exists() and not self.root.is_dir():
+            raise DataError(
+                f"data.root={self.root} is a file, not a folder. Set data.root to the dataset's folder "
+                f"(data={self.name} expects the {type(self.reader).__name__} layout there)."
+            )
         elif not self.root.is_dir():
             raise DataError(
                 f"Data folder {self.root} does not exist. Set data.root=/path/to/your/dataset "
@@ -225,6 +232,15 @@ class ImageDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self._catalog is not None:
             return
+        try:
+            self._catalog = self._read_catalog()
+        except PermissionError as err:  # a folder, label file or image of another user's
+            raise DataError(f"{err.filename or self.root} cannot be read (permission denied): data={self.name} needs to "
+                            "read every folder and file under data.root. Fix the permissions (chmod / ask its owner), "
+                            "or copy the dataset somewhere you can read.") from None
+
+    def _read_catalog(self) -> Catalog:
+        """The reader's catalog, checked against the kind and split (see :meth:`setup`)."""
         catalog = self.reader(self.root)
         if self.relabel is not None:
             catalog = self.relabel(catalog)
@@ -244,11 +260,18 @@ class ImageDataModule(L.LightningDataModule):
         stratum = self.kind.stratum
         stratify = stratum if stratum(catalog.splits["train"][0]) is not None else None
         catalog.splits = self.split_plan.apply(catalog.splits, self.root, stratify)
+        empty = [split for split, samples in catalog.splits.items() if not samples]
+        if empty:
+            raise DataError(
+                f"{self.root}: the {' and '.join(empty)} split(s) hold no images (an empty {empty[0]}/ folder, or "
+                f"too few images to hold out {self.split_plan.info.get('by', 'a share')}): a run tested or validated on "
+                "nothing reports nothing. Put images there, remove the empty folder, or give the data more images."
+            )
         self._check_duplicates(catalog)
         self.kind.check_catalog(catalog, self.root)
         if self.on_bad_image == "error":
             self._check_headers(catalog)
-        self._catalog = catalog
+        return catalog
 
     def _check_duplicates(self, catalog: Catalog) -> None:
         """Near-copies across splits, per ``data.duplicates`` (see ``fishbear.data.duplicates``)."""

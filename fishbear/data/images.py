@@ -9,6 +9,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from fishbear.errors import DataError
 
+# what an image may hold at most: PIL refuses twice its MAX_IMAGE_PIXELS (~179 M pixels) as a
+# decompression bomb, a small file that decodes to gigabytes; fishbear names the file and moves on
+UNREADABLE = (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 )
@@ -40,9 +44,9 @@ def load_rgb(path: str | Path) -> np.ndarray:
             return as_rgb(image)
     except FileNotFoundError:
         raise DataError(f"Image file {path} does not exist (was it moved after the run started?).") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+    except UNREADABLE as err:
         raise DataError(
-            f"Image file {path} cannot be read as an image ({err}). "
+            f"Image file {path} cannot be read as an image ({_why(err)}). "
             "Delete or replace the file, or set data.on_bad_image=skip to leave such files out."
         ) from None
 
@@ -55,9 +59,15 @@ def header_problem(path: Path) -> str | None:
             pass
     except FileNotFoundError:
         return "missing"
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        return f"{type(err).__name__}: {err}"
+    except UNREADABLE as err:
+        return _why(err)
     return None
+
+
+def _why(err: BaseException) -> str:
+    if isinstance(err, Image.DecompressionBombError):
+        return f"too many pixels to decode safely, a possible decompression bomb ({err})"
+    return f"{type(err).__name__}: {err}"
 
 
 def image_problem(path: Path) -> str | None:
@@ -68,8 +78,8 @@ def image_problem(path: Path) -> str | None:
             image.load()
     except FileNotFoundError:
         return "missing"
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        return f"{type(err).__name__}: {err}"
+    except UNREADABLE as err:
+        return _why(err)
     return None
 
 
@@ -102,8 +112,8 @@ def load_mask(path: str | Path, image_path: str | Path, image_hw: tuple[int, int
     except FileNotFoundError:
         raise DataError(f"Mask file {path} for image {image_path} does not exist. Check data.reader.mask_name "
                         "and the mask folder.") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise DataError(f"Mask file {path} cannot be read as an image ({err}). Replace the file.") from None
+    except UNREADABLE as err:
+        raise DataError(f"Mask file {path} cannot be read as an image ({_why(err)}). Replace the file.") from None
     check_mask_size(path, image_path, mask.shape[:2], image_hw)
     top = int(mask.max()) if mask.size else 0
     if top >= num_codes:

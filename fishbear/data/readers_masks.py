@@ -14,7 +14,7 @@ from pathlib import Path
 from PIL import Image
 
 from fishbear.data.catalog import Catalog, Sample
-from fishbear.data.images import check_mask_size, is_image_file
+from fishbear.data.images import UNREADABLE, check_mask_size, is_image_file
 from fishbear.data.label_files import read_label_text, read_codes
 from fishbear.errors import DataError
 
@@ -89,5 +89,5 @@ def _check_size(image: Path, mask: Path) -> None:
     try:
         with Image.open(image) as a, Image.open(mask) as b:
             check_mask_size(mask, image, b.size[::-1], a.size[::-1])
-    except OSError as err:
-        raise DataError(f"Cannot read {image} or its mask {mask}: {err}") from None
+    except UNREADABLE as err:
+        raise DataError(f"Cannot read {image} or its mask {mask}: {type(err).__name__}: {err}") from None

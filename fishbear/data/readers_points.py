@@ -12,16 +12,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from fishbear.data.catalog import Catalog, Sample
 from fishbear.data.label_files import read_label_text, image_lookup, read_csv_rows, resolve_images
 from fishbear.errors import DataError
 
 
-def check_inside(image: Path, points: np.ndarray, source: str) -> None:
-    with Image.open(image) as opened:
-        width, height = opened.size
+def check_points_inside(image: Path, points: np.ndarray, source: str) -> None:
+    from fishbear.data.boxes import image_size
+
+    width, height = image_size(image)
     outside = [(float(x), float(y)) for x, y in points if not (0 <= x < width and 0 <= y < height)]
     if outside:
         x, y = outside[0]
@@ -60,7 +60,7 @@ class PointsCsvReader:
         files = resolve_images([(line, name) for line, name, _ in rows], image_lookup(folder, self.extension),
                                label_file, folder, self.extension, root, self.allow_outside)
         for path, (line, _, points) in zip(files, rows):
-            check_inside(path, points, f"{label_file}, line {line}")
+            check_points_inside(path, points, f"{label_file}, line {line}")
         k = len(rows[0][2])
         names = list(self.names or [f"point{i}" for i in range(1, k + 1)])
         if len(names) != k:
@@ -151,6 +151,6 @@ class BiwiReader:
                     raise DataError(f"No pose file for {image}: expected {pose}.")
                 point = np.array([calibration.project(*read_head_centre(pose))], dtype=np.float32)
                 if self.check_points:
-                    check_inside(image, point, f"{pose} (projected with {person / 'rgb.cal'})")
+                    check_points_inside(image, point, f"{pose} (projected with {person / 'rgb.cal'})")
                 splits[split].append(Sample(image, point))
         return Catalog(splits={k: v for k, v in splits.items() if v or k == "train"}, classes=["head"], kind="points")

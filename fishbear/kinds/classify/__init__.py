@@ -32,6 +32,12 @@ class Classify(Kind):
     def check_catalog(self, catalog: Any, root: Path) -> None:
         """Every class needs training images, and a class with one image cannot be in both
         training and validation."""
+        if len(catalog.classes) < 2:
+            raise DataError(
+                f"{root}: only one class ({', '.join(catalog.classes) or 'none'}) was found; a classifier needs two or "
+                "more (it would be right every time, and learn nothing). For 'is it X?', add a folder of "
+                "not-X images beside it."
+            )
         counts = self.label_counts(catalog)["train"]
         missing = [name for name, n in counts.items() if n == 0]
         if missing:

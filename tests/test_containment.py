@@ -1,0 +1,130 @@
+"""Label files stay inside their dataset: an image name that reaches outside (``..``, an absolute
+path, a link inside the folder that points out) is refused with the file, the entry and the fix,
+in every reader that takes names from a label file; ``allow_outside=true`` opts out. Files a user
+puts in a folder tree (symlinks included) are the user's choice and stay readable."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from fishbear.data.readers import ImageFolderReader
+from fishbear.data.readers_coco import CocoReader
+from fishbear.data.readers_cvat import CvatReader
+from fishbear.data.readers_points import PointsCsvReader
+from fishbear.data.readers_tags import TagCsvReader
+from fishbear.data.readers_via import ViaReader
+from fishbear.data.readers_voc import VocReader, voc_xml
+from fishbear.data.readers_vott import VottCsvReader, VottJsonReader
+from fishbear.errors import DataError
+from fishbear.kinds.regress.readers import ValuesCsvReader
+
+
+def _label(fmt: str, root: Path, name: str) -> None:
+    """A label file of ``fmt`` under ``root`` naming image ``name`` (one fish box)."""
+    if fmt == "coco":
+        (root / "coco.json").write_text(json.dumps({
+            "images": [{"id": 1, "file_name": name, "width": 64, "height": 48}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [2, 2, 20, 10], "iscrowd": 0}],
+            "categories": [{"id": 1, "name": "fish"}]}))
+    elif fmt == "via":
+        (root / "via.json").write_text(json.dumps({"k": {"filename": name, "regions": [
+            {"shape_attributes": {"name": "rect", "x": 2, "y": 2, "width": 20, "height": 10},
+             "region_attributes": {"class": "fish"}}]}}))
+    elif fmt == "cvat":
+        (root / "cvat.xml").write_text(f'<annotations><image id="0" name="{name}" width="64" height="48"><box '
+                                       'label="fish" xtl="2" ytl="2" xbr="20" ybr="10"/></image></annotations>')
+    elif fmt == "vott_csv":
+        (root / "vott.csv").write_text(f"image,xmin,ymin,xmax,ymax,label\n{name},2,2,20,10,fish\n")
+    elif fmt == "vott_json":
+        (root / "vott.json").write_text(json.dumps({"assets": {"x": {"asset": {"name": name}, "regions": [
+            {"tags": ["fish"], "boundingBox": {"left": 2, "top": 2, "width": 18, "height": 8}}]}}}))
+    elif fmt == "voc":
+        (root / "Annotations").mkdir(exist_ok=True)
+        (root / "Annotations" / "label.xml").write_text(voc_xml(name, 64, 48, [("fish", (2, 2, 20, 10))]))
+    elif fmt == "tags":
+        (root / "tags.csv").write_text(f"image_name,tags\n{name},fish\n")
+    elif fmt == "points":
+        (root / "points.csv").write_text(f"image,x1,y1\n{name},5,5\n")
+    else:
+        (root / "values.csv").write_text(f"image,count\n{name},3\n")
+
+
+READERS = {
+    "coco": lambda **kw: CocoReader(json="coco.json", images="img", **kw),
+    "via": lambda **kw: ViaReader(json="via.json", images="img", **kw),
+    "cvat": lambda **kw: CvatReader(xml="cvat.xml", images="img", **kw),
+    "vott_csv": lambda **kw: VottCsvReader(file="vott.csv", images="img", **kw),
+    "vott_json": lambda **kw: VottJsonReader(file="vott.json", images="img", **kw),
+    "voc": lambda **kw: VocReader(images="img", **kw),
+    "tags": lambda **kw: TagCsvReader(csv="tags.csv", folder="img", **kw),
+    "points": lambda **kw: PointsCsvReader(folder="img", **kw),
+    "values": lambda **kw: ValuesCsvReader(folder="img", **kw),
+}
+# readers that look a name up in the folder's listing: a name reaching out is simply not found there
+LISTED = {"tags", "points", "values"}
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    root, outside = tmp_path / "ds", tmp_path / "outside"
+    (root / "img").mkdir(parents=True)
+    outside.mkdir()
+    Image.new("RGB", (64, 48), (200, 0, 0)).save(outside / "secret.jpg")
+    (root / "img" / "inside.jpg").symlink_to(outside / "secret.jpg")  # a link in the folder that points out
+    Image.new("RGB", (64, 48)).save(root / "img" / "plain.jpg")
+    return root, outside
+
+
+@pytest.mark.parametrize("fmt", sorted(READERS))
+@pytest.mark.parametrize("how", ["dotdot", "absolute", "link"])
+def test_a_name_reaching_outside_the_dataset_is_refused(fmt, how, dataset):
+    root, outside = dataset
+    name = {"dotdot": "../../outside/secret.jpg", "absolute": str(outside / "secret.jpg"), "link": "inside.jpg"}[how]
+    _label(fmt, root, name)
+    if fmt in LISTED and how != "link":
+        with pytest.raises(DataError, match="not found in"):
+            READERS[fmt]()(root)
+        return
+    with pytest.raises(DataError, match=r"names an image at .*outside/secret\.jpg, outside the dataset folder .*ds"
+                                        r".*allow_outside=true") as refused:
+        READERS[fmt]()(root)
+    assert any(part in str(refused.value) for part in (".json", ".xml", ".csv")), str(refused.value)
+    catalog = READERS[fmt](allow_outside=True)(root)  # the opt-in reads it
+    assert [s.image.resolve() for s in catalog.splits["train"]] == [(outside / "secret.jpg").resolve()]
+
+
+@pytest.mark.parametrize("fmt", ["coco", "via", "vott_csv"])
+def test_a_plain_name_inside_the_dataset_still_reads(fmt, dataset):
+    root, _ = dataset
+    _label(fmt, root, "plain.jpg")
+    assert [s.image.name for s in READERS[fmt]()(root).splits["train"]] == ["plain.jpg"]
+
+
+def test_links_in_a_folder_tree_are_the_users_choice(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for i in range(2):
+        Image.new("RGB", (16, 16)).save(elsewhere / f"{i}.jpg")
+    for cls in ("a", "b"):
+        (tmp_path / "tree" / "train" / cls).mkdir(parents=True)
+    (tmp_path / "tree" / "train" / "a" / "x.jpg").symlink_to(elsewhere / "0.jpg")
+    (tmp_path / "tree" / "train" / "b" / "y.jpg").symlink_to(elsewhere / "1.jpg")
+    catalog = ImageFolderReader()(tmp_path / "tree")
+    assert len(catalog.splits["train"]) == 2
+
+
+def test_convert_with_links_never_links_an_outside_file(dataset, tmp_path, capsys):
+    from fishbear.convert import main
+
+    root, outside = dataset
+    _label("coco", root, "../../outside/secret.jpg")
+    with pytest.raises(SystemExit) as stop:
+        main([f"src={root}", "src_format=coco", "reader.json=coco.json", "reader.images=img",
+              f"dst={tmp_path / 'out'}", "dst_format=voc", "images=link"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "outside the dataset folder" in err and "reader.allow_outside=true" in err
+    assert not (tmp_path / "out").exists() or not any(p.is_file() for p in (tmp_path / "out").rglob("*"))
