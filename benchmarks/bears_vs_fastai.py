@@ -126,7 +126,7 @@ def kinds_of(data: Path) -> list[str]:
 
 
 def wilson(accuracy: float, n: int) -> tuple[float, float]:
-    from fishbear.intervals import wilson as interval
+    from fishbear.reports.intervals import wilson as interval
 
     return interval(round(accuracy * n), n)
 

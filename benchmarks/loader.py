@@ -5,7 +5,7 @@ module and task, then measures, in one process, alternating over rounds:
 
 - the loader alone: images per second of ``train_dataloader()`` (decode, augment, collate, with
   the configured workers), after its first batch;
-- training on the real loader: fishbear's Trainer (``fishbear.experiment.build_trainer``), steps
+- training on the real loader: fishbear's Trainer (``fishbear.engine.experiment.build_trainer``), steps
   after a warm-up;
 - training on synthetic data: the same task and Trainer fed batches already in memory (copies of
   one real batch), so the only difference is where the images come from.
@@ -31,7 +31,7 @@ import torch
 from overhead import CUDA, StepTimer, _sync, compose_run  # beside this script: the same timer and composition
 from torch.utils.data import DataLoader
 
-from fishbear.experiment import build_experiment, build_trainer, split_trainer_config
+from fishbear.engine.experiment import build_experiment, build_trainer, split_trainer_config
 
 
 class Synthetic(L.LightningDataModule):

@@ -36,9 +36,9 @@ from omegaconf import open_dict
 from torch.utils.data import DataLoader, Dataset
 
 import fishbear
-from fishbear.config import instantiate
-from fishbear.optim import build_optimizer, build_scheduler
-from fishbear.experiment import build_trainer, split_trainer_config
+from fishbear.engine.config import instantiate
+from fishbear.training.optim import build_optimizer, build_scheduler
+from fishbear.engine.experiment import build_trainer, split_trainer_config
 
 CONF_DIR = str(Path(fishbear.__file__).parent / "conf")
 
@@ -204,7 +204,7 @@ def start_up_seconds() -> tuple[float, float]:
             runs.append(time.perf_counter() - began)
         return statistics.median(runs)
 
-    return (wall("import fishbear.train, fishbear.experiment, fishbear.task, fishbear.data.datamodule, lightning"),
+    return (wall("import fishbear.train, fishbear.engine.experiment, fishbear.kinds.base_task, fishbear.engine.datamodule, lightning"),
             wall("import torch"))
 
 

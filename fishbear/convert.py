@@ -17,11 +17,11 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from fishbear.cli import compose_cli, user_errors_exit
+from fishbear.engine.commandline import compose_cli, user_errors_exit
 from fishbear.data.boxes import Boxes, image_size
 from fishbear.data.catalog import Catalog
-from fishbear.errors import ConfigError, DataError
-from fishbear.outputs import OutputFiles, refuse_stem_clashes
+from fishbear.core.errors import ConfigError, DataError
+from fishbear.core.outputs import OutputFiles, refuse_stem_clashes
 
 USAGE = ("python -m fishbear.convert src=PATH src_format=voc|coco|yolo|cvat|via|vott_csv|vott_json|cntk dst=PATH "
          "dst_format=voc|coco|yolo [reader.<option>=...] [images=copy|link] [overwrite=false]")
@@ -38,7 +38,7 @@ def _placed(catalog: Catalog, folder: str, files: OutputFiles, link: bool, dst: 
 
 
 def write_voc(catalog: Catalog, dst: Path, files: OutputFiles, link: bool) -> None:
-    from fishbear.data.readers_voc import voc_xml
+    from fishbear.formats.voc import voc_xml
 
     for sample, (_, placed) in zip(catalog.splits["train"], _placed(catalog, "JPEGImages", files, link, dst)):
         boxes: Boxes = sample.target
@@ -48,7 +48,7 @@ def write_voc(catalog: Catalog, dst: Path, files: OutputFiles, link: bool) -> No
 
 
 def write_coco(catalog: Catalog, dst: Path, files: OutputFiles, link: bool) -> None:
-    from fishbear.data.readers_coco import coco_instances
+    from fishbear.formats.coco import coco_instances
 
     placed = _placed(catalog, "train2017", files, link, dst)
     entries = [(target, sample.target) for sample, (_, target) in zip(catalog.splits["train"], placed)]
@@ -59,7 +59,7 @@ def write_coco(catalog: Catalog, dst: Path, files: OutputFiles, link: bool) -> N
 def write_yolo(catalog: Catalog, dst: Path, files: OutputFiles, link: bool) -> None:
     import yaml
 
-    from fishbear.data.readers_yolo import yolo_lines
+    from fishbear.formats.yolo import yolo_lines
 
     classes = list(catalog.classes)
     for sample, (_, placed) in zip(catalog.splits["train"], _placed(catalog, "images/train", files, link, dst)):
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> Path:
 
 
 def convert(cfg: DictConfig) -> Path:
-    from fishbear.config import instantiate
+    from fishbear.engine.config import instantiate
 
     if cfg.dst_format not in FORMATS:
         raise ConfigError(f"dst_format={cfg.dst_format}: fishbear writes {', '.join(FORMATS)}.")
@@ -112,5 +112,11 @@ def convert(cfg: DictConfig) -> Path:
     return dst
 
 
+def cli(argv: list[str]) -> int:
+    """``fishbear convert ...`` and ``python -m fishbear.convert ...``."""
+    main(argv)
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    raise SystemExit(cli(sys.argv[1:]))

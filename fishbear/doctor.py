@@ -18,6 +18,7 @@ from importlib import metadata
 from pathlib import Path
 
 import fishbear
+from fishbear.conf import CONF_DIR
 
 # what fishbear's model configs can ask torchvision for (arch, encoder and backbone choices)
 TORCHVISION_WEIGHTS_ARCHS = ("resnet18", "resnet34", "resnet50", "vgg16", "mobilenet_v2",
@@ -106,10 +107,10 @@ def device_lines() -> list[Line]:
     from hydra.core.global_hydra import GlobalHydra
     from lightning.pytorch.accelerators import CUDAAccelerator, MPSAccelerator
 
-    import fishbear.config  # noqa: F401  (the resolvers the trainer config uses)
+    import fishbear.engine.config  # noqa: F401  (the resolvers the trainer config uses)
 
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(Path(fishbear.__file__).parent / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         trainer = compose("train").trainer
     GlobalHydra.instance().clear()
     if CUDAAccelerator.is_available():
@@ -194,5 +195,10 @@ def main() -> int:
     return 1 if problems else 0
 
 
+def cli(argv: list[str]) -> int:
+    """``fishbear doctor`` and ``python -m fishbear.doctor`` (no arguments)."""
+    return main()
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(cli(sys.argv[1:]))

@@ -11,31 +11,31 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-# importing fishbear.config registers its resolvers before Hydra composes
-from fishbear.cli import route_library_logs_to_root, run_hydra_main, user_errors_exit
-from fishbear.config import instantiate, instantiate_group
-from fishbear.errors import CheckpointError
+# importing fishbear.engine.config registers its resolvers before Hydra composes
+from fishbear.engine.commandline import route_library_logs_to_root, run_hydra_main, user_errors_exit
+from fishbear.engine.config import instantiate, instantiate_group
+from fishbear.core.errors import CheckpointError
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
-    from fishbear.checkpoint import load_checkpoint, network_from_checkpoint
-    from fishbear.experiment import build_datamodule, split_trainer_config, test_and_report
+    from fishbear.engine.checkpoint import load_checkpoint, network_from_checkpoint
+    from fishbear.engine.experiment import build_datamodule, split_trainer_config, test_and_report
 
     route_library_logs_to_root()
     started = time.perf_counter()
     run_dir = Path(cfg.paths.output_dir)
     datamodule = build_datamodule(cfg)
     checkpoint = load_checkpoint(cfg.ckpt, kind=datamodule.kind)
-    meta = checkpoint["fishbear"]
-    datamodule.set_image_size(meta["image_size"])
-    datamodule.set_normalization(meta["mean"], meta["std"])
+    meta = checkpoint.meta
+    datamodule.set_image_size(meta.image_size)
+    datamodule.set_normalization(meta.mean, meta.std)
     datamodule.prepare_data()
     datamodule.setup("test")
-    if datamodule.classes != meta["classes"]:
-        raise CheckpointError(f"{cfg.ckpt} was trained on classes {meta['classes']}, but {datamodule.root} has "
+    if tuple(datamodule.classes) != meta.classes:
+        raise CheckpointError(f"{cfg.ckpt} was trained on classes {list(meta.classes)}, but {datamodule.root} has "
                               f"{datamodule.classes}; evaluate on data with the same classes.")
     lightning_cfg, optim, channels_last = split_trainer_config(cfg.trainer)
-    task = instantiate(cfg.task, "task", network=network_from_checkpoint(checkpoint), classes=meta["classes"],
+    task = instantiate(cfg.task, "task", network=network_from_checkpoint(checkpoint), classes=list(meta.classes),
                        optim=optim, channels_last=channels_last, meta=meta)
     loggers = instantiate_group(cfg.get("logger"), "logger")
     trainer = instantiate(lightning_cfg, "trainer", callbacks=[], logger=loggers or False,
@@ -50,5 +50,12 @@ def main(cfg: DictConfig) -> None:
     evaluate(cfg)
 
 
+def cli(argv: list[str]) -> int:
+    """``fishbear evaluate ...`` and ``python -m fishbear.evaluate ...``."""
+    sys.argv[1:] = argv
+    run_hydra_main(main, argv, "evaluate")
+    return 0
+
+
 if __name__ == "__main__":
-    run_hydra_main(main, sys.argv[1:], "evaluate")
+    raise SystemExit(cli(sys.argv[1:]))

@@ -9,12 +9,12 @@ first pass of the fish video-trap exercise, after which a person only reviews th
 confidence is below ``review_below`` (marked in the CSV), instead of all of them.
 
 A sorted video also gets ``events.csv``: one row per visit of the target class (``fish``), from
-the per-frame scores smoothed over ``events.smooth`` frames (``fishbear.events``), and
+the per-frame scores smoothed over ``events.smooth`` frames (``fishbear.reports.events``), and
 ``events.png``, the visits' peak frames (with a detector's boxes). The review marks come from the
 smoothed scores: weak evidence either way, or smoothed evidence against the frame's own call.
 
 ``out`` may hold the user's own files: a frame, CSV or picture there that fishbear did not write
-(:mod:`fishbear.outputs`) stops the command before the video is read; its own earlier frames are
+(:mod:`fishbear.core.outputs`) stops the command before the video is read; its own earlier frames are
 written again. ``overwrite=true`` replaces any.
 """
 
@@ -31,9 +31,9 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
-from fishbear.cli import check_ranges, compose_cli, user_errors_exit
-from fishbear.errors import DataError
-from fishbear.events import contact_sheet, events_csv, find_events, smooth
+from fishbear.engine.commandline import check_ranges, compose_cli, user_errors_exit
+from fishbear.core.errors import DataError
+from fishbear.reports.events import contact_sheet, events_csv, find_events, smooth
 
 USAGE = ("python -m fishbear.frames video=VIDEO out=DIR [every=1] [sort_with=CKPT] [score=0.5] [review_below=0.8] "
          "[enhance=true] [device=cpu] [batch_size=32] [quality=95] [overwrite=false]")
@@ -72,8 +72,8 @@ def cut(args: DictConfig) -> Path:
     """Cut (and sort) ``args.video`` into ``args.out``; returns the path of ``frames.csv``."""
     from tqdm.auto import tqdm
 
-    from fishbear.outputs import OutputFiles
-    from fishbear.video import Frame, enhance, frame_count, is_video_file, read_frames
+    from fishbear.core.outputs import OutputFiles
+    from fishbear.data.video import Frame, enhance, frame_count, is_video_file, read_frames
 
     video, out = Path(str(args.video)), Path(str(args.out))
     if not video.is_file():
@@ -93,16 +93,15 @@ def cut(args: DictConfig) -> Path:
 
     predictor = None
     if args.sort_with is not None:
-        from fishbear.inference import Predictor
+        from fishbear.engine.inference import Predictor
         from fishbear.kinds import KINDS
 
-        predictor = Predictor.from_checkpoint(args.sort_with, device=args.device)
+        predictor = Predictor.from_checkpoint(args.sort_with, device=args.device,
+                                              score_threshold=None if args.score is None else float(args.score))
         if not predictor.kind.sorts_frames:
             sorting = ", ".join(name for name, kind in KINDS.items() if kind.sorts_frames)
             raise DataError(f"sort_with={args.sort_with} is a '{predictor.kind.name}' checkpoint; frames are sorted by "
                             f"a classifier or a detector ({sorting}).")
-        if args.score is not None:
-            predictor.meta["score_threshold"] = args.score
         results = predictor.predict_stream(((frame, frame.image) for frame in frames()), args.batch_size)
     else:
         results = ((frame, None) for frame in frames())
@@ -115,7 +114,7 @@ def cut(args: DictConfig) -> Path:
     target = None
     if predictor is not None:
         # None (several classes, none named as an absence): no visits, review by the frame's own confidence
-        target = args.events.target or predictor.kind.event_target(list(predictor.meta["classes"]))
+        target = args.events.target or predictor.kind.event_target(list(predictor.meta.classes))
     for frame, result in tqdm(results, total=wanted, unit="frame", desc=video.name, disable=None):
         name = f"frame_{frame.index:0{width}d}.jpg"
         row = [str(frame.index), f"{frame.time:.3f}"]
@@ -181,7 +180,7 @@ def _write_contact_sheet(events: list, rows: list[list[str]], boxes: dict[int, l
         return None
     from PIL import Image
 
-    from fishbear.plots import figure_png
+    from fishbear.reports.plots import figure_png
 
     files = {int(row[0]): out / row[2] for row in rows}
     images = {}
@@ -191,5 +190,11 @@ def _write_contact_sheet(events: list, rows: list[list[str]], boxes: dict[int, l
     return outputs.write_bytes(out / "events.png", figure_png(contact_sheet(events, images, boxes, target)))
 
 
+def cli(argv: list[str]) -> int:
+    """``fishbear frames ...`` and ``python -m fishbear.frames ...``."""
+    main(argv)
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    raise SystemExit(cli(sys.argv[1:]))

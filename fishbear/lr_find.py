@@ -17,19 +17,19 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-# importing fishbear.config registers its resolvers before Hydra composes
-from fishbear.cli import route_library_logs_to_root, run_hydra_main, user_errors_exit
-from fishbear.config import instantiate
+# importing fishbear.engine.config registers its resolvers before Hydra composes
+from fishbear.engine.commandline import route_library_logs_to_root, run_hydra_main, user_errors_exit
+from fishbear.engine.config import instantiate
 
 
 def lr_find(cfg: DictConfig) -> dict[str, Any]:
     import lightning as L
     from lightning.pytorch.tuner import Tuner
 
-    from fishbear.callbacks.finetune import freeze
-    from fishbear.experiment import build_experiment, check_config, split_trainer_config
-    from fishbear.io import atomic_write_json
-    from fishbear.plots import save_figure
+    from fishbear.training.callbacks.finetune import freeze
+    from fishbear.engine.experiment import build_experiment, check_config, split_trainer_config
+    from fishbear.core.atomic import atomic_write_json
+    from fishbear.reports.plots import save_figure
 
     route_library_logs_to_root()
     run_dir = Path(cfg.paths.output_dir)
@@ -77,5 +77,12 @@ def main(cfg: DictConfig) -> None:
     lr_find(cfg)
 
 
+def cli(argv: list[str]) -> int:
+    """``fishbear lr_find ...`` and ``python -m fishbear.lr_find ...``."""
+    sys.argv[1:] = argv
+    run_hydra_main(main, argv, "lr_find")
+    return 0
+
+
 if __name__ == "__main__":
-    run_hydra_main(main, sys.argv[1:], "lr_find")
+    raise SystemExit(cli(sys.argv[1:]))

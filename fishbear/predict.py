@@ -13,7 +13,7 @@ input) the image with its boxes drawn (``<stem>.boxes.jpg``) and a Pascal VOC fi
 (``<stem>.xml``) that annotation tools (LabelImg, CVAT) load for correction; a video's frames are
 saved there too, so the XML has its image. For a video, ``every=N`` reads every N-th frame.
 
-Nothing the user wrote is replaced (:mod:`fishbear.outputs`): a CSV, mask or label file that
+Nothing the user wrote is replaced (:mod:`fishbear.core.outputs`): a CSV, mask or label file that
 fishbear did not write, or that was changed since (a VOC file corrected in LabelImg), stops the
 command before any prediction, naming the file; ``overwrite=true`` replaces such files. Files of
 images in sub-folders keep their folder (``cam1/img.xml``), so two images of one name never share
@@ -29,13 +29,13 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from fishbear.cli import check_ranges, compose_cli, user_errors_exit
+from fishbear.engine.commandline import check_ranges, compose_cli, user_errors_exit
 from fishbear.data.images import image_problem, is_image_file
-from fishbear.errors import ConfigError, DataError
-from fishbear.inference import Predictor
+from fishbear.core.errors import ConfigError, DataError
+from fishbear.engine.inference import Predictor
 from fishbear.kinds.base import OutputWriter
-from fishbear.outputs import OutputClash, OutputFiles, refuse_stem_clashes
-from fishbear.video import is_video_file, read_frames
+from fishbear.core.outputs import OutputClash, OutputFiles, refuse_stem_clashes
+from fishbear.data.video import is_video_file, read_frames
 
 USAGE = ("python -m fishbear.predict ckpt=PATH input=IMAGE|FOLDER|VIDEO [output=CSV] [device=cpu|cuda] "
          "[batch_size=32] [every=1] [masks=DIR] [boxes=DIR] [format=voc|coco|yolo] [score=0.5] "
@@ -49,10 +49,9 @@ def _checked(cfg: DictConfig) -> DictConfig:
 
 
 def _predictor(cfg: DictConfig) -> Predictor:
-    predictor = Predictor.from_checkpoint(cfg.ckpt, device=cfg.device)
-    if cfg.score is not None:
-        predictor.meta["score_threshold"] = float(cfg.score)
-    return predictor
+    """The checkpoint's predictor; ``score=`` changes a detector's threshold for this command only."""
+    return Predictor.from_checkpoint(cfg.ckpt, device=cfg.device,
+                                     score_threshold=None if cfg.score is None else float(cfg.score))
 
 
 @user_errors_exit
@@ -145,7 +144,7 @@ def output_writer(predictor: Predictor, cfg: DictConfig, beside: Path, prefix: s
         return None
     folder = Path(cfg[name]) if cfg[name] else beside / f"{prefix}_{name}"
     outputs.check_folder(folder)
-    return predictor.kind.output_writer({**predictor.meta, "box_format": cfg.format}, folder, outputs)
+    return predictor.kind.output_writer(predictor.meta, folder, outputs, label_format=str(cfg.format))
 
 
 def _write_csv(path: Path, rows: list[dict[str, str]], outputs: OutputFiles) -> None:
@@ -179,5 +178,11 @@ def _predict_video(video: Path, cfg: DictConfig) -> Path:
     return output
 
 
+def cli(argv: list[str]) -> int:
+    """``fishbear predict ...`` and ``python -m fishbear.predict ...``."""
+    main(argv)
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    raise SystemExit(cli(sys.argv[1:]))

@@ -16,11 +16,11 @@ import hydra
 import yaml
 from omegaconf import DictConfig
 
-import fishbear.config  # noqa: F401  (registers the resolvers the configs use)
-from fishbear.cli import route_library_logs_to_root, run_hydra_main, user_errors_exit
-from fishbear.errors import CheckpointError, ConfigError, FishbearError
-from fishbear.io import remove_stray_temporaries
-from fishbear.run_folder import refuse_other_overrides
+import fishbear.engine.config  # noqa: F401  (registers the resolvers the configs use)
+from fishbear.engine.commandline import route_library_logs_to_root, run_hydra_main, user_errors_exit
+from fishbear.core.errors import CheckpointError, ConfigError, FishbearError
+from fishbear.core.atomic import remove_stray_temporaries
+from fishbear.engine.run_folder import refuse_other_overrides
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def _resolve_ckpt_path(ckpt_path: str | None, run_dir: Path, kind: Any = None) -
             f"Checkpoint {path} does not exist. Give ckpt_path=<run folder>/checkpoints/last.ckpt of the run "
             "to continue, or resume a whole run with: python -m fishbear.train --resume <run folder>"
         )
-    from fishbear.checkpoint import load_checkpoint
+    from fishbear.engine.checkpoint import load_checkpoint
 
     # a text file, a truncated download, another program's file or another kind's: one line, before training
     load_checkpoint(path, kind)
@@ -55,11 +55,12 @@ def _check_resumable(resume_from: str, cfg: DictConfig, run_dir: Path) -> None:
     own folder, the same overrides), or resuming it would train another run's state."""
     from omegaconf import OmegaConf
 
-    from fishbear.checkpoint import read_meta
-    from fishbear.run_folder import check_same_run
+    from fishbear.engine.checkpoint import read_meta
+    from fishbear.engine.run_folder import check_same_run
 
     meta = read_meta(resume_from)
     wanted = OmegaConf.to_container(cfg.model, resolve=True)
+    assert isinstance(wanted, dict)
     if meta.model_cfg != wanted:
         differs = sorted(k for k in set(meta.model_cfg) | set(wanted) if meta.model_cfg.get(k) != wanted.get(k))
         raise CheckpointError(
@@ -70,18 +71,18 @@ def _check_resumable(resume_from: str, cfg: DictConfig, run_dir: Path) -> None:
         from hydra.core.hydra_config import HydraConfig
 
         overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-        check_same_run(run_dir, meta.extra.get("run"), overrides)
+        check_same_run(run_dir, meta.provenance.run, overrides)
 
 
 def _check_same_data(resume_from: str, datamodule: Any) -> None:
-    from fishbear.checkpoint import read_meta
-    from fishbear.run_folder import check_same_data, fingerprint
+    from fishbear.engine.checkpoint import read_meta
+    from fishbear.engine.run_folder import check_same_data, fingerprint
 
     meta = read_meta(resume_from)
-    if meta.classes != datamodule.classes:
-        raise CheckpointError(f"{resume_from} was trained on classes {meta.classes}; data.root now has "
+    if meta.classes != tuple(datamodule.classes):
+        raise CheckpointError(f"{resume_from} was trained on classes {list(meta.classes)}; data.root now has "
                               f"{datamodule.classes}. Resume on the same data, or start a new run.")
-    check_same_data(meta.extra.get("data_fingerprint"), fingerprint(datamodule.catalog.splits, datamodule.root),
+    check_same_data(meta.provenance.data_fingerprint, fingerprint(datamodule.catalog.splits, datamodule.root),
                     resume_from)
 
 
@@ -89,7 +90,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, then test the best checkpoint and write the report; returns the report."""
     import lightning as L
 
-    from fishbear.experiment import (
+    from fishbear.engine.experiment import (
         build_experiment,
         build_trainer,
         check_config,
@@ -97,7 +98,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         task_kind,
         test_and_report,
     )
-    from fishbear.run_folder import FolderLock
+    from fishbear.engine.run_folder import FolderLock
 
     route_library_logs_to_root()
     started = time.perf_counter()
@@ -137,7 +138,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     checkpoint = trainer.checkpoint_callback
     best = checkpoint.best_model_path if checkpoint is not None and checkpoint.best_model_path else None
-    task.after_fit(trainer, datamodule, best)
+    _after_fit(trainer, task, datamodule, best)
     _ = lock  # the folder stays this process's until the report is written
     return test_and_report(
         trainer, task, datamodule, cfg, run_dir, started, ckpt_path=best, run_test=cfg.get("test", True),
@@ -146,6 +147,19 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         extra={"epochs": trainer.current_epoch, "best_checkpoint": best, "fit_seconds": fit_seconds,
                "validation": _best_validation(checkpoint, task)},
     )
+
+
+def _after_fit(trainer: Any, task: Any, datamodule: Any, best: str | None) -> None:
+    """A kind's work on the best weights between fitting and testing (multi-label: tune thresholds);
+    the engine loads those weights and writes the result into the best checkpoint, not the kind."""
+    if not task.tunes_after_fit:
+        return
+    from fishbear.engine.checkpoint import load_checkpoint, save_task_into
+
+    if best:
+        task.load_state_dict(load_checkpoint(best, kind=task.kind).state_dict)
+    if task.after_fit(trainer, datamodule) and best and trainer.is_global_zero:
+        save_task_into(best, task)
 
 
 def _quiet_ddp_advice() -> None:
@@ -189,9 +203,9 @@ def _left_behind(run_dir: Path) -> str | None:
 
 
 def _fit(trainer: Any, task: Any, datamodule: Any, resume_from: str | None, cfg: DictConfig, run_dir: Path) -> None:
-    """``trainer.fit``; a run that is a trial of an Optuna search (``fishbear.search``) reports its
+    """``trainer.fit``; a run that is a trial of an Optuna search (``fishbear.engine.search``) reports its
     validation figure after every epoch and stops when the study prunes it."""
-    from fishbear.search import link_of, pruning_callback, record_pruned
+    from fishbear.engine.search import link_of, pruning_callback, record_pruned
 
     link = link_of(cfg)
     if link is None:
@@ -224,13 +238,9 @@ def _finished_report(ckpt_path: str, max_epochs: int, run_dir: Path) -> dict[str
     more to train (or the report was never written: then it is tested and reported now)."""
     import json
 
-    from fishbear.checkpoint import load_checkpoint
+    from fishbear.engine.checkpoint import load_checkpoint
 
-    checkpoint = load_checkpoint(ckpt_path)
-    fit_loop = checkpoint.get("loops", {}).get("fit_loop", {})
-    # epochs whose training ran to the end ("completed" is counted only after the end-of-epoch hooks
-    # that wrote this very checkpoint)
-    completed = fit_loop.get("epoch_progress", {}).get("current", {}).get("processed", checkpoint.get("epoch", -1) + 1)
+    completed = load_checkpoint(ckpt_path).completed_epochs()
     report = run_dir / "report.json"
     if max_epochs is None or max_epochs < 0 or completed < max_epochs or not report.is_file():
         return None
@@ -242,7 +252,7 @@ def _finished_report(ckpt_path: str, max_epochs: int, run_dir: Path) -> dict[str
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 @user_errors_exit
 def main(cfg: DictConfig) -> float | None:
-    from fishbear.experiment import monitor_value
+    from fishbear.engine.experiment import monitor_value
 
     return monitor_value(train(cfg), cfg)
 
@@ -266,6 +276,12 @@ def resume_argv(argv: list[str]) -> list[str]:
     return [argv[0], *old, *argv[3:], f"hydra.run.dir={run_dir}", "ckpt_path=last"]
 
 
-if __name__ == "__main__":
-    sys.argv = resume_argv(sys.argv)
+def cli(argv: list[str]) -> int:
+    """``fishbear train ...`` and ``python -m fishbear.train ...`` (``--resume RUN_DIR`` too)."""
+    sys.argv[1:] = resume_argv([sys.argv[0], *argv])[1:]
     run_hydra_main(main, sys.argv[1:], "train", refuse_other_overrides)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli(sys.argv[1:]))

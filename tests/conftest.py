@@ -14,7 +14,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 import fishbear
-import fishbear.config  # noqa: F401  (registers the resolvers)
+import fishbear.engine.config  # noqa: F401  (registers the resolvers)
 
 CONF_DIR = Path(fishbear.__file__).parent / "conf"
 REPO = Path(__file__).resolve().parents[1]
@@ -106,7 +106,7 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory, data_cache: Path) -> t
 
 def write_video(path: Path, frames: list, fps: int = 4) -> Path:
     """An H.264 mp4 of ``frames`` (H x W x 3 uint8) with PyAV, as a camera would leave it."""
-    from fishbear.video import write_video as encode
+    from fishbear.data.video import write_video as encode
 
     return encode(path, frames, fps)
 
@@ -127,3 +127,13 @@ def trained_detector(tmp_path_factory):
     for picture in sorted((Path(report["data"]["root"]) / "JPEGImages").glob("*.jpg"))[:3]:
         shutil.copy(picture, images / picture.name)
     return run / "checkpoints" / "best.ckpt", images
+
+
+def model_meta(kind: str, classes: list[str], image_size=64, resize: str | None = None, **settings):
+    """A :class:`~fishbear.kinds.meta.ModelMeta` for pure tests of a kind's reading (no checkpoint)."""
+    from fishbear.kinds import get_kind
+    from fishbear.kinds.meta import ModelMeta
+
+    size = image_size if isinstance(image_size, int) else tuple(image_size)
+    return ModelMeta(kind=kind, classes=tuple(classes), image_size=size, mean=(0.0,) * 3, std=(1.0,) * 3,
+                     model_cfg={}, settings=get_kind(kind).settings_type(**settings), resize=resize)

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fishbear.data.readers_cntk import CntkReader
-from fishbear.data.readers_via import ViaReader
-from fishbear.data.readers_voc import VocReader
-from fishbear.data.readers_vott import VottCsvReader, VottJsonReader
-from fishbear.errors import DataError
+from fishbear.formats.cntk import CntkReader
+from fishbear.formats.via import ViaReader
+from fishbear.formats.voc import VocReader
+from fishbear.formats.vott_csv import VottCsvReader
+from fishbear.formats.vott_json import VottJsonReader
+from fishbear.core.errors import DataError
 
 from .conftest import requires_shared
 
@@ -121,7 +122,7 @@ def test_cntk_pair_errors(tmp_path):
 
 
 def test_swapped_corners_are_reordered_or_refused_by_name(tmp_path, caplog):
-    from fishbear.data.readers_voc import voc_xml
+    from fishbear.formats.voc import voc_xml
 
     _image(tmp_path / "JPEGImages" / "frame.jpg", size=(64, 48))
     (tmp_path / "Annotations").mkdir()

@@ -4,9 +4,9 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from fishbear.config import check_node, instantiate, locate
-from fishbear.errors import ConfigError
-from fishbear.experiment import split_trainer_config, task_kind
+from fishbear.engine.config import check_node, instantiate, locate
+from fishbear.core.errors import ConfigError
+from fishbear.engine.experiment import split_trainer_config, task_kind
 from fishbear.kinds import get_kind
 
 from .conftest import CONF_DIR, TINY, compose_train

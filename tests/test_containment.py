@@ -11,16 +11,17 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from fishbear.data.readers import ImageFolderReader
-from fishbear.data.readers_coco import CocoReader
-from fishbear.data.readers_cvat import CvatReader
-from fishbear.data.readers_points import PointsCsvReader
-from fishbear.data.readers_tags import TagCsvReader
-from fishbear.data.readers_via import ViaReader
-from fishbear.data.readers_voc import VocReader, voc_xml
-from fishbear.data.readers_vott import VottCsvReader, VottJsonReader
-from fishbear.errors import DataError
-from fishbear.kinds.regress.readers import ValuesCsvReader
+from fishbear.formats.imagefolder import ImageFolderReader
+from fishbear.formats.coco import CocoReader
+from fishbear.formats.cvat import CvatReader
+from fishbear.formats.points_csv import PointsCsvReader
+from fishbear.formats.tags_csv import TagCsvReader
+from fishbear.formats.via import ViaReader
+from fishbear.formats.voc import VocReader, voc_xml
+from fishbear.formats.vott_csv import VottCsvReader
+from fishbear.formats.vott_json import VottJsonReader
+from fishbear.core.errors import DataError
+from fishbear.formats.values_csv import ValuesCsvReader
 
 
 def _label(fmt: str, root: Path, name: str) -> None:

@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 
 from fishbear.convert import main as convert
-from fishbear.data.readers_coco import (
+from fishbear.formats.coco import (
     CocoNegativesReader,
     CocoReader,
     coco_instances,
     coco_results,
 )
-from fishbear.data.readers_cvat import CvatReader
-from fishbear.data.readers_voc import VocReader
-from fishbear.data.readers_yolo import YoloReader
+from fishbear.formats.cvat import CvatReader
+from fishbear.formats.voc import VocReader
+from fishbear.formats.yolo import YoloReader
 
 from .conftest import requires_shared
 
@@ -119,14 +119,14 @@ def test_readme_convert_command_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(REPO)
     args = [a if not a.startswith("dst=") else f"dst={tmp_path / 'out'}" for a in command.split()[3:]]
     out = convert(args)
-    from fishbear.data.readers_yolo import YoloReader
+    from fishbear.formats.yolo import YoloReader
 
     catalog = YoloReader()(out)
     assert len(catalog.splits["train"]) == 80 and len(catalog.classes) == 80
 
 
 def test_bears_coco_takes_the_bear_free_coco_images_as_not_bear(tmp_path):
-    from fishbear.experiment import build_datamodule
+    from fishbear.engine.experiment import build_datamodule
 
     from .conftest import compose_train
 
@@ -152,7 +152,7 @@ def test_cocoeval_on_the_written_results_equals_fishbears_map():
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
-    from fishbear.metrics import BoxMAP
+    from fishbear.reports.metrics import BoxMAP
 
     root = requires_shared("coco")
     catalog = CocoReader(categories=["person", "dog", "car", "bear"])(root)

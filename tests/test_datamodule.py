@@ -2,11 +2,11 @@ import numpy as np
 import pytest
 import torch
 
-from fishbear.data.datamodule import ImageDataModule
-from fishbear.experiment import build_datamodule
-from fishbear.data.readers import ImageFolderReader
+from fishbear.engine.datamodule import ImageDataModule
+from fishbear.engine.experiment import build_datamodule
+from fishbear.formats.imagefolder import ImageFolderReader
 from fishbear.data.transforms import denormalize
-from fishbear.errors import DataError
+from fishbear.core.errors import DataError
 
 from .conftest import TINY, compose_train
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fishbear.errors import DataError
+from fishbear.core.errors import DataError
 
 from .conftest import TINY, compose_train
 
@@ -79,7 +79,7 @@ def test_a_decompression_bomb_in_a_class_folder_is_named(tmp_path):
 
 def test_an_unreadable_folder_is_one_line_naming_it(tmp_path, monkeypatch):
     """As root every folder is readable, so the reader's PermissionError is what is simulated."""
-    from fishbear.data.readers import ImageFolderReader
+    from fishbear.formats.imagefolder import ImageFolderReader
 
     root = _folder(tmp_path / "data", {"a": 5, "b": 5})
 

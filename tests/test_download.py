@@ -148,8 +148,8 @@ def test_missing_file_on_the_server_is_reported_with_the_status(tmp_path):
 
 
 def test_archive_source_downloads_unpacks_and_feeds_the_regex_reader(tmp_path, archive_bytes):
-    from fishbear.data.datamodule import ImageDataModule
-    from fishbear.data.readers import NameRegexReader
+    from fishbear.engine.datamodule import ImageDataModule
+    from fishbear.formats.name_regex import NameRegexReader
 
     md5 = hashlib.md5(archive_bytes).hexdigest()
     with Server({"data/images.tar.gz": archive_bytes}) as server:

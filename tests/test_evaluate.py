@@ -5,7 +5,7 @@ import json
 import pytest
 from PIL import Image
 
-from fishbear.errors import CheckpointError
+from fishbear.core.errors import CheckpointError
 from fishbear.evaluate import evaluate
 
 from .conftest import TINY, compose_train

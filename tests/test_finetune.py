@@ -83,7 +83,7 @@ def test_freeze_to_minus_two_and_frozen_bn_held_in_eval():
 def test_fine_tune_is_the_default_for_pretrained_models_only():
     from hydra.utils import instantiate
 
-    from fishbear.callbacks.finetune import FineTune
+    from fishbear.training.callbacks.finetune import FineTune
 
     def finetune_of(overrides):
         return instantiate(compose_train(overrides).callbacks.finetune)
@@ -122,7 +122,7 @@ def test_progressive_resize_switches_size_at_its_epoch_refreezes_and_restarts_th
             if batch_idx == 0 and trainer.current_epoch in seen:
                 seen[trainer.current_epoch]["valid"] = tuple(batch["image"].shape[-2:])
 
-    import fishbear.experiment as experiment_module  # where the run's Trainer gets its callbacks
+    import fishbear.engine.experiment as experiment_module  # where the run's Trainer gets its callbacks
 
     original = experiment_module.instantiate_group
     experiment_module.instantiate_group = (
@@ -139,11 +139,11 @@ def test_progressive_resize_switches_size_at_its_epoch_refreezes_and_restarts_th
     assert [seen[e]["stem_frozen"] for e in range(4)] == [False, False, True, False]
     # each phase's one-cycle starts low again (lr / div_factor), not where the last one ended
     assert seen[2]["head_lr"] == pytest.approx(1e-2 * 0.5 / 25, rel=0.05)
-    from fishbear.checkpoint import load_checkpoint
+    from fishbear.engine.checkpoint import load_checkpoint
 
     # a checkpoint carries the size its weights were trained at; the test runs at the best one's
-    assert load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["fishbear"]["image_size"] == 48
-    best = load_checkpoint(report["best_checkpoint"])["fishbear"]["image_size"]
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.ckpt").meta.image_size == 48
+    best = load_checkpoint(report["best_checkpoint"]).meta.image_size
     assert report["data"]["image_size"] == best and report["epochs"] == 4
 
 
@@ -151,7 +151,7 @@ def test_unet_encoder_loads_pretrained_weights_and_is_the_only_frozen_part(tmp_p
     import torchvision
 
     from fishbear.models.unet import UNet
-    from fishbear.optim import OptimSettings, param_groups
+    from fishbear.training.optim import OptimSettings, param_groups
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     monkeypatch.setattr(torch.hub, "_hub_dir", None)

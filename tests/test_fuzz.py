@@ -13,17 +13,18 @@ from PIL import Image
 
 from fishbear.data.images import load_rgb
 from fishbear.data.label_files import read_codes
-from fishbear.data.readers_cntk import CntkReader
-from fishbear.data.readers_coco import CocoReader
-from fishbear.data.readers_cvat import CvatReader
-from fishbear.data.readers_points import PointsCsvReader
-from fishbear.data.readers_tags import TagCsvReader
-from fishbear.data.readers_via import ViaReader
-from fishbear.data.readers_voc import VocReader, voc_xml
-from fishbear.data.readers_vott import VottCsvReader, VottJsonReader
-from fishbear.data.readers_yolo import YoloReader
-from fishbear.errors import DataError
-from fishbear.kinds.regress.readers import ValuesCsvReader
+from fishbear.formats.cntk import CntkReader
+from fishbear.formats.coco import CocoReader
+from fishbear.formats.cvat import CvatReader
+from fishbear.formats.points_csv import PointsCsvReader
+from fishbear.formats.tags_csv import TagCsvReader
+from fishbear.formats.via import ViaReader
+from fishbear.formats.voc import VocReader, voc_xml
+from fishbear.formats.vott_csv import VottCsvReader
+from fishbear.formats.vott_json import VottJsonReader
+from fishbear.formats.yolo import YoloReader
+from fishbear.core.errors import DataError
+from fishbear.formats.values_csv import ValuesCsvReader
 
 VIA = {"_via_img_metadata": {"a.jpg1": {"filename": "a.jpg", "size": 1, "regions": [
     {"shape_attributes": {"name": "rect", "x": 2, "y": 3, "width": 10, "height": 5}, "region_attributes": {"class": "cod"}},

@@ -12,8 +12,8 @@ import pytest
 import torch
 import yaml
 
-from fishbear.checkpoint import load_checkpoint, network_from_checkpoint
-from fishbear.errors import CheckpointError
+from fishbear.engine.checkpoint import load_checkpoint, network_from_checkpoint
+from fishbear.core.errors import CheckpointError
 from fishbear.models import NETWORK_BUILDERS
 
 from .conftest import CONF_DIR, REPO, run_cli
@@ -68,7 +68,7 @@ def test_every_model_config_names_a_registered_builder():
 def test_class_names_from_a_checkpoint_stay_folders_under_out(trained_run, tmp_path):
     from fishbear.data.shapes import render_scene
     from fishbear.frames import main as frames
-    from fishbear.video import write_video
+    from fishbear.data.video import write_video
 
     names = ["../../escaped", "/tmp/absolute", "..", "star"]
     path = _tampered(trained_run, tmp_path, lambda c: c["fishbear"].update(classes=names))
@@ -133,7 +133,7 @@ def test_two_runs_started_at_once_get_folders_of_their_own(tmp_path):
     ("optimized_metric=test/acc", r"optimized_metric=test/acc: a sweep or search chooses by validation"),
 ])
 def test_impossible_settings_are_refused_before_any_training(override, message, tmp_path):
-    from fishbear.errors import ConfigError
+    from fishbear.core.errors import ConfigError
     from fishbear.train import train
 
     from .conftest import TINY, compose_train
@@ -174,8 +174,8 @@ def test_images_are_read_upright_and_at_full_range(tmp_path):
 
 
 def test_file_names_that_are_not_utf8_reach_reports_and_pictures(tmp_path):
-    from fishbear.io import atomic_write_text
-    from fishbear.plots import image_grid
+    from fishbear.core.atomic import atomic_write_text
+    from fishbear.reports.plots import image_grid
 
     name = os.fsdecode(b"caf\xe9.jpg")  # Latin-1 bytes: a surrogate in Python's str
     text = atomic_write_text(tmp_path / "report.md", f"| `{name}` |\n").read_text()
@@ -188,7 +188,7 @@ def test_file_names_that_are_not_utf8_reach_reports_and_pictures(tmp_path):
 def test_a_full_disk_is_one_line_naming_the_file(tmp_path, monkeypatch):
     import errno
 
-    from fishbear.errors import FishbearError
+    from fishbear.core.errors import FishbearError
     from fishbear.train import train
 
     from .conftest import TINY, compose_train
@@ -196,7 +196,7 @@ def test_a_full_disk_is_one_line_naming_the_file(tmp_path, monkeypatch):
     def full(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("fishbear.io.os.fsync", full)
+    monkeypatch.setattr("fishbear.core.atomic.os.fsync", full)
     with pytest.raises(FishbearError, match=r"Could not write .*: No space left on device\. Free some space"):
         train(compose_train([*TINY, "logger=none"], tmp_path))
     assert not list(tmp_path.rglob("*.tmp"))

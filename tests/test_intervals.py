@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from fishbear.intervals import bootstrap, resample_weights, metric_intervals, wilson
+from fishbear.reports.intervals import bootstrap, resample_weights, metric_intervals, wilson
 from fishbear.kinds import get_kind
 
 

@@ -1,6 +1,6 @@
 import pytest
 
-from fishbear.io import atomic_write, atomic_write_json
+from fishbear.core.atomic import atomic_write, atomic_write_json
 
 
 def test_atomic_write_replaces_whole_or_not_at_all(tmp_path):
@@ -21,7 +21,7 @@ def test_written_files_and_generated_data_follow_the_umask(tmp_path):
     import os
 
     from fishbear.data.shapes import ShapesSource
-    from fishbear.io import atomic_write_text
+    from fishbear.core.atomic import atomic_write_text
     from fishbear.kinds import get_kind
 
     old = os.umask(0o022)

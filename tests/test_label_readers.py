@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fishbear.data.readers_masks import MaskFolderReader
-from fishbear.data.readers_points import BiwiReader, PointsCsvReader
-from fishbear.data.readers_tags import TagCsvReader
-from fishbear.errors import DataError
+from fishbear.formats.masks import MaskFolderReader
+from fishbear.formats.biwi import BiwiReader
+from fishbear.formats.points_csv import PointsCsvReader
+from fishbear.formats.tags_csv import TagCsvReader
+from fishbear.core.errors import DataError
 
 from .conftest import requires_shared
 from .fixtures import write_biwi, write_camvid, write_planet
@@ -72,7 +73,7 @@ def test_real_camvid_segnet_layout(tmp_path):
 
 def test_real_camvid_batches_through_the_data_module(tmp_path):
     from .conftest import compose_train
-    from fishbear.experiment import build_datamodule
+    from fishbear.engine.experiment import build_datamodule
 
     root = requires_shared("camvid")
     cfg = compose_train(["data=camvid", f"data.root={root}", "data.num_workers=0", "data.batch_size=4"], tmp_path)
@@ -159,7 +160,7 @@ def test_a_tag_listed_twice_counts_once_with_a_warning(tmp_path, caplog):
 def test_biwi_default_config_tests_on_people_the_model_never_saw(tmp_path):
     """data=biwi splits by person: person 13 validates (its folder), whole other people are held
     out for test, none of them also in train."""
-    from fishbear.experiment import build_datamodule
+    from fishbear.engine.experiment import build_datamodule
 
     from .conftest import compose_train
 

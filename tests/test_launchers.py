@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from fishbear.errors import ConfigError
+from fishbear.core.errors import ConfigError
 from fishbear.train import train
 
 from .conftest import TINY, compose_train, run_cli
@@ -78,7 +78,7 @@ def test_runs_started_side_by_side_make_a_missing_dataset_once(tmp_path):
     import sys
 
     code = ("import os, sys, time; from fishbear.data.shapes import ShapesSource; from fishbear.kinds import get_kind; "
-            "from fishbear.data.readers import ImageFolderReader; "
+            "from fishbear.formats.imagefolder import ImageFolderReader; "
             "root = ShapesSource(train=40, valid=5, test=5, image_size=32).prepare(sys.argv[1], get_kind('classify')); "
             "first = os.stat(root).st_ino; time.sleep(1.0); "
             "print(len(ImageFolderReader()(root).splits['train']), first, os.stat(root).st_ino)")

@@ -3,9 +3,9 @@ import math
 import pytest
 import torch
 
-from fishbear.errors import ConfigError
+from fishbear.core.errors import ConfigError
 from fishbear.models.simple import ConvNet
-from fishbear.optim import OptimSettings, build_optimizer, build_scheduler, group_rates, param_groups
+from fishbear.training.optim import OptimSettings, build_optimizer, build_scheduler, group_rates, param_groups
 
 
 def test_rates_spread_geometrically_from_lr_over_lr_div_to_lr():

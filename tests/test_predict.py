@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from fishbear.errors import CheckpointError
-from fishbear.inference import Predictor
+from fishbear.core.errors import CheckpointError
+from fishbear.engine.inference import Predictor
 
 
 def test_predictor_reproduces_the_reported_test_accuracy(trained_run):

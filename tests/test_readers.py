@@ -2,8 +2,9 @@ import pytest
 from PIL import Image
 
 from fishbear.data.images import load_rgb
-from fishbear.data.readers import ImageFolderReader, NameRegexReader
-from fishbear.errors import DataError
+from fishbear.formats.imagefolder import ImageFolderReader
+from fishbear.formats.name_regex import NameRegexReader
+from fishbear.core.errors import DataError
 
 
 def _image(path, colour=(255, 0, 0), size=(8, 8)):
@@ -96,7 +97,7 @@ def test_regex_matching_no_file_shows_names_and_the_fix(pets):
 
 
 def test_a_class_with_one_image_is_refused(pets):
-    from fishbear.data.datamodule import ImageDataModule
+    from fishbear.engine.datamodule import ImageDataModule
 
     _image(pets / "images" / "sphynx_1.jpg")
     dm = ImageDataModule(root=pets, reader=NameRegexReader(pattern=r"^(.+)_\d+\.jpg$", folder="images"))

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from fishbear.errors import CheckpointError, ConfigError
+from fishbear.core.errors import CheckpointError, ConfigError
 
 from .conftest import TINY, compose_train, run_cli
 
@@ -48,7 +48,7 @@ def test_other_overrides_in_a_run_folder_are_refused_before_anything_is_written(
 
 
 def test_a_folder_in_use_is_refused(run_folder):
-    from fishbear.run_folder import FolderLock
+    from fishbear.engine.run_folder import FolderLock
 
     cwd, run = run_folder
     lock = FolderLock(run).acquire()  # as a running process holds it
@@ -116,7 +116,7 @@ def test_a_job_finding_another_runs_checkpoint_refuses_and_puts_its_files_back(t
 
 
 def test_the_overrides_a_resume_may_change_are_named():
-    from fishbear.run_folder import RESUMABLE_KEYS, comparable
+    from fishbear.engine.run_folder import RESUMABLE_KEYS, comparable
 
     assert comparable(["trainer.max_epochs=5", "ckpt_path=last", "model=mlp", "hydra.run.dir=x"]) == ["model=mlp"]
     assert set(RESUMABLE_KEYS) == {"trainer.max_epochs", "trainer.max_steps", "ckpt_path", "data.num_workers",

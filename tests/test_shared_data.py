@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from fishbear.experiment import build_datamodule
+from fishbear.engine.experiment import build_datamodule
 
 from .conftest import compose_train, requires_shared
 

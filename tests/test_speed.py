@@ -12,8 +12,8 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from fishbear.data.decoded import DecodedImages
 from fishbear.data.images import load_rgb
-from fishbear.runtime import cpu_training_workers
-from fishbear.task import BatchedUpdates, RunningLoss
+from fishbear.core.runtime import cpu_training_workers
+from fishbear.kinds.base_task import BatchedUpdates, RunningLoss
 
 from .conftest import TINY, compose_train
 
@@ -53,7 +53,7 @@ def test_running_loss_is_the_batch_weighted_mean_of_its_window_and_epoch():
 
 @pytest.mark.slow  # importing torch's compiler stack alone takes seconds
 def test_compiling_keeps_the_network_s_parameter_names(tmp_path):
-    from fishbear.experiment import build_experiment, split_trainer_config
+    from fishbear.engine.experiment import build_experiment, split_trainer_config
 
     cfg = compose_train([*TINY, "trainer.compile=true"], tmp_path)
     _, optim, channels_last = split_trainer_config(cfg.trainer)
@@ -81,7 +81,7 @@ def test_decode_cache_returns_the_decoded_pixels_and_follows_edits(tmp_path):
 def test_the_training_loader_reads_through_the_decode_cache(tmp_path):
     from pathlib import Path
 
-    from fishbear.experiment import build_datamodule
+    from fishbear.engine.experiment import build_datamodule
 
     cfg = compose_train([*TINY, "data.decode_cache=true"], tmp_path / "run")
     datamodule = build_datamodule(cfg)
@@ -95,8 +95,8 @@ def test_the_training_loader_reads_through_the_decode_cache(tmp_path):
 
 
 def test_a_cpu_run_loads_in_the_main_process_below_8_cores_and_gives_the_model_the_rest():
-    from fishbear.experiment import _cpu_plan
-    from fishbear.runtime import available_cores
+    from fishbear.engine.experiment import _cpu_plan
+    from fishbear.core.runtime import available_cores
 
     assert [cpu_training_workers(c) for c in (1, 2, 4, 7, 8, 16, 64)] == [0, 0, 0, 0, 1, 2, 8]
     threads = torch.get_num_threads()

@@ -156,7 +156,7 @@ def test_the_pure_parts_import_no_lightning():
     import subprocess
     import sys
 
-    code = ("import sys, fishbear.kinds, fishbear.inference, fishbear.checkpoint; "
+    code = ("import sys, fishbear.kinds, fishbear.engine.inference, fishbear.engine.checkpoint; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('lightning', 'pytorch_lightning')))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr

@@ -9,7 +9,8 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from fishbear.errors import CheckpointError
+from fishbear.core.errors import CheckpointError
+from fishbear.engine.checkpoint import read_meta
 from fishbear.train import resume_argv, train
 
 from .conftest import TINY, compose_train
@@ -68,11 +69,12 @@ def test_run_folder_holds_checkpoints_report_and_figures(tiny_run):
 
 def test_checkpoint_carries_what_inference_needs(tiny_run):
     run_dir, _ = tiny_run
-    ckpt = torch.load(run_dir / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)
-    meta = ckpt["fishbear"]
-    assert meta["kind"] == "classify" and meta["classes"] == ["circle", "square", "star", "triangle"]
-    assert meta["image_size"] == 32 and len(meta["mean"]) == 3
-    assert meta["model_cfg"]["_target_"] == "fishbear.models.simple.ConvNet"
+    from fishbear.engine.checkpoint import read_meta
+
+    meta = read_meta(run_dir / "checkpoints" / "best.ckpt")
+    assert meta.kind == "classify" and meta.classes == ("circle", "square", "star", "triangle")
+    assert meta.image_size == 32 and len(meta.mean) == 3
+    assert meta.model_cfg["_target_"] == "fishbear.models.simple.ConvNet"
 
 
 def test_tensorboard_has_losses_rates_per_group_hparams_and_pictures(tiny_run):
@@ -188,7 +190,7 @@ def test_resume_extends_a_run_then_says_it_is_finished(tmp_path, capsys):
     overrides = TINY + ["logger=none"]
     first = train(compose_train(overrides + ["trainer.max_epochs=2"], tmp_path))
     last = tmp_path / "checkpoints" / "last.ckpt"
-    before = torch.load(last, map_location="cpu", weights_only=True)["fishbear"]["fit_seconds"]
+    before = read_meta(last).provenance.fit_seconds
     stray = tmp_path / "checkpoints" / ".last.ckpt.x1y2.tmp"
     stray.write_bytes(b"half a checkpoint from a killed process")
 
@@ -208,7 +210,7 @@ def test_resume_extends_a_run_then_says_it_is_finished(tmp_path, capsys):
 
 
 def test_report_files_are_written_as_a_pair(tmp_path):
-    from fishbear.io import atomic_write_together, text_writer
+    from fishbear.core.atomic import atomic_write_together, text_writer
 
     atomic_write_together({tmp_path / "report.json": text_writer("{}\n"), tmp_path / "report.md": text_writer("# old\n")})
     with pytest.raises(AttributeError):
@@ -220,7 +222,7 @@ def test_report_files_are_written_as_a_pair(tmp_path):
 def test_balanced_class_weights_follow_the_training_counts(tmp_path):
     """task.class_weights=balanced: each class's training loss is weighed by the inverse of its
     share of the training images; validation and test losses stay unweighted."""
-    from fishbear.experiment import build_experiment, split_trainer_config
+    from fishbear.engine.experiment import build_experiment, split_trainer_config
 
     cfg = compose_train([*TINY, "task.class_weights=balanced", "logger=none"], tmp_path)
     lightning_cfg, optim, channels_last = split_trainer_config(cfg.trainer)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fishbear.outputs import JOURNAL, OutputClash, OutputFiles
+from fishbear.core.outputs import JOURNAL, OutputClash, OutputFiles
 
 
 def _digest(folder: Path) -> dict[str, str]:
@@ -186,7 +186,7 @@ def test_frames_never_writes_over_the_users_frames(tmp_path, capsys):
 
 # -- convert ---------------------------------------------------------------------------------------
 def _voc_dataset(root: Path, names: list[str]) -> Path:
-    from fishbear.data.readers_voc import voc_xml
+    from fishbear.formats.voc import voc_xml
 
     (root / "JPEGImages").mkdir(parents=True)
     (root / "Annotations").mkdir()

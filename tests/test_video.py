@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 
 from fishbear.frames import main as frames_main
-from fishbear.inference import Predictor
+from fishbear.engine.inference import Predictor
 from fishbear.predict import main as predict_main
-from fishbear.video import enhance, gray_world, read_frames
+from fishbear.data.video import enhance, gray_world, read_frames
 
 from .conftest import run_cli, write_video
 
@@ -100,7 +100,9 @@ class BrightIsFish(Predictor):
         from fishbear.kinds import get_kind
 
         self.kind = get_kind("classify")
-        self.meta = {"classes": ["fish", "no_fish"], "kind": "classify"}
+        from .conftest import model_meta
+
+        self.meta = model_meta("classify", ["fish", "no_fish"])
 
     def predict_batch(self, images):
         import torch
@@ -129,7 +131,7 @@ def test_sorted_video_gets_one_event_per_visit_and_a_contact_sheet(tmp_path, mon
 
 
 def test_smoothing_and_runs():
-    from fishbear.events import default_target, find_events, smooth
+    from fishbear.reports.events import default_target, find_events, smooth
 
     scores = np.array([0, 0, 1, 1, 1, 0, 0, 1, 0, 0], dtype=float)
     smoothed = smooth(scores, 3)

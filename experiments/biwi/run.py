@@ -56,7 +56,7 @@ def main() -> None:
     root = args.out / "data"
     if not root.exists():
         write_tree(root, ["01", "02", "03", "04", "05", "06"], args.frames)
-    from fishbear.data.readers_points import BiwiReader
+    from fishbear.formats.biwi import BiwiReader
 
     catalog = BiwiReader(valid_folders=["03"], test_folders=["04"])(root)
     train = np.array([s.target[0] for s in catalog.splits["train"]])

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fishbear.video import write_video
+from fishbear.data.video import write_video
 
 FISH = {"positive": "fish", "testImages": "fish", "negative": "no_fish"}
 

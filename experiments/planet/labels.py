@@ -25,7 +25,7 @@ def main() -> None:
     parser.add_argument("csv", type=Path, nargs="?", default=REPO.parent / "shared" / "data" / "planet" / "data" / "train_v2.csv")
     parser.add_argument("--tiles", type=Path, default=Path("/tmp/planet-tiles"))
     args = parser.parse_args()
-    from fishbear.data.readers_tags import TagCsvReader
+    from fishbear.formats.tags_csv import TagCsvReader
 
     folder = args.tiles / "train-jpg"
     folder.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from fishbear.data.catalog import Catalog, Sample
-from fishbear.errors import DataError
+from fishbear.core.errors import DataError
 
 log = logging.getLogger(__name__)
 OUTSIDE_POLICIES = ("clip", "reject")

@@ -12,9 +12,18 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from typing import Protocol
+
 from fishbear.data.catalog import Sample
 from fishbear.data.images import load_rgb
-from fishbear.kinds import Kind, get_kind
+
+
+class TargetCodec(Protocol):
+    """What a task kind (``fishbear.kinds``) does to a sample's target on its way into a batch."""
+
+    def transform_inputs(self, sample: Sample, image: np.ndarray, num_classes: int) -> dict[str, Any]: ...
+
+    def target(self, sample: Sample, out: dict[str, Any], num_classes: int) -> Any: ...
 
 
 class ImageDataset(Dataset):
@@ -22,14 +31,14 @@ class ImageDataset(Dataset):
     own keys and the report can trace every prediction back to its file through ``index``;
     ``size`` is the original ``(height, width)``, for metrics in the original image's pixels."""
 
-    def __init__(self, samples: list[Sample], transform: A.Compose, kind: Kind | str | None = None,
+    def __init__(self, samples: list[Sample], transform: A.Compose, kind: TargetCodec,
                  num_classes: int = 0, decode: Callable[[Path], np.ndarray] | None = None) -> None:
-        """``kind``: what turns a sample's target into the batch's (None: classification);
+        """``kind``: what turns a sample's target into the batch's (a task kind);
         ``decode``: how an image file becomes pixels (default: decoding it; or a cache's load)."""
         self.decode = decode or load_rgb
         self.samples = samples
         self.transform = transform
-        self.kind = get_kind(kind)
+        self.kind = kind
         self.num_classes = int(num_classes)
 
     def __len__(self) -> int:

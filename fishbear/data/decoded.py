@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from fishbear.data.images import load_rgb
-from fishbear.io import atomic_write
+from fishbear.core.atomic import atomic_write
 
 
 class DecodedImages:

@@ -29,8 +29,8 @@ from urllib.parse import unquote, urlparse
 
 from tqdm.auto import tqdm
 
-from fishbear.errors import DataError
-from fishbear.io import exclusive
+from fishbear.core.errors import DataError
+from fishbear.core.atomic import exclusive
 
 
 log = logging.getLogger(__name__)

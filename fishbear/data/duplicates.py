@@ -56,7 +56,7 @@ def _fingerprint(path: Path) -> Fingerprint:
 def fingerprints(paths: list[Path], cache_dir: Path | None) -> dict[Path, Fingerprint]:
     """A fingerprint per file, read from the cache in ``cache_dir`` when the file's size and
     modification time are unchanged; new ones are added to the cache (written atomically)."""
-    from fishbear.io import atomic_write_text
+    from fishbear.core.atomic import atomic_write_text
 
     cache_path = cache_dir / CACHE_NAME if cache_dir is not None else None
     cache: dict[str, list[Any]] = {}

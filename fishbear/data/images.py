@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from fishbear.errors import DataError
+from fishbear.core.errors import DataError
 
 # what an image may hold at most: PIL refuses twice its MAX_IMAGE_PIXELS (~179 M pixels) as a
 # decompression bomb, a small file that decodes to gigabytes; fishbear names the file and moves on

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from fishbear.data.images import is_image_file
-from fishbear.errors import DataError
+from fishbear.core.errors import DataError
 
 
 def read_label_text(path: Path) -> str:
@@ -137,6 +137,14 @@ def named_image(folder: Path, name: str, label_file: Path | str, root: Path, ent
         raise DataError(f"{label_file}: {entry} names image {name!r}, which is not in {folder}; add it, or set "
                         "data.reader.images to the folder holding it.")
     return image
+
+
+def listing(folder: Path, limit: int = 8) -> str:
+    """A short listing of ``folder`` for error messages."""
+    names = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    shown = ", ".join(names[:limit]) + (", ..." if len(names) > limit else "")
+    return shown or "(empty)"
+
 
 
 def image_lookup(folder: Path, extension: str) -> dict[str, Path]:

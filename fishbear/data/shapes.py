@@ -16,20 +16,25 @@ import shutil
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from fishbear.io import exclusive, umask_mode
-
-if TYPE_CHECKING:
-    from fishbear.kinds.base import Kind
+from fishbear.core.atomic import exclusive, umask_mode
 
 SHAPE_KINDS: tuple[str, ...] = ("circle", "square", "triangle", "star")
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
 MARKER = ".fishbear-shapes.json"
 _SUPERSAMPLE = 4
+
+
+class WritesShapes(Protocol):
+    """A task kind (``fishbear.kinds``), as the generator sees it: it writes the scenes in its format."""
+
+    name: str
+
+    def write_shapes(self, source: "ShapesSource", root: Path) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -160,7 +165,7 @@ class ShapesSource:
     distractors: int = 2  # points: at most this many other shapes beside the star
     max_shapes: int = 4   # regress (counts): 0 to this many shapes per image
 
-    def prepare(self, root: str | Path, kind: Kind) -> Path:
+    def prepare(self, root: str | Path, kind: WritesShapes) -> Path:
         """Write the dataset for ``kind`` into ``root`` unless it is there with these parameters."""
         root = Path(root)
         params = {"version": 2, "kind": kind.name, **asdict(self)}

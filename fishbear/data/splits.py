@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from fishbear.data.catalog import Sample
-from fishbear.errors import DataError
+from fishbear.core.errors import DataError
 
 STRATEGIES = ("stratified", "group", "time", "kfold")
 # the last number in a file's name: video1_frame_120.jpg -> 120, frame_000042.jpg -> 42

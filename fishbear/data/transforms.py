@@ -14,10 +14,20 @@ import albumentations as A
 import cv2
 from albumentations.pytorch import ToTensorV2
 
-from fishbear.errors import ConfigError
-from fishbear.kinds import Kind, get_kind
-from fishbear.kinds.base import PAD_MASK, as_hw
-from fishbear.normalization import IMAGENET_MEAN, IMAGENET_STD
+from typing import Protocol
+
+from fishbear.core.errors import ConfigError
+from fishbear.core.geometry import PAD_MASK, as_hw
+from fishbear.core.normalization import IMAGENET_MEAN, IMAGENET_STD
+
+
+class MovesWithImage(Protocol):
+    """What a task kind (``fishbear.kinds``) tells the pipeline: how evaluation fits a picture
+    (``eval_resize``) and what albumentations must move with the image (``compose_args``)."""
+
+    eval_resize: str
+
+    def compose_args(self) -> dict[str, Any]: ...
 
 RESIZES = ("crop", "pad", "squish")
 
@@ -46,10 +56,11 @@ def build_transforms(
     mean: tuple[float, ...] = IMAGENET_MEAN,
     std: tuple[float, ...] = IMAGENET_STD,
     augment: Augment | None = None,
-    kind: Kind | str | None = None,
+    kind: MovesWithImage | None = None,
     resize: str | None = None,
 ) -> A.Compose:
-    """Pipeline for ``stage`` (``train`` augments; ``valid``, ``test``, ``predict`` only resize).
+    """Pipeline for ``stage`` (``train`` augments; ``valid``, ``test``, ``predict`` only resize);
+    ``kind``: the task kind whose targets move with the image (None: none, photographs' crop).
 
     Classification evaluates on the short side resized and centre-cropped, as torchvision's and
     fastai's defaults do, so photographs keep their aspect ratio; kinds whose targets cover the
@@ -60,8 +71,7 @@ def build_transforms(
     same fit (no random crop), so boxes, points and masks move with the image.
     """
     height, width = as_hw(image_size)
-    kind = get_kind(kind)
-    resize = resize or kind.eval_resize
+    resize = resize or (kind.eval_resize if kind is not None else "crop")
     if resize not in RESIZES:
         raise ConfigError(f"data.resize={resize!r}: use {', '.join(RESIZES)}.")
     if resize == "pad":
@@ -98,7 +108,7 @@ def build_transforms(
         ops += fit
     ops += [A.Normalize(mean=tuple(mean), std=tuple(std)), ToTensorV2()]
     # predicting has no targets to move along (and boxes' label fields would be missing)
-    return A.Compose(ops, **(kind.compose_args() if stage != "predict" else {}))
+    return A.Compose(ops, **(kind.compose_args() if stage != "predict" and kind is not None else {}))
 
 
 def denormalize(images: Any, mean: tuple[float, ...], std: tuple[float, ...]) -> Any:

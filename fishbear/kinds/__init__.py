@@ -7,7 +7,7 @@ builds its targets with that kind, and a reader that produces another kind is re
 
 from __future__ import annotations
 
-from fishbear.errors import ConfigError
+from fishbear.core.errors import ConfigError
 from fishbear.kinds import classify, detect, multilabel, points, regress, segment
 from fishbear.kinds.base import Kind
 
@@ -29,7 +29,7 @@ def get_kind(kind: Kind | str | None) -> Kind:
 
 def kind_of_task(target: str) -> Kind:
     """The kind a task class (a task config's ``_target_``) trains."""
-    from fishbear.config import locate
+    from fishbear.core.locate import locate
 
     task_class = locate(target)
     kind = getattr(task_class, "kind", None)

@@ -22,26 +22,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
-import torch
 from torch.utils.data import default_collate
+
+from fishbear.kinds.meta import KindSettings, NoSettings
 
 if TYPE_CHECKING:
     from fishbear.data.catalog import Catalog, Sample
     from fishbear.data.shapes import ShapesSource
-
-
-PAD_MASK = 255  # mask value of letterbox pixels (data.resize=pad): no class, not scored
-
-
-def letterbox(meta: dict[str, Any], height: int, width: int) -> tuple[float, float, float] | None:
-    """For a model trained with ``data.resize=pad``: ``(factor, left, top)`` such that a pixel of
-    the original ``height`` x ``width`` image lands at ``original * factor + (left, top)`` in the
-    model's input; None for the other fits (the whole frame resized)."""
-    if meta.get("resize") != "pad":
-        return None
-    model_h, model_w = as_hw(meta["image_size"])
-    factor = min(model_h / height, model_w / width)
-    return factor, (model_w - width * factor) / 2, (model_h - height * factor) / 2
+    from fishbear.kinds.meta import ModelMeta
 
 
 class OutputWriter(Protocol):
@@ -73,10 +61,12 @@ class Kind:
     sorts_frames: ClassVar[bool] = False
     # test metrics that are a share of test images: Wilson's interval applies when images are independent
     proportions: ClassVar[tuple[str, ...]] = ()
-    # bootstrap draws for the test metrics' intervals (fishbear.intervals)
+    # bootstrap draws for the test metrics' intervals (fishbear.reports.intervals)
     resamples: ClassVar[int] = 1000
     # the kind's package, where its task.py (LightningModule) and report.py (report section) live
     package: ClassVar[str]
+    # the kind's own settings a trained model carries (``ModelMeta.settings``): one default each
+    settings_type: ClassVar[type[KindSettings]] = NoSettings
 
     # -- data: the target from sample to batch -------------------------------------------------
     def compose_args(self) -> dict[str, Any]:
@@ -108,9 +98,9 @@ class Kind:
     def check_catalog(self, catalog: Catalog, root: Path) -> None:
         """Refuse a catalog this kind cannot learn from, naming the files (after the splits)."""
 
-    def data_meta(self, datamodule: Any) -> dict[str, Any]:
-        """What the checkpoint must carry from the training data besides classes and statistics
-        (regression: the values' mean and spread)."""
+    def data_settings(self, datamodule: Any) -> dict[str, Any]:
+        """Settings the training data decides (regression: the values' mean and spread), as
+        keyword arguments of :attr:`settings_type`."""
         return {}
 
     # -- embedded data --------------------------------------------------------------------------
@@ -127,7 +117,7 @@ class Kind:
         """What the test stage keeps per image for the report (masks keep class indices, not scores)."""
         return self.predictions(outputs)
 
-    def interpret(self, predictions: Any, sizes: list[tuple[int, int]], meta: dict[str, Any]) -> list[dict[str, Any]]:
+    def interpret(self, predictions: Any, sizes: list[tuple[int, int]], meta: ModelMeta) -> list[dict[str, Any]]:
         """Predictions for images of original ``(height, width)`` ``sizes`` as what a user reads:
         one dict per image with ``summary`` (one line), ``columns`` (CSV cells by header, or
         ``rows``: several rows) and whatever else the kind hands over (a mask, boxes)."""
@@ -145,7 +135,7 @@ class Kind:
         return importlib.import_module(f"{self.package}.report").section(results, classes, run_dir, samples, task)
 
     def metric_function(self, results: dict[str, Any], classes: list[str], task: Any = None) -> Any:
-        """The test metrics as a function of per-image bootstrap weights (``fishbear.intervals``)."""
+        """The test metrics as a function of per-image bootstrap weights (``fishbear.reports.intervals``)."""
         return importlib.import_module(f"{self.package}.report").metric_function(results, classes, task)
 
     def markdown(self, section: dict[str, Any], report: dict[str, Any]) -> list[str]:
@@ -155,18 +145,18 @@ class Kind:
     # -- what predict and frames write ----------------------------------------------------------
     def output_writer(self, meta: dict[str, Any], folder: Path, files: Any) -> OutputWriter:
         """The writer of the files beside ``predict``'s CSV (kinds with ``written_files``), writing
-        through ``files`` (the command's :class:`~fishbear.outputs.OutputFiles`)."""
+        through ``files`` (the command's :class:`~fishbear.core.outputs.OutputFiles`)."""
         raise NotImplementedError(f"kind {self.name!r} writes no files beside the CSV")
 
     def event_target(self, classes: list[str]) -> str | None:
         """The class whose visits ``frames`` reports when none is named: of two classes the one
         not named as an absence (``fish`` of ``fish``/``no_fish``); None: it must be named."""
-        from fishbear.events import default_target
+        from fishbear.reports.events import default_target
 
         return default_target(classes)
 
     def event_score(self, result: dict[str, Any], target: str) -> float:
-        """How strongly one sorted frame shows ``target`` (``fishbear.events`` smooths these into visits)."""
+        """How strongly one sorted frame shows ``target`` (``fishbear.reports.events`` smooths these into visits)."""
         raise NotImplementedError(f"kind {self.name!r} does not sort frames")
 
     def frame_columns(self, result: dict[str, Any]) -> dict[str, str]:
@@ -189,24 +179,3 @@ class Kind:
 
     def __repr__(self) -> str:
         return f"<kind {self.name}>"
-
-
-def as_hw(image_size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
-    """``image_size`` is one side (square) or ``[height, width]`` (CamVid's 3:4 frames)."""
-    if isinstance(image_size, (int, float)):
-        return int(image_size), int(image_size)
-    height, width = (int(v) for v in image_size)
-    return height, width
-
-
-def to_cpu(value: Any) -> Any:
-    """Tensors, or lists, tuples and dicts of them (boxes: a list of dicts), detached on the CPU
-    with floats as float32 (bf16 outputs of mixed precision have no numpy form)."""
-    if isinstance(value, torch.Tensor):
-        value = value.detach().cpu()
-        return value.float() if value.is_floating_point() else value
-    if isinstance(value, dict):
-        return {key: to_cpu(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(to_cpu(item) for item in value)
-    return value

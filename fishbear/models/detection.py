@@ -31,10 +31,10 @@ from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHe
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops import MultiScaleRoIAlign
 
-from fishbear.errors import FishbearError
+from fishbear.core.errors import FishbearError
 from fishbear.models.base import Network, PretrainedCfg
 from fishbear.models.torchvision_nets import body, build_torchvision, split_at_strides
-from fishbear.normalization import IMAGENET_MEAN, IMAGENET_STD
+from fishbear.core.normalization import IMAGENET_MEAN, IMAGENET_STD
 
 STAGE_NAMES = ["stem", "stage1", "stage2", "stage3", "stage4", "stage5"]
 

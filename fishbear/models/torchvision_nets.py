@@ -16,10 +16,10 @@ import torch
 import torchvision
 from torch import nn
 
-from fishbear.errors import FishbearError
+from fishbear.core.errors import FishbearError
 from fishbear.models.base import Network, PretrainedCfg
 from fishbear.models.heads import classifier_head
-from fishbear.normalization import IMAGENET_MEAN, IMAGENET_STD
+from fishbear.core.normalization import IMAGENET_MEAN, IMAGENET_STD
 
 
 class WeightsUnavailableError(FishbearError):

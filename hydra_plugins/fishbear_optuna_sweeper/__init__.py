@@ -1,8 +1,8 @@
 """fishbear's Optuna sweeper as a Hydra plugin: Hydra instantiates sweepers only from classes
 defined in the ``hydra_plugins`` namespace, so the class is declared here; the work is in
-``fishbear.search``."""
+``fishbear.engine.search``."""
 
-from fishbear import search
+from fishbear.engine import search
 
 
 class OptunaSweeper(search.OptunaSearch):

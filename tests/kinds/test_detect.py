@@ -14,7 +14,7 @@ import torchvision
 
 from fishbear.data.boxes import Boxes
 from fishbear.data.catalog import Sample
-from fishbear.errors import ConfigError
+from fishbear.core.errors import ConfigError
 from fishbear.models.detection import faster_rcnn, faster_rcnn_on
 from fishbear.models.torchvision_nets import WeightsUnavailableError
 from fishbear.train import train
@@ -49,7 +49,7 @@ def test_layer_groups_name_every_parameter_once(build):
 
 
 def test_frozen_backbone_does_not_move_and_rates_are_per_group():
-    from fishbear.optim import OptimSettings, build_optimizer
+    from fishbear.training.optim import OptimSettings, build_optimizer
 
     torch.manual_seed(0)
     net = faster_rcnn_on(2, "convnet", fpn_channels=16, head_width=32, rois_per_image=16, proposals=50)
@@ -114,14 +114,14 @@ def test_boxes_move_with_flips_and_crops_and_batch_per_image(tmp_path):
     boxes = Boxes(np.array([[10, 5, 30, 25], [80, 10, 100, 50]], dtype=np.float32), ("fish", "rock"), codes=(0, 1))
     samples = [Sample(image, boxes), Sample(image, Boxes.empty())]
     flip = A.Compose([A.HorizontalFlip(p=1.0), ToTensorV2()], **get_kind("detect").compose_args())
-    item = ImageDataset(samples, flip, "detect", 2)[0]
+    item = ImageDataset(samples, flip, get_kind("detect"), 2)[0]
     assert item["target"]["boxes"].numpy() == pytest.approx(np.array([[70, 5, 90, 25], [0, 10, 20, 50]]), abs=1e-4)
     assert item["target"]["labels"].tolist() == [0, 1]
     # a crop that keeps the left 40 px leaves the first box whole and none of the second
     crop = A.Compose([A.Crop(0, 0, 40, 50), ToTensorV2()], **get_kind("detect").compose_args())
-    kept = ImageDataset(samples, crop, "detect", 2)[0]["target"]
+    kept = ImageDataset(samples, crop, get_kind("detect"), 2)[0]["target"]
     assert kept["boxes"].numpy() == pytest.approx(np.array([[10, 5, 30, 25]]), abs=1e-4) and kept["labels"].tolist() == [0]
-    dataset = ImageDataset(samples, flip, "detect", 2)
+    dataset = ImageDataset(samples, flip, get_kind("detect"), 2)
     batch = get_kind("detect").collate([dataset[0], dataset[1]])
     assert batch["image"].shape == (2, 3, 50, 100) and batch["index"].tolist() == [0, 1]
     assert [len(t["boxes"]) for t in batch["target"]] == [2, 0] and batch["target"][1]["boxes"].shape == (0, 4)
@@ -132,11 +132,13 @@ def test_boxes_are_read_in_the_original_images_pixels():
 
     found = {"boxes": torch.tensor([[10.0, 5.0, 20.0, 15.0], [0.0, 0.0, 4.0, 4.0]]), "scores": torch.tensor([0.3, 0.9]),
              "labels": torch.tensor([0, 0])}
-    meta = {"classes": ["fish"], "image_size": [32, 64], "score_threshold": 0.5}
+    from ..conftest import model_meta
+
+    meta = model_meta("detect", ["fish"], [32, 64])
     (result,) = get_kind("detect").interpret([found], [(64, 256)], meta)  # the frame was 4x wider, 2x taller
     assert result["boxes"] == [{"label": "fish", "score": pytest.approx(0.9), "box": [0.0, 0.0, 16.0, 8.0]}]
     assert result["label"] == "fish" and result["rows"][0]["xmax"] == "16.0"
-    (empty,) = get_kind("detect").interpret([found], [(32, 64)], {**meta, "score_threshold": 0.95})
+    (empty,) = get_kind("detect").interpret([found], [(32, 64)], meta.with_settings(score_threshold=0.95))
     assert empty["label"] == "no_fish" and empty["probability"] == pytest.approx(0.1) and empty["rows"][0]["label"] == ""
 
 
@@ -150,7 +152,7 @@ def test_a_box_dataset_needs_a_detector(tmp_path):
 def test_detector_learns_shapes_boxes_reports_predicts_and_sorts_frames(tmp_path):
     from PIL import Image
 
-    from fishbear.data.readers_voc import VocReader
+    from fishbear.formats.voc import VocReader
     from fishbear.frames import main as frames
     from fishbear.predict import main as predict
 
@@ -206,7 +208,7 @@ def test_detector_learns_shapes_boxes_reports_predicts_and_sorts_frames(tmp_path
 
 def test_real_fish_boxes_load_with_negatives_in_every_split():
     root = requires_shared("fish", "video1_output")
-    from fishbear.experiment import build_datamodule
+    from fishbear.engine.experiment import build_datamodule
 
     datamodule = build_datamodule(compose_train(["data=fish_boxes", f"data.root={root}", "data.num_workers=0"]))
     datamodule.setup()

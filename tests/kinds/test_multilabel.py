@@ -13,7 +13,7 @@ from . import QUIET, assert_intervals, read_rows
 
 
 def test_multilabel_learns_tags_tunes_thresholds_and_predicts_them(tmp_path):
-    from fishbear.checkpoint import load_checkpoint
+    from fishbear.engine.checkpoint import load_checkpoint
     from fishbear.predict import main as predict
 
     root = write_planet(tmp_path / "planet", n=160)
@@ -29,8 +29,8 @@ def test_multilabel_learns_tags_tunes_thresholds_and_predicts_them(tmp_path):
     section = report["multilabel"]
     assert set(section["thresholds"]) == {"global", "tuned"} and section["global"]["fbeta"] == pytest.approx(metrics["test/fbeta"], abs=1e-5)
     assert section["tuned"]["fbeta"] == pytest.approx(metrics["test/fbeta_tuned"], abs=1e-5)
-    meta = load_checkpoint(run / "checkpoints" / "best.ckpt", kind="multilabel")["fishbear"]
-    assert meta["thresholds"] == pytest.approx(section["thresholds"]["tuned"])
+    meta = load_checkpoint(run / "checkpoints" / "best.ckpt", kind="multilabel").meta
+    assert meta.settings.thresholds == pytest.approx(section["thresholds"]["tuned"])
     assert "F2 (sample-averaged) at the global and the tuned thresholds" in (run / "report.md").read_text()
     assert (run / "tag_samples.png").is_file() and (run / "val_samples.png").is_file()
 
@@ -39,5 +39,5 @@ def test_multilabel_learns_tags_tunes_thresholds_and_predicts_them(tmp_path):
     rows = read_rows(out)
     assert len(rows) == 160 and set(rows[0]) == {"file", "tags", "p_blue", "p_green", "p_red"}
     for row in rows:  # the tags are exactly those above their tuned thresholds
-        above = [t for t, cut in zip(("blue", "green", "red"), meta["thresholds"]) if float(row[f"p_{t}"]) > cut]
+        above = [t for t, cut in zip(("blue", "green", "red"), meta.settings.thresholds) if float(row[f"p_{t}"]) > cut]
         assert row["tags"].split() == above

@@ -12,7 +12,7 @@ from . import QUIET, assert_intervals, read_rows
 
 
 def test_point_regression_finds_the_star_and_predicts_pixels(tmp_path):
-    from fishbear.experiment import build_datamodule
+    from fishbear.engine.experiment import build_datamodule
     from fishbear.predict import main as predict
 
     overrides = ["data=shapes_points", "data.source.distractors=0", "data.source.train=75", "data.source.valid=10",

@@ -12,12 +12,13 @@ import torch
 from PIL import Image
 
 from fishbear.data.catalog import Catalog, Sample
-from fishbear.data.readers_voc import VocReader, voc_xml
-from fishbear.errors import DataError
-from fishbear.experiment import build_datamodule
+from fishbear.formats.voc import VocReader, voc_xml
+from fishbear.core.errors import DataError
+from fishbear.engine.experiment import build_datamodule
 from fishbear.kinds import get_kind
 from fishbear.kinds.regress import values
-from fishbear.kinds.regress.readers import BoxCounts, ValuesCsvReader
+from fishbear.formats.values_csv import ValuesCsvReader
+from fishbear.kinds.regress.relabel import BoxCounts
 from fishbear.train import train
 
 from ..conftest import compose_train, requires_shared
@@ -71,7 +72,7 @@ def test_boxes_are_counted_per_image_and_per_class(tmp_path):
 def test_a_reader_of_another_kind_is_refused_by_name(tmp_path):
     _images(tmp_path / "images", ["a.jpg"])
     (tmp_path / "values.csv").write_text("image,count\na.jpg,1\n")
-    from fishbear.data.datamodule import ImageDataModule
+    from fishbear.engine.datamodule import ImageDataModule
 
     data = ImageDataModule(root=tmp_path, reader=ValuesCsvReader(), kind="classify", num_workers=0)
     with pytest.raises(DataError, match=r"reads 'regress' labels .* the data config's task is 'classify'"):
@@ -79,11 +80,15 @@ def test_a_reader_of_another_kind_is_refused_by_name(tmp_path):
 
 
 def test_values_are_standardised_for_the_network_and_read_back_in_their_units():
-    meta = {"value_mean": [2.0], "value_std": [0.5]}
-    assert values(torch.tensor([[0.0], [2.0]]), meta).tolist() == [[2.0], [3.0]]
-    assert values(torch.tensor([[0.0]]), {"regress_loss": "poisson"}).tolist() == [[1.0]]
+    from fishbear.kinds.regress import RegressSettings
+
+    from ..conftest import model_meta
+
+    settings = RegressSettings(value_mean=(2.0,), value_std=(0.5,))
+    assert values(torch.tensor([[0.0], [2.0]]), settings).tolist() == [[2.0], [3.0]]
+    assert values(torch.tensor([[0.0]]), RegressSettings(regress_loss="poisson")).tolist() == [[1.0]]
     (row,) = get_kind("regress").interpret(torch.tensor([[1.0, -1.0]]), [(10, 10)],
-                                           {"classes": ["a", "b"], "value_mean": [1.0, 5.0], "value_std": [1.0, 2.0]})
+                                           model_meta("regress", ["a", "b"], value_mean=(1.0, 5.0), value_std=(1.0, 2.0)))
     assert row["values"] == {"a": 2.0, "b": 3.0} and row["columns"] == {"a": "2.0000", "b": "3.0000"}
 
 
@@ -129,8 +134,10 @@ def test_poisson_loss_trains_on_counts(tmp_path):
     assert np.isfinite(report["metrics"]["test/loss"]) and report["metrics"]["test/mae"] >= 0
     # the network predicts log-rates: every predicted count is positive
     assert all(v > 0 for row in report["regress"]["worst"] for v in row["predicted"])
-    meta = torch.load(tmp_path / "checkpoints" / "best.ckpt", weights_only=True)["fishbear"]
-    assert meta["regress_loss"] == "poisson" and json.dumps(meta)
+    from fishbear.engine.checkpoint import read_meta
+
+    meta = read_meta(tmp_path / "checkpoints" / "best.ckpt")
+    assert meta.settings.regress_loss == "poisson" and json.dumps(meta.to_section())
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from fishbear.errors import ConfigError
+from fishbear.core.errors import ConfigError
 from fishbear.train import train
 
 from ..conftest import compose_train
@@ -80,8 +80,8 @@ def test_flips_crops_and_rotations_move_masks_and_points_with_the_image():
     image = np.zeros((40, 60, 3), dtype=np.uint8)
     image[8:14, 40:46] = 255  # a white square whose centre is the point, and whose pixels are class 1
     mask = (image[..., 0] > 0).astype(np.uint8)
-    segment = build_transforms("train", 32, (0, 0, 0), (1, 1, 1), augment, "segment")
-    points = build_transforms("train", 32, (0, 0, 0), (1, 1, 1), augment, "points")
+    segment = build_transforms("train", 32, (0, 0, 0), (1, 1, 1), augment, get_kind("segment"))
+    points = build_transforms("train", 32, (0, 0, 0), (1, 1, 1), augment, get_kind("points"))
     segment.set_random_seed(0)  # the same 20 draws on every run: a draw's verdict must not depend on test order
     points.set_random_seed(0)
     sample = Sample(image=None, target=np.array([[43.0, 11.0]]))

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from fishbear.errors import DataError
+from fishbear.core.errors import DataError
 from fishbear.kinds.base import Kind
 
 
@@ -73,8 +73,8 @@ class Classify(Kind):
     def predictions(self, outputs: Any) -> Any:
         return outputs.float().softmax(dim=1)
 
-    def interpret(self, predictions: Any, sizes: list[tuple[int, int]], meta: dict[str, Any]) -> list[dict[str, Any]]:
-        classes = list(meta["classes"])
+    def interpret(self, predictions: Any, sizes: list[tuple[int, int]], meta: Any) -> list[dict[str, Any]]:
+        classes = list(meta.classes)
         out = []
         for row in np.asarray(predictions.cpu().numpy()):
             best = int(row.argmax())

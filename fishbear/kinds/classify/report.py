@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import classification_report, confusion_matrix
 
-from fishbear.intervals import weighted_mean
-from fishbear.plots import confusion_matrix_figure, save_figure
-from fishbear.reporting import fmt, highest_losses, table, worst
+from fishbear.reports.intervals import weighted_mean
+from fishbear.reports.plots import confusion_matrix_figure, save_figure
+from fishbear.reports.tables import fmt, highest_losses, table, worst
 
 
 def most_confused(matrix: np.ndarray, classes: list[str], min_val: int = 1) -> list[dict[str, Any]]:
@@ -39,7 +39,7 @@ def top_losses(results: dict[str, Any], classes: list[str], samples: list[Path],
 def top_losses_figure(rows: list[dict[str, Any]]) -> Any:
     from PIL import Image
 
-    from fishbear.plots import image_grid
+    from fishbear.reports.plots import image_grid
 
     images, titles = [], []
     for row in rows:
@@ -110,7 +110,7 @@ def markdown(section: dict[str, Any], report: dict[str, Any]) -> list[str]:
 
 
 def metric_function(results: dict[str, Any], classes: list[str], task: Any = None) -> Any:
-    """Accuracy, macro F1 and the loss for bootstrap weights per test image (fishbear.intervals)."""
+    """Accuracy, macro F1 and the loss for bootstrap weights per test image (fishbear.reports.intervals)."""
     predicted = results["prediction"].numpy().argmax(axis=1)
     targets = results["target"].numpy()
     losses = results["loss"].numpy()

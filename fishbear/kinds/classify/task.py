@@ -14,10 +14,10 @@ from torchmetrics.classification import (
     MulticlassF1Score,
 )
 
-from fishbear.errors import ConfigError
+from fishbear.core.errors import ConfigError
 from fishbear.kinds.base import Kind
 from fishbear.kinds.classify import KIND
-from fishbear.task import BaseTask
+from fishbear.kinds.base_task import BaseTask
 
 
 class ClassificationTask(BaseTask):
@@ -56,7 +56,7 @@ class ClassificationTask(BaseTask):
         experiment = getattr(self.logger, "experiment", None)
         if self.trainer.sanity_checking or not hasattr(experiment, "add_figure"):
             return
-        from fishbear.plots import confusion_matrix_figure
+        from fishbear.reports.plots import confusion_matrix_figure
 
         experiment.add_figure("val/confusion_matrix", confusion_matrix_figure(matrix, self.classes),
                               global_step=self.global_step)

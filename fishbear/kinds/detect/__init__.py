@@ -11,6 +11,7 @@ a detector sorts video frames into ``<class>/`` or ``no_<class>/``.
 from __future__ import annotations
 
 from collections.abc import Hashable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -18,7 +19,18 @@ import numpy as np
 import torch
 from torch.utils.data import default_collate
 
-from fishbear.kinds.base import Kind, as_hw, letterbox, to_cpu
+from fishbear.kinds.base import Kind
+from fishbear.kinds.meta import KindSettings
+from fishbear.core.geometry import as_hw, letterbox
+from fishbear.core.tensors import to_cpu
+
+
+@dataclass(frozen=True)
+class DetectSettings(KindSettings):
+    """``score_threshold``: a box counts as found from this score on, in pictures, the report's
+    counts, ``predict`` and frame sorting (mAP uses every box)."""
+
+    score_threshold: float = 0.5
 
 
 class Detect(Kind):
@@ -30,6 +42,7 @@ class Detect(Kind):
     model_hint: ClassVar[str] = "model=fasterrcnn_small (fast on a CPU), model=fasterrcnn_mobilenet or model=fasterrcnn"
     eval_resize: ClassVar[str] = "squish"
     sorts_frames: ClassVar[bool] = True
+    settings_type: ClassVar[type[KindSettings]] = DetectSettings
 
     def compose_args(self) -> dict[str, Any]:
         import albumentations as A
@@ -60,7 +73,7 @@ class Detect(Kind):
         empty frames of the fish video); shapes may overlap, as fish do."""
         from PIL import Image
 
-        from fishbear.data.readers_voc import voc_xml
+        from fishbear.formats.voc import voc_xml
         from fishbear.data.shapes import SHAPE_KINDS, render_scene
 
         (root / "JPEGImages").mkdir(parents=True)
@@ -82,18 +95,18 @@ class Detect(Kind):
     def kept_predictions(self, outputs: Any) -> Any:
         return to_cpu(outputs)
 
-    def interpret(self, predictions: Any, sizes: list[tuple[int, int]], meta: dict[str, Any]) -> list[dict[str, Any]]:
-        """Boxes from ``meta['score_threshold']`` on, in pixels of each original image (the whole
+    def interpret(self, predictions: Any, sizes: list[tuple[int, int]], meta: Any) -> list[dict[str, Any]]:
+        """Boxes from the model's ``score_threshold`` on, in pixels of each original image (the whole
         frame was resized to the model's size), highest score first. ``label`` and ``probability``
         say whether anything was found: the top box's class and score, or ``no_<class>`` and one
         minus the top score (what frame sorting files frames by)."""
-        names = list(meta["classes"])
-        threshold = float(meta.get("score_threshold", 0.5))
-        height, width = as_hw(meta["image_size"])
+        names = list(meta.classes)
+        threshold = float(meta.settings.score_threshold)
+        height, width = as_hw(meta.image_size)
         out = []
         for found, (orig_h, orig_w) in zip(predictions, sizes):
             order = found["scores"].argsort(descending=True)
-            box = letterbox(meta, orig_h, orig_w)
+            box = letterbox(meta.resize, meta.image_size, orig_h, orig_w)
             if box is None:
                 scale = torch.tensor([orig_w / width, orig_h / height] * 2)
                 boxes = (found["boxes"][order].float().cpu() * scale).tolist()
@@ -122,8 +135,8 @@ class Detect(Kind):
             })
         return out
 
-    def output_writer(self, meta: dict[str, Any], folder: Path, files: Any) -> "BoxWriter":
-        return BoxWriter(meta, folder, files)
+    def output_writer(self, meta: Any, folder: Path, files: Any, label_format: str | None = None) -> "BoxWriter":
+        return BoxWriter(meta, folder, files, label_format or "voc")
 
     def event_target(self, classes: list[str]) -> str | None:
         """A detector's visits are of any object it boxes: its class, or ``object`` for several."""
@@ -146,23 +159,23 @@ class BoxWriter:
     ``instances.json`` (the predictions as annotations, for CVAT or Label Studio) and
     ``results.json`` (COCO's results format, for pycocotools' evaluation), written at the end.
 
-    Files go through the command's :class:`~fishbear.outputs.OutputFiles`: a label file the user
+    Files go through the command's :class:`~fishbear.core.outputs.OutputFiles`: a label file the user
     has corrected since the last run is never written over. ``key`` is the image's path under the
     input folder without its suffix (``cam1/img``), so images of one name in two folders get two
     label files."""
 
     FORMATS = ("voc", "coco", "yolo")
 
-    def __init__(self, meta: dict[str, Any], folder: Path, files: Any) -> None:
-        from fishbear.errors import ConfigError
-        from fishbear.plots import palette
+    def __init__(self, meta: Any, folder: Path, files: Any, label_format: str) -> None:
+        from fishbear.core.errors import ConfigError
+        from fishbear.reports.plots import palette
 
         self.folder = Path(folder)
         self.files = files
         self.count = 0
-        self.classes = list(meta["classes"])
+        self.classes = list(meta.classes)
         self.colours = [tuple(int(v) for v in c) for c in palette(len(self.classes))]
-        self.format = str(meta.get("box_format") or "voc")
+        self.format = str(label_format)
         if self.format not in self.FORMATS:
             raise ConfigError(f"format={self.format}: boxes are written as {', '.join(self.FORMATS)}.")
         self._coco: list[tuple[Path, str, list[dict[str, Any]]]] = []
@@ -196,12 +209,12 @@ class BoxWriter:
             return {}
         if self.format == "yolo":
             from fishbear.data.boxes import Boxes
-            from fishbear.data.readers_yolo import yolo_lines
+            from fishbear.formats.yolo import yolo_lines
 
             boxes = Boxes.of([(*b["box"], b["label"], False) for b in result["boxes"]])
             path = self.files.write_text(self.folder / f"{key}.txt", yolo_lines(boxes, self.classes, width, height))
             return {"yolo_txt": str(path)}
-        from fishbear.data.readers_voc import voc_xml
+        from fishbear.formats.voc import voc_xml
 
         xml = voc_xml(source.name, width, height, [(b["label"], b["box"]) for b in result["boxes"]],
                       folder=source.parent.name, path=str(source.resolve()))
@@ -217,7 +230,7 @@ class BoxWriter:
             return ""
         if self.format == "coco":
             from fishbear.data.boxes import Boxes
-            from fishbear.data.readers_coco import coco_instances, coco_results
+            from fishbear.formats.coco import coco_instances, coco_results
 
             entries = [(source, Boxes.of([(*b["box"], b["label"], False) for b in boxes]))
                        for source, _, boxes in self._coco]

@@ -9,9 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from fishbear.metrics import box_map
-from fishbear.plots import pr_curve_figure, save_figure
-from fishbear.reporting import (
+from fishbear.kinds.detect import DetectSettings
+from fishbear.reports.metrics import box_map
+from fishbear.reports.plots import pr_curve_figure, save_figure
+from fishbear.reports.tables import (
     file_of,
     fmt,
     highest_losses,
@@ -29,7 +30,7 @@ def section(results: dict[str, Any], classes: list[str], run_dir: Path, samples:
     # precision: IoU thresholds x 101 recall points x classes x area ranges x max detections; -1 = no data
     precision = summary["precision"][:, :, :, 0, -1].numpy()
     present = [int(c) for c in summary["classes"].reshape(-1).tolist()]
-    threshold = float(getattr(task, "score_threshold", 0.5))
+    threshold = float((task.settings if task is not None else DetectSettings()).score_threshold)
     counts = results["counts"].sum(0).numpy()  # per class: found, false, missed (kept by the test step)
     per_class = []
     for c, name in enumerate(classes):
@@ -106,8 +107,8 @@ def markdown(section: dict[str, Any], report: dict[str, Any]) -> list[str]:
 def metric_function(results: dict[str, Any], classes: list[str], task: Any = None) -> Any:
     """COCO mAP figures of the test images counted as often as their bootstrap weight (an image
     drawn twice adds its boxes twice): torchmetrics' evaluation itself, so slower than the other
-    kinds' sums; ``fishbear.intervals`` draws fewer resamples for it (``Kind.resamples``)."""
-    from fishbear.metrics import BoxMAP
+    kinds' sums; ``fishbear.reports.intervals`` draws fewer resamples for it (``Kind.resamples``)."""
+    from fishbear.reports.metrics import BoxMAP
 
     predictions, targets = results["prediction"], results["target"]
 

@@ -9,17 +9,19 @@ sampling proposals against the truth, and mAP is what the user is after.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torchmetrics import MetricCollection
 
-from fishbear.kinds.base import Kind, to_cpu
-from fishbear.kinds.detect import KIND
-from fishbear.metrics import BoxMAP, match_boxes
-from fishbear.plots import image_grid
-from fishbear.task import BaseTask
+from fishbear.kinds.base import Kind
+from fishbear.core.tensors import to_cpu
+from fishbear.kinds.detect import KIND, DetectSettings
+from fishbear.reports.metrics import BoxMAP, match_boxes
+from fishbear.reports.plots import image_grid
+from fishbear.kinds.base_task import BaseTask
 
 Boxes = list[dict[str, torch.Tensor]]
 
@@ -27,12 +29,11 @@ Boxes = list[dict[str, torch.Tensor]]
 class DetectionTask(BaseTask):
     kind: ClassVar[Kind] = KIND
 
-    def __init__(self, *args: Any, score_threshold: float = 0.5, **kwargs: Any) -> None:
-        """``score_threshold``: the score from which a box counts as found, in pictures, in the
-        report's counts, in ``predict`` and in frame sorting (mAP uses every box)."""
+    def __init__(self, *args: Any, score_threshold: float = DetectSettings.score_threshold, **kwargs: Any) -> None:
+        """``score_threshold``: the score from which a box counts as found (``DetectSettings``)."""
         self.score_threshold = float(score_threshold)
         super().__init__(*args, **kwargs)
-        self.meta.setdefault("score_threshold", self.score_threshold)
+        self.settings = dataclasses.replace(self.settings, score_threshold=self.score_threshold)
 
     def make_metrics(self) -> MetricCollection:
         return MetricCollection({"map": BoxMAP()})

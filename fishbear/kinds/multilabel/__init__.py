@@ -7,6 +7,7 @@ checkpoint). On disk it is Planet's layout: ``train-jpg/<name>.jpg`` and ``train
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -14,14 +15,28 @@ import numpy as np
 import torch
 
 from fishbear.kinds.base import Kind
+from fishbear.kinds.meta import KindSettings
 
-# fastai's accuracy_thresh default; the task's and inference's fallback when a checkpoint has none
-DEFAULT_THRESHOLD = 0.2
+
+@dataclass(frozen=True)
+class MultiLabelSettings(KindSettings):
+    """``threshold``: a tag is predicted from this probability on (fastai's ``accuracy_thresh``
+    default); ``beta``: the F-beta reported and tuned for (Planet's Kaggle metric is F2);
+    ``thresholds``: one per tag, tuned on validation after fitting (None: ``threshold`` for all)."""
+
+    threshold: float = 0.2
+    beta: float = 2.0
+    thresholds: tuple[float, ...] | None = None
+
+    def cuts(self, tags: int) -> np.ndarray:
+        """The probability each tag is predicted from."""
+        return np.asarray(self.thresholds if self.thresholds else [self.threshold] * tags, dtype=np.float64)
 
 
 class MultiLabel(Kind):
     name: ClassVar[str] = "multilabel"
     package: ClassVar[str] = __name__
+    settings_type: ClassVar[type[KindSettings]] = MultiLabelSettings
 
     def target(self, sample: Any, out: dict[str, Any], num_classes: int) -> torch.Tensor:
         hot = torch.zeros(num_classes, dtype=torch.float32)
@@ -48,9 +63,9 @@ class MultiLabel(Kind):
     def predictions(self, outputs: Any) -> Any:
         return outputs.float().sigmoid()
 
-    def interpret(self, predictions: Any, sizes: list[tuple[int, int]], meta: dict[str, Any]) -> list[dict[str, Any]]:
-        classes = list(meta["classes"])
-        cut = np.asarray(meta.get("thresholds") or [meta.get("threshold", DEFAULT_THRESHOLD)] * len(classes))
+    def interpret(self, predictions: Any, sizes: list[tuple[int, int]], meta: Any) -> list[dict[str, Any]]:
+        classes = list(meta.classes)
+        cut = meta.settings.cuts(len(classes))
         out = []
         for row in predictions.cpu().numpy():
             tags = [c for c, p, t in zip(classes, row, cut) if p > t]

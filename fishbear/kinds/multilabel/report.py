@@ -10,19 +10,24 @@ import numpy as np
 import torch
 from sklearn.metrics import classification_report
 
-from fishbear.intervals import weighted_mean
-from fishbear.kinds.multilabel import DEFAULT_THRESHOLD
-from fishbear.metrics import sample_fbeta
-from fishbear.reporting import fmt, model_size, sample_figure, table, worst
+from fishbear.reports.intervals import weighted_mean
+from fishbear.kinds.multilabel import MultiLabelSettings
+from fishbear.reports.metrics import sample_fbeta
+from fishbear.reports.tables import fmt, model_size, sample_figure, table, worst
+
+
+def _settings(task: Any) -> MultiLabelSettings:
+    return task.settings if task is not None else MultiLabelSettings()
 
 
 def section(results: dict[str, Any], classes: list[str], run_dir: Path, samples: list[Path],
             task: Any = None) -> dict[str, Any]:
     probabilities, truth = results["prediction"], results["target"] > 0.5
-    beta = getattr(task, "beta", 2.0)
-    cuts = {"global": torch.full((len(classes),), float(getattr(task, "threshold", DEFAULT_THRESHOLD)))}
-    if task is not None and bool(task.thresholds_tuned):
-        cuts["tuned"] = task.thresholds.detach().cpu().float()
+    settings = _settings(task)
+    beta = settings.beta
+    cuts = {"global": torch.full((len(classes),), float(settings.threshold))}
+    if settings.thresholds:
+        cuts["tuned"] = torch.tensor(settings.thresholds, dtype=torch.float32)
     out: dict[str, Any] = {"beta": beta, "thresholds": {name: [float(v) for v in cut] for name, cut in cuts.items()}}
     for name, cut in cuts.items():
         predicted = probabilities > cut
@@ -58,15 +63,15 @@ def markdown(section: dict[str, Any], report: dict[str, Any]) -> list[str]:
 
 def metric_function(results: dict[str, Any], classes: list[str], task: Any = None) -> Any:
     """Tag accuracy and sample F-beta at the global threshold (and at the tuned ones), and the
-    loss, for bootstrap weights per test image (fishbear.intervals)."""
+    loss, for bootstrap weights per test image (fishbear.reports.intervals)."""
     probabilities, truth = results["prediction"], results["target"] > 0.5
-    beta = getattr(task, "beta", 2.0)
-    cut = float(getattr(task, "threshold", DEFAULT_THRESHOLD))
+    settings = _settings(task)
+    beta, cut = settings.beta, float(settings.threshold)
     right = ((probabilities > cut) == truth).float().numpy()
     fbeta = sample_fbeta(probabilities > cut, truth, beta).numpy()
     tuned = None
-    if task is not None and bool(task.thresholds_tuned):
-        tuned = sample_fbeta(probabilities > task.thresholds.detach().cpu().float(), truth, beta).numpy()
+    if settings.thresholds:
+        tuned = sample_fbeta(probabilities > torch.tensor(settings.thresholds, dtype=torch.float32), truth, beta).numpy()
     losses = results["loss"].numpy()
 
     def scores(weights: np.ndarray) -> dict[str, float]:

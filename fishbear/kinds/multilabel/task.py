@@ -2,12 +2,14 @@
 
 Scored as the competition was: tags above a threshold (0.2, fastai's ``accuracy_thresh``
 default), accuracy over all tag decisions and the sample-averaged F2. After fitting, one
-threshold per tag is tuned on the validation split (coordinate ascent on the sample F-beta) and
-saved in the checkpoint; the test reports F-beta at the global and at the tuned thresholds.
+threshold per tag is tuned on the validation split (coordinate ascent on the sample F-beta) on
+the best weights, and the engine writes them into the best checkpoint's settings; the test
+reports F-beta at the global and at the tuned thresholds.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, ClassVar
 
 import lightning as L
@@ -18,9 +20,10 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MultilabelAccuracy
 
 from fishbear.kinds.base import Kind
-from fishbear.kinds.multilabel import DEFAULT_THRESHOLD, KIND
-from fishbear.metrics import SampleFBeta, sample_fbeta
-from fishbear.task import BaseTask
+from fishbear.kinds.meta import KindSettings
+from fishbear.kinds.multilabel import KIND, MultiLabelSettings
+from fishbear.reports.metrics import SampleFBeta, sample_fbeta
+from fishbear.kinds.base_task import BaseTask
 
 
 def tune_thresholds(probabilities: torch.Tensor, targets: torch.Tensor, start: float, beta: float = 2.0,
@@ -46,14 +49,14 @@ def tune_thresholds(probabilities: torch.Tensor, targets: torch.Tensor, start: f
 
 class MultiLabelTask(BaseTask):
     kind: ClassVar[Kind] = KIND
+    tunes_after_fit: ClassVar[bool] = True
 
-    def __init__(self, *args: Any, threshold: float = DEFAULT_THRESHOLD, beta: float = 2.0, tune_thresholds: bool = True,
-                 **kwargs: Any) -> None:
+    def __init__(self, *args: Any, threshold: float = MultiLabelSettings.threshold,
+                 beta: float = MultiLabelSettings.beta, tune_thresholds: bool = True, **kwargs: Any) -> None:
         self.threshold, self.beta, self.tune = float(threshold), float(beta), bool(tune_thresholds)
         super().__init__(*args, **kwargs)
-        # in the state dict, so the tuned values travel in the checkpoint with the weights
-        self.register_buffer("thresholds", torch.full((len(self.classes),), self.threshold))
-        self.register_buffer("thresholds_tuned", torch.tensor(False))
+        # the checkpoint's tuned thresholds (evaluating one) stay; threshold and beta are this task's
+        self.settings = dataclasses.replace(self.settings, threshold=self.threshold, beta=self.beta)
 
     def make_metrics(self) -> MetricCollection:
         n = len(self.classes)
@@ -76,7 +79,8 @@ class MultiLabelTask(BaseTask):
         actual = " ".join(self._tags(target, 0.5)) or "(none)"
         if prediction is None:
             return actual
-        return f"{' '.join(self._tags(prediction, self.thresholds.cpu())) or '(none)'}\n/ {actual}"
+        cuts = torch.as_tensor(self.settings.cuts(len(self.classes)), dtype=torch.float32)
+        return f"{' '.join(self._tags(prediction.cpu(), cuts)) or '(none)'}\n/ {actual}"
 
     # -- thresholds ----------------------------------------------------------------------------
     @torch.inference_mode()
@@ -92,40 +96,30 @@ class MultiLabelTask(BaseTask):
         self.train(was_training)
         return torch.cat(probabilities), torch.cat(targets)
 
-    def after_fit(self, trainer: L.Trainer, datamodule: Any, best_checkpoint: str | None) -> None:
-        """Tune per-tag thresholds for the weights that will be tested (the best checkpoint's),
-        then write them into that checkpoint."""
+    def after_fit(self, trainer: L.Trainer, datamodule: Any) -> bool:
+        """Tune per-tag thresholds on validation for the weights that will be tested (the engine
+        has loaded the best checkpoint's); True: the best checkpoint must carry them."""
         if not self.tune or not trainer.is_global_zero:
-            return
-        checkpoint = None
-        if best_checkpoint:
-            from fishbear.checkpoint import load_checkpoint
-
-            checkpoint = load_checkpoint(best_checkpoint, kind=self.kind)
-            self.load_state_dict(checkpoint["state_dict"])
+            return False
         probabilities, targets = self.collect(datamodule.val_dataloader())
         tuned = tune_thresholds(probabilities, targets, self.threshold, self.beta)
-        self.thresholds.copy_(tuned.to(self.thresholds.device))
-        self.thresholds_tuned.fill_(True)
-        if checkpoint is not None:
-            from fishbear.io import atomic_torch_save
+        self.settings = dataclasses.replace(self.settings, thresholds=tuple(float(v) for v in tuned))
+        return True
 
-            checkpoint["state_dict"]["thresholds"] = self.thresholds.cpu()
-            checkpoint["state_dict"]["thresholds_tuned"] = self.thresholds_tuned.cpu()
-            checkpoint["fishbear"]["thresholds"] = self.thresholds.cpu().tolist()
-            atomic_torch_save(best_checkpoint, checkpoint)
+    def restore_settings(self, loaded: KindSettings) -> None:
+        self.settings = dataclasses.replace(self.settings, thresholds=loaded.thresholds)
 
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        super().on_save_checkpoint(checkpoint)
-        checkpoint["fishbear"]["threshold"] = self.threshold
-        if bool(self.thresholds_tuned):
-            checkpoint["fishbear"]["thresholds"] = self.thresholds.cpu().tolist()
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        for old in ("thresholds", "thresholds_tuned"):  # buffers of checkpoints written before the settings
+            checkpoint.get("state_dict", {}).pop(old, None)
 
     def on_test_epoch_end(self) -> None:
         super().on_test_epoch_end()
-        if self.test_results and bool(self.thresholds_tuned):
+        if self.test_results and self.settings.thresholds:
             truth = self.test_results["target"] > 0.5
-            tuned = sample_fbeta(self.test_results["prediction"] > self.thresholds.cpu(), truth, self.beta).mean()
+            cuts = torch.tensor(self.settings.thresholds, dtype=torch.float32)
+            tuned = sample_fbeta(self.test_results["prediction"] > cuts, truth, self.beta).mean()
             self.log("test/fbeta_tuned", tuned)
 
 

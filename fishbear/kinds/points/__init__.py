@@ -14,8 +14,9 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from fishbear.errors import DataError
-from fishbear.kinds.base import Kind, as_hw, letterbox
+from fishbear.core.errors import DataError
+from fishbear.kinds.base import Kind
+from fishbear.core.geometry import as_hw, letterbox
 
 
 def points_to_pixels(values: np.ndarray, width: float, height: float) -> np.ndarray:
@@ -71,16 +72,16 @@ class Points(Kind):
             rows.append(f"{name},{star.cx:.2f},{star.cy:.2f}")
         (root / "points.csv").write_text("\n".join(rows) + "\n")
 
-    def interpret(self, predictions: Any, sizes: list[tuple[int, int]], meta: dict[str, Any]) -> list[dict[str, Any]]:
+    def interpret(self, predictions: Any, sizes: list[tuple[int, int]], meta: Any) -> list[dict[str, Any]]:
         """Coordinates in pixels of each original image (the whole frame was resized, not cropped)."""
-        names = list(meta["classes"])
+        names = list(meta.classes)
         out = []
         for row, (height, width) in zip(predictions.cpu().numpy(), sizes):
-            box = letterbox(meta, height, width)
+            box = letterbox(meta.resize, meta.image_size, height, width)
             if box is None:
                 points = points_to_pixels(row[None], width, height)[0]
             else:  # model pixels, then the letterbox undone
-                model_h, model_w = as_hw(meta["image_size"])
+                model_h, model_w = as_hw(meta.image_size)
                 factor, left, top = box
                 points = (points_to_pixels(row[None], model_w, model_h)[0] - np.array([left, top])) / factor
             out.append({

@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from fishbear.intervals import weighted_mean
-from fishbear.metrics import pixel_distances
-from fishbear.reporting import file_of, fmt, model_size, sample_figure, table
+from fishbear.reports.intervals import weighted_mean
+from fishbear.reports.metrics import pixel_distances
+from fishbear.reports.tables import file_of, fmt, model_size, sample_figure, table
 
 
 def section(results: dict[str, Any], classes: list[str], run_dir: Path, samples: list[Path],

@@ -14,12 +14,12 @@ import torch
 import torch.nn.functional as F
 from torchmetrics import MetricCollection
 
-from fishbear.errors import ConfigError
+from fishbear.core.errors import ConfigError
 from fishbear.kinds.base import Kind
 from fishbear.kinds.points import KIND, points_to_pixels
-from fishbear.metrics import MeanPixelDistance
-from fishbear.plots import image_grid
-from fishbear.task import BaseTask
+from fishbear.reports.metrics import MeanPixelDistance
+from fishbear.reports.plots import image_grid
+from fishbear.kinds.base_task import BaseTask
 
 LOSSES = ("mse", "smooth_l1")
 

@@ -6,11 +6,13 @@ network predicts each value standardised by the training split's mean and standa
 (kept in the checkpoint), so values of any scale train alike; with the Poisson loss (for counts)
 it predicts the log of the rate instead. Evaluation resizes the whole frame: a count is of the
 whole image, and a centre crop could cut objects away. On disk: a CSV ``image,value[,value...]``
-(``readers.ValuesCsvReader``), or counts of the boxes of any box dataset (``readers.BoxCounts``).
+(``fishbear.formats.values_csv.ValuesCsvReader``), or counts of the boxes of any box dataset
+(``relabel.BoxCounts``).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -18,6 +20,18 @@ import numpy as np
 import torch
 
 from fishbear.kinds.base import Kind
+from fishbear.kinds.meta import KindSettings
+
+
+@dataclass(frozen=True)
+class RegressSettings(KindSettings):
+    """``regress_loss``: what the network was trained for (``poisson``: it predicts the log of the
+    expected count); ``value_mean`` / ``value_std``: the training split's scale of each value,
+    which the network learns in (None: the values as they come)."""
+
+    regress_loss: str = "mse"
+    value_mean: tuple[float, ...] | None = None
+    value_std: tuple[float, ...] | None = None
 
 
 class Regress(Kind):
@@ -25,16 +39,17 @@ class Regress(Kind):
     package: ClassVar[str] = __name__
     model_hint: ClassVar[str] = "a network with one output vector per image, such as model=convnet or model=resnet34"
     eval_resize: ClassVar[str] = "squish"
+    settings_type: ClassVar[type[KindSettings]] = RegressSettings
 
     def target(self, sample: Any, out: dict[str, Any], num_classes: int) -> torch.Tensor:
         return torch.as_tensor(np.asarray(sample.target, dtype=np.float32).reshape(-1))
 
-    def data_meta(self, datamodule: Any) -> dict[str, Any]:
+    def data_settings(self, datamodule: Any) -> dict[str, Any]:
         """The training split's mean and standard deviation of each value: the standardisation the
         network learns in, and the baseline of predicting the mean."""
         values = np.stack([np.asarray(s.target, dtype=np.float64).reshape(-1) for s in datamodule.samples("train")])
         std = values.std(0)
-        return {"value_mean": values.mean(0).tolist(), "value_std": np.where(std > 1e-8, std, 1.0).tolist()}
+        return {"value_mean": tuple(values.mean(0).tolist()), "value_std": tuple(np.where(std > 1e-8, std, 1.0).tolist())}
 
     def write_shapes(self, source: Any, root: Path) -> None:
         """How many shapes are in the picture: ``images/<name>.jpg`` with 0 to ``source.max_shapes``
@@ -59,10 +74,10 @@ class Regress(Kind):
         """Raw network outputs (standardised values, or log-rates); :func:`values` reads them."""
         return outputs.float()
 
-    def interpret(self, predictions: Any, sizes: list[tuple[int, int]], meta: dict[str, Any]) -> list[dict[str, Any]]:
-        names = list(meta["classes"])
+    def interpret(self, predictions: Any, sizes: list[tuple[int, int]], meta: Any) -> list[dict[str, Any]]:
+        names = list(meta.classes)
         out = []
-        for row in values(predictions, meta).cpu().numpy():
+        for row in values(predictions, meta.settings).cpu().numpy():
             out.append({
                 "values": {name: float(v) for name, v in zip(names, row)},
                 "summary": "  ".join(f"{name} {v:.3f}" for name, v in zip(names, row)),
@@ -71,13 +86,13 @@ class Regress(Kind):
         return out
 
 
-def values(outputs: torch.Tensor, meta: dict[str, Any]) -> torch.Tensor:
+def values(outputs: torch.Tensor, settings: RegressSettings) -> torch.Tensor:
     """Network outputs as values in the targets' units (N x values)."""
     outputs = outputs.float().reshape(len(outputs), -1)
-    if meta.get("regress_loss") == "poisson":
+    if settings.regress_loss == "poisson":
         return outputs.exp()
-    mean = torch.as_tensor(meta.get("value_mean", 0.0), dtype=torch.float32, device=outputs.device)
-    std = torch.as_tensor(meta.get("value_std", 1.0), dtype=torch.float32, device=outputs.device)
+    mean = torch.as_tensor(settings.value_mean or 0.0, dtype=torch.float32, device=outputs.device)
+    std = torch.as_tensor(settings.value_std or 1.0, dtype=torch.float32, device=outputs.device)
     return outputs * std + mean
 
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from fishbear.intervals import weighted_mean
-from fishbear.kinds.regress import values
-from fishbear.plots import save_figure
-from fishbear.reporting import file_of, fmt, model_size, sample_figure, table
+from fishbear.reports.intervals import weighted_mean
+from fishbear.kinds.regress import RegressSettings, values
+from fishbear.reports.plots import save_figure
+from fishbear.reports.tables import file_of, fmt, model_size, sample_figure, table
 
 
 def _scores(predicted: np.ndarray, actual: np.ndarray) -> dict[str, float]:
@@ -41,10 +41,11 @@ def scatter_figure(predicted: np.ndarray, actual: np.ndarray, names: list[str]) 
 
 def section(results: dict[str, Any], classes: list[str], run_dir: Path, samples: list[Path],
             task: Any = None) -> dict[str, Any]:
-    meta = getattr(task, "meta", {})
-    predicted = values(results["prediction"], meta).numpy().astype(np.float64)
+    settings = task.settings if task is not None else RegressSettings()
+    predicted = values(results["prediction"], settings).numpy().astype(np.float64)
     actual = results["target"].numpy().astype(np.float64).reshape(len(predicted), -1)
-    mean = np.asarray(meta.get("value_mean", actual.mean(0)), dtype=np.float64).reshape(-1)
+    mean = np.asarray(settings.value_mean if settings.value_mean is not None else actual.mean(0),
+                      dtype=np.float64).reshape(-1)
     per_value = []
     for k, name in enumerate(classes):
         scores = _scores(predicted[:, k], actual[:, k])
@@ -86,7 +87,8 @@ def markdown(section: dict[str, Any], report: dict[str, Any]) -> list[str]:
 
 def metric_function(results: dict[str, Any], classes: list[str], task: Any = None) -> Any:
     """MAE, RMSE, R² (averaged over values) and the loss, for bootstrap weights per test image."""
-    predicted = values(results["prediction"], getattr(task, "meta", {})).numpy().astype(np.float64)
+    predicted = values(results["prediction"], task.settings if task is not None else RegressSettings()).numpy(
+    ).astype(np.float64)
     actual = results["target"].numpy().astype(np.float64).reshape(len(predicted), -1)
     error = predicted - actual
     losses = results["loss"].numpy()

@@ -3,6 +3,7 @@ negative log-likelihood on log-rates for counts; MAE, RMSE and R² in the values
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, ClassVar
 
 import numpy as np
@@ -10,11 +11,11 @@ import torch
 import torch.nn.functional as F
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, R2Score
 
-from fishbear.errors import ConfigError
+from fishbear.core.errors import ConfigError
 from fishbear.kinds.base import Kind
 from fishbear.kinds.regress import KIND, values
-from fishbear.plots import image_grid
-from fishbear.task import BaseTask
+from fishbear.reports.plots import image_grid
+from fishbear.kinds.base_task import BaseTask
 
 LOSSES = ("mse", "smooth_l1", "poisson")
 
@@ -29,11 +30,11 @@ class RegressionTask(BaseTask):
             raise ConfigError(f"task.loss={loss!r} is not known; use one of {', '.join(LOSSES)}")
         super().__init__(*args, **kwargs)
         self.loss_name = loss
-        self.meta["regress_loss"] = loss
-        if "value_mean" not in self.meta:  # built without data (a test): values as they come
-            self.meta.update(value_mean=[0.0] * len(self.classes), value_std=[1.0] * len(self.classes))
-        self.register_buffer("value_mean", torch.tensor(self.meta["value_mean"], dtype=torch.float32), persistent=False)
-        self.register_buffer("value_std", torch.tensor(self.meta["value_std"], dtype=torch.float32), persistent=False)
+        self.settings = dataclasses.replace(self.settings, regress_loss=loss)
+        n = len(self.classes)  # the training split's scale (built without data, a test: the values as they come)
+        mean, std = self.settings.value_mean or (0.0,) * n, self.settings.value_std or (1.0,) * n
+        self.register_buffer("value_mean", torch.tensor(mean, dtype=torch.float32), persistent=False)
+        self.register_buffer("value_std", torch.tensor(std, dtype=torch.float32), persistent=False)
 
     def make_metrics(self) -> MetricCollection:
         n = len(self.classes)
@@ -55,7 +56,7 @@ class RegressionTask(BaseTask):
         return losses.mean() if reduction == "mean" else losses
 
     def metric_inputs(self, outputs: torch.Tensor, batch: dict[str, Any]) -> tuple[Any, ...]:
-        predicted, target = values(outputs, self.meta), batch["target"].float()
+        predicted, target = values(outputs, self.settings), batch["target"].float()
         if predicted.shape[1] == 1:  # one value: the metrics take flat vectors
             return predicted.reshape(-1), target.reshape(-1)
         return predicted, target
@@ -64,7 +65,7 @@ class RegressionTask(BaseTask):
         actual = " ".join(f"{v:.3g}" for v in target.reshape(-1).tolist())
         if prediction is None:
             return actual
-        shown = values(prediction.reshape(1, -1), self.meta)[0]
+        shown = values(prediction.reshape(1, -1), self.settings)[0]
         return f"{' '.join(f'{v:.3g}' for v in shown.tolist())} / {actual}"
 
     def draw(self, images: np.ndarray, targets: torch.Tensor, predictions: torch.Tensor | None = None,

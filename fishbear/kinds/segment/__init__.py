@@ -9,6 +9,7 @@ own size, which ``predict`` writes as palette PNGs. On disk it is fastai's CamVi
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -16,14 +17,24 @@ import numpy as np
 import torch
 
 from fishbear.data.images import load_mask
-from fishbear.kinds.base import PAD_MASK, Kind, letterbox
+from fishbear.kinds.base import Kind
+from fishbear.kinds.meta import KindSettings
+from fishbear.core.geometry import PAD_MASK, letterbox
 
 MASK_CODES: tuple[str, ...] = ("background", "circle", "square", "triangle", "star", "void")
+
+
+@dataclass(frozen=True)
+class SegmentSettings(KindSettings):
+    """``void_index``: the code whose pixels are not scored (CamVid's ``Void``), None when none is."""
+
+    void_index: int | None = None
 
 
 class Segment(Kind):
     name: ClassVar[str] = "segment"
     package: ClassVar[str] = __name__
+    settings_type: ClassVar[type[KindSettings]] = SegmentSettings
     written_files: ClassVar[str | None] = "masks"
     output: ClassVar[str] = "dense"
     model_hint: ClassVar[str] = "model=unet"
@@ -43,7 +54,7 @@ class Segment(Kind):
         from PIL import Image
 
         from fishbear.data.shapes import SHAPE_KINDS, flat_scenes
-        from fishbear.plots import palette
+        from fishbear.reports.plots import palette
 
         assert MASK_CODES[1:-1] == SHAPE_KINDS
         (root / "images").mkdir(parents=True)
@@ -72,14 +83,14 @@ class Segment(Kind):
         """Class-index masks, not scores: a test set of score maps would not fit in memory."""
         return outputs.argmax(dim=1).to(torch.uint8 if outputs.shape[1] <= 256 else torch.int32)
 
-    def interpret(self, predictions: Any, sizes: list[tuple[int, int]], meta: dict[str, Any]) -> list[dict[str, Any]]:
+    def interpret(self, predictions: Any, sizes: list[tuple[int, int]], meta: Any) -> list[dict[str, Any]]:
         """Scores are resized to each original image before the argmax, so the mask has the input's size."""
         import torch.nn.functional as F
 
-        classes = list(meta["classes"])
+        classes = list(meta.classes)
         out = []
         for scores, (height, width) in zip(predictions, sizes):
-            box = letterbox(meta, height, width)
+            box = letterbox(meta.resize, meta.image_size, height, width)
             if box is not None:  # the picture's part of the letterboxed scores
                 factor, left, top = box
                 scores = scores[:, int(round(top)):int(round(top + height * factor)),
@@ -96,22 +107,22 @@ class Segment(Kind):
             })
         return out
 
-    def output_writer(self, meta: dict[str, Any], folder: Path, files: Any) -> "MaskWriter":
+    def output_writer(self, meta: Any, folder: Path, files: Any, label_format: str | None = None) -> "MaskWriter":
         return MaskWriter(meta, folder, files)
 
 
 class MaskWriter:
     """Palette PNGs ``<folder>/<key>_P.png`` (``key``: the image's path under the input folder
     without its suffix), colours as in the report (void black), through the command's
-    :class:`~fishbear.outputs.OutputFiles`."""
+    :class:`~fishbear.core.outputs.OutputFiles`."""
 
-    def __init__(self, meta: dict[str, Any], folder: Path, files: Any) -> None:
-        from fishbear.plots import palette
+    def __init__(self, meta: Any, folder: Path, files: Any) -> None:
+        from fishbear.reports.plots import palette
 
         self.folder = Path(folder)
         self.files = files
         self.count = 0
-        self.colours = palette(len(meta["classes"]), meta.get("void_index")).ravel().tolist()
+        self.colours = palette(len(meta.classes), meta.settings.void_index).ravel().tolist()
 
     def write(self, result: dict[str, Any], key: str, image: Any = None) -> dict[str, str]:
         import io

@@ -9,14 +9,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from fishbear.intervals import weighted_mean
-from fishbear.metrics import pixel_confusion, segmentation_scores
-from fishbear.reporting import fmt, sample_figure, table, worst
+from fishbear.reports.intervals import weighted_mean
+from fishbear.reports.metrics import pixel_confusion, segmentation_scores
+from fishbear.reports.tables import fmt, sample_figure, table, worst
 
 
 def section(results: dict[str, Any], classes: list[str], run_dir: Path, samples: list[Path],
             task: Any = None) -> dict[str, Any]:
-    void = getattr(task, "void_index", None)
+    void = task.settings.void_index if task is not None else None
     matrix = pixel_confusion(results["prediction"], results["target"], len(classes), void)
     accuracy, iou, scored = segmentation_scores(matrix, void)
     pixels = matrix.sum(1)
@@ -46,8 +46,8 @@ def markdown(section: dict[str, Any], report: dict[str, Any]) -> list[str]:
 
 def metric_function(results: dict[str, Any], classes: list[str], task: Any = None) -> Any:
     """Pixel accuracy and mean IoU from the weighted sum of per-image confusion matrices, and the
-    loss, for bootstrap weights per test image (fishbear.intervals)."""
-    void = getattr(task, "void_index", None)
+    loss, for bootstrap weights per test image (fishbear.reports.intervals)."""
+    void = task.settings.void_index if task is not None else None
     n = len(classes)
     per_image = np.stack([pixel_confusion(p, t, n, void).numpy() for p, t in
                           zip(results["prediction"], results["target"])]).reshape(len(results["target"]), -1)

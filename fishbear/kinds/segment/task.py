@@ -7,6 +7,7 @@ read from one confusion matrix. The test stage keeps class-index masks, not scor
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, ClassVar
 
 import numpy as np
@@ -16,9 +17,9 @@ from torchmetrics import MetricCollection
 
 from fishbear.kinds.base import Kind
 from fishbear.kinds.segment import KIND
-from fishbear.metrics import SegmentationScores
-from fishbear.plots import image_grid, overlay_mask, palette
-from fishbear.task import BaseTask
+from fishbear.reports.metrics import SegmentationScores
+from fishbear.reports.plots import image_grid, overlay_mask, palette
+from fishbear.kinds.base_task import BaseTask
 
 
 class SegmentationTask(BaseTask):
@@ -32,11 +33,11 @@ class SegmentationTask(BaseTask):
         self.void_index = list(classes).index(void) if void in list(classes) else None
         super().__init__(*args, **kwargs)
         if void is not None and self.void_index is None:
-            from fishbear.errors import ConfigError
+            from fishbear.core.errors import ConfigError
 
             raise ConfigError(f"task.void={void!r} is not one of the codes {self.classes}; set it to the "
                               "name of the unlabelled code, or task.void=null when there is none.")
-        self.meta.setdefault("void_index", self.void_index)
+        self.settings = dataclasses.replace(self.settings, void_index=self.void_index)
 
     @property
     def ignore_index(self) -> int:

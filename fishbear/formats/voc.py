@@ -1,0 +1,102 @@
+"""Pascal VOC XML: one ``Annotations/<stem>.xml`` per image, images in ``JPEGImages/``.
+
+Traps of real exports (LabelImg, the fish project): ``<filename>`` without its extension, a
+stale Windows ``<path>`` (ignored), files with no ``<object>`` (negatives), images without an XML
+(unlabelled, so left out), ``difficult`` flags (kept or dropped as configured).
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+from fishbear.data.boxes import Boxes, box_catalog
+from fishbear.data.catalog import Catalog
+from fishbear.data.label_files import locate_image
+from fishbear.core.errors import DataError
+
+
+def _number(element: ET.Element, tag: str, source: Path) -> float:
+    found = element.find(tag)
+    if found is None or found.text is None:
+        raise DataError(f"{source}: an <object>'s <bndbox> has no <{tag}>; every box needs xmin, ymin, xmax, ymax.")
+    try:
+        return float(found.text.strip())
+    except ValueError:
+        raise DataError(f"{source}: <{tag}>{found.text.strip()}</{tag}> is not a number.") from None
+
+
+def read_voc_file(path: Path) -> tuple[str, Boxes]:
+    """The image name the file names and its boxes."""
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as err:
+        raise DataError(f"{path} is not valid XML ({err}); fix or delete the file.") from None
+    filename = (root.findtext("filename") or "").strip() or path.stem
+    rows = []
+    for obj in root.iter("object"):
+        name = (obj.findtext("name") or "").strip()
+        if not name:
+            raise DataError(f"{path}: an <object> has no <name>; give every object its class.")
+        box = obj.find("bndbox")
+        if box is None:
+            raise DataError(f"{path}: object '{name}' has no <bndbox>.")
+        difficult = (obj.findtext("difficult") or "0").strip() in ("1", "true")
+        rows.append((*(_number(box, t, path) for t in ("xmin", "ymin", "xmax", "ymax")), name, difficult))
+    return filename, Boxes.of(rows)
+
+
+def voc_xml(image_name: str, width: int, height: int, objects: list[tuple[str, tuple[float, float, float, float]]],
+            folder: str = "JPEGImages", path: str | None = None) -> str:
+    """A Pascal VOC annotation as LabelImg writes it, which LabelImg, CVAT and Roboflow load
+    back: ``objects`` are ``(class, (xmin, ymin, xmax, ymax))`` in pixels. Coordinates are
+    rounded to whole pixels, as those tools expect."""
+    root = ET.Element("annotation")
+    ET.SubElement(root, "folder").text = folder
+    ET.SubElement(root, "filename").text = image_name
+    if path is not None:
+        ET.SubElement(root, "path").text = path
+    size = ET.SubElement(root, "size")
+    for tag, value in (("width", width), ("height", height), ("depth", 3)):
+        ET.SubElement(size, tag).text = str(int(value))
+    ET.SubElement(root, "segmented").text = "0"
+    for name, box in objects:
+        obj = ET.SubElement(root, "object")
+        for tag, value in (("name", name), ("pose", "Unspecified"), ("truncated", "0"), ("difficult", "0")):
+            ET.SubElement(obj, tag).text = value
+        bndbox = ET.SubElement(obj, "bndbox")
+        for tag, value in zip(("xmin", "ymin", "xmax", "ymax"), box):
+            ET.SubElement(bndbox, tag).text = str(int(round(float(value))))
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode") + "\n"
+
+
+@dataclass(frozen=True)
+class VocReader:
+    """``annotations`` and ``images`` are folders under the root. ``keep_difficult=false`` drops
+    boxes flagged difficult (VOC's evaluation ignores them); ``on_outside``: ``clip`` or ``reject``."""
+
+    annotations: str = "Annotations"
+    images: str = "JPEGImages"
+    keep_difficult: bool = True
+    on_outside: str = "clip"
+    on_swapped: str = "fix"
+    allow_outside: bool = False
+
+    def __call__(self, root: Path) -> Catalog:
+        root = Path(root)
+        folder, images = root / self.annotations, root / self.images
+        files = sorted(folder.glob("*.xml")) if folder.is_dir() else []
+        if not files:
+            raise DataError(f"No VOC annotation files (*.xml) in {folder}; set data.reader.annotations.")
+        entries = []
+        for path in files:
+            filename, boxes = read_voc_file(path)
+            image = locate_image(images, filename, path, root, "<filename>", self.allow_outside, (path.stem,))
+            if image is None:
+                raise DataError(f"{path} is for image '{filename}', which is not in {images}; add the image or "
+                                "remove the annotation file.")
+            entries.append((image, boxes))
+        return box_catalog(entries, self.on_outside, self.keep_difficult, source=str(folder),
+                           on_swapped=self.on_swapped)[0]
