@@ -80,7 +80,7 @@ print("RESULT", json.dumps({{"fit_seconds": fit, "epochs": 4, "test_acc": float(
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=os.environ.copy())
     if out.returncode != 0:
         raise SystemExit(f"fastai run failed:\n{out.stderr[-3000:]}")
-    line = next(l for l in out.stdout.splitlines() if l.startswith("RESULT "))
+    line = next(row for row in out.stdout.splitlines() if row.startswith("RESULT "))
     return json.loads(line.removeprefix("RESULT "))
 
 

@@ -31,7 +31,8 @@ import torch
 from overhead import CUDA, StepTimer, _sync, compose_run  # beside this script: the same timer and composition
 from torch.utils.data import DataLoader
 
-from fishbear.engine.experiment import build_experiment, build_trainer, split_trainer_config
+from fishbear.engine.experiment import build_experiment, build_trainer
+from fishbear.engine.settings import TrainerSettings
 
 
 class Synthetic(L.LightningDataModule):
@@ -72,11 +73,11 @@ def loader_rate(datamodule, batches: int) -> float:
 
 def training_rate(cfg, datamodule, warmup: int, steps: int) -> float:
     """Images per second of fishbear's training steps on ``datamodule`` (after ``warmup`` steps)."""
-    lightning_cfg, optim, channels_last = split_trainer_config(cfg.trainer)
+    settings = TrainerSettings.from_config(cfg.trainer)
     torch.manual_seed(0)
-    _, task = build_experiment(cfg, optim, channels_last)
+    _, task = build_experiment(cfg, settings)
     timer = StepTimer(warmup)
-    trainer = build_trainer(cfg, lightning_cfg, Path(cfg.paths.output_dir), extra_callbacks=(timer,))
+    trainer = build_trainer(cfg, settings, Path(cfg.paths.output_dir), extra_callbacks=(timer,))
     trainer.fit(task, datamodule=datamodule)
     _sync()
     return (steps - warmup) * datamodule.batch_size / (timer.end - timer.start)
@@ -95,8 +96,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as out:
         cfg = compose_cfg(args.overrides, out, args.steps)
-        lightning_cfg, optim, channels_last = split_trainer_config(cfg.trainer)
-        datamodule, _ = build_experiment(cfg, optim, channels_last)
+        datamodule, _ = build_experiment(cfg, TrainerSettings.from_config(cfg.trainer))
         batch = next(iter(datamodule.train_dataloader()))
         synthetic = Synthetic(datamodule, batch, args.steps + 1)
         device = "cpu" if not CUDA else torch.cuda.get_device_name(0)

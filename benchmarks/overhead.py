@@ -37,8 +37,9 @@ from torch.utils.data import DataLoader, Dataset
 
 import fishbear
 from fishbear.engine.config import instantiate
+from fishbear.engine.experiment import build_trainer
+from fishbear.engine.settings import TrainerSettings
 from fishbear.training.optim import build_optimizer, build_scheduler
-from fishbear.engine.experiment import build_trainer, split_trainer_config
 
 CONF_DIR = str(Path(fishbear.__file__).parent / "conf")
 
@@ -133,11 +134,10 @@ def run_fishbear(cfg, data: InMemoryData, classes: list[str], warmup: int, steps
     began = time.perf_counter()
     torch.manual_seed(0)
     network = instantiate(cfg.model, "model", num_classes=len(classes))
-    lightning_cfg, optim, channels_last = split_trainer_config(cfg.trainer)
-    task = instantiate(cfg.task, "task", network=network, classes=classes, optim=optim, channels_last=channels_last,
-                       compile_network=bool(cfg.trainer.get("compile", False)))
+    settings = TrainerSettings.from_config(cfg.trainer)
+    task = instantiate(cfg.task, "task", network=network, classes=classes, **settings.task_args())
     timer = StepTimer(warmup)
-    trainer = build_trainer(cfg, lightning_cfg, Path(cfg.paths.output_dir), extra_callbacks=(timer,))
+    trainer = build_trainer(cfg, settings, Path(cfg.paths.output_dir), extra_callbacks=(timer,))
     trainer.fit(task, datamodule=data)
     _sync()
     wall = time.perf_counter() - began
@@ -151,15 +151,16 @@ def run_plain(cfg, data: InMemoryData, classes: list[str], warmup: int, steps: i
     began = time.perf_counter()
     torch.manual_seed(0)
     network = instantiate(cfg.model, "model", num_classes=len(classes))
-    lightning_cfg, optim, channels_last = split_trainer_config(cfg.trainer)
-    use_cuda = CUDA and lightning_cfg.accelerator in ("auto", "gpu", "cuda")
+    settings = TrainerSettings.from_config(cfg.trainer)
+    optim, channels_last = settings.optim, settings.channels_last
+    use_cuda = CUDA and settings.lightning.accelerator in ("auto", "gpu", "cuda")
     device = torch.device("cuda" if use_cuda else "cpu")
-    precision = str(lightning_cfg.precision)
+    precision = str(settings.lightning.precision)
     dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(precision)
     scaler = torch.amp.GradScaler(enabled=dtype is torch.float16)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     network.to(device, memory_format=memory_format)
-    if cfg.trainer.get("compile"):
+    if settings.compile:
         network.compile()
     optimizer = build_optimizer(network, optim)
     scheduler = build_scheduler(optimizer, optim, steps)
@@ -204,7 +205,8 @@ def start_up_seconds() -> tuple[float, float]:
             runs.append(time.perf_counter() - began)
         return statistics.median(runs)
 
-    return (wall("import fishbear.train, fishbear.engine.experiment, fishbear.kinds.base_task, fishbear.engine.datamodule, lightning"),
+    modules = "fishbear.train, fishbear.engine.experiment, fishbear.kinds.base_task, fishbear.engine.datamodule, lightning"
+    return (wall(f"import {modules}"),
             wall("import torch"))
 
 

@@ -11,15 +11,17 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
+from fishbear.core.errors import CheckpointError
+
 # importing fishbear.engine.config registers its resolvers before Hydra composes
 from fishbear.engine.commandline import route_library_logs_to_root, run_hydra_main, user_errors_exit
 from fishbear.engine.config import instantiate, instantiate_group
-from fishbear.core.errors import CheckpointError
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     from fishbear.engine.checkpoint import load_checkpoint, network_from_checkpoint
-    from fishbear.engine.experiment import build_datamodule, split_trainer_config, test_and_report
+    from fishbear.engine.experiment import build_datamodule, test_and_report
+    from fishbear.engine.settings import TrainerSettings
 
     route_library_logs_to_root()
     started = time.perf_counter()
@@ -34,11 +36,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if tuple(datamodule.classes) != meta.classes:
         raise CheckpointError(f"{cfg.ckpt} was trained on classes {list(meta.classes)}, but {datamodule.root} has "
                               f"{datamodule.classes}; evaluate on data with the same classes.")
-    lightning_cfg, optim, channels_last = split_trainer_config(cfg.trainer)
+    settings = TrainerSettings.from_config(cfg.trainer)
     task = instantiate(cfg.task, "task", network=network_from_checkpoint(checkpoint), classes=list(meta.classes),
-                       optim=optim, channels_last=channels_last, meta=meta)
+                       meta=meta, **settings.task_args())
     loggers = instantiate_group(cfg.get("logger"), "logger")
-    trainer = instantiate(lightning_cfg, "trainer", callbacks=[], logger=loggers or False,
+    trainer = instantiate(settings.lightning, "trainer", callbacks=[], logger=loggers or False,
                           default_root_dir=str(run_dir))
     return test_and_report(trainer, task, datamodule, cfg, run_dir, started,
                            extra={"checkpoint": str(Path(cfg.ckpt).resolve())})

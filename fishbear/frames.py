@@ -31,11 +31,11 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
-from fishbear.engine.commandline import check_ranges, compose_cli, user_errors_exit
 from fishbear.core.errors import DataError
+from fishbear.engine.commandline import check_ranges, compose_cli, user_errors_exit
 from fishbear.reports.events import contact_sheet, events_csv, find_events, smooth
 
-USAGE = ("python -m fishbear.frames video=VIDEO out=DIR [every=1] [sort_with=CKPT] [score=0.5] [review_below=0.8] "
+USAGE = ("fishbear frames video=VIDEO out=DIR [every=1] [sort_with=CKPT] [score=0.5] [review_below=0.8] "
          "[enhance=true] [device=cpu] [batch_size=32] [quality=95] [overwrite=false]")
 # what frames writes into out (and so what an existing file there is checked against)
 WRITTEN = ("frames.csv", "events.csv", "events.png")

@@ -9,8 +9,8 @@ frozen as it will be in the first phase, since that is the phase whose rate is b
 
 from __future__ import annotations
 
-import sys
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,23 +26,25 @@ def lr_find(cfg: DictConfig) -> dict[str, Any]:
     import lightning as L
     from lightning.pytorch.tuner import Tuner
 
-    from fishbear.training.callbacks.finetune import freeze
-    from fishbear.engine.experiment import build_experiment, check_config, split_trainer_config
     from fishbear.core.atomic import atomic_write_json
+    from fishbear.engine.experiment import build_experiment, check_config
+    from fishbear.engine.settings import TrainerSettings
     from fishbear.reports.plots import save_figure
+    from fishbear.training.callbacks.finetune import freeze
 
     route_library_logs_to_root()
     run_dir = Path(cfg.paths.output_dir)
-    lightning_cfg, optim, channels_last = split_trainer_config(cfg.trainer)
-    check_config(cfg, lightning_cfg)
+    settings = TrainerSettings.from_config(cfg.trainer)
+    check_config(cfg, settings)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule, task = build_experiment(cfg, optim, channels_last)
+    datamodule, task = build_experiment(cfg, settings)
     finetune = (cfg.get("callbacks") or {}).get("finetune")
     if finetune is not None and not finetune.get("enabled", True):
         finetune = None
     if finetune is not None:
         freeze(task.network, finetune.freeze_to, bool(finetune.train_bn))
     # the range test runs num_training steps however few batches an epoch holds
+    lightning_cfg = settings.lightning.copy()
     lightning_cfg.max_epochs, lightning_cfg.max_steps = 10_000, -1
     trainer = instantiate(lightning_cfg, "trainer", callbacks=[], logger=False, default_root_dir=str(run_dir),
                           enable_checkpointing=False)

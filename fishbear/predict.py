@@ -29,16 +29,17 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from fishbear.engine.commandline import check_ranges, compose_cli, user_errors_exit
-from fishbear.data.images import image_problem, is_image_file
 from fishbear.core.errors import ConfigError, DataError
-from fishbear.engine.inference import Predictor
-from fishbear.kinds.base import OutputWriter
 from fishbear.core.outputs import OutputClash, OutputFiles, refuse_stem_clashes
+from fishbear.data.images import image_problem, is_image_file
 from fishbear.data.video import is_video_file, read_frames
+from fishbear.engine.commandline import check_ranges, compose_cli, user_errors_exit
+from fishbear.engine.inference import Predictor
+from fishbear.formats import writable
+from fishbear.kinds.base import OutputWriter
 
-USAGE = ("python -m fishbear.predict ckpt=PATH input=IMAGE|FOLDER|VIDEO [output=CSV] [device=cpu|cuda] "
-         "[batch_size=32] [every=1] [masks=DIR] [boxes=DIR] [format=voc|coco|yolo] [score=0.5] "
+USAGE = ("fishbear predict ckpt=PATH input=IMAGE|FOLDER|VIDEO [output=CSV] [device=cpu|cuda] "
+         f"[batch_size=32] [every=1] [masks=DIR] [boxes=DIR] [format={'|'.join(writable())}] [score=0.5] "
          "[on_bad_image=skip|error] [overwrite=false]")
 
 

@@ -17,9 +17,9 @@ import yaml
 from omegaconf import DictConfig
 
 import fishbear.engine.config  # noqa: F401  (registers the resolvers the configs use)
-from fishbear.engine.commandline import route_library_logs_to_root, run_hydra_main, user_errors_exit
-from fishbear.core.errors import CheckpointError, ConfigError, FishbearError
 from fishbear.core.atomic import remove_stray_temporaries
+from fishbear.core.errors import CheckpointError, ConfigError, FishbearError
+from fishbear.engine.commandline import route_library_logs_to_root, run_hydra_main, user_errors_exit
 from fishbear.engine.run_folder import refuse_other_overrides
 
 log = logging.getLogger(__name__)
@@ -94,22 +94,22 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         build_experiment,
         build_trainer,
         check_config,
-        split_trainer_config,
         task_kind,
         test_and_report,
     )
     from fishbear.engine.run_folder import FolderLock
+    from fishbear.engine.settings import TrainerSettings
 
     route_library_logs_to_root()
     started = time.perf_counter()
     run_dir = Path(cfg.paths.output_dir)
     _check_one_folder_under_torchrun()
-    lightning_cfg, optim, channels_last = split_trainer_config(cfg.trainer)
-    if lightning_cfg.get("sync_batchnorm") and lightning_cfg.get("accelerator") == "cpu":
+    settings = TrainerSettings.from_config(cfg.trainer)
+    if settings.lightning.get("sync_batchnorm") and settings.lightning.get("accelerator") == "cpu":
         # torch's SyncBatchNorm runs on GPUs only; on CPU processes each normalise their own batch
         log.info("trainer.sync_batchnorm is off on CPU (torch's SyncBatchNorm needs GPUs)")
-        lightning_cfg.sync_batchnorm = False
-    check_config(cfg, lightning_cfg)  # every mistake reported before any data is generated or read
+        settings.lightning.sync_batchnorm = False
+    check_config(cfg, settings)  # every mistake reported before any data is generated or read
     lock = FolderLock(run_dir).acquire()  # one process per run folder (held until the process ends)
     resume_from = _resolve_ckpt_path(cfg.get("ckpt_path") or _left_behind(run_dir), run_dir, task_kind(cfg))
     if resume_from is not None:
@@ -117,9 +117,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     _quiet_ddp_advice()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
-    datamodule, task = build_experiment(cfg, optim, channels_last)
+    datamodule, task = build_experiment(cfg, settings)
     task.process_started = started
-    trainer = build_trainer(cfg, lightning_cfg, run_dir)
+    trainer = build_trainer(cfg, settings, run_dir)
 
     if resume_from is not None:
         _check_same_data(resume_from, datamodule)
@@ -142,8 +142,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     _ = lock  # the folder stays this process's until the report is written
     return test_and_report(
         trainer, task, datamodule, cfg, run_dir, started, ckpt_path=best, run_test=cfg.get("test", True),
-        config={"lr": optim.lr, "lr_div": optim.lr_div, "optimizer": optim.optimizer, "schedule": optim.schedule,
-                "max_epochs": trainer.max_epochs, "channels_last": channels_last},
+        config={**settings.summary(), "max_epochs": trainer.max_epochs},
         extra={"epochs": trainer.current_epoch, "best_checkpoint": best, "fit_seconds": fit_seconds,
                "validation": _best_validation(checkpoint, task)},
     )

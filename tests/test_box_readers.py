@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fishbear.core.errors import DataError
 from fishbear.formats.cntk import CntkReader
 from fishbear.formats.via import ViaReader
 from fishbear.formats.voc import VocReader
 from fishbear.formats.vott_csv import VottCsvReader
 from fishbear.formats.vott_json import VottJsonReader
-from fishbear.core.errors import DataError
 
 from .conftest import requires_shared
 
@@ -74,7 +74,8 @@ def test_voc_fixture_difficult_missing_extension_and_errors(tmp_path):
     assert catalog.classes == ["crab", "fish"] and boxes.difficult == (True, False)
     assert boxes.xyxy[1].tolist() == [5, 5, 64, 20]  # clipped to the 64-pixel width
     assert VocReader(keep_difficult=False)(tmp_path).splits["train"][0].target.labels == ("crab",)
-    with pytest.raises(DataError, match=r"Annotations, image .*a.jpg: box \[5.0, 5.0, 80.0, 20.0\] \(crab\) lies outside its 64x48 image"):
+    with pytest.raises(DataError,
+                       match=r"Annotations, image .*a.jpg: box \[5.0, 5.0, 80.0, 20.0\] \(crab\) lies outside its 64x48 image"):
         VocReader(on_outside="reject")(tmp_path)
     (tmp_path / "Annotations" / "a.xml").write_text(xml.replace("<xmax>10</xmax>", ""))
     with pytest.raises(DataError, match=r"a.xml: an <object>'s <bndbox> has no <xmax>"):
@@ -131,5 +132,6 @@ def test_swapped_corners_are_reordered_or_refused_by_name(tmp_path, caplog):
     catalog = VocReader()(tmp_path)
     assert _boxes(catalog, "frame").xyxy.tolist() == [[10, 5, 40, 30]]  # a labelled frame, not a negative
     assert "1 box(es) had their corners swapped and were reordered" in caplog.text
-    with pytest.raises(DataError, match=r"image .*frame\.jpg: box \[40\.0, 30\.0, 10\.0, 5\.0\] \(fish\) has its corners swapped"):
+    with pytest.raises(DataError,
+                       match=r"image .*frame\.jpg: box \[40\.0, 30\.0, 10\.0, 5\.0\] \(fish\) has its corners swapped"):
         VocReader(on_swapped="reject")(tmp_path)

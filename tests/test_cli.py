@@ -1,4 +1,5 @@
-"""The README's commands, run as a user types them (with tiny data appended), and CLI errors."""
+"""The commands of the README and the docs, run as a user types them (with tiny data appended) or,
+where they need files only a user has, composed; and CLI errors."""
 
 import csv
 import json
@@ -9,22 +10,64 @@ import pytest
 
 from .conftest import REPO, TINY, run_cli, use_torch_home
 
+DOC_PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 
-def readme_commands() -> list[str]:
-    """Every ``python -m fishbear...`` line in the README's fenced bash blocks."""
-    text = (REPO / "README.md").read_text()
-    blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.S)
-    return [line.strip() for block in blocks for line in block.splitlines()
-            if line.strip().startswith("python -m fishbear.")]
+
+def readme_commands(pages: list = DOC_PAGES) -> list[str]:
+    """Every fishbear command in the fenced bash blocks of the README and the docs, as
+    ``python -m fishbear.<command> ...`` (``fishbear <command> ...`` is the same), comments cut off."""
+    commands = []
+    for page in pages:
+        for block in re.findall(r"```bash\n(.*?)```", page.read_text(), flags=re.S):
+            for line in block.splitlines():
+                words = shlex.split(line, comments=True)
+                if len(words) >= 2 and words[0] == "fishbear":
+                    words = ["python", "-m", f"fishbear.{words[1]}", *words[2:]]
+                if words[:2] == ["python", "-m"] and words[2].startswith("fishbear."):
+                    commands.append(shlex.join(words))
+    return commands
 
 
 def test_readme_lists_the_main_commands():
+    readme = readme_commands([REPO / "README.md"])
+    assert "python -m fishbear.train" in readme and "python -m fishbear.train -m trainer.lr=1e-4,1e-3,1e-2" in readme
     commands = readme_commands()
-    for expected in ("python -m fishbear.train", "python -m fishbear.train -m trainer.lr=1e-4,1e-3,1e-2",
-                     "python -m fishbear.train model=resnet18 data=shapes trainer.max_epochs=2",
+    for expected in ("python -m fishbear.train model=resnet18 data=shapes trainer.max_epochs=2",
                      "python -m fishbear.train model=mlp"):
         assert expected in commands
     assert any(c.startswith("python -m fishbear.train model=vgg16") for c in commands)
+
+
+OTHER_COMMANDS = [c for c in readme_commands() if c.split()[2] in ("fishbear.predict", "fishbear.frames",
+                                                                    "fishbear.convert", "fishbear.evaluate")]
+
+
+@pytest.mark.parametrize("command", OTHER_COMMANDS)
+def test_documented_commands_that_need_a_users_files_compose(command):
+    """predict, frames, convert and evaluate as the docs write them: every key is one the command
+    takes, every value of the right form (they are run on tiny data by test_predict, test_video,
+    test_convert and test_evaluate)."""
+    from fishbear.engine.commandline import compose_cli
+
+    from .conftest import compose_train
+
+    name, args = command.split()[2].removeprefix("fishbear."), shlex.split(command)[3:]
+    if name == "evaluate":
+        cfg = compose_train(args, config_name="evaluate")
+        assert cfg.ckpt and cfg.data
+        return
+    if name == "convert":  # src_format chooses the reader, as the command does
+        source = next(a.split("=", 1)[1] for a in args if a.startswith("src_format="))
+        args = [*args, f"data/reader@reader={source}"]
+    cfg = compose_cli(name, args, "usage")
+    assert all(cfg.get(a.split("=", 1)[0]) is not None for a in args if "=" in a and "@" not in a)
+
+
+def test_every_documented_command_is_a_fishbear_command():
+    from fishbear.cli import COMMANDS
+
+    for command in readme_commands():
+        assert command.split()[2].removeprefix("fishbear.") in COMMANDS, command
 
 
 TRAIN_COMMANDS = [c for c in readme_commands() if c.startswith("python -m fishbear.train") and "--resume" not in c]
@@ -135,7 +178,9 @@ def test_readme_model_command_trains_in_process(command, tmp_path, monkeypatch):
     assert "model=" not in command or report["config"]["choices"]["model"] in command
 
 
-@pytest.mark.parametrize("command", CLI_COMMANDS)
+# the main job stays in the fast suite; the sweeps (three runs and a summary each) are slow ones
+@pytest.mark.parametrize("command", [pytest.param(c, marks=pytest.mark.slow) if " -m " in c else c
+                                     for c in CLI_COMMANDS])
 def test_readme_train_command_runs(command, tmp_path):
     args = command.split()[1:]
     # tiny data, and a small image for vgg16's five poolings; README values stay, ours come last

@@ -4,9 +4,11 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from fishbear.engine.config import check_node, instantiate, locate
 from fishbear.core.errors import ConfigError
-from fishbear.engine.experiment import split_trainer_config, task_kind
+from fishbear.core.locate import locate
+from fishbear.engine.config import check_node, instantiate
+from fishbear.engine.experiment import task_kind
+from fishbear.engine.settings import TrainerSettings
 from fishbear.kinds import get_kind
 
 from .conftest import CONF_DIR, TINY, compose_train
@@ -17,15 +19,17 @@ def _choices(group):
 
 
 @pytest.mark.parametrize("trainer", _choices("trainer"))
-def test_trainer_configs_compose_and_split(trainer, tmp_path):
+def test_trainer_configs_compose_and_are_read_once_into_typed_settings(trainer, tmp_path):
     cfg = compose_train([f"trainer={trainer}"], tmp_path)
-    lightning_part, optim, channels_last = split_trainer_config(cfg.trainer)
-    assert "lr" not in lightning_part and optim.lr > 0
-    check_node(lightning_part, "trainer")
+    settings = TrainerSettings.from_config(cfg.trainer)
+    assert "lr" not in settings.lightning and settings.optim.lr > 0
+    check_node(settings.lightning, "trainer")
     if trainer == "gpu":
-        assert channels_last and lightning_part.accelerator == "gpu"
+        assert settings.channels_last and settings.lightning.accelerator == "gpu"
     if trainer == "cpu":
-        assert channels_last and lightning_part.precision == "32-true"
+        assert settings.channels_last and settings.lightning.precision == "32-true"
+    assert settings.task_args() == {"optim": settings.optim, "channels_last": settings.channels_last,
+                                    "compile_network": settings.compile}
 
 
 @pytest.mark.parametrize("data", _choices("data"))
@@ -77,11 +81,11 @@ def test_unknown_choice_lists_the_valid_ones():
 
 def test_wrong_type_names_key_value_and_expected_type(tmp_path):
     cfg = compose_train(["trainer.max_epochs=abc"], tmp_path)
-    lightning_part, _, _ = split_trainer_config(cfg.trainer)
+    lightning_part = TrainerSettings.from_config(cfg.trainer).lightning
     with pytest.raises(ConfigError, match=r"trainer.max_epochs='abc' has the wrong type: Trainer expects Optional\[int\]"):
         check_node(lightning_part, "trainer")
     with pytest.raises(ConfigError, match=r"trainer.lr='fast' has the wrong type"):
-        split_trainer_config(compose_train(["trainer.lr=fast"], tmp_path).trainer)
+        TrainerSettings.from_config(compose_train(["trainer.lr=fast"], tmp_path).trainer)
 
 
 def test_unknown_argument_of_a_target():

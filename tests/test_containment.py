@@ -11,17 +11,17 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from fishbear.formats.imagefolder import ImageFolderReader
+from fishbear.core.errors import DataError
 from fishbear.formats.coco import CocoReader
 from fishbear.formats.cvat import CvatReader
+from fishbear.formats.imagefolder import ImageFolderReader
 from fishbear.formats.points_csv import PointsCsvReader
 from fishbear.formats.tags_csv import TagCsvReader
+from fishbear.formats.values_csv import ValuesCsvReader
 from fishbear.formats.via import ViaReader
 from fishbear.formats.voc import VocReader, voc_xml
 from fishbear.formats.vott_csv import VottCsvReader
 from fishbear.formats.vott_json import VottJsonReader
-from fishbear.core.errors import DataError
-from fishbear.formats.values_csv import ValuesCsvReader
 
 
 def _label(fmt: str, root: Path, name: str) -> None:

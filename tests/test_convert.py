@@ -66,7 +66,7 @@ def test_coco_written_loads_in_pycocotools_and_evaluates_perfect_predictions(tmp
     entries = [(s.image, s.target) for s in catalog.splits["train"]]
     (tmp_path / "gt.json").write_text(json.dumps(coco_instances(entries, catalog.classes, root / "train2017")))
     truth = COCO(str(tmp_path / "gt.json"))
-    results = coco_results([(i, [{"label": l, "score": 0.9, "box": b.tolist()} for b, l in zip(t.xyxy, t.labels)])
+    results = coco_results([(i, [{"label": label, "score": 0.9, "box": b.tolist()} for b, label in zip(t.xyxy, t.labels)])
                             for i, (_, t) in enumerate(entries, start=1)], catalog.classes)
     evaluation = COCOeval(truth, truth.loadRes(results), "bbox")
     evaluation.evaluate()
@@ -81,7 +81,8 @@ def test_yolo_coco128_negatives_and_orphan_labels(caplog):
         catalog = YoloReader(yaml="coco128.yaml", images="images/train2017", labels="labels/train2017")(root)
     samples = {s.image.stem: s.target for s in catalog.splits["train"]}
     assert len(samples) == 128 and not len(samples["000000000250"]) and not len(samples["000000000508"])
-    orphans = sum(len((root / "labels/train2017" / f"{n}.txt").read_text().splitlines()) for n in ("000000000656", "000000000659"))
+    orphans = sum(len((root / "labels/train2017" / f"{n}.txt").read_text().splitlines())
+                  for n in ("000000000656", "000000000659"))
     assert sum(len(b) for b in samples.values()) == 941 - orphans
     assert "000000000656.txt" in caplog.text and "no image" in caplog.text
     person = next(b for b in samples.values() if "person" in b.labels)
@@ -106,22 +107,30 @@ def test_convert_errors_are_one_line(tmp_path, capsys):
     assert stop.value.code == 2 and "exists and was not written by fishbear" in capsys.readouterr().err
     with pytest.raises(SystemExit) as stop:
         convert([f"src={tmp_path}", "src_format=voc", f"dst={tmp_path / 'new'}", "dst_format=tfrecord"])
-    assert stop.value.code == 2 and "fishbear writes voc, coco, yolo" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "dst_format=tfrecord: fishbear writes boxes as coco, labelstudio, voc, yolo" in err
 
 
-def test_readme_convert_command_runs(tmp_path, monkeypatch):
-    """The README's command, from the repository root (where ``../shared`` is), into a scratch dst."""
-    from .conftest import REPO
+def _documented_converts() -> list[str]:
     from .test_cli import readme_commands
 
+    return [c for c in readme_commands() if c.startswith("python -m fishbear.convert")]
+
+
+@pytest.mark.parametrize("command", _documented_converts())
+def test_documented_convert_commands_run(command, tmp_path, monkeypatch):
+    """The README's and the docs' commands, from the repository root (where ``../shared`` is), into
+    a scratch dst; the result reads back with the destination format's own reader."""
+    from fishbear.formats import FORMATS
+
+    from .conftest import REPO
+
     requires_shared("coco")
-    command = next(c for c in readme_commands() if c.startswith("python -m fishbear.convert"))
     monkeypatch.chdir(REPO)
     args = [a if not a.startswith("dst=") else f"dst={tmp_path / 'out'}" for a in command.split()[3:]]
     out = convert(args)
-    from fishbear.formats.yolo import YoloReader
-
-    catalog = YoloReader()(out)
+    dst_format = next(a.split("=", 1)[1] for a in args if a.startswith("dst_format="))
+    catalog = FORMATS[dst_format].reader()(out)
     assert len(catalog.splits["train"]) == 80 and len(catalog.classes) == 80
 
 
@@ -164,8 +173,8 @@ def test_cocoeval_on_the_written_results_equals_fishbears_map():
         boxes[:, 2:] = np.maximum(boxes[:, 2:], boxes[:, :2] + 1)
         scores = rng.uniform(0.05, 1.0, len(boxes))
         keep = rng.uniform(size=len(boxes)) < 0.8  # some objects missed
-        predicted.append((image_id, [{"label": l, "score": float(s), "box": b.tolist()}
-                                     for b, l, s, k in zip(boxes, truth.labels, scores, keep) if k]))
+        predicted.append((image_id, [{"label": label, "score": float(s), "box": b.tolist()}
+                                     for b, label, s, k in zip(boxes, truth.labels, scores, keep) if k]))
         metric.update([{"boxes": torch.tensor(boxes[keep]), "scores": torch.tensor(scores[keep], dtype=torch.float32),
                         "labels": torch.tensor([c for c, k in zip(truth.codes, keep) if k], dtype=torch.long)}],
                       [{"boxes": torch.tensor(truth.xyxy), "labels": torch.tensor(truth.codes, dtype=torch.long)}])

@@ -2,11 +2,11 @@ import numpy as np
 import pytest
 import torch
 
+from fishbear.core.errors import DataError
+from fishbear.data.transforms import denormalize
 from fishbear.engine.datamodule import ImageDataModule
 from fishbear.engine.experiment import build_datamodule
 from fishbear.formats.imagefolder import ImageFolderReader
-from fishbear.data.transforms import denormalize
-from fishbear.core.errors import DataError
 
 from .conftest import TINY, compose_train
 

@@ -14,6 +14,7 @@ DATA = ["data.source.train=8", "data.source.valid=3", "data.source.test=4", "dat
         "data.image_size=32", "data.batch_size=4", "data.num_workers=0"]
 
 
+@pytest.mark.slow  # several processes at once
 def test_three_cpu_processes_make_one_run_folder_and_report_every_test_image_once(tmp_path):
     # 16 test images over 3 processes: the distributed sampler repeats 2 to even them out
     result = run_cli(["-m", "fishbear.train", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=3",

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fishbear.core.errors import DataError
 from fishbear.engine.datamodule import ImageDataModule
 from fishbear.formats.imagefolder import ImageFolderReader
-from fishbear.core.errors import DataError
 
 
 def _picture(seed: int, size: int = 96) -> Image.Image:

@@ -185,7 +185,8 @@ class RecordSizes(L.Callback):
 def test_a_resumed_progressive_run_continues_at_the_size_of_its_epoch(tmp_path, monkeypatch):
     from .test_train import killed
 
-    overrides = [*TINY, "data.source.image_size=48", "callbacks=progressive_resize", "callbacks.finetune.schedule=[[0,32],[2,48]]",
+    overrides = [*TINY, "data.source.image_size=48", "callbacks=progressive_resize",
+                 "callbacks.finetune.schedule=[[0,32],[2,48]]",
                  "trainer.max_epochs=3", "logger=none", "+callbacks.record._target_=tests.test_finetune.RecordSizes",
                  "+callbacks.crash._target_=tests.test_train.CrashAtEpoch", "+callbacks.crash.epoch=2"]
     SIZES.clear()

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from fishbear.core.errors import DataError
 from fishbear.data.images import load_rgb
 from fishbear.data.label_files import read_codes
 from fishbear.formats.cntk import CntkReader
@@ -18,13 +19,12 @@ from fishbear.formats.coco import CocoReader
 from fishbear.formats.cvat import CvatReader
 from fishbear.formats.points_csv import PointsCsvReader
 from fishbear.formats.tags_csv import TagCsvReader
+from fishbear.formats.values_csv import ValuesCsvReader
 from fishbear.formats.via import ViaReader
 from fishbear.formats.voc import VocReader, voc_xml
 from fishbear.formats.vott_csv import VottCsvReader
 from fishbear.formats.vott_json import VottJsonReader
 from fishbear.formats.yolo import YoloReader
-from fishbear.core.errors import DataError
-from fishbear.formats.values_csv import ValuesCsvReader
 
 VIA = {"_via_img_metadata": {"a.jpg1": {"filename": "a.jpg", "size": 1, "regions": [
     {"shape_attributes": {"name": "rect", "x": 2, "y": 3, "width": 10, "height": 5}, "region_attributes": {"class": "cod"}},
@@ -132,9 +132,11 @@ def _label_text(name: str, image: str, box: tuple[str, str, str, str]) -> tuple[
     one box ``x0, y0, x1, y1`` written as the given strings (so ``nan`` and ``inf`` reach the reader)."""
     x0, y0, x1, y1 = box
     if name == "coco":
-        return "coco.json", ('{"images": [{"id": 1, "file_name": %s, "width": 64, "height": 48}], "annotations": '
-                             '[{"id": 1, "image_id": 1, "category_id": 7, "bbox": [%s, %s, %s, %s], "iscrowd": 0}], '
-                             '"categories": [{"id": 7, "name": "fish"}]}') % (json.dumps(image), x0, y0, x1, y1)
+        # written by hand, not json.dumps: the numbers go in as the strings given (nan, inf, 1e400)
+        bbox = f"[{x0}, {y0}, {x1}, {y1}]"
+        return "coco.json", ('{"images": [{"id": 1, "file_name": ' + json.dumps(image) + ', "width": 64, "height": 48}], '
+                             '"annotations": [{"id": 1, "image_id": 1, "category_id": 7, "bbox": ' + bbox + ', "iscrowd": 0}], '
+                             '"categories": [{"id": 7, "name": "fish"}]}')
     if name == "via":
         return "via.json", json.dumps({"k": {"filename": image, "regions": [{"shape_attributes": {
             "name": "rect", "x": x0, "y": y0, "width": x1, "height": y1}, "region_attributes": {"class": "cod"}}]}})

@@ -12,8 +12,8 @@ import pytest
 import torch
 import yaml
 
-from fishbear.engine.checkpoint import load_checkpoint, network_from_checkpoint
 from fishbear.core.errors import CheckpointError
+from fishbear.engine.checkpoint import load_checkpoint, network_from_checkpoint
 from fishbear.models import NETWORK_BUILDERS
 
 from .conftest import CONF_DIR, REPO, run_cli
@@ -67,8 +67,8 @@ def test_every_model_config_names_a_registered_builder():
 
 def test_class_names_from_a_checkpoint_stay_folders_under_out(trained_run, tmp_path):
     from fishbear.data.shapes import render_scene
-    from fishbear.frames import main as frames
     from fishbear.data.video import write_video
+    from fishbear.frames import main as frames
 
     names = ["../../escaped", "/tmp/absolute", "..", "star"]
     path = _tampered(trained_run, tmp_path, lambda c: c["fishbear"].update(classes=names))
@@ -92,6 +92,7 @@ def test_resume_refuses_a_run_folder_that_names_code(tmp_path):
     assert (REPO / "fishbear" / "train.py").is_file()
 
 
+@pytest.mark.slow  # several processes at once
 def test_two_runs_started_at_once_get_folders_of_their_own(tmp_path):
     """Both start in the same second; before, they shared ``<date>/<time>/`` and one's
     checkpoints and report overwrote the other's."""

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from fishbear.reports.intervals import bootstrap, resample_weights, metric_intervals, wilson
 from fishbear.kinds import get_kind
+from fishbear.reports.intervals import bootstrap, metric_intervals, resample_weights, wilson
 
 
 def test_wilson_matches_the_textbook_values():

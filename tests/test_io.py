@@ -20,8 +20,8 @@ def test_atomic_write_replaces_whole_or_not_at_all(tmp_path):
 def test_written_files_and_generated_data_follow_the_umask(tmp_path):
     import os
 
-    from fishbear.data.shapes import ShapesSource
     from fishbear.core.atomic import atomic_write_text
+    from fishbear.data.shapes import ShapesSource
     from fishbear.kinds import get_kind
 
     old = os.umask(0o022)

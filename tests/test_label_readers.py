@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fishbear.formats.masks import MaskFolderReader
+from fishbear.core.errors import DataError
 from fishbear.formats.biwi import BiwiReader
+from fishbear.formats.masks import MaskFolderReader
 from fishbear.formats.points_csv import PointsCsvReader
 from fishbear.formats.tags_csv import TagCsvReader
-from fishbear.core.errors import DataError
 
 from .conftest import requires_shared
 from .fixtures import write_biwi, write_camvid, write_planet
@@ -72,8 +72,9 @@ def test_real_camvid_segnet_layout(tmp_path):
 
 
 def test_real_camvid_batches_through_the_data_module(tmp_path):
-    from .conftest import compose_train
     from fishbear.engine.experiment import build_datamodule
+
+    from .conftest import compose_train
 
     root = requires_shared("camvid")
     cfg = compose_train(["data=camvid", f"data.root={root}", "data.num_workers=0", "data.batch_size=4"], tmp_path)

@@ -56,7 +56,7 @@ def test_slurm_launcher_is_sized_from_the_trainer():
     assert (cpu.hydra.launcher.tasks_per_node, cpu.hydra.launcher.gpus_per_node) == (3, None)
     unsized = compose_train(["hydra/launcher=slurm", "trainer=ddp"])  # devices=auto
     with pytest.raises(Exception, match="trainer.devices=auto: under SLURM say how many devices") as err:
-        unsized.hydra.launcher.tasks_per_node
+        _ = unsized.hydra.launcher.tasks_per_node  # resolving it is what raises
     assert isinstance(err.value.__cause__, ConfigError) or "ConfigError" in str(err.value)
 
 

@@ -52,13 +52,25 @@ def test_sgd_and_bad_settings():
 
 @pytest.mark.parametrize("steps", [1, 2, 3, 4, 5, 7])
 def test_one_cycle_survives_very_short_runs(steps):
+    """OneCycleLR divides by each phase's length: a 1-, 2- or 3-step run (a smoke test) must warm
+    up, peak at the rate asked and come down, every rate finite, instead of dividing by zero."""
+    import math
+
     net = ConvNet(3, widths=(8, 16))
-    optimizer = build_optimizer(net, OptimSettings())
-    scheduler = build_scheduler(optimizer, OptimSettings(), total_steps=steps)
+    settings = OptimSettings(lr=1e-2)
+    optimizer = build_optimizer(net, settings)
+    scheduler = build_scheduler(optimizer, settings, total_steps=steps)
+    head = optimizer.param_groups[-1]
+    rates = [head["lr"]]
     for _ in range(steps):
         optimizer.step()
         scheduler.step()
-
+        rates.append(head["lr"])
+    assert all(math.isfinite(r) and r > 0 for r in rates), rates
+    assert rates[0] == pytest.approx(settings.lr / settings.div_factor)  # it starts warming up from lr / div_factor
+    assert max(rates) <= settings.lr * (1 + 1e-6)  # and never overshoots the peak
+    if steps >= 2:
+        assert max(rates) > rates[0]  # it does warm up
 
 def test_one_cycle_keeps_a_long_warm_up_as_asked():
     """fastai's frozen phase warms up for 99% of its steps: the peak must come at the end, not halfway."""

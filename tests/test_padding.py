@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
+from fishbear.core.geometry import PAD_MASK, letterbox
 from fishbear.data.transforms import build_transforms
 from fishbear.kinds import get_kind
-from fishbear.core.geometry import PAD_MASK, letterbox
 
 
 def _wide_scene():

@@ -66,12 +66,12 @@ def test_predict_with_a_missing_checkpoint_says_so_and_exits_2(tmp_path, capsys)
 
 @pytest.mark.parametrize("module, args, message", [
     ("predict", ["ckpt=a.ckpt", "input=x", "nope=1"],
-     r"nope is not a setting of this command \(the config has: ckpt, input, .*usage: python -m fishbear\.predict"),
+     r"nope is not a setting of this command \(the config has: ckpt, input, .*usage: fishbear predict"),
     ("predict", ["ckpt=a.ckpt", "input=x", "ouput=y.csv"], r"ouput is not a setting of this command; did you mean output\?"),
     ("predict", ["input=x"], r"ckpt must be set: add ckpt=\.\.\."),
     ("predict", ["ckpt=a.ckpt", "input=x", "batch_size=0"], r"batch_size=0 must be a whole number of 1 or more"),
     ("predict", ["ckpt=a.ckpt", "input=x", "score=2"], r"score=2 must be a number between 0 and 1"),
-    ("frames", ["video=v.mp4", "out=o", "--out"], r"usage: python -m fishbear\.frames video=VIDEO out=DIR"),
+    ("frames", ["video=v.mp4", "out=o", "--out"], r"usage: fishbear frames video=VIDEO out=DIR"),
     ("frames", ["video=v.mp4", "out=o", "every=0"], r"every=0 must be a whole number of 1 or more"),
 ])
 def test_predict_and_frames_take_hydra_overrides_and_refuse_bad_ones(module, args, message, capsys):

@@ -1,10 +1,10 @@
 import pytest
 from PIL import Image
 
+from fishbear.core.errors import DataError
 from fishbear.data.images import load_rgb
 from fishbear.formats.imagefolder import ImageFolderReader
 from fishbear.formats.name_regex import NameRegexReader
-from fishbear.core.errors import DataError
 
 
 def _image(path, colour=(255, 0, 0), size=(8, 8)):

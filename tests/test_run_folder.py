@@ -35,6 +35,7 @@ def run_folder(tmp_path_factory):
     return cwd, run
 
 
+@pytest.mark.slow  # two processes: a run, then the command that must be refused
 def test_other_overrides_in_a_run_folder_are_refused_before_anything_is_written(run_folder):
     cwd, run = run_folder
     before = _files(run)
@@ -47,7 +48,8 @@ def test_other_overrides_in_a_run_folder_are_refused_before_anything_is_written(
     assert _files(run) == before  # overrides.yaml, config.yaml, report and checkpoints as they were
 
 
-def test_a_folder_in_use_is_refused(run_folder):
+@pytest.mark.slow
+def test_a_folder_in_use_is_refused_through_the_cli(run_folder):
     from fishbear.engine.run_folder import FolderLock
 
     cwd, run = run_folder
@@ -58,6 +60,33 @@ def test_a_folder_in_use_is_refused(run_folder):
         lock.release()
     assert result.returncode == 2, result.stderr[-2000:]
     assert f"error: {run} is in use by process" in result.stderr and "one run at a time" in result.stderr
+
+
+def test_a_run_folders_overrides_are_checked_before_hydra_writes(tmp_path):
+    """What ``python -m fishbear.train`` does first (the slow test above runs it as a process)."""
+    from fishbear.engine.run_folder import refuse_other_overrides
+
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["model=convnet", "trainer.max_epochs=2"]))
+    refuse_other_overrides([f"hydra.run.dir={run}", "model=convnet", "trainer.max_epochs=5"])  # a resume may extend
+    with pytest.raises(ConfigError, match=r"holds another run \(the folder's run has model=convnet; this command has "
+                                          r"model=mlp\)"):
+        refuse_other_overrides([f"hydra.run.dir={run}", "model=mlp", "trainer.max_epochs=2"])
+    refuse_other_overrides(["-m", f"hydra.run.dir={run}", "model=mlp"])  # a sweep's jobs are checked in the job
+
+
+def test_a_second_process_in_a_folder_in_use_is_refused(tmp_path):
+    from fishbear.engine.run_folder import FolderLock
+    from fishbear.train import train
+
+    lock = FolderLock(tmp_path).acquire()  # as a running process holds it
+    try:
+        with pytest.raises(ConfigError, match=r"is in use by process \d+ on .*: a run folder holds one run at a time"):
+            train(compose_train([*TINY, "logger=none"], tmp_path))
+    finally:
+        lock.release()
+    assert not (tmp_path / "checkpoints").exists()
 
 
 def test_resume_refuses_a_run_whose_data_changed(tmp_path):

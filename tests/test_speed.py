@@ -10,9 +10,9 @@ import torch
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
+from fishbear.core.runtime import cpu_training_workers
 from fishbear.data.decoded import DecodedImages
 from fishbear.data.images import load_rgb
-from fishbear.core.runtime import cpu_training_workers
 from fishbear.kinds.base_task import BatchedUpdates, RunningLoss
 
 from .conftest import TINY, compose_train
@@ -53,11 +53,11 @@ def test_running_loss_is_the_batch_weighted_mean_of_its_window_and_epoch():
 
 @pytest.mark.slow  # importing torch's compiler stack alone takes seconds
 def test_compiling_keeps_the_network_s_parameter_names(tmp_path):
-    from fishbear.engine.experiment import build_experiment, split_trainer_config
+    from fishbear.engine.experiment import build_experiment
+    from fishbear.engine.settings import TrainerSettings
 
     cfg = compose_train([*TINY, "trainer.compile=true"], tmp_path)
-    _, optim, channels_last = split_trainer_config(cfg.trainer)
-    _, task = build_experiment(cfg, optim, channels_last)
+    _, task = build_experiment(cfg, TrainerSettings.from_config(cfg.trainer))
     names = list(task.state_dict())
     task.configure_model()  # compiling is lazy: nothing is compiled until the first call
     assert task.network._compiled_call_impl is not None
@@ -95,8 +95,8 @@ def test_the_training_loader_reads_through_the_decode_cache(tmp_path):
 
 
 def test_a_cpu_run_loads_in_the_main_process_below_8_cores_and_gives_the_model_the_rest():
-    from fishbear.engine.experiment import _cpu_plan
     from fishbear.core.runtime import available_cores
+    from fishbear.engine.experiment import _cpu_plan
 
     assert [cpu_training_workers(c) for c in (1, 2, 4, 7, 8, 16, 64)] == [0, 0, 0, 0, 1, 2, 8]
     threads = torch.get_num_threads()

@@ -32,8 +32,8 @@ def test_fraction_out_of_range():
 
 
 # -- strategies that do not leak (fishbear.data.splits.SplitPlan) -----------------------------------
-from fishbear.data.splits import SplitPlan  # noqa: E402
 from fishbear.core.errors import DataError  # noqa: E402
+from fishbear.data.splits import SplitPlan  # noqa: E402
 
 
 def _people(n_people=10, per_person=6, classes=2):

@@ -1,19 +1,35 @@
-"""The seams hold: every kind provides every part, fishbear's imports have no cycle, kinds are
-never compared by name outside ``fishbear/kinds/``, and no entry point imports another."""
+"""The house holds: rooms whose imports only point down, no circle (type-only imports included),
+commands at the top and nothing else there, one registry each for commands, kinds and label
+formats, the checkpoint's raw section read in one module, kinds never compared by name outside
+their package, and every module named in the architecture page."""
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 import fishbear
+from fishbear.cli import COMMANDS
+from fishbear.formats import FORMATS
 from fishbear.kinds import KINDS, Kind, get_kind, kind_of_task
 
+from .conftest import REPO
+
 PACKAGE = Path(fishbear.__file__).parent
-ENTRY_POINTS = {"fishbear.train", "fishbear.evaluate", "fishbear.lr_find", "fishbear.predict", "fishbear.frames",
-                "fishbear.doctor"}
+# A room may import its own modules and rooms of a lower layer, never a higher one (nor a room of its
+# own layer: siblings stay independent). The commands (top-level modules) are the top layer.
+LAYERS: dict[str, int] = {
+    "core": 0, "conf": 0,                     # helpers below everything: errors, atomic files, geometry...
+    "data": 1, "models": 1, "reports": 1,     # files to catalogs and batches; networks; figures and tables
+    "formats": 2, "training": 2,              # label formats (readers, writers); optimisers and callbacks
+    "kinds": 3,                               # the task kinds, their Lightning base and the model's meta
+    "engine": 4,                              # what the commands share: data module, experiment, checkpoints
+}
+TOP = 5
 
 
 def _module_name(path: Path) -> str:
@@ -21,27 +37,16 @@ def _module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _type_checking_only(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
-    while node in parents:
-        node = parents[node]
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            return True
-    return False
-
-
-def import_graph() -> dict[str, set[str]]:
+def import_graph(type_only: bool = True) -> dict[str, set[str]]:
     """Module -> the fishbear modules it imports, anywhere in its body (imports inside functions
-    included: a cycle through a deferred import is still a cycle), ``TYPE_CHECKING`` left out."""
+    and under ``TYPE_CHECKING`` included: a cycle through either is still a cycle)."""
     modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
     graph: dict[str, set[str]] = {}
     for name, path in modules.items():
         tree = ast.parse(path.read_text())
-        parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
         edges = set()
         for node in ast.walk(tree):
-            if _type_checking_only(node, parents):
-                continue
             if isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom):
@@ -54,6 +59,16 @@ def import_graph() -> dict[str, set[str]]:
             edges |= {t for t in targets if t in modules and t != name}
         graph[name] = edges
     return graph
+
+
+def room(module: str) -> str:
+    """``fishbear.engine.experiment`` -> ``engine``; a top-level module (a command) -> ``top``."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 2 or (len(parts) == 2 and parts[1] in LAYERS) else "top"
+
+
+def level(module: str) -> int:
+    return -1 if module == "fishbear" else LAYERS.get(room(module), TOP)
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -78,7 +93,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-def test_fishbear_imports_have_no_cycle():
+def test_fishbear_imports_have_no_cycle_type_only_ones_included():
     cycle = find_cycle(import_graph())
     assert cycle is None, " -> ".join(cycle)
 
@@ -88,12 +103,46 @@ def test_the_cycle_finder_finds_one():
     assert find_cycle({"a": {"b"}, "b": set()}) is None
 
 
-def test_no_entry_point_imports_another():
+def test_imports_only_point_down():
+    wrong = [f"{source} -> {target}" for source, targets in import_graph().items() for target in sorted(targets)
+             if room(source) != room(target) and level(target) >= level(source)]
+    assert not wrong, wrong
+
+
+def test_every_module_lives_in_a_room_or_is_a_command():
+    top = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem not in ("__init__", "__main__", "cli"))
+    assert top == sorted(COMMANDS), "a top-level module that is no command, or a command that is no module"
+    rooms = sorted(p.name for p in PACKAGE.iterdir() if p.is_dir() and p.name != "__pycache__")
+    assert rooms == sorted(LAYERS), rooms
+    for command in COMMANDS.values():
+        module = __import__(command.module, fromlist=["cli"])
+        assert callable(module.cli), command.name
+
+
+def test_no_command_imports_another():
     graph = import_graph()
-    for entry in ENTRY_POINTS:
-        assert not graph[entry] & ENTRY_POINTS, (entry, graph[entry] & ENTRY_POINTS)
-    users = [name for name, edges in graph.items() if name not in ENTRY_POINTS and edges & ENTRY_POINTS]
+    commands = {c.module for c in COMMANDS.values()}
+    users = {name: sorted(edges & commands) for name, edges in graph.items() if edges & commands}
     assert not users, users
+
+
+def _raw_meta_reads(tree: ast.AST) -> list[int]:
+    """Lines that index or ``.get`` a checkpoint's ``"fishbear"`` section."""
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant) and node.slice.value == "fishbear":
+            lines.append(node.lineno)
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("get", "pop")
+                and node.args and isinstance(node.args[0], ast.Constant) and node.args[0].value == "fishbear"):
+            lines.append(node.lineno)
+    return lines
+
+
+def test_the_checkpoints_raw_section_is_read_in_one_module():
+    found = {str(p.relative_to(PACKAGE)): lines for p in PACKAGE.rglob("*.py")
+             if p != PACKAGE / "kinds" / "meta.py" and (lines := _raw_meta_reads(ast.parse(p.read_text())))}
+    assert not found, found
+    assert _raw_meta_reads(ast.parse('m = checkpoint["fishbear"]\nn = checkpoint.get("fishbear", {})')) == [1, 2]
 
 
 def _kind_name_comparisons(tree: ast.AST) -> list[int]:
@@ -152,6 +201,29 @@ def test_every_kind_provides_every_part(name):
     assert embedded, f"no embedded shapes data config chooses task {name}"
 
 
+@pytest.mark.parametrize("name", sorted(KINDS))
+def test_a_task_config_states_its_kinds_setting_defaults(name):
+    """The task config's value of each kind setting is the settings type's one default."""
+    import dataclasses
+
+    config = yaml.safe_load((PACKAGE / "conf" / "task" / f"{name}.yaml").read_text())
+    settings = KINDS[name].settings_type()
+    aliases = {"regress_loss": "loss"}  # the task's argument that sets it
+    for field in dataclasses.fields(settings):
+        key = aliases.get(field.name, field.name)
+        if key in config:
+            assert config[key] == getattr(settings, field.name), (name, key)
+
+
+def test_every_label_format_has_its_reader_config_and_nothing_else_does():
+    folder = PACKAGE / "conf" / "data" / "reader"
+    configs = {p.stem: yaml.safe_load(p.read_text())["_target_"] for p in folder.glob("*.yaml")}
+    assert set(configs) == set(FORMATS)
+    for name, fmt in FORMATS.items():
+        assert configs[name] == f"{fmt.reader.__module__}.{fmt.reader.__qualname__}", name
+        assert fmt.kind in KINDS
+
+
 def test_the_pure_parts_import_no_lightning():
     import subprocess
     import sys
@@ -160,3 +232,15 @@ def test_the_pure_parts_import_no_lightning():
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('lightning', 'pytorch_lightning')))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr
+
+
+def test_the_architecture_page_names_every_module():
+    page = (REPO / "docs" / "architecture.md").read_text()
+    named = set(re.findall(r"[\w/]+\.py", page))
+
+    def is_named(relative: Path) -> bool:  # by its path in the package, or the end of it (the tree's indentation)
+        return any("/".join(relative.parts[i:]) in named for i in range(len(relative.parts)))
+
+    missing = sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
+                     if "__pycache__" not in p.parts and p.name != "__init__.py" and not is_named(p.relative_to(PACKAGE)))
+    assert not missing, f"docs/architecture.md does not name {missing}"

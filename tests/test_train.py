@@ -214,7 +214,8 @@ def test_report_files_are_written_as_a_pair(tmp_path):
 
     atomic_write_together({tmp_path / "report.json": text_writer("{}\n"), tmp_path / "report.md": text_writer("# old\n")})
     with pytest.raises(AttributeError):
-        atomic_write_together({tmp_path / "report.json": text_writer("{\"new\": 1}\n"), tmp_path / "report.md": text_writer(None)})
+        atomic_write_together({tmp_path / "report.json": text_writer("{\"new\": 1}\n"),
+                               tmp_path / "report.md": text_writer(None)})
     assert (tmp_path / "report.json").read_text() == "{}\n" and (tmp_path / "report.md").read_text() == "# old\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json", "report.md"]
 
@@ -222,11 +223,11 @@ def test_report_files_are_written_as_a_pair(tmp_path):
 def test_balanced_class_weights_follow_the_training_counts(tmp_path):
     """task.class_weights=balanced: each class's training loss is weighed by the inverse of its
     share of the training images; validation and test losses stay unweighted."""
-    from fishbear.engine.experiment import build_experiment, split_trainer_config
+    from fishbear.engine.experiment import build_experiment
+    from fishbear.engine.settings import TrainerSettings
 
     cfg = compose_train([*TINY, "task.class_weights=balanced", "logger=none"], tmp_path)
-    lightning_cfg, optim, channels_last = split_trainer_config(cfg.trainer)
-    datamodule, task = build_experiment(cfg, optim, channels_last)
+    datamodule, task = build_experiment(cfg, TrainerSettings.from_config(cfg.trainer))
     train_split = datamodule.catalog.splits["train"]
     datamodule.catalog.splits["train"] = [s for s in train_split if s.target != 0][:18] + \
         [s for s in train_split if s.target == 0][:2]  # class 0: 2 of 20 images

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fishbear.frames import main as frames_main
-from fishbear.engine.inference import Predictor
-from fishbear.predict import main as predict_main
 from fishbear.data.video import enhance, gray_world, read_frames
+from fishbear.engine.inference import Predictor
+from fishbear.frames import main as frames_main
+from fishbear.predict import main as predict_main
 
 from .conftest import run_cli, write_video
 

@@ -22,8 +22,8 @@ import numpy as np
 from omegaconf import OmegaConf
 from PIL import Image
 
-from fishbear.engine.experiment import build_datamodule
 from fishbear.data.video import write_video
+from fishbear.engine.experiment import build_datamodule
 
 
 def test_frames(run: Path) -> list[tuple[int, Path, bool]]:

@@ -23,8 +23,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO
 
-from fishbear.core.errors import DataError
 from fishbear.core.atomic import atomic_write
+from fishbear.core.errors import DataError
 
 JOURNAL = ".fishbear-written.jsonl"
 
@@ -163,7 +163,7 @@ class OutputFiles:
         """A clause for the command's last line when earlier output of fishbear's was replaced."""
         return f" ({self.replaced} file(s) of an earlier fishbear run replaced)" if self.replaced else ""
 
-    def __enter__(self) -> "OutputFiles":
+    def __enter__(self) -> OutputFiles:
         return self
 
     def __exit__(self, *exc: object) -> None:

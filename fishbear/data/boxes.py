@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fishbear.data.catalog import Catalog, Sample
 from fishbear.core.errors import DataError
+from fishbear.data.catalog import Catalog, Sample
 
 log = logging.getLogger(__name__)
 OUTSIDE_POLICIES = ("clip", "reject")
@@ -38,11 +38,11 @@ class Boxes:
         return len(self.labels)
 
     @classmethod
-    def empty(cls) -> "Boxes":
+    def empty(cls) -> Boxes:
         return cls(np.zeros((0, 4), dtype=np.float32), ())
 
     @classmethod
-    def of(cls, rows: list[tuple[float, float, float, float, str, bool]]) -> "Boxes":
+    def of(cls, rows: list[tuple[float, float, float, float, str, bool]]) -> Boxes:
         if not rows:
             return cls.empty()
         return cls(np.array([r[:4] for r in rows], dtype=np.float32).reshape(-1, 4),
@@ -106,7 +106,7 @@ def fit_to_image(boxes: Boxes, width: int, height: int, source: str, on_outside:
     xyxy = np.clip(xyxy, 0, limits)
     keep = (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
     stats.degenerate += int((~keep).sum())
-    return Boxes(xyxy[keep], tuple(l for l, k in zip(boxes.labels, keep) if k),
+    return Boxes(xyxy[keep], tuple(label for label, k in zip(boxes.labels, keep) if k),
                  tuple(d for d, k in zip(boxes.difficult, keep) if k))
 
 
@@ -122,7 +122,7 @@ def box_catalog(entries: list[tuple[Path, Boxes]], on_outside: str = "clip", kee
         if not keep_difficult and any(boxes.difficult):
             keep = [not d for d in boxes.difficult]
             stats.difficult_dropped += keep.count(False)
-            boxes = Boxes(boxes.xyxy[keep], tuple(l for l, k in zip(boxes.labels, keep) if k),
+            boxes = Boxes(boxes.xyxy[keep], tuple(label for label, k in zip(boxes.labels, keep) if k),
                           tuple(d for d, k in zip(boxes.difficult, keep) if k))
         width, height = image_size(image)
         samples.append(Sample(image, fit_to_image(boxes, width, height, f"{source}, image {image}", on_outside, stats,

@@ -5,14 +5,12 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import albumentations as A
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-
-from typing import Protocol
 
 from fishbear.data.catalog import Sample
 from fishbear.data.images import load_rgb

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fishbear.data.images import load_rgb
 from fishbear.core.atomic import atomic_write
+from fishbear.data.images import load_rgb
 
 
 class DecodedImages:

@@ -17,21 +17,19 @@ import http.client
 import logging
 import os
 import shutil
-import socket
 import tarfile
 import urllib.error
 import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, IO
+from typing import IO, Any
 from urllib.parse import unquote, urlparse
 
 from tqdm.auto import tqdm
 
-from fishbear.core.errors import DataError
 from fishbear.core.atomic import exclusive
-
+from fishbear.core.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +113,7 @@ def download(url: str, dest: Path, checksum: str | None = None, timeout: float =
             got, total = have, None
         else:
             raise failed(f"the server answered HTTP {err.code} {err.reason}") from None
-    except (urllib.error.URLError, http.client.HTTPException, socket.timeout, OSError) as err:
+    except (TimeoutError, urllib.error.URLError, http.client.HTTPException, OSError) as err:
         reason = getattr(err, "reason", None) or err
         raise failed(f"{reason} (no network, or the server is down?)") from None
     if total is not None and got != total:

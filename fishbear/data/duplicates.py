@@ -6,7 +6,8 @@ name), and a copy of a test image in train makes the test figure a memory test. 
 resizing and re-encoding, so two images whose hashes differ in at most ``threshold`` bits are
 candidates; the hash sees only brightness, so a candidate counts as a copy when its 8 x 8 colour
 thumbnail also matches (mean absolute difference at most ``THUMB_TOLERANCE`` of 255: measured,
-a resized JPEG copy differs by about 1, distinct pictures with similar outlines by 36 or more). Hashes and a SHA-1 of the bytes are computed once per file and cached
+a resized JPEG copy differs by about 1, distinct pictures with similar outlines by 36 or more). Hashes and a SHA-1
+of the bytes are computed once per file and cached
 (keyed by path, size and modification time), so the check costs milliseconds on later runs.
 """
 
@@ -112,7 +113,8 @@ class DuplicateCheck:
         return sum(self.images_with_copy.values())
 
     def summary(self) -> dict[str, Any]:
-        return {"policy": self.policy, "threshold_bits": self.threshold, "method": "imagehash.phash (64 bits), confirmed by an 8 x 8 colour thumbnail",
+        return {"policy": self.policy, "threshold_bits": self.threshold,
+                "method": "imagehash.phash (64 bits), confirmed by an 8 x 8 colour thumbnail",
                 "images_with_copy_in_another_split": self.images_with_copy, "pairs": len(self.pairs),
                 "closest_pairs": self.pairs[:12], "exact_copies_within_a_split": self.within_split[:20],
                 "same_file_under_two_labels": self.across_labels[:20], "dropped_from_train_side": self.dropped}

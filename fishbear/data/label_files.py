@@ -19,8 +19,8 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from fishbear.data.images import is_image_file
 from fishbear.core.errors import DataError
+from fishbear.data.images import is_image_file
 
 
 def read_label_text(path: Path) -> str:
@@ -61,7 +61,8 @@ def read_csv_rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, 
             raise DataError(f"{path}, line 1: not a valid CSV header ({err}).") from None
         missing = [c for c in required if c not in header]
         if missing:
-            raise DataError(f"{path}: the header has no column(s) {', '.join(missing)} (it has: {', '.join(header) or 'no header'}). "
+            raise DataError(f"{path}: the header has no column(s) {', '.join(missing)} "
+                            f"(it has: {', '.join(header) or 'no header'}). "
                             f"Name the columns {', '.join(required)}, or set the reader's column names.")
         try:
             for row in reader:

@@ -34,7 +34,7 @@ class WritesShapes(Protocol):
 
     name: str
 
-    def write_shapes(self, source: "ShapesSource", root: Path) -> None: ...
+    def write_shapes(self, source: ShapesSource, root: Path) -> None: ...
 
 
 @dataclass(frozen=True)

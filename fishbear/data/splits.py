@@ -35,8 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from fishbear.data.catalog import Sample
 from fishbear.core.errors import DataError
+from fishbear.data.catalog import Sample
 
 STRATEGIES = ("stratified", "group", "time", "kfold")
 # the last number in a file's name: video1_frame_120.jpg -> 120, frame_000042.jpg -> 42

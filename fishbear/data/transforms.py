@@ -8,13 +8,11 @@ normalisation; a kind (``fishbear.kinds``) only adds what albumentations must mo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import albumentations as A
 import cv2
 from albumentations.pytorch import ToTensorV2
-
-from typing import Protocol
 
 from fishbear.core.errors import ConfigError
 from fishbear.core.geometry import PAD_MASK, as_hw

@@ -149,11 +149,10 @@ def compose_cli(config_name: str, overrides: list[str], usage: str) -> Any:
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
+    from omegaconf import OmegaConf
 
     from fishbear.conf import CONF_DIR
     from fishbear.core.errors import ConfigError
-
-    from omegaconf import OmegaConf
 
     GlobalHydra.instance().clear()
     try:

@@ -19,6 +19,9 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
+from fishbear.core.errors import DataError
+from fishbear.core.geometry import as_hw
+from fishbear.core.normalization import IMAGENET_MEAN, IMAGENET_STD
 from fishbear.data.catalog import Catalog, Sample
 from fishbear.data.dataset import ImageDataset
 from fishbear.data.decoded import DecodedImages
@@ -33,10 +36,7 @@ from fishbear.data.duplicates import (
 from fishbear.data.images import header_problem, image_problem
 from fishbear.data.splits import SplitPlan
 from fishbear.data.transforms import Augment, build_transforms
-from fishbear.core.errors import DataError
 from fishbear.kinds import Kind, get_kind
-from fishbear.core.geometry import as_hw
-from fishbear.core.normalization import IMAGENET_MEAN, IMAGENET_STD
 
 log = logging.getLogger(__name__)
 

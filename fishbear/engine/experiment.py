@@ -14,31 +14,17 @@ import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from fishbear.engine.config import check_node, choice_names, instantiate, instantiate_group, target_children
 from fishbear.core.errors import ConfigError
+from fishbear.engine.config import check_node, choice_names, instantiate, instantiate_group, target_children
+from fishbear.engine.settings import TrainerSettings
 from fishbear.kinds import Kind, kind_of_task
 from fishbear.kinds.meta import ModelMeta, Provenance
 
 if TYPE_CHECKING:
     import lightning as L
 
-    from fishbear.training.optim import OptimSettings
 
-
-def split_trainer_config(trainer_cfg: DictConfig) -> tuple[DictConfig, OptimSettings, bool]:
-    """Separate fishbear's keys (optimiser, schedule, memory format, compilation) from Lightning's
-    Trainer args."""
-    from fishbear.training.optim import OptimSettings
-
-    fishbear_keys = (*OptimSettings.keys(), "channels_last", "compile")
-    lightning_part = OmegaConf.create({k: v for k, v in trainer_cfg.items() if k not in fishbear_keys})
-    optim_part = OmegaConf.create({"_target_": "fishbear.training.optim.OptimSettings",
-                                   **{k: trainer_cfg[k] for k in OptimSettings.keys() if k in trainer_cfg}})
-    optim = instantiate(optim_part, "trainer")
-    return lightning_part, optim, bool(trainer_cfg.get("channels_last", False))
-
-
-def build_trainer(cfg: DictConfig, lightning_cfg: DictConfig, run_dir: Path, extra_callbacks: tuple = ()) -> L.Trainer:
+def build_trainer(cfg: DictConfig, settings: TrainerSettings, run_dir: Path, extra_callbacks: tuple = ()) -> L.Trainer:
     """A training run's Trainer: the configured callbacks and loggers, less those this
     configuration cannot use (a learning-rate monitor without a logger, a progress bar that
     ``trainer.enable_progress_bar=false`` switched off), and checkpoints written atomically.
@@ -51,17 +37,18 @@ def build_trainer(cfg: DictConfig, lightning_cfg: DictConfig, run_dir: Path, ext
     loggers = instantiate_group(cfg.get("logger"), "logger")
     if not loggers:  # logger=none: nothing to monitor learning rates into
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
-    if not lightning_cfg.get("enable_progress_bar", True):  # Lightning refuses a bar it was told not to show
+    if not settings.lightning.get("enable_progress_bar", True):  # Lightning refuses a bar it was told not to show
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
-    return instantiate(lightning_cfg, "trainer", callbacks=[*callbacks, *extra_callbacks], logger=loggers or False,
+    return instantiate(settings.lightning, "trainer", callbacks=[*callbacks, *extra_callbacks], logger=loggers or False,
                        default_root_dir=str(run_dir), plugins=[AtomicCheckpointIO()])
 
 
-def check_config(cfg: DictConfig, lightning_cfg: DictConfig) -> None:
+def check_config(cfg: DictConfig, settings: TrainerSettings) -> None:
     """Type-check every ``_target_`` node against its class; values known only at run time are skipped."""
     check_node(cfg.data, "data", skip={"kind"})
     check_node(cfg.model, "model", skip={"num_classes"})
     check_node(cfg.task, "task", skip={"network", "classes", "optim", "channels_last", "compile_network", "meta"})
+    lightning_cfg = settings.lightning
     check_node(lightning_cfg, "trainer", skip={"callbacks", "logger", "default_root_dir", "plugins"})
     for group in ("callbacks", "logger"):
         for name, node in target_children(cfg.get(group)):
@@ -181,7 +168,7 @@ def task_kind(cfg: DictConfig) -> Kind:
     return kind_of_task(cfg.task._target_)
 
 
-def build_experiment(cfg: DictConfig, optim: OptimSettings, channels_last: bool) -> tuple[Any, Any]:
+def build_experiment(cfg: DictConfig, settings: TrainerSettings) -> tuple[Any, Any]:
     """The data module (read, so its classes are known) and the task around a network sized for it;
     the data normalises with the network's statistics. Shared by ``train`` and ``lr_find``."""
     from fishbear.core.runtime import tune_host_allocator
@@ -207,8 +194,7 @@ def build_experiment(cfg: DictConfig, optim: OptimSettings, channels_last: bool)
         # what a resume checks: the run it belongs to, and the split it was started on
         provenance=Provenance(run=record(Path(cfg.paths.output_dir), overrides),
                               data_fingerprint=fingerprint(datamodule.catalog.splits, datamodule.root)))
-    task = instantiate(cfg.task, "task", network=network, classes=datamodule.classes, optim=optim,
-                       channels_last=channels_last, compile_network=bool(cfg.trainer.get("compile", False)), meta=meta)
+    task = instantiate(cfg.task, "task", network=network, classes=datamodule.classes, meta=meta, **settings.task_args())
     return datamodule, task
 
 

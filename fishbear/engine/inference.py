@@ -16,12 +16,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from fishbear.engine.checkpoint import load_checkpoint, network_from_checkpoint
+from fishbear.core.tensors import to_cpu
 from fishbear.data.images import as_rgb, load_rgb
 from fishbear.data.transforms import build_transforms
+from fishbear.engine.checkpoint import load_checkpoint, network_from_checkpoint
 from fishbear.kinds import Kind, get_kind
 from fishbear.kinds.meta import ModelMeta
-from fishbear.core.tensors import to_cpu
 
 K = TypeVar("K")
 
@@ -40,7 +40,7 @@ class Predictor:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu", kind: Kind | str | None = None,
-                        **settings: Any) -> "Predictor":
+                        **settings: Any) -> Predictor:
         """``kind`` refuses a checkpoint of another task kind; ``settings`` change the kind's
         settings for this predictor (``score_threshold=0.3``; None: the checkpoint's)."""
         checkpoint = load_checkpoint(path, kind)

@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fishbear.core.environment import versions
 from fishbear.core.atomic import atomic_write_together, text_writer
+from fishbear.core.environment import versions
 from fishbear.kinds import get_kind
 from fishbear.reports.tables import fmt, table
 

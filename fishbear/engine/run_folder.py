@@ -112,7 +112,7 @@ class FolderLock:
         self.path = Path(run_dir) / LOCK_FILE
         self._handle: Any = None
 
-    def acquire(self) -> "FolderLock":
+    def acquire(self) -> FolderLock:
         if not _rank_zero():
             return self
         try:

@@ -37,9 +37,9 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
-from fishbear.engine.commandline import user_errors_exit
-from fishbear.core.errors import ConfigError
 from fishbear.core.atomic import atomic_write_text
+from fishbear.core.errors import ConfigError
+from fishbear.engine.commandline import user_errors_exit
 
 log = logging.getLogger(__name__)
 

@@ -99,7 +99,8 @@ def aggregate(rows: list[dict[str, Any]], level: float = 0.95) -> list[dict[str,
     out = []
     for members in groups.values():
         first = members[0]
-        entry: dict[str, Any] = {"run": ",".join(sorted((r["run"] for r in members), key=lambda n: (len(n), n))), "runs": len(members),
+        runs = ",".join(sorted((r["run"] for r in members), key=lambda n: (len(n), n)))
+        entry: dict[str, Any] = {"run": runs, "runs": len(members),
                                  "overrides": {k: v for k, v in first["overrides"].items() if k not in REPLICATE_KEYS},
                                  "replicates": {k: ",".join(sorted({r["overrides"][k] for r in members if k in r["overrides"]}))
                                                 for k in REPLICATE_KEYS if any(k in r["overrides"] for r in members)},

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
+from fishbear.core.errors import DataError
 from fishbear.data.catalog import Catalog, Sample
 from fishbear.data.label_files import read_label_text
+from fishbear.formats.base import LabelFormat
 from fishbear.formats.points_csv import check_points_inside
-from fishbear.core.errors import DataError
 
 
 def _numbers(path: Path, what: str) -> list[list[float]]:
@@ -41,7 +42,7 @@ class BiwiCalibration:
     cy: float
 
     @classmethod
-    def read(cls, path: Path) -> "BiwiCalibration":
+    def read(cls, path: Path) -> BiwiCalibration:
         rows = _numbers(path, "calibration")
         if len(rows) < 3 or any(len(r) != 3 for r in rows[:3]):
             raise DataError(f"{path}: the first three lines must be the 3x3 camera matrix "
@@ -100,3 +101,8 @@ class BiwiReader:
                     check_points_inside(image, point, f"{pose} (projected with {person / 'rgb.cal'})")
                 splits[split].append(Sample(image, point))
         return Catalog(splits={k: v for k, v in splits.items() if v or k == "train"}, classes=["head"], kind="points")
+
+
+FORMAT = LabelFormat(name="biwi", kind="points", reader=BiwiReader,
+                     summary="BIWI Kinect head pose: the head centre projected with each person's rgb.cal",
+                     layout="<NN>/frame_<k>_rgb.jpg + _pose.txt + rgb.cal")

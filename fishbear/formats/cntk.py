@@ -7,11 +7,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from fishbear.core.errors import DataError
 from fishbear.data.boxes import Boxes, box_catalog
 from fishbear.data.catalog import Catalog
 from fishbear.data.images import is_image_file
 from fishbear.data.label_files import read_label_text
-from fishbear.core.errors import DataError
+from fishbear.formats.base import LabelFormat
 
 
 def read_cntk_pair(image: Path) -> Boxes:
@@ -58,3 +59,8 @@ class CntkReader:
         if not entries:
             raise DataError(f"No images under {root} in {self.folders or ['.']}.")
         return box_catalog(entries, self.on_outside, source=str(root), on_swapped=self.on_swapped)[0]
+
+
+FORMAT = LabelFormat(name="cntk", kind="detect", reader=CntkReader,
+                     summary="VoTT 1.x CNTK export: a .bboxes.tsv and a .bboxes.labels.tsv beside each image",
+                     layout="<stem>.jpg + <stem>.bboxes(.labels).tsv")

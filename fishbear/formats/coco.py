@@ -17,16 +17,18 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from fishbear.core.errors import DataError
 from fishbear.data.boxes import Boxes, box_catalog, image_size
 from fishbear.data.catalog import Catalog
 from fishbear.data.label_files import locate_image, read_label_text, structure_of
-from fishbear.core.errors import DataError
+from fishbear.formats.base import BoxLabelWriter, LabelFormat
 
 log = logging.getLogger(__name__)
 
@@ -224,3 +226,51 @@ class CocoNegativesReader:
         else:
             splits["train"] = [Sample(p, c) for p, c in labelled]
         return Catalog(splits=splits, classes=classes, kind="classify")
+
+
+class CocoWriter(BoxLabelWriter):
+    """An instances JSON for all images (categories in class order, ids from 1); predicting, the
+    boxes are annotations with a ``score`` (CVAT, Label Studio load them) and a COCO results file
+    beside it (``results.json``, for pycocotools' evaluation)."""
+
+    IMAGES = "train2017"
+    LABELS = "annotations"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._entries: list[tuple[Path, str, Boxes, Sequence[float] | None]] = []
+
+    def add(self, image: Path, key: str, boxes: Boxes, scores: Sequence[float] | None = None) -> dict[str, str]:
+        placed, name = self.place(image, key)
+        self._entries.append((placed, name, boxes, scores))
+        self.count += 1
+        return {}
+
+    def close(self) -> str:
+        if not self._entries:
+            return ""
+        instances = coco_instances([(image, boxes) for image, _, boxes, _ in self._entries], self.classes,
+                                   names=[name for _, name, _, _ in self._entries])
+        scored = [s for *_, scores in self._entries for s in (scores or [])]
+        if self.placing:
+            self.files.write_text(self.root / self.LABELS / "instances_train2017.json", json.dumps(instances))
+            return f"COCO instances for {self.count} images in {self.root / self.LABELS}"
+        if scored:
+            for annotation, score in zip(instances["annotations"], scored):
+                annotation["score"] = round(float(score), 4)
+        self.files.write_text(self.root / "instances.json", json.dumps(instances))
+        predictions = [(i, [{"label": label, "score": float(score), "box": [float(v) for v in box]}
+                            for box, label, score in zip(boxes.xyxy, boxes.labels, scores or [1.0] * len(boxes))])
+                       for i, (_, _, boxes, scores) in enumerate(self._entries, start=1)]
+        self.files.write_text(self.root / "results.json", json.dumps(coco_results(predictions, self.classes)))
+        return f"COCO instances.json and results.json for {self.count} images in {self.root}"
+
+
+FORMATS = (
+    LabelFormat(name="coco", kind="detect", reader=CocoReader, writer=CocoWriter,
+                summary="COCO instances JSON: category ids with gaps, crowd regions, images without annotations",
+                layout="annotations/instances_train2017.json + train2017/"),
+    LabelFormat(name="coco_negatives", kind="classify", reader=CocoNegativesReader,
+                summary="a class of photos against COCO images holding none of it (the bears exercise)",
+                layout="an ImageFolder class folder + COCO's instances JSON and images"),
+)

@@ -10,10 +10,11 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
+from fishbear.core.errors import DataError
 from fishbear.data.boxes import Boxes, box_catalog
 from fishbear.data.catalog import Catalog
 from fishbear.data.label_files import named_image
-from fishbear.core.errors import DataError
+from fishbear.formats.base import LabelFormat
 
 
 def _corners(a: dict[str, str]) -> tuple[float, float, float, float]:
@@ -81,3 +82,8 @@ class CvatReader:
         if not entries:
             raise DataError(f"{path} lists no <image>: is it a CVAT *video* export? Export as 'CVAT for images 1.1'.")
         return box_catalog(entries, self.on_outside, source=str(path), on_swapped=self.on_swapped)[0]
+
+
+FORMAT = LabelFormat(name="cvat", kind="detect", reader=CvatReader,
+                     summary="CVAT for images 1.1 XML: boxes, and polygons, polylines and ellipses as their boxes",
+                     layout="annotations.xml + images/")

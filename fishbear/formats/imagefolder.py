@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from fishbear.core.errors import DataError
 from fishbear.data.catalog import Catalog, Sample
 from fishbear.data.images import is_image_file
 from fishbear.data.label_files import listing
-from fishbear.core.errors import DataError
+from fishbear.formats.base import LabelFormat
 
 
 @dataclass(frozen=True)
@@ -66,3 +67,8 @@ class ImageFolderReader:
                 samples += [Sample(path, index[mapping[class_dir.name]]) for path in files]
             splits[split] = samples
         return Catalog(splits=splits, classes=classes, kind="classify")
+
+
+FORMAT = LabelFormat(name="imagefolder", kind="classify", reader=ImageFolderReader,
+                     summary="an ImageFolder tree: the class is the folder's name",
+                     layout="train/<class>/*.jpg (+ valid/, test/)", label_files=False)

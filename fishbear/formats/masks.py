@@ -13,10 +13,11 @@ from pathlib import Path
 
 from PIL import Image
 
+from fishbear.core.errors import DataError
 from fishbear.data.catalog import Catalog, Sample
 from fishbear.data.images import UNREADABLE, check_mask_size, is_image_file
-from fishbear.data.label_files import read_label_text, read_codes
-from fishbear.core.errors import DataError
+from fishbear.data.label_files import read_codes, read_label_text
+from fishbear.formats.base import LabelFormat
 
 SPLIT_NAMES = ("train", "valid", "test")
 
@@ -91,3 +92,8 @@ def _check_size(image: Path, mask: Path) -> None:
             check_mask_size(mask, image, b.size[::-1], a.size[::-1])
     except UNREADABLE as err:
         raise DataError(f"Cannot read {image} or its mask {mask}: {type(err).__name__}: {err}") from None
+
+
+FORMAT = LabelFormat(name="masks", kind="segment", reader=MaskFolderReader,
+                     summary="masks named after images and codes.txt (fastai's CamVid, SegNet's folders)",
+                     layout="images/ + labels/<stem>_P.png + codes.txt")

@@ -6,10 +6,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from fishbear.core.errors import DataError
 from fishbear.data.catalog import Catalog, Sample
 from fishbear.data.images import is_image_file
 from fishbear.data.label_files import listing
-from fishbear.core.errors import DataError
+from fishbear.formats.base import LabelFormat
 
 
 @dataclass(frozen=True)
@@ -79,3 +80,8 @@ class NameRegexReader:
         samples = [Sample(path, index[label]) for path, label in labelled]
         skipped = [(p, "file name does not match the pattern") for p in unmatched]
         return Catalog(splits={"train": samples}, classes=classes, kind="classify", skipped=skipped)
+
+
+FORMAT = LabelFormat(name="name_regex", kind="classify", reader=NameRegexReader,
+                     summary="the class in the file name, by a regular expression (Oxford pets)",
+                     layout="images/<breed>_<n>.jpg", label_files=False)

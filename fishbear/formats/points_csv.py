@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from fishbear.core.errors import DataError
 from fishbear.data.catalog import Catalog, Sample
 from fishbear.data.label_files import image_lookup, read_csv_rows, resolve_images
-from fishbear.core.errors import DataError
+from fishbear.formats.base import LabelFormat
 
 
 def check_points_inside(image: Path, points: np.ndarray, source: str) -> None:
@@ -66,3 +67,8 @@ class PointsCsvReader:
         if len(names) != k:
             raise DataError(f"data.reader.names has {len(names)} names but {label_file} has {k} point(s) a row.")
         return Catalog(splits={"train": [Sample(p, r[2]) for p, r in zip(files, rows)]}, classes=names, kind="points")
+
+
+FORMAT = LabelFormat(name="points_csv", kind="points", reader=PointsCsvReader,
+                     summary="a CSV of point coordinates in pixels: image,x1,y1[,x2,y2...]",
+                     layout="points.csv + images/")

@@ -7,9 +7,10 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from fishbear.core.errors import DataError
 from fishbear.data.catalog import Catalog, Sample
 from fishbear.data.label_files import image_lookup, read_csv_rows, resolve_images
-from fishbear.core.errors import DataError
+from fishbear.formats.base import LabelFormat
 
 log = logging.getLogger(__name__)
 
@@ -52,3 +53,8 @@ class TagCsvReader:
         index = {tag: i for i, tag in enumerate(classes)}
         samples = [Sample(path, tuple(sorted(index[t] for t in set(tags)))) for path, (_, _, tags) in zip(files, rows)]
         return Catalog(splits={"train": samples}, classes=classes, kind="multilabel")
+
+
+FORMAT = LabelFormat(name="tags_csv", kind="multilabel", reader=TagCsvReader,
+                     summary="a CSV of space-separated tags per image (Planet)",
+                     layout="train_v2.csv + train-jpg/")

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
+from fishbear.core.errors import DataError
 from fishbear.data.catalog import Catalog, Sample
 from fishbear.data.label_files import image_lookup, read_csv_rows, resolve_images
-from fishbear.core.errors import DataError
+from fishbear.formats.base import LabelFormat
 
 
 @dataclass(frozen=True)
@@ -52,3 +53,8 @@ class ValuesCsvReader:
                                label_file, folder, self.extension, root, self.allow_outside)
         return Catalog(splits={"train": [Sample(path, values) for path, (_, _, values) in zip(files, rows)]},
                        classes=names, kind="regress")
+
+
+FORMAT = LabelFormat(name="values_csv", kind="regress", reader=ValuesCsvReader,
+                     summary="a CSV of values per image: image,count or image,age,length",
+                     layout="values.csv + images/")

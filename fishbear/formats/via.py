@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fishbear.core.errors import DataError
 from fishbear.data.boxes import Boxes, box_catalog
 from fishbear.data.catalog import Catalog
 from fishbear.data.label_files import locate_image, read_label_text, structure_of
-from fishbear.core.errors import DataError
+from fishbear.formats.base import LabelFormat
 
 
 def region_box(shape: dict[str, Any], where: str) -> tuple[float, float, float, float]:
@@ -87,3 +88,8 @@ class ViaReader:
             if not entries:
                 raise DataError(f"{path} lists no images.")
         return box_catalog(entries, self.on_outside, source=str(path), on_swapped=self.on_swapped)[0]
+
+
+FORMAT = LabelFormat(name="via", kind="detect", reader=ViaReader,
+                     summary="VGG Image Annotator 1.x/2.x JSON: rect regions, other shapes as their boxes",
+                     layout="via_region_data.json + images")

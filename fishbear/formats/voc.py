@@ -8,13 +8,15 @@ stale Windows ``<path>`` (ignored), files with no ``<object>`` (negatives), imag
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from fishbear.data.boxes import Boxes, box_catalog
+from fishbear.core.errors import DataError
+from fishbear.data.boxes import Boxes, box_catalog, image_size
 from fishbear.data.catalog import Catalog
 from fishbear.data.label_files import locate_image
-from fishbear.core.errors import DataError
+from fishbear.formats.base import BoxLabelWriter, LabelFormat
 
 
 def _number(element: ET.Element, tag: str, source: Path) -> float:
@@ -100,3 +102,30 @@ class VocReader:
             entries.append((image, boxes))
         return box_catalog(entries, self.on_outside, self.keep_difficult, source=str(folder),
                            on_swapped=self.on_swapped)[0]
+
+
+class VocWriter(BoxLabelWriter):
+    """One XML per image, as LabelImg writes it (LabelImg, CVAT and Roboflow load it back);
+    predicting, the XML names the image where it is (``<path>``), for correction."""
+
+    IMAGES = "JPEGImages"
+    LABELS = "Annotations"
+
+    def add(self, image: Path, key: str, boxes: Boxes, scores: Sequence[float] | None = None) -> dict[str, str]:
+        placed, name = self.place(image, key)
+        width, height = image_size(placed)
+        objects = [(label, tuple(float(v) for v in box)) for box, label in zip(boxes.xyxy, boxes.labels)]
+        xml = (voc_xml(placed.name, width, height, objects) if self.placing
+               else voc_xml(placed.name, width, height, objects, folder=placed.parent.name, path=str(placed.resolve())))
+        label_key = placed.stem if self.placing else key
+        self.count += 1
+        return {"voc_xml": str(self.files.write_text(self.label_dir() / f"{label_key}.xml", xml))}
+
+    def close(self) -> str:
+        return f"Pascal VOC XML for {self.count} images in {self.label_dir()}" if self.count else ""
+
+
+FORMAT = LabelFormat(
+    name="voc", kind="detect", reader=VocReader, writer=VocWriter,
+    summary="Pascal VOC XML (LabelImg, CVAT, Roboflow): one file per image, difficult flags",
+    layout="Annotations/<stem>.xml + JPEGImages/")

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from fishbear.core.errors import DataError
 from fishbear.data.boxes import Boxes, box_catalog
 from fishbear.data.catalog import Catalog
 from fishbear.data.label_files import named_image, read_csv_rows
-from fishbear.core.errors import DataError
+from fishbear.formats.base import LabelFormat
 
 
 @dataclass(frozen=True)
@@ -34,3 +35,8 @@ class VottCsvReader:
         entries = [(named_image(root / self.images, name, path, root, f"line {first_line[name]}", self.allow_outside),
                     Boxes.of(rows)) for name, rows in boxes.items()]
         return box_catalog(entries, self.on_outside, source=str(path), on_swapped=self.on_swapped)[0]
+
+
+FORMAT = LabelFormat(name="vott_csv", kind="detect", reader=VottCsvReader,
+                     summary="VoTT's CSV export: image,xmin,ymin,xmax,ymax,label a row",
+                     layout="vott-csv-export.csv + images")

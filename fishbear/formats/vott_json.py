@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fishbear.core.errors import DataError
 from fishbear.data.boxes import Boxes, box_catalog, image_size
 from fishbear.data.catalog import Catalog
 from fishbear.data.label_files import find_image, named_image, read_label_text, structure_of
-from fishbear.core.errors import DataError
+from fishbear.formats.base import LabelFormat
 
 
 def _load_json(path: Path) -> Any:
@@ -93,3 +94,8 @@ class VottJsonReader:
                 rows.append((*coords, tags[0], False))
             entries.append((image, Boxes.of(rows)))
         return entries
+
+
+FORMAT = LabelFormat(name="vott_json", kind="detect", reader=VottJsonReader,
+                     summary="VoTT JSON: a 2.x export (assets) or a 1.x video project (frames)",
+                     layout="vott-json-export.json + frames")

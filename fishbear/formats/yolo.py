@@ -11,17 +11,19 @@ reported (a warning naming them) and left out.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import yaml
 
+from fishbear.core.errors import DataError
 from fishbear.data.boxes import Boxes, box_catalog, image_size
 from fishbear.data.catalog import Catalog
 from fishbear.data.images import is_image_file
 from fishbear.data.label_files import read_label_text
-from fishbear.core.errors import DataError
+from fishbear.formats.base import BoxLabelWriter, LabelFormat
 
 log = logging.getLogger(__name__)
 
@@ -99,3 +101,33 @@ def yolo_lines(boxes: Boxes, classes: list[str], width: int, height: int) -> str
         lines.append(f"{classes.index(label)} {(x0 + x1) / 2 / width:.6f} {(y0 + y1) / 2 / height:.6f} "
                      f"{(x1 - x0) / width:.6f} {(y1 - y0) / height:.6f}")
     return "\n".join(lines) + ("\n" if lines else "")
+
+
+class YoloWriter(BoxLabelWriter):
+    """A txt per image (an empty one for an image without boxes: no objects) and ``data.yaml``
+    with the class names; placed images make Ultralytics' layout, which ``yolo train`` reads."""
+
+    IMAGES = "images/train"
+    LABELS = "labels/train"
+
+    def add(self, image: Path, key: str, boxes: Boxes, scores: Sequence[float] | None = None) -> dict[str, str]:
+        placed, _ = self.place(image, key)
+        width, height = image_size(placed)
+        label_key = placed.stem if self.placing else key
+        self.count += 1
+        path = self.files.write_text(self.label_dir() / f"{label_key}.txt", yolo_lines(boxes, self.classes, width, height))
+        return {"yolo_txt": str(path)}
+
+    def close(self) -> str:
+        if not self.count:
+            return ""
+        names = {"names": dict(enumerate(self.classes))}
+        layout = {"path": ".", "train": self.IMAGES, "val": self.IMAGES} if self.placing else {}
+        self.files.write_text(self.root / "data.yaml", yaml.safe_dump({**layout, **names}, sort_keys=False))
+        return f"YOLO txt for {self.count} images (names in data.yaml) in {self.root}"
+
+
+FORMAT = LabelFormat(
+    name="yolo", kind="detect", reader=YoloReader, writer=YoloWriter,
+    summary="YOLO txt (Ultralytics, Darknet): class and normalised centre and size a line, names in a yaml",
+    layout="data.yaml + images/<subset>/ + labels/<subset>/<stem>.txt")

@@ -20,8 +20,8 @@ from torchmetrics import MetricCollection
 from fishbear.kinds.base import Kind
 from fishbear.kinds.meta import KindSettings, ModelMeta
 from fishbear.models.base import Network
-from fishbear.training.optim import OptimSettings, build_optimizer, build_scheduler
 from fishbear.reports.plots import image_grid
+from fishbear.training.optim import OptimSettings, build_optimizer, build_scheduler
 
 STAGES = ("train", "val", "test")
 

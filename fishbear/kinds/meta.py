@@ -29,7 +29,7 @@ class KindSettings:
     the checkpoint's section (so checkpoints written before the types existed read the same)."""
 
     @classmethod
-    def from_section(cls, section: dict[str, Any]) -> "KindSettings":
+    def from_section(cls, section: dict[str, Any]) -> KindSettings:
         values = {f.name: section[f.name] for f in fields(cls) if section.get(f.name) is not None}
         for f in fields(cls):  # lists in the checkpoint, tuples here (frozen, hashable)
             if isinstance(values.get(f.name), list):
@@ -77,7 +77,7 @@ class ModelMeta:
 
     # -- reading and writing the checkpoint's section ------------------------------------------
     @classmethod
-    def from_section(cls, section: Any, path: Path | str, kinds: Mapping[str, Any]) -> "ModelMeta":
+    def from_section(cls, section: Any, path: Path | str, kinds: Mapping[str, Any]) -> ModelMeta:
         """The checked meta of a checkpoint's section; ``kinds``: the kinds known (the registry,
         passed in: the kinds' package is above this module), whose ``settings_type`` reads the
         kind's settings."""
@@ -103,7 +103,7 @@ class ModelMeta:
                                   wall_seconds=float(section.get("wall_seconds") or 0.0)))
 
     @classmethod
-    def read_from(cls, checkpoint: Any, path: Path | str, kinds: Mapping[str, Any]) -> "ModelMeta":
+    def read_from(cls, checkpoint: Any, path: Path | str, kinds: Mapping[str, Any]) -> ModelMeta:
         """The meta of a loaded checkpoint dict (Lightning's), checked."""
         if not isinstance(checkpoint, dict):
             raise CheckpointError(f"{path} is not a fishbear checkpoint; use one written by python -m fishbear.train.")
@@ -122,7 +122,7 @@ class ModelMeta:
         checkpoint[SECTION] = self.to_section()
 
     # -- changed copies --------------------------------------------------------------------------
-    def with_settings(self, **changes: Any) -> "ModelMeta":
+    def with_settings(self, **changes: Any) -> ModelMeta:
         """A copy whose kind settings have ``changes`` (None values: unchanged)."""
         given = {k: v for k, v in changes.items() if v is not None}
         unknown = set(given) - {f.name for f in fields(self.settings)}
@@ -130,5 +130,5 @@ class ModelMeta:
             raise CheckpointError(f"a '{self.kind}' model has no setting {', '.join(sorted(unknown))}")
         return dataclasses.replace(self, settings=dataclasses.replace(self.settings, **given)) if given else self
 
-    def replace(self, **changes: Any) -> "ModelMeta":
+    def replace(self, **changes: Any) -> ModelMeta:
         return dataclasses.replace(self, **changes)

@@ -34,7 +34,7 @@ class Network(nn.Module):
     pretrained_cfg: PretrainedCfg
     output: str = "vector"  # one vector per image; "dense": a score map at input resolution (U-Net)
 
-    def layer_groups(self) -> "OrderedDict[str, nn.Module]":
+    def layer_groups(self) -> OrderedDict[str, nn.Module]:
         return OrderedDict(self.named_children())
 
     def head(self) -> nn.Module:

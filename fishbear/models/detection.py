@@ -32,9 +32,9 @@ from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops import MultiScaleRoIAlign
 
 from fishbear.core.errors import FishbearError
+from fishbear.core.normalization import IMAGENET_MEAN, IMAGENET_STD
 from fishbear.models.base import Network, PretrainedCfg
 from fishbear.models.torchvision_nets import body, build_torchvision, split_at_strides
-from fishbear.core.normalization import IMAGENET_MEAN, IMAGENET_STD
 
 STAGE_NAMES = ["stem", "stage1", "stage2", "stage3", "stage4", "stage5"]
 
@@ -61,7 +61,7 @@ class Detector(Network):
 
     output = "boxes"
 
-    def __init__(self, model: FasterRCNN, stages: "OrderedDict[str, nn.Module]", cfg: PretrainedCfg) -> None:
+    def __init__(self, model: FasterRCNN, stages: OrderedDict[str, nn.Module], cfg: PretrainedCfg) -> None:
         super().__init__()
         self.model = model
         self.pretrained_cfg = cfg
@@ -71,7 +71,7 @@ class Detector(Network):
         self._groups = groups  # a plain dict: views of self.model's modules, not registered twice
         self._stage_names = list(stages)
 
-    def layer_groups(self) -> "OrderedDict[str, nn.Module]":
+    def layer_groups(self) -> OrderedDict[str, nn.Module]:
         return OrderedDict(self._groups)
 
     def body_groups(self) -> list[str]:
@@ -91,7 +91,7 @@ class Detector(Network):
         return [{"boxes": o["boxes"], "scores": o["scores"], "labels": o["labels"] - 1} for o in out]
 
 
-def _stages_of(backbone_body: nn.Module) -> "OrderedDict[str, nn.Module]":
+def _stages_of(backbone_body: nn.Module) -> OrderedDict[str, nn.Module]:
     """Stage groups of a torchvision detector's backbone body: a ResNet's ``layer1..4`` (its
     ``conv1, bn1, relu, maxpool`` are the stem), or a MobileNet's blocks cut where they halve the
     resolution."""

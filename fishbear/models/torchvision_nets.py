@@ -17,9 +17,9 @@ import torchvision
 from torch import nn
 
 from fishbear.core.errors import FishbearError
+from fishbear.core.normalization import IMAGENET_MEAN, IMAGENET_STD
 from fishbear.models.base import Network, PretrainedCfg
 from fishbear.models.heads import classifier_head
-from fishbear.core.normalization import IMAGENET_MEAN, IMAGENET_STD
 
 
 class WeightsUnavailableError(FishbearError):
@@ -29,7 +29,7 @@ class WeightsUnavailableError(FishbearError):
 class GroupedNetwork(Network):
     """Named body groups followed by ``classifier`` (the head)."""
 
-    def __init__(self, groups: "OrderedDict[str, nn.Module]", classifier: nn.Module, cfg: PretrainedCfg) -> None:
+    def __init__(self, groups: OrderedDict[str, nn.Module], classifier: nn.Module, cfg: PretrainedCfg) -> None:
         super().__init__()
         for name, module in groups.items():
             self.add_module(name, module)
@@ -78,7 +78,7 @@ def build_torchvision(arch: str, pretrained: bool, weights: str = "DEFAULT",
 
 
 def resnet_body(arch: str = "resnet18", pretrained: bool = False,
-                weights: str = "DEFAULT") -> tuple["OrderedDict[str, nn.Module]", int, PretrainedCfg]:
+                weights: str = "DEFAULT") -> tuple[OrderedDict[str, nn.Module], int, PretrainedCfg]:
     """ResNet body in groups ``stem, stage1..stage4``; returns the groups, the last group's
     channels and where the weights came from."""
     model, cfg = build_torchvision(arch, pretrained, weights)
@@ -90,7 +90,7 @@ def resnet_body(arch: str = "resnet18", pretrained: bool = False,
 
 
 def vgg_body(arch: str = "vgg16", pretrained: bool = False,
-             weights: str = "DEFAULT") -> tuple["OrderedDict[str, nn.Module]", int, PretrainedCfg]:
+             weights: str = "DEFAULT") -> tuple[OrderedDict[str, nn.Module], int, PretrainedCfg]:
     """VGG body in groups ``block1..block5``, one per max-pool."""
     model, cfg = build_torchvision(arch, pretrained, weights)
     groups: OrderedDict[str, nn.Module] = OrderedDict()
@@ -112,7 +112,7 @@ def _downsamples(module: nn.Module) -> bool:
     return any(isinstance(m, nn.Conv2d) and max(m.stride) > 1 for m in module.modules())
 
 
-def split_at_strides(blocks: nn.Sequential, names: list[str]) -> "OrderedDict[str, nn.Module]":
+def split_at_strides(blocks: nn.Sequential, names: list[str]) -> OrderedDict[str, nn.Module]:
     """Group consecutive blocks, starting a new group at each block after the first that halves
     the resolution: layer groups follow the network's own structure, not indices."""
     groups: list[list[nn.Module]] = []
@@ -126,7 +126,7 @@ def split_at_strides(blocks: nn.Sequential, names: list[str]) -> "OrderedDict[st
 
 
 def mobilenet_v2_body(arch: str = "mobilenet_v2", pretrained: bool = False,
-                      weights: str = "DEFAULT") -> tuple["OrderedDict[str, nn.Module]", int, PretrainedCfg]:
+                      weights: str = "DEFAULT") -> tuple[OrderedDict[str, nn.Module], int, PretrainedCfg]:
     """MobileNetV2 body in groups ``stem`` (stem and first block, 1/2 resolution) and
     ``stage1..stage4`` (1/4 ... 1/32)."""
     model, cfg = build_torchvision(arch, pretrained, weights)
@@ -135,7 +135,7 @@ def mobilenet_v2_body(arch: str = "mobilenet_v2", pretrained: bool = False,
 
 
 def convnet_body(arch: str = "convnet", pretrained: bool = False,
-                 weights: str = "DEFAULT") -> tuple["OrderedDict[str, nn.Module]", int, PretrainedCfg]:
+                 weights: str = "DEFAULT") -> tuple[OrderedDict[str, nn.Module], int, PretrainedCfg]:
     """fishbear's small from-scratch ConvNet (no weights): a fast encoder for CPU runs and tests."""
     from fishbear.models.simple import ConvNet
 
@@ -147,7 +147,7 @@ def convnet_body(arch: str = "convnet", pretrained: bool = False,
 
 
 def body(arch: str, pretrained: bool = False,
-         weights: str = "DEFAULT") -> tuple["OrderedDict[str, nn.Module]", int, PretrainedCfg]:
+         weights: str = "DEFAULT") -> tuple[OrderedDict[str, nn.Module], int, PretrainedCfg]:
     """Any supported backbone by name (``resnet34``, ``vgg16``, ``mobilenet_v2``, ``convnet``)."""
     if arch == "convnet":
         return convnet_body(arch, pretrained, weights)

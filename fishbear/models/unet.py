@@ -41,7 +41,7 @@ class UpBlock(nn.Module):
 class Encoder(nn.Module):
     """The backbone's body groups; returns every group's output."""
 
-    def __init__(self, groups: "OrderedDict[str, nn.Module]") -> None:
+    def __init__(self, groups: OrderedDict[str, nn.Module]) -> None:
         super().__init__()
         for name, group in groups.items():
             self.add_module(name, group)
@@ -110,7 +110,7 @@ class UNet(Network):
         self.decoder = Decoder(channels, min_width)
         self.segmentation_head = SegmentationHead(self.decoder.out_channels, num_classes, min_width)
 
-    def layer_groups(self) -> "OrderedDict[str, nn.Module]":
+    def layer_groups(self) -> OrderedDict[str, nn.Module]:
         return OrderedDict(encoder=self.encoder, decoder=self.decoder, head=self.segmentation_head)
 
     def body_groups(self) -> list[str]:

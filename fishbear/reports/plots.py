@@ -15,7 +15,6 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from fishbear.core.atomic import printable  # noqa: E402
 
-
 BoxSet = tuple[np.ndarray, str, Sequence[str]]  # N x 4 xyxy pixels, colour, a caption per box
 
 

@@ -12,9 +12,9 @@ import pytest
 import torch
 import torchvision
 
+from fishbear.core.errors import ConfigError
 from fishbear.data.boxes import Boxes
 from fishbear.data.catalog import Sample
-from fishbear.core.errors import ConfigError
 from fishbear.models.detection import faster_rcnn, faster_rcnn_on
 from fishbear.models.torchvision_nets import WeightsUnavailableError
 from fishbear.train import train
@@ -149,6 +149,7 @@ def test_a_box_dataset_needs_a_detector(tmp_path):
         train(cfg)
 
 
+@pytest.mark.slow  # a learning benchmark (every kind keeps a fast smoke test: its docs command, tests/test_cli.py)
 def test_detector_learns_shapes_boxes_reports_predicts_and_sorts_frames(tmp_path):
     from PIL import Image
 

@@ -11,13 +11,13 @@ import pytest
 import torch
 from PIL import Image
 
-from fishbear.data.catalog import Catalog, Sample
-from fishbear.formats.voc import VocReader, voc_xml
 from fishbear.core.errors import DataError
+from fishbear.data.catalog import Catalog, Sample
 from fishbear.engine.experiment import build_datamodule
+from fishbear.formats.values_csv import ValuesCsvReader
+from fishbear.formats.voc import VocReader, voc_xml
 from fishbear.kinds import get_kind
 from fishbear.kinds.regress import values
-from fishbear.formats.values_csv import ValuesCsvReader
 from fishbear.kinds.regress.relabel import BoxCounts
 from fishbear.train import train
 
@@ -92,6 +92,7 @@ def test_values_are_standardised_for_the_network_and_read_back_in_their_units():
     assert row["values"] == {"a": 2.0, "b": 3.0} and row["columns"] == {"a": "2.0000", "b": "3.0000"}
 
 
+@pytest.mark.slow  # a learning benchmark (every kind keeps a fast smoke test: its docs command, tests/test_cli.py)
 def test_shapes_counts_beat_predicting_the_mean_and_predict_writes_the_count(tmp_path):
     from fishbear.predict import main as predict
 

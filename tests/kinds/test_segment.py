@@ -17,6 +17,7 @@ from ..conftest import compose_train
 from . import QUIET, assert_intervals, read_rows
 
 
+@pytest.mark.slow  # a learning benchmark (every kind keeps a fast smoke test: its docs command, tests/test_cli.py)
 def test_segmentation_beats_the_majority_class_and_writes_masks(tmp_path):
     from fishbear.predict import main as predict
 
@@ -52,7 +53,8 @@ def test_segmentation_beats_the_majority_class_and_writes_masks(tmp_path):
     mask = Image.open(images / "predicted_masks" / "wide_P.png")
     assert mask.mode == "P" and mask.size == (40, 24)  # the input's own size
     (row,) = read_rows(images / "predictions.csv")
-    assert row["mask"].endswith("wide_P.png") and sum(float(row[f"share_{c}"]) for c in report["classes"]) == pytest.approx(1, abs=1e-3)
+    assert row["mask"].endswith("wide_P.png")
+    assert sum(float(row[f"share_{c}"]) for c in report["classes"]) == pytest.approx(1, abs=1e-3)
 
 
 def test_a_segmentation_dataset_needs_a_dense_model(tmp_path):

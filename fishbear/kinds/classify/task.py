@@ -16,8 +16,8 @@ from torchmetrics.classification import (
 
 from fishbear.core.errors import ConfigError
 from fishbear.kinds.base import Kind
-from fishbear.kinds.classify import KIND
 from fishbear.kinds.base_task import BaseTask
+from fishbear.kinds.classify import KIND
 
 
 class ClassificationTask(BaseTask):

@@ -19,10 +19,10 @@ import numpy as np
 import torch
 from torch.utils.data import default_collate
 
-from fishbear.kinds.base import Kind
-from fishbear.kinds.meta import KindSettings
 from fishbear.core.geometry import as_hw, letterbox
 from fishbear.core.tensors import to_cpu
+from fishbear.kinds.base import Kind
+from fishbear.kinds.meta import KindSettings
 
 
 @dataclass(frozen=True)
@@ -73,8 +73,8 @@ class Detect(Kind):
         empty frames of the fish video); shapes may overlap, as fish do."""
         from PIL import Image
 
-        from fishbear.formats.voc import voc_xml
         from fishbear.data.shapes import SHAPE_KINDS, render_scene
+        from fishbear.formats.voc import voc_xml
 
         (root / "JPEGImages").mkdir(parents=True)
         (root / "Annotations").mkdir()
@@ -135,7 +135,7 @@ class Detect(Kind):
             })
         return out
 
-    def output_writer(self, meta: Any, folder: Path, files: Any, label_format: str | None = None) -> "BoxWriter":
+    def output_writer(self, meta: Any, folder: Path, files: Any, label_format: str | None = None) -> BoxWriter:
         return BoxWriter(meta, folder, files, label_format or "voc")
 
     def event_target(self, classes: list[str]) -> str | None:
@@ -153,21 +153,17 @@ class Detect(Kind):
 
 
 class BoxWriter:
-    """Per image: the picture with its boxes drawn, and its boxes in ``format`` for annotation
-    tools to load for correction (the pre-labelling loop): ``voc`` XML per image (LabelImg,
-    CVAT), ``yolo`` txt per image plus ``data.yaml`` (Ultralytics, CVAT, Label Studio), or ``coco``
-    ``instances.json`` (the predictions as annotations, for CVAT or Label Studio) and
-    ``results.json`` (COCO's results format, for pycocotools' evaluation), written at the end.
+    """Per image: the picture with its boxes drawn, and its boxes in ``label_format`` (any format
+    of ``fishbear.formats`` that fishbear writes: voc, coco, yolo, labelstudio...) for annotation
+    tools to load for correction (the pre-labelling loop), with the scores to sort by.
 
-    Files go through the command's :class:`~fishbear.core.outputs.OutputFiles`: a label file the user
-    has corrected since the last run is never written over. ``key`` is the image's path under the
-    input folder without its suffix (``cam1/img``), so images of one name in two folders get two
-    label files."""
-
-    FORMATS = ("voc", "coco", "yolo")
+    Files go through the command's :class:`~fishbear.core.outputs.OutputFiles`: a label file the
+    user has corrected since the last run is never written over. ``key`` is the image's path under
+    the input folder without its suffix (``cam1/img``), so images of one name in two folders get
+    two label files."""
 
     def __init__(self, meta: Any, folder: Path, files: Any, label_format: str) -> None:
-        from fishbear.core.errors import ConfigError
+        from fishbear.formats import writer_for
         from fishbear.reports.plots import palette
 
         self.folder = Path(folder)
@@ -175,21 +171,18 @@ class BoxWriter:
         self.count = 0
         self.classes = list(meta.classes)
         self.colours = [tuple(int(v) for v in c) for c in palette(len(self.classes))]
-        self.format = str(label_format)
-        if self.format not in self.FORMATS:
-            raise ConfigError(f"format={self.format}: boxes are written as {', '.join(self.FORMATS)}.")
-        self._coco: list[tuple[Path, str, list[dict[str, Any]]]] = []
+        self.labels = writer_for(label_format)(self.folder, files, self.classes)
 
     def write(self, result: dict[str, Any], key: str, image: Path | np.ndarray) -> dict[str, str]:
         """``image`` is the file (the labels point at it) or a video frame (saved beside them)."""
         from PIL import Image, ImageDraw
 
+        from fishbear.data.boxes import Boxes
+
         if isinstance(image, Path):
             picture, source = Image.open(image).convert("RGB"), image
-            name = f"{key}{image.suffix}"
         else:
             picture, source = Image.fromarray(image), self.folder / f"{key}.jpg"
-            name = f"{key}.jpg"
             self.files.write_bytes(source, _jpeg(picture, 95))
         drawn = picture.copy()
         pen = ImageDraw.Draw(drawn)
@@ -200,51 +193,15 @@ class BoxWriter:
             pen.text((box["box"][0] + width, box["box"][1] + width), f"{box['label']} {box['score']:.2f}", fill=colour)
         drawn_path = self.files.write_bytes(self.folder / f"{key}.boxes.jpg", _jpeg(drawn, 90))
         self.count += 1
-        return {"drawn": str(drawn_path), **self._labels(result, key, name, source, picture.width, picture.height)}
-
-    def _labels(self, result: dict[str, Any], key: str, name: str, source: Path, width: int,
-                height: int) -> dict[str, str]:
-        if self.format == "coco":
-            self._coco.append((source, name, result["boxes"]))
-            return {}
-        if self.format == "yolo":
-            from fishbear.data.boxes import Boxes
-            from fishbear.formats.yolo import yolo_lines
-
-            boxes = Boxes.of([(*b["box"], b["label"], False) for b in result["boxes"]])
-            path = self.files.write_text(self.folder / f"{key}.txt", yolo_lines(boxes, self.classes, width, height))
-            return {"yolo_txt": str(path)}
-        from fishbear.formats.voc import voc_xml
-
-        xml = voc_xml(source.name, width, height, [(b["label"], b["box"]) for b in result["boxes"]],
-                      folder=source.parent.name, path=str(source.resolve()))
-        return {"voc_xml": str(self.files.write_text(self.folder / f"{key}.xml", xml))}
+        boxes = Boxes.of([(*b["box"], b["label"], False) for b in result["boxes"]])
+        cells = self.labels.add(source, key, boxes, [b["score"] for b in result["boxes"]])
+        return {"drawn": str(drawn_path), **cells}
 
     def note(self) -> str:
-        """Called once at the end: writes what spans images (COCO files, YOLO's data.yaml) and says what was written."""
-        import json
-
-        import yaml
-
+        """Called once at the end: writes what spans images and says what was written."""
         if not self.count:
             return ""
-        if self.format == "coco":
-            from fishbear.data.boxes import Boxes
-            from fishbear.formats.coco import coco_instances, coco_results
-
-            entries = [(source, Boxes.of([(*b["box"], b["label"], False) for b in boxes]))
-                       for source, _, boxes in self._coco]
-            instances = coco_instances(entries, self.classes, names=[name for _, name, _ in self._coco])
-            for annotation, box in zip(instances["annotations"], [b for *_, boxes in self._coco for b in boxes]):
-                annotation["score"] = round(float(box["score"]), 4)
-            self.files.write_text(self.folder / "instances.json", json.dumps(instances))
-            results = coco_results([(i, boxes) for i, (*_, boxes) in enumerate(self._coco, start=1)], self.classes)
-            self.files.write_text(self.folder / "results.json", json.dumps(results))
-            return f"; boxes drawn for {self.count} images, as COCO instances.json and results.json in {self.folder}"
-        if self.format == "yolo":
-            self.files.write_text(self.folder / "data.yaml", yaml.safe_dump({"names": dict(enumerate(self.classes))}))
-            return f"; boxes drawn and as YOLO txt (names in data.yaml) for {self.count} images in {self.folder}"
-        return f"; boxes drawn and as VOC XML for {self.count} images in {self.folder}"
+        return f"; boxes drawn for {self.count} images in {self.folder}; {self.labels.close()}"
 
 
 def _jpeg(picture: Any, quality: int) -> bytes:

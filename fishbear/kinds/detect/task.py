@@ -16,12 +16,12 @@ import numpy as np
 import torch
 from torchmetrics import MetricCollection
 
-from fishbear.kinds.base import Kind
 from fishbear.core.tensors import to_cpu
+from fishbear.kinds.base import Kind
+from fishbear.kinds.base_task import BaseTask
 from fishbear.kinds.detect import KIND, DetectSettings
 from fishbear.reports.metrics import BoxMAP, match_boxes
 from fishbear.reports.plots import image_grid
-from fishbear.kinds.base_task import BaseTask
 
 Boxes = list[dict[str, torch.Tensor]]
 

@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from sklearn.metrics import classification_report
 
-from fishbear.reports.intervals import weighted_mean
 from fishbear.kinds.multilabel import MultiLabelSettings
+from fishbear.reports.intervals import weighted_mean
 from fishbear.reports.metrics import sample_fbeta
 from fishbear.reports.tables import fmt, model_size, sample_figure, table, worst
 

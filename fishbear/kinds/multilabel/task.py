@@ -20,10 +20,10 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MultilabelAccuracy
 
 from fishbear.kinds.base import Kind
+from fishbear.kinds.base_task import BaseTask
 from fishbear.kinds.meta import KindSettings
 from fishbear.kinds.multilabel import KIND, MultiLabelSettings
 from fishbear.reports.metrics import SampleFBeta, sample_fbeta
-from fishbear.kinds.base_task import BaseTask
 
 
 def tune_thresholds(probabilities: torch.Tensor, targets: torch.Tensor, start: float, beta: float = 2.0,

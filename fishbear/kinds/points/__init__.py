@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from fishbear.core.errors import DataError
-from fishbear.kinds.base import Kind
 from fishbear.core.geometry import as_hw, letterbox
+from fishbear.kinds.base import Kind
 
 
 def points_to_pixels(values: np.ndarray, width: float, height: float) -> np.ndarray:

@@ -35,7 +35,8 @@ def markdown(section: dict[str, Any], report: dict[str, Any]) -> list[str]:
              table(["point", "mean px", "median px"],
                    [[r["point"], fmt(r["mean_px"]), fmt(r["median_px"])] for r in section["per_point"]]), "",
              "## Worst images", "",
-             table(["file", "distance (px)"], [[f"`{Path(r['file']).name}`", fmt(r["distance_px"])] for r in section["worst"]]), ""]
+             table(["file", "distance (px)"],
+                   [[f"`{Path(r['file']).name}`", fmt(r["distance_px"])] for r in section["worst"]]), ""]
     if "point_samples" in section.get("figures", {}):
         lines += ["![true (green) and predicted (red) points](point_samples.png)", ""]
     return lines

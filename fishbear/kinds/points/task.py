@@ -16,10 +16,10 @@ from torchmetrics import MetricCollection
 
 from fishbear.core.errors import ConfigError
 from fishbear.kinds.base import Kind
+from fishbear.kinds.base_task import BaseTask
 from fishbear.kinds.points import KIND, points_to_pixels
 from fishbear.reports.metrics import MeanPixelDistance
 from fishbear.reports.plots import image_grid
-from fishbear.kinds.base_task import BaseTask
 
 LOSSES = ("mse", "smooth_l1")
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fishbear.data.catalog import Catalog, Sample
 from fishbear.core.errors import DataError
+from fishbear.data.catalog import Catalog, Sample
 
 
 @dataclass(frozen=True)

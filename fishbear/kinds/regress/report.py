@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from fishbear.reports.intervals import weighted_mean
 from fishbear.kinds.regress import RegressSettings, values
+from fishbear.reports.intervals import weighted_mean
 from fishbear.reports.plots import save_figure
 from fishbear.reports.tables import file_of, fmt, model_size, sample_figure, table
 

@@ -13,9 +13,9 @@ from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, 
 
 from fishbear.core.errors import ConfigError
 from fishbear.kinds.base import Kind
+from fishbear.kinds.base_task import BaseTask
 from fishbear.kinds.regress import KIND, values
 from fishbear.reports.plots import image_grid
-from fishbear.kinds.base_task import BaseTask
 
 LOSSES = ("mse", "smooth_l1", "poisson")
 

@@ -16,10 +16,10 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from fishbear.core.geometry import PAD_MASK, letterbox
 from fishbear.data.images import load_mask
 from fishbear.kinds.base import Kind
 from fishbear.kinds.meta import KindSettings
-from fishbear.core.geometry import PAD_MASK, letterbox
 
 MASK_CODES: tuple[str, ...] = ("background", "circle", "square", "triangle", "star", "void")
 
@@ -107,7 +107,7 @@ class Segment(Kind):
             })
         return out
 
-    def output_writer(self, meta: Any, folder: Path, files: Any, label_format: str | None = None) -> "MaskWriter":
+    def output_writer(self, meta: Any, folder: Path, files: Any, label_format: str | None = None) -> MaskWriter:
         return MaskWriter(meta, folder, files)
 
 

@@ -16,10 +16,10 @@ import torch.nn.functional as F
 from torchmetrics import MetricCollection
 
 from fishbear.kinds.base import Kind
+from fishbear.kinds.base_task import BaseTask
 from fishbear.kinds.segment import KIND
 from fishbear.reports.metrics import SegmentationScores
 from fishbear.reports.plots import image_grid, overlay_mask, palette
-from fishbear.kinds.base_task import BaseTask
 
 
 class SegmentationTask(BaseTask):

@@ -15,9 +15,9 @@ from typing import Any
 import lightning as L
 import torch
 
+from fishbear.core.tensors import to_cpu
 from fishbear.data.transforms import denormalize
 from fishbear.reports.plots import save_figure
-from fishbear.core.tensors import to_cpu
 
 
 def _shown(batch: dict[str, Any], datamodule: Any, k: int) -> Any:
