@@ -18,6 +18,7 @@ import io
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from fishbear.core.errors import DataError
 from fishbear.data.images import is_image_file
@@ -33,6 +34,19 @@ def read_label_text(path: Path) -> str:
     except UnicodeDecodeError as err:
         raise DataError(f"{path} is not UTF-8 text ({err.reason} at byte {err.start}); save or export it as UTF-8, "
                         "or it is damaged.") from None
+
+
+def read_label_json(path: Path, setting: str, tool: str) -> Any:
+    """A JSON label file's data; a missing file names the ``setting`` that points at it, text
+    that is not JSON says to export it again from ``tool``."""
+    import json
+
+    try:
+        return json.loads(read_label_text(path))
+    except FileNotFoundError:
+        raise DataError(f"{tool} file {path} does not exist; set {setting} (relative to data.root).") from None
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path} is not valid JSON ({err}); export it again from {tool}.") from None
 
 
 @contextmanager

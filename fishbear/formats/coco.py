@@ -27,7 +27,7 @@ import numpy as np
 from fishbear.core.errors import DataError
 from fishbear.data.boxes import Boxes, box_catalog, image_size
 from fishbear.data.catalog import Catalog
-from fishbear.data.label_files import locate_image, read_label_text, structure_of
+from fishbear.data.label_files import locate_image, read_label_json, structure_of
 from fishbear.formats.base import BoxLabelWriter, LabelFormat
 
 log = logging.getLogger(__name__)
@@ -42,10 +42,7 @@ def read_coco(path: Path, images: Path, categories: list[str] | None = None, cro
     an image id or file name listed twice is refused (one image's boxes would go to the other)."""
     if crowd not in ("drop", "keep"):
         raise DataError(f"data.reader.crowd={crowd!r}: use drop or keep.")
-    try:
-        data = json.loads(read_label_text(path))
-    except json.JSONDecodeError as err:
-        raise DataError(f"{path} is not valid JSON ({err}); fix or re-export it.") from None
+    data = read_label_json(path, "data.reader.json", "the COCO tool")
     with structure_of(path, "a COCO instances file (images, annotations, categories)"):
         names = {int(c["id"]): str(c["name"]) for c in data["categories"]}
         listed = [(int(i["id"]), str(i["file_name"])) for i in data["images"]]

@@ -32,7 +32,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 from fishbear.core.errors import DataError
 from fishbear.data.boxes import Boxes, box_catalog, image_size
 from fishbear.data.catalog import Catalog
-from fishbear.data.label_files import locate_image, read_label_text, structure_of
+from fishbear.data.label_files import locate_image, read_label_json, structure_of
 from fishbear.formats.base import BoxLabelWriter, LabelFormat
 
 log = logging.getLogger(__name__)
@@ -86,12 +86,7 @@ class LabelStudioReader:
         path = root / self.json
         if self.source not in SOURCES:
             raise DataError(f"data.reader.source={self.source!r}: use annotations or predictions.")
-        try:
-            tasks = json.loads(read_label_text(path))
-        except FileNotFoundError:
-            raise DataError(f"No Label Studio tasks at {path}; set data.reader.json (relative to data.root).") from None
-        except json.JSONDecodeError as err:
-            raise DataError(f"{path} is not valid JSON ({err}); export the project again (format JSON).") from None
+        tasks = read_label_json(path, "data.reader.json", "Label Studio")
         if isinstance(tasks, dict):  # one task, as the API returns it
             tasks = [tasks]
         if not isinstance(tasks, list):

@@ -5,7 +5,6 @@ boxes around them. The class is a region attribute (``label_attribute``)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 from fishbear.core.errors import DataError
 from fishbear.data.boxes import Boxes, box_catalog
 from fishbear.data.catalog import Catalog
-from fishbear.data.label_files import locate_image, read_label_text, structure_of
+from fishbear.data.label_files import locate_image, read_label_json, structure_of
 from fishbear.formats.base import LabelFormat
 
 
@@ -52,12 +51,7 @@ class ViaReader:
     def __call__(self, root: Path) -> Catalog:
         root = Path(root)
         path = root / self.json
-        try:
-            data = json.loads(read_label_text(path))
-        except FileNotFoundError:
-            raise DataError(f"VIA file {path} does not exist; set data.reader.json.") from None
-        except json.JSONDecodeError as err:
-            raise DataError(f"{path} is not valid JSON ({err}); export it again from VIA.") from None
+        data = read_label_json(path, "data.reader.json", "VIA")
         entries_json = data.get("_via_img_metadata", data) if isinstance(data, dict) else None
         if not isinstance(entries_json, dict):
             raise DataError(f"{path}: expected a VIA export (an object of images), found {type(data).__name__}.")

@@ -5,25 +5,14 @@ so they are normalised per region and scaled to the real frame)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from fishbear.core.errors import DataError
 from fishbear.data.boxes import Boxes, box_catalog, image_size
 from fishbear.data.catalog import Catalog
-from fishbear.data.label_files import find_image, named_image, read_label_text, structure_of
+from fishbear.data.label_files import find_image, named_image, read_label_json, structure_of
 from fishbear.formats.base import LabelFormat
-
-
-def _load_json(path: Path) -> Any:
-    try:
-        return json.loads(read_label_text(path))
-    except FileNotFoundError:
-        raise DataError(f"VoTT file {path} does not exist; set data.reader.file.") from None
-    except json.JSONDecodeError as err:
-        raise DataError(f"{path} is not valid JSON ({err}); export it again from VoTT.") from None
 
 
 @dataclass(frozen=True)
@@ -42,7 +31,7 @@ class VottJsonReader:
     def __call__(self, root: Path) -> Catalog:
         root = Path(root)
         path = root / self.file
-        data = _load_json(path)
+        data = read_label_json(path, "data.reader.file", "VoTT")
         with structure_of(path, "VoTT JSON export"):
             if isinstance(data, dict) and "frames" in data:
                 entries = self._video(data, path, root / self.images)
