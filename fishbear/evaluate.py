@@ -31,6 +31,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     meta = checkpoint.meta
     datamodule.set_image_size(meta.image_size)
     datamodule.set_normalization(meta.mean, meta.std)
+    datamodule.set_fit(meta.resize, meta.preprocess)
     datamodule.prepare_data()
     datamodule.setup("test")
     if tuple(datamodule.classes) != meta.classes:

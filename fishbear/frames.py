@@ -88,8 +88,7 @@ def cut(args: DictConfig) -> Path:
     width = max(6, len(str(total or 0)))
 
     def frames() -> Iterator[Frame]:
-        for frame in read_frames(video, args.every):
-            yield Frame(frame.index, frame.time, enhance(frame.image)) if args.enhance else frame
+        yield from read_frames(video, args.every)
 
     predictor = None
     if args.sort_with is not None:
@@ -129,7 +128,9 @@ def cut(args: DictConfig) -> Path:
             extra = predictor.kind.frame_columns(result)  # detection: the frame's boxes
             extra_columns = list(extra)
             row += list(extra.values())
-        outputs.write_bytes(out / relative, _jpeg(frame.image, args.quality))
+        # enhance=true changes the saved frames; the model sees what it was trained on (its preprocess)
+        saved = enhance(frame.image) if args.enhance else frame.image
+        outputs.write_bytes(out / relative, _jpeg(saved, args.quality))
         rows.append(row[:2] + [relative.as_posix()] + row[2:])
     if not rows:
         raise DataError(f"{video} yielded no frames.")

@@ -34,7 +34,7 @@ from fishbear.core.outputs import OutputClash, OutputFiles, refuse_stem_clashes
 from fishbear.data.images import image_problem, is_image_file
 from fishbear.data.video import is_video_file, read_frames
 from fishbear.engine.commandline import check_ranges, compose_cli, user_errors_exit
-from fishbear.engine.inference import Predictor
+from fishbear.engine.inference import Batched, open_predictor
 from fishbear.formats import writable
 from fishbear.kinds.base import OutputWriter
 
@@ -49,10 +49,10 @@ def _checked(cfg: DictConfig) -> DictConfig:
     return check_ranges(cfg, counts=("batch_size", "every"), fractions=("score",))
 
 
-def _predictor(cfg: DictConfig) -> Predictor:
-    """The checkpoint's predictor; ``score=`` changes a detector's threshold for this command only."""
-    return Predictor.from_checkpoint(cfg.ckpt, device=cfg.device,
-                                     score_threshold=None if cfg.score is None else float(cfg.score))
+def _predictor(cfg: DictConfig) -> Batched:
+    """The checkpoint's predictor, or an export folder's (onnxruntime); ``score=`` changes a
+    detector's threshold for this command only."""
+    return open_predictor(cfg.ckpt, device=cfg.device, score_threshold=None if cfg.score is None else float(cfg.score))
 
 
 @user_errors_exit
@@ -135,7 +135,7 @@ def _readable(files: list[Path]) -> list[Path]:
     return kept
 
 
-def output_writer(predictor: Predictor, cfg: DictConfig, beside: Path, prefix: str,
+def output_writer(predictor: Batched, cfg: DictConfig, beside: Path, prefix: str,
                   outputs: OutputFiles) -> OutputWriter | None:
     """What the kind writes beside the CSV (masks, drawn boxes and VOC XML), into the folder the
     command line names for it (``masks=``, ``boxes=``) or ``<prefix>_<masks|boxes>/`` beside the

@@ -8,9 +8,9 @@ difference of a 150 x 84 thumbnail under 5 of 255: re-encoded copies differ by a
 frames by far more); the burst k = 4175-4225 has no labelled counterpart but k = 4200. The API
 says "fish" when its tags contain ``fish``. fishbear's calls come from ``run.py --protocol kfold``
 (every frame sorted by a model that did not train on its time block), read from its
-``calls.csv``.
+``calls.csv`` (one per seed: ``<scratch>/seed<S>/calls.csv``).
 
-    python experiments/fish_frames/azure.py --calls SCRATCH/calls.csv [--shared ../shared/data]
+    python experiments/fish_frames/azure.py --calls SCRATCH/seed1/calls.csv [--shared ../shared/data]
 """
 
 from __future__ import annotations
@@ -57,7 +57,8 @@ def main() -> None:
     args = parser.parse_args()
     matched = matched_frames(args.shared)
     with args.calls.open(newline="") as handle:
-        calls = {int(row["second"]): row for row in csv.DictReader(handle)}
+        # run.py's calls.csv names each sorted frame by its file, video1_frame_<N>.jpg
+        calls = {int(re.search(r"_(\d+)\.jpg$", row["file"]).group(1)): row for row in csv.DictReader(handle)}
     seconds = sorted(n for n in matched if n in calls)
     truth = [calls[n]["truth"] == "fish" for n in seconds]
     print(f"{len(matched)} of the API's frames match a labelled frame; {len(seconds)} of them were sorted by fishbear; "

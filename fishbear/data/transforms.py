@@ -30,6 +30,25 @@ class MovesWithImage(Protocol):
 RESIZES = ("crop", "pad", "squish")
 
 
+class Enhance(A.ImageOnlyTransform):
+    """Grey-world white balance and CLAHE (``fishbear.data.video.enhance``): water that is greener
+    or bluer by the hour looks alike. A model trained with it sees it at inference too (the
+    checkpoint's ``preprocess``)."""
+
+    def __init__(self, p: float = 1.0) -> None:
+        super().__init__(p=p)
+
+    def apply(self, img: Any, **params: Any) -> Any:
+        from fishbear.data.video import enhance
+
+        return enhance(img)
+
+
+# what data.preprocess may name: applied to the whole picture, before any resize or augmentation,
+# in training, evaluation and prediction alike
+PREPROCESS: dict[str, type[A.ImageOnlyTransform]] = {"enhance": Enhance}
+
+
 @dataclass(frozen=True)
 class Augment:
     """Training-time augmentation, fastai's ``aug_transforms`` in albumentations terms.
@@ -56,9 +75,11 @@ def build_transforms(
     augment: Augment | None = None,
     kind: MovesWithImage | None = None,
     resize: str | None = None,
+    preprocess: tuple[str, ...] | list[str] = (),
 ) -> A.Compose:
     """Pipeline for ``stage`` (``train`` augments; ``valid``, ``test``, ``predict`` only resize);
-    ``kind``: the task kind whose targets move with the image (None: none, photographs' crop).
+    ``kind``: the task kind whose targets move with the image (None: none, photographs' crop);
+    ``preprocess``: named steps (:data:`PREPROCESS`) applied first, in every stage.
 
     Classification evaluates on the short side resized and centre-cropped, as torchvision's and
     fastai's defaults do, so photographs keep their aspect ratio; kinds whose targets cover the
@@ -82,7 +103,11 @@ def build_transforms(
         # scaled until it covers height x width (the aspect kept), then the centre cut out: a
         # 600x336 video frame at [192, 336] keeps its whole width, not a 336-wide middle
         fit = [A.SmallestMaxSize(max_size_hw=(height, width)), A.CenterCrop(height, width)]
-    ops: list[A.BasicTransform] = []
+    unknown = [name for name in preprocess if name not in PREPROCESS]
+    if unknown:
+        raise ConfigError(f"data.preprocess={list(preprocess)}: {', '.join(unknown)} is not known; use "
+                          f"{', '.join(PREPROCESS)} (or [] for none).")
+    ops: list[A.BasicTransform] = [PREPROCESS[name]() for name in preprocess]
     if stage == "train" and augment is not None:
         low, high = augment.crop_scale
         if (low, high) == (1.0, 1.0) or resize == "pad":

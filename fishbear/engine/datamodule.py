@@ -103,6 +103,7 @@ class ImageDataModule(L.LightningDataModule):
         cache_dir: str | Path | None = None,
         resize: str | None = None,
         decode_cache: bool = False,
+        preprocess: list[str] | None = None,
     ) -> None:
         """``valid_pct`` / ``test_pct``: the seeded fractions of ``train`` held out when the reader
         finds no such split (``test_pct: 0`` tests on validation). ``on_bad_image``: ``error`` stops
@@ -126,7 +127,9 @@ class ImageDataModule(L.LightningDataModule):
         ``resize``: how a picture is fitted to ``image_size`` (``crop``, ``squish``, ``pad``; None:
         the kind's choice; see :func:`fishbear.data.transforms.build_transforms`).
         ``decode_cache``: training images decoded once and kept as arrays under
-        ``cache_dir/decoded`` (:mod:`fishbear.data.decoded`)."""
+        ``cache_dir/decoded`` (:mod:`fishbear.data.decoded`).
+        ``preprocess``: named steps applied to every picture first (``enhance``: grey-world and
+        CLAHE), carried by the checkpoint so inference does the same."""
         super().__init__()
         self.root = Path(root).expanduser()
         self.reader = reader
@@ -158,6 +161,7 @@ class ImageDataModule(L.LightningDataModule):
         self.decode_cache = bool(decode_cache)
         self.duplicate_check: DuplicateCheck | None = None
         self.resize = resize
+        self.preprocess: tuple[str, ...] = tuple(preprocess or ())
         self.mean: tuple[float, ...] = IMAGENET_MEAN
         self.std: tuple[float, ...] = IMAGENET_STD
         self._catalog: Catalog | None = None
@@ -183,6 +187,12 @@ class ImageDataModule(L.LightningDataModule):
     def set_normalization(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
         """Use the network's statistics (ImageNet's for pretrained weights); datasets are rebuilt."""
         self.mean, self.std = tuple(float(m) for m in mean), tuple(float(s) for s in std)
+        self._datasets.clear()
+
+    def set_fit(self, resize: str | None, preprocess: tuple[str, ...]) -> None:
+        """How a model was fed (its checkpoint's ``resize`` and ``preprocess``): an evaluation feeds
+        it the same way, whatever the data config says."""
+        self.resize, self.preprocess = resize, tuple(preprocess)
         self._datasets.clear()
 
     def set_image_size(self, image_size: int | list[int]) -> None:
@@ -354,6 +364,7 @@ class ImageDataModule(L.LightningDataModule):
                 self.augment if split == "train" else None,
                 self.kind,
                 self.resize,
+                self.preprocess,
             )
             decode = DecodedImages(self.cache_dir / "decoded").load if self.decode_cache and split == "train" else None
             self._datasets[split] = ImageDataset(self.samples(split), transform, self.kind, self.num_classes,

@@ -189,13 +189,19 @@ def build_experiment(cfg: DictConfig, settings: TrainerSettings) -> tuple[Any, A
     meta = ModelMeta(
         kind=kind.name, classes=tuple(datamodule.classes), image_size=size if isinstance(size, int) else tuple(size),
         mean=tuple(datamodule.mean), std=tuple(datamodule.std),
-        model_cfg=OmegaConf.to_container(cfg.model, resolve=True), resize=datamodule.resize, data_name=datamodule.name,
+        model_cfg=OmegaConf.to_container(cfg.model, resolve=True), resize=datamodule.resize,
+        preprocess=datamodule.preprocess, data_name=datamodule.name,
         settings=kind.settings_type(**kind.data_settings(datamodule)),
         # what a resume checks: the run it belongs to, and the split it was started on
-        provenance=Provenance(run=record(Path(cfg.paths.output_dir), overrides),
+        provenance=Provenance(run=record(Path(cfg.paths.output_dir), overrides, _run_config(cfg)),
                               data_fingerprint=fingerprint(datamodule.catalog.splits, datamodule.root)))
     task = instantiate(cfg.task, "task", network=network, classes=datamodule.classes, meta=meta, **settings.task_args())
     return datamodule, task
+
+
+def _run_config(cfg: DictConfig) -> str:
+    """The composed config as YAML, interpolations kept, without Hydra's section."""
+    return OmegaConf.to_yaml({k: cfg._get_node(k) for k in cfg if k != "hydra"})
 
 
 def check_fits(network: Any, datamodule: Any) -> None:

@@ -26,7 +26,33 @@ from fishbear.kinds.meta import ModelMeta
 K = TypeVar("K")
 
 
-class Predictor:
+class Batched:
+    """What every predictor offers from its ``predict_batch``: one image, a lazy stream, files;
+    and what a command reads of it (the kind, for the files it writes, and the model's meta)."""
+
+    kind: Kind
+    meta: ModelMeta
+
+    def predict_batch(self, images: Sequence[Any]) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def predict(self, image: str | Path | Image.Image | np.ndarray) -> dict[str, Any]:
+        """The prediction for one image (a path, a PIL image or an H x W x 3 array)."""
+        return self.predict_batch([image])[0]
+
+    def predict_stream(self, items: Iterable[tuple[K, Any]], batch_size: int = 32) -> Iterator[tuple[K, dict[str, Any]]]:
+        """Predictions for ``(key, image)`` pairs in batches, keys passed through: file paths for
+        folders, frame numbers for videos; lazy, so a long video is never held in memory."""
+        pairs = iter(items)
+        while chunk := list(islice(pairs, batch_size)):
+            keys, images = zip(*chunk)
+            yield from zip(keys, self.predict_batch(list(images)))
+
+    def predict_files(self, paths: Iterable[Path], batch_size: int = 32) -> Iterator[tuple[Path, dict[str, Any]]]:
+        return self.predict_stream(((path, path) for path in paths), batch_size)
+
+
+class Predictor(Batched):
     """A network and its :class:`~fishbear.kinds.meta.ModelMeta`: images in, the kind's readings out."""
 
     def __init__(self, network: torch.nn.Module, meta: ModelMeta, device: str = "cpu") -> None:
@@ -36,7 +62,8 @@ class Predictor:
         self.image_size: int | tuple[int, int] = meta.image_size
         self.device = torch.device(device)
         self.network = network.to(self.device).eval()
-        self.transform = build_transforms("predict", self.image_size, meta.mean, meta.std, None, self.kind, meta.resize)
+        self.transform = build_transforms("predict", self.image_size, meta.mean, meta.std, None, self.kind, meta.resize,
+                                          meta.preprocess)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu", kind: Kind | str | None = None,
@@ -63,17 +90,41 @@ class Predictor:
         predictions = to_cpu(self.kind.predictions(self.network(batch)))
         return self.kind.interpret(predictions, [a.shape[:2] for a in arrays], self.meta)
 
-    def predict(self, image: str | Path | Image.Image | np.ndarray) -> dict[str, Any]:
-        """The prediction for one image (a path, a PIL image or an H x W x 3 array)."""
-        return self.predict_batch([image])[0]
 
-    def predict_stream(self, items: Iterable[tuple[K, Any]], batch_size: int = 32) -> Iterator[tuple[K, dict[str, Any]]]:
-        """Predictions for ``(key, image)`` pairs in batches, keys passed through: file paths for
-        folders, frame numbers for videos; lazy, so a long video is never held in memory."""
-        pairs = iter(items)
-        while chunk := list(islice(pairs, batch_size)):
-            keys, images = zip(*chunk)
-            yield from zip(keys, self.predict_batch(list(images)))
 
-    def predict_files(self, paths: Iterable[Path], batch_size: int = 32) -> Iterator[tuple[Path, dict[str, Any]]]:
-        return self.predict_stream(((path, path) for path in paths), batch_size)
+class ExportedPredictor(Batched):
+    """An export folder of ``fishbear export`` (``model.onnx`` + ``export.json``) behind the same
+    calls as :class:`Predictor`, answered by onnxruntime through the standalone predictor's code
+    (:mod:`fishbear.engine.standalone`): what ``fishbear predict ckpt=EXPORT_DIR`` runs."""
+
+    def __init__(self, folder: str | Path, model: str | None = None) -> None:
+        from fishbear.engine.standalone import OnnxPredictor
+        from fishbear.kinds import KINDS
+
+        self.onnx = OnnxPredictor(folder, model=model)
+        self.meta = ModelMeta.from_section(self.onnx.meta.get("model_meta"), Path(folder) / "export.json", KINDS)
+        self.kind: Kind = get_kind(self.meta.kind)
+        self.classes = list(self.meta.classes)
+        self.image_size = self.meta.image_size
+
+    def predict_batch(self, images: Sequence[Any]) -> list[dict[str, Any]]:
+        return self.onnx.predict_batch([Predictor._array(image) for image in images])
+
+
+
+def is_export_folder(path: str | Path) -> bool:
+    return Path(path).is_dir() and (Path(path) / "export.json").is_file()
+
+
+def open_predictor(path: str | Path, device: str = "cpu", **settings: Any) -> Predictor | ExportedPredictor:
+    """A checkpoint's :class:`Predictor`, or an export folder's :class:`ExportedPredictor`
+    (whose settings are the ones exported: ``settings`` must be None there)."""
+    if is_export_folder(path):
+        changed = sorted(k for k, v in settings.items() if v is not None)
+        if changed:
+            from fishbear.core.errors import CheckpointError
+
+            raise CheckpointError(f"{path} is an export folder: its settings ({', '.join(changed)}) were fixed at "
+                                  "export; export the checkpoint again to change them.")
+        return ExportedPredictor(path)
+    return Predictor.from_checkpoint(path, device=device, **settings)

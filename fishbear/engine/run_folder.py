@@ -78,12 +78,14 @@ def refuse_other_overrides(argv: list[str]) -> None:
         raise _refusal(run_dir, comparable(saved), comparable(given))
 
 
-def record(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
+def record(run_dir: Path, overrides: list[str], config: str = "") -> dict[str, Any]:
     """What a checkpoint keeps of the run it belongs to: the overrides that make it what it is,
-    and the texts of its ``.hydra`` files (to put back if another run is refused in the folder)."""
+    the texts of its ``.hydra`` files (to put back if another run is refused in the folder), and
+    the run's composed config without Hydra's own section (``config``: what ``export`` rebuilds
+    the run's test split from, wherever the run folder has gone)."""
     hydra_dir = Path(run_dir) / ".hydra"
     files = {name: (hydra_dir / name).read_text() for name in HYDRA_FILES if (hydra_dir / name).is_file()}
-    return {"overrides": comparable(list(overrides)), "hydra_files": files}
+    return {"overrides": comparable(list(overrides)), "hydra_files": files, "config": config}
 
 
 def check_same_run(run_dir: Path, saved: dict[str, Any] | None, overrides: list[str]) -> None:

@@ -123,6 +123,35 @@ class Kind:
         ``rows``: several rows) and whatever else the kind hands over (a mask, boxes)."""
         raise NotImplementedError
 
+    # -- export (fishbear export: an ONNX graph answering in the kind's user units) -------------------
+    # the graph's outputs, in order, and what a standalone predictor does with them afterwards
+    export_outputs: ClassVar[tuple[str, ...]] = ()
+    # which reading of the standalone predictor (``fishbear.engine.standalone.READINGS``) answers
+    export_reading: ClassVar[str] = ""
+
+    def exported(self, outputs: Any, original_size: Any, meta: ModelMeta) -> tuple[Any, ...]:
+        """The network's outputs as :attr:`export_outputs`, in torch operations an ONNX exporter
+        traces (``original_size``: N x 2 heights and widths of the pictures before resizing)."""
+        raise NotImplementedError(f"a '{self.name}' model cannot be exported")
+
+    def export_refusal(self, meta: ModelMeta) -> str | None:
+        """Why a model of this kind (and these settings) is not exported, in one sentence; None: it is."""
+        return None if self.export_outputs else f"a '{self.name}' model cannot be exported yet"
+
+    def export_info(self, meta: ModelMeta) -> dict[str, Any]:
+        """What ``export.json`` adds for this kind (a mask palette, what is done after the graph)."""
+        return {}
+
+    # the largest difference, in the kind's user units, between the numbers of two readings of one
+    # picture (the checkpoint's and an export's) that the parity report lets pass
+    parity_tolerance: ClassVar[float] = 1e-4
+
+    def headline(self, answers: list[dict[str, Any]], samples: list[Sample], classes: list[str]) -> tuple[str, Any, bool]:
+        """The metric a user judges the model by, per test picture, from the readings ``answers``
+        of ``samples``: its name, the per-picture values (their mean is the figure) and whether
+        higher is better. None: the kind has none for parity."""
+        raise NotImplementedError
+
     # -- the parts that need Lightning, matplotlib or scikit-learn, imported when asked -----------
     def task_class(self) -> type:
         """The LightningModule that trains this kind (``fishbear.kinds.<kind>.task``)."""

@@ -61,8 +61,9 @@ class Provenance:
 class ModelMeta:
     """Everything inference needs besides the weights: the task kind, the class names (index =
     output), the input size the weights were trained at, the normalisation, how a picture is
-    fitted to the size (``resize``: crop, squish, pad; None: the kind's choice), the network's
-    settings (rebuilt from fishbear's own builders only), and the kind's settings."""
+    fitted to the size (``resize``: crop, squish, pad; None: the kind's choice), the steps applied
+    to every picture first (``preprocess``: ``enhance``), the network's settings (rebuilt from
+    fishbear's own builders only), and the kind's settings."""
 
     kind: str
     classes: tuple[str, ...]
@@ -72,6 +73,7 @@ class ModelMeta:
     model_cfg: dict[str, Any]
     settings: KindSettings = field(default_factory=NoSettings)
     resize: str | None = None
+    preprocess: tuple[str, ...] = ()
     data_name: str | None = None
     provenance: Provenance = field(default_factory=Provenance)
 
@@ -97,7 +99,8 @@ class ModelMeta:
             image_size=int(size) if isinstance(size, int) else tuple(int(v) for v in size),
             mean=tuple(float(v) for v in section["mean"]), std=tuple(float(v) for v in section["std"]),
             model_cfg=dict(section["model_cfg"]), settings=kinds[section["kind"]].settings_type.from_section(section),
-            resize=section.get("resize"), data_name=section.get("data_name"),
+            resize=section.get("resize"), preprocess=tuple(section.get("preprocess") or ()),
+            data_name=section.get("data_name"),
             provenance=Provenance(run=section.get("run"), data_fingerprint=section.get("data_fingerprint"),
                                   fit_seconds=float(section.get("fit_seconds") or 0.0),
                                   wall_seconds=float(section.get("wall_seconds") or 0.0)))
@@ -114,6 +117,7 @@ class ModelMeta:
         size = self.image_size if isinstance(self.image_size, int) else list(self.image_size)
         return {"kind": self.kind, "classes": list(self.classes), "image_size": size, "mean": list(self.mean),
                 "std": list(self.std), "model_cfg": dict(self.model_cfg), "resize": self.resize,
+                "preprocess": list(self.preprocess),
                 "data_name": self.data_name, **self.settings.to_section(), "run": self.provenance.run,
                 "data_fingerprint": self.provenance.data_fingerprint, "fit_seconds": self.provenance.fit_seconds,
                 "wall_seconds": self.provenance.wall_seconds}

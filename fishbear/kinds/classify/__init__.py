@@ -73,6 +73,15 @@ class Classify(Kind):
     def predictions(self, outputs: Any) -> Any:
         return outputs.float().softmax(dim=1)
 
+    export_outputs: ClassVar[tuple[str, ...]] = ("probabilities",)
+    export_reading: ClassVar[str] = "class"
+
+    def exported(self, outputs: Any, original_size: Any, meta: Any) -> tuple[Any, ...]:
+        return (self.predictions(outputs),)
+
+    def headline(self, answers: list[dict[str, Any]], samples: list[Any], classes: list[str]) -> tuple[str, Any, bool]:
+        return "accuracy", np.array([a["label"] == classes[s.target] for a, s in zip(answers, samples)], float), True
+
     def interpret(self, predictions: Any, sizes: list[tuple[int, int]], meta: Any) -> list[dict[str, Any]]:
         classes = list(meta.classes)
         out = []

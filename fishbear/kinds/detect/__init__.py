@@ -89,6 +89,11 @@ class Detect(Kind):
             xml = voc_xml(f"{name}.jpg", source.image_size, source.image_size, objects)
             (root / "Annotations" / f"{name}.xml").write_text(xml)
 
+    def export_refusal(self, meta: Any) -> str | None:
+        return ("a detector is not exported: torchvision's Faster R-CNN does not pass torch.export (its proposal "
+                "filtering has data-dependent shapes; pytorch #146152, vision #8937), and an export that answers "
+                "differently is not written; predict with the checkpoint itself (fishbear predict ckpt=CKPT input=...)")
+
     def predictions(self, outputs: Any) -> Any:
         return outputs
 

@@ -63,6 +63,18 @@ class MultiLabel(Kind):
     def predictions(self, outputs: Any) -> Any:
         return outputs.float().sigmoid()
 
+    export_outputs: ClassVar[tuple[str, ...]] = ("probabilities",)
+    export_reading: ClassVar[str] = "tags"
+
+    def exported(self, outputs: Any, original_size: Any, meta: Any) -> tuple[Any, ...]:
+        return (self.predictions(outputs),)  # the tags from their thresholds (the meta's settings), outside
+
+    def headline(self, answers: list[dict[str, Any]], samples: list[Any], classes: list[str]) -> tuple[str, Any, bool]:
+        """The share of tag decisions that are right, per picture."""
+        right = [np.mean([(c in a["tags"]) == (i in s.target) for i, c in enumerate(classes)])
+                 for a, s in zip(answers, samples)]
+        return "tag accuracy", np.array(right, float), True
+
     def interpret(self, predictions: Any, sizes: list[tuple[int, int]], meta: Any) -> list[dict[str, Any]]:
         classes = list(meta.classes)
         cut = meta.settings.cuts(len(classes))

@@ -72,6 +72,28 @@ class Points(Kind):
             rows.append(f"{name},{star.cx:.2f},{star.cy:.2f}")
         (root / "points.csv").write_text("\n".join(rows) + "\n")
 
+    export_outputs: ClassVar[tuple[str, ...]] = ("points",)
+    export_reading: ClassVar[str] = "coordinates"
+    parity_tolerance: ClassVar[float] = 0.05  # pixels of the original picture
+
+    def headline(self, answers: list[dict[str, Any]], samples: list[Any], classes: list[str]) -> tuple[str, Any, bool]:
+        distances = [np.mean(np.linalg.norm(np.array([a["points"][c] for c in classes]) - np.asarray(s.target, float), axis=1))
+                     for a, s in zip(answers, samples)]
+        return "mean distance (px)", np.array(distances, float), False
+
+    def exported(self, outputs: Any, original_size: Any, meta: Any) -> tuple[Any, ...]:
+        """N x K x 2 coordinates in pixels of each original picture (the letterbox undone), as
+        :meth:`interpret` computes them."""
+        points = outputs.float().flatten(1).unflatten(1, (-1, 2))  # not len(): export keeps the batch axis
+        size = original_size.float().flip(1)[:, None, :]  # N x 1 x (width, height)
+        if meta.resize != "pad":
+            return ((points + 1) / 2 * size,)
+        model_h, model_w = as_hw(meta.image_size)
+        model = torch.tensor([model_w, model_h], dtype=torch.float32, device=points.device)
+        factor = torch.minimum(model_h / size[..., 1], model_w / size[..., 0])[..., None]  # N x 1 x 1
+        offset = (model - size * factor) / 2
+        return (((points + 1) / 2 * model - offset) / factor,)
+
     def interpret(self, predictions: Any, sizes: list[tuple[int, int]], meta: Any) -> list[dict[str, Any]]:
         """Coordinates in pixels of each original image (the whole frame was resized, not cropped)."""
         names = list(meta.classes)

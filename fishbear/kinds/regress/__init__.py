@@ -74,6 +74,19 @@ class Regress(Kind):
         """Raw network outputs (standardised values, or log-rates); :func:`values` reads them."""
         return outputs.float()
 
+    export_outputs: ClassVar[tuple[str, ...]] = ("values",)
+    export_reading: ClassVar[str] = "values"
+
+    parity_tolerance: ClassVar[float] = 1e-3  # values in their own units (counts, ages): a thousandth
+
+    def exported(self, outputs: Any, original_size: Any, meta: Any) -> tuple[Any, ...]:
+        return (values(outputs, meta.settings),)
+
+    def headline(self, answers: list[dict[str, Any]], samples: list[Any], classes: list[str]) -> tuple[str, Any, bool]:
+        errors = [np.mean(np.abs(np.array([a["values"][c] for c in classes]) - np.asarray(s.target, float).reshape(-1)))
+                  for a, s in zip(answers, samples)]
+        return "mean absolute error", np.array(errors, float), False
+
     def interpret(self, predictions: Any, sizes: list[tuple[int, int]], meta: Any) -> list[dict[str, Any]]:
         names = list(meta.classes)
         out = []
@@ -88,7 +101,7 @@ class Regress(Kind):
 
 def values(outputs: torch.Tensor, settings: RegressSettings) -> torch.Tensor:
     """Network outputs as values in the targets' units (N x values)."""
-    outputs = outputs.float().reshape(len(outputs), -1)
+    outputs = outputs.float().flatten(1)  # not len(): export keeps the batch axis
     if settings.regress_loss == "poisson":
         return outputs.exp()
     mean = torch.as_tensor(settings.value_mean or 0.0, dtype=torch.float32, device=outputs.device)

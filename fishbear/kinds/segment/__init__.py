@@ -79,6 +79,39 @@ class Segment(Kind):
     def predictions(self, outputs: Any) -> Any:
         return outputs.float().softmax(dim=1)
 
+    # scores at the model's size; outside, resized to each picture's size (bilinear, half-pixel
+    # centres, as torch's interpolate) and the class with the highest score taken per pixel
+    export_outputs: ClassVar[tuple[str, ...]] = ("scores",)
+    export_reading: ClassVar[str] = "mask"
+
+    def exported(self, outputs: Any, original_size: Any, meta: Any) -> tuple[Any, ...]:
+        return (self.predictions(outputs),)
+
+    def headline(self, answers: list[dict[str, Any]], samples: list[Any], classes: list[str]) -> tuple[str, Any, bool]:
+        """Pixel accuracy per picture (every code counts: the void code's pixels are left out by the
+        report, which knows it; here both readings are scored alike)."""
+        from PIL import Image
+
+        right = []
+        for answer, sample in zip(answers, samples):
+            with Image.open(sample.target) as mask:
+                truth = np.asarray(mask)
+            right.append(float((answer["mask"] == truth).mean()))
+        return "pixel accuracy", np.array(right, float), True
+
+    def export_refusal(self, meta: Any) -> str | None:
+        if meta.resize == "pad":
+            return ("a segmentation model trained with data.resize=pad is not exported yet: its letterbox would be "
+                    "cut out of the scores per picture, outside the graph")
+        return None
+
+    def export_info(self, meta: Any) -> dict[str, Any]:
+        from fishbear.reports.plots import palette
+
+        return {"palette": palette(len(meta.classes), meta.settings.void_index).ravel().tolist(),
+                "postprocess": "scores resized to the picture's size (OpenCV INTER_LINEAR on float32), then the "
+                               "class of the highest score per pixel"}
+
     def kept_predictions(self, outputs: Any) -> Any:
         """Class-index masks, not scores: a test set of score maps would not fit in memory."""
         return outputs.argmax(dim=1).to(torch.uint8 if outputs.shape[1] <= 256 else torch.int32)

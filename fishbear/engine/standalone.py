@@ -1,0 +1,266 @@
+"""A fishbear model exported to ONNX, answering without PyTorch, Lightning, Hydra or fishbear.
+
+``fishbear export`` copies this file into the export folder as ``predict.py``; it needs only
+onnxruntime, numpy, Pillow and OpenCV (the resize stays outside the graph, done with the same
+OpenCV calls albumentations makes in training, so the pixels the graph sees are the pixels the
+network was tested on). ``fishbear predict ckpt=EXPORT_DIR`` runs it too.
+
+    python predict.py IMAGE_OR_FOLDER [--output CSV] [--batch-size 32] [--masks DIR] [--overwrite]
+
+It writes the CSV ``fishbear predict`` writes (the same columns in the same order): beside a
+folder as ``predictions.csv``, beside an image as ``<stem>.predictions.csv``, or to ``--output``;
+it replaces no existing file unless ``--overwrite``. What the graph expects and what is done
+outside it (decoding, orientation, the fit to the model's size, each kind's reading) is in
+``export.json`` beside the model, and here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageOps
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
+MODEL_FILE, META_FILE = "model.onnx", "export.json"
+
+
+def is_image_file(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    """H x W x 3 uint8, upright (EXIF orientation applied), 16-bit greys scaled to 8 bits: as fishbear reads."""
+    with Image.open(path) as opened:
+        image = ImageOps.exif_transpose(opened)
+        if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+            values = np.asarray(image, dtype=np.float64)
+            high = 65535.0 if image.mode.startswith("I;16") or values.max() > 255 else 255.0
+            grey = np.clip(np.round(values / high * 255.0), 0, 255).astype(np.uint8)
+            return np.repeat(grey[..., None], 3, axis=2)
+        return np.asarray(image.convert("RGB"))
+
+
+def _enhance(image: np.ndarray) -> np.ndarray:
+    """Grey-world white balance, then CLAHE (clip 2, 8 x 8 tiles) on the L channel of LAB."""
+    import cv2
+
+    pixels = image.astype(np.float32)
+    means = pixels.reshape(-1, 3).mean(axis=0)
+    balanced = np.clip(pixels * (means.mean() / np.maximum(means, 1.0)), 0, 255).astype(np.uint8)
+    lab = cv2.cvtColor(balanced, cv2.COLOR_RGB2LAB)
+    lab[..., 0] = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)).apply(lab[..., 0])
+    return cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)
+
+
+PREPROCESS = {"enhance": _enhance}
+
+
+def _resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    import cv2
+
+    if image.shape[:2] == (height, width):
+        return image
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def fit(image: np.ndarray, meta: dict[str, Any]) -> np.ndarray:
+    """The picture fitted to the model's size as fishbear's evaluation does: ``crop`` (short side
+    scaled to cover, centre cut out), ``squish`` (the whole frame resized) or ``pad`` (scaled to fit
+    inside, letterboxed with black)."""
+    import cv2
+
+    height, width = meta["input_size"]
+    h, w = image.shape[:2]
+    if meta["resize"] == "squish":
+        return _resize(image, height, width)
+    if meta["resize"] == "pad":
+        scale = min(height / h, width / w)
+        scaled = _resize(image, max(1, round(h * scale)), max(1, round(w * scale)))
+        sh, sw = scaled.shape[:2]
+        top, left = int((height - sh) / 2.0) if sh < height else 0, int((width - sw) / 2.0) if sw < width else 0
+        return cv2.copyMakeBorder(scaled, top, max(0, height - sh - top), left, max(0, width - sw - left),
+                                  cv2.BORDER_CONSTANT, value=(0, 0, 0))
+    scale = max(height / h, width / w)
+    scaled = _resize(image, max(1, round(h * scale)), max(1, round(w * scale)))
+    sh, sw = scaled.shape[:2]
+    y0, x0 = (sh - height) // 2, (sw - width) // 2
+    return scaled[y0:y0 + height, x0:x0 + width]
+
+
+def prepare(image: np.ndarray, meta: dict[str, Any]) -> np.ndarray:
+    """What the graph's ``image`` input takes for one picture: 3 x H x W float32 of 0..255 values."""
+    for step in meta.get("preprocess", []):
+        image = PREPROCESS[step](image)
+    return np.ascontiguousarray(fit(image, meta).transpose(2, 0, 1)).astype(np.float32)
+
+
+# -- the readings of the graph's outputs, one per kind: the columns fishbear predict writes ------------------
+def _a_class(outputs: dict[str, np.ndarray], i: int, size: tuple[int, int], meta: dict[str, Any]) -> dict[str, Any]:
+    classes, row = meta["classes"], outputs["probabilities"][i]
+    best = int(row.argmax())
+    return {"label": classes[best], "probability": float(row[best]),
+            "probabilities": {c: float(p) for c, p in zip(classes, row)},
+            "summary": f"{classes[best]}\t{row[best]:.4f}",
+            "columns": {"label": classes[best], "probability": f"{row[best]:.6f}",
+                        **{f"p_{c}": f"{p:.6f}" for c, p in zip(classes, row)}}}
+
+
+def _tags(outputs: dict[str, np.ndarray], i: int, size: tuple[int, int], meta: dict[str, Any]) -> dict[str, Any]:
+    classes, row = meta["classes"], outputs["probabilities"][i]
+    settings = meta["settings"]
+    cut = np.asarray(settings.get("thresholds") or [settings["threshold"]] * len(classes))
+    tags = [c for c, p, t in zip(classes, row, cut) if p > t]
+    return {"tags": tags, "probabilities": {c: float(p) for c, p in zip(classes, row)},
+            "summary": " ".join(f"{c}:{p:.2f}" for c, p, t in zip(classes, row, cut) if p > t) or "(no tag)",
+            "columns": {"tags": " ".join(tags), **{f"p_{c}": f"{p:.6f}" for c, p in zip(classes, row)}}}
+
+
+def _values(outputs: dict[str, np.ndarray], i: int, size: tuple[int, int], meta: dict[str, Any]) -> dict[str, Any]:
+    names, row = meta["classes"], outputs["values"][i]
+    return {"values": {n: float(v) for n, v in zip(names, row)},
+            "summary": "  ".join(f"{n} {v:.3f}" for n, v in zip(names, row)),
+            "columns": {n: f"{v:.4f}" for n, v in zip(names, row)}}
+
+
+def _coordinates(outputs: dict[str, np.ndarray], i: int, size: tuple[int, int], meta: dict[str, Any]) -> dict[str, Any]:
+    names, points = meta["classes"], outputs["points"][i]
+    return {"points": {n: (float(x), float(y)) for n, (x, y) in zip(names, points)},
+            "summary": "  ".join(f"{n} ({x:.1f}, {y:.1f})" for n, (x, y) in zip(names, points)),
+            "columns": {key: f"{value:.2f}" for n, (x, y) in zip(names, points)
+                        for key, value in ((f"{n}_x", x), (f"{n}_y", y))}}
+
+
+def _mask(outputs: dict[str, np.ndarray], i: int, size: tuple[int, int], meta: dict[str, Any]) -> dict[str, Any]:
+    """Scores resized to the picture's size (bilinear, half-pixel centres) before the argmax."""
+    import cv2
+
+    classes, scores = meta["classes"], outputs["scores"][i]
+    height, width = size
+    resized = np.stack([cv2.resize(channel, (width, height), interpolation=cv2.INTER_LINEAR) for channel in scores])
+    mask = resized.argmax(0).astype(np.uint8)
+    share = np.bincount(mask.ravel(), minlength=len(classes)) / mask.size
+    top = np.argsort(share)[::-1][:3]
+    return {"mask": mask, "summary": ", ".join(f"{classes[k]} {share[k]:.0%}" for k in top if share[k] > 0),
+            "columns": {f"share_{c}": f"{s:.4f}" for c, s in zip(classes, share)}}
+
+
+# export.json's "reading" (each kind's ``export_reading``) -> what turns the graph's outputs into its answer
+READINGS = {"class": _a_class, "tags": _tags, "values": _values, "coordinates": _coordinates, "mask": _mask}
+
+
+class OnnxPredictor:
+    """``model.onnx`` and ``export.json`` of an export folder; images in, the kind's readings out."""
+
+    def __init__(self, folder: str | Path, threads: int | None = None, model: str | None = None) -> None:
+        import onnxruntime as ort
+
+        self.folder = Path(folder)
+        self.meta = json.loads((self.folder / META_FILE).read_text())
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = int(threads)
+        self.model = self.folder / (model or self.meta.get("model", MODEL_FILE))
+        self.session = ort.InferenceSession(str(self.model), options, providers=["CPUExecutionProvider"])
+        self.kind = self.meta["kind"]
+        self.answer = READINGS[self.meta["reading"]]
+
+    def run(self, batch: np.ndarray, sizes: np.ndarray) -> dict[str, np.ndarray]:
+        """The graph's outputs for N prepared pictures and their original (height, width)."""
+        names = [o.name for o in self.session.get_outputs()]
+        return dict(zip(names, self.session.run(None, {"image": batch, "original_size": sizes})))
+
+    def predict_batch(self, images: list[np.ndarray]) -> list[dict[str, Any]]:
+        batch = np.stack([prepare(image, self.meta) for image in images])
+        sizes = np.array([image.shape[:2] for image in images], dtype=np.int64)
+        outputs = self.run(batch, sizes)
+        return [self.answer(outputs, i, tuple(int(v) for v in sizes[i]), self.meta) for i in range(len(images))]
+
+    def predict(self, image: str | Path | np.ndarray) -> dict[str, Any]:
+        return self.predict_batch([load_rgb(Path(image)) if isinstance(image, (str, Path)) else image])[0]
+
+    def predict_files(self, paths: Iterable[Path], batch_size: int = 32) -> Iterator[tuple[Path, dict[str, Any]]]:
+        paths = list(paths)
+        for start in range(0, len(paths), batch_size):
+            chunk = paths[start:start + batch_size]
+            yield from zip(chunk, self.predict_batch([load_rgb(p) for p in chunk]))
+
+
+def _mask_png(mask: np.ndarray, colours: list[int]) -> bytes:
+    picture = Image.fromarray(mask, mode="P")
+    picture.putpalette(colours)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _readable(files: list[Path]) -> list[Path]:
+    kept = []
+    for path in files:
+        try:
+            with Image.open(path) as image:
+                image.load()
+            kept.append(path)
+        except Exception as err:  # noqa: BLE001 (any file that does not decode is skipped and named)
+            print(f"warning: skipped {path} ({type(err).__name__}: {err})", file=sys.stderr)
+    return kept
+
+
+def main(argv: list[str] | None = None, folder: Path | None = None) -> Path:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("input", type=Path, help="an image, or a folder of images (searched recursively)")
+    parser.add_argument("--output", type=Path, default=None, help="the CSV (default: beside the input)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--masks", type=Path, default=None, help="segmentation: the folder of the masks")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing CSV or mask")
+    parser.add_argument("--threads", type=int, default=None, help="onnxruntime's intra-op threads")
+    parser.add_argument("--model", default=None, help="another model file of the folder (model.int8.onnx)")
+    args = parser.parse_args(argv)
+    predictor = OnnxPredictor(folder or Path(__file__).resolve().parent, args.threads, args.model)
+    source = args.input
+    if source.is_dir():
+        files, default, base = sorted(p for p in source.rglob("*") if p.is_file() and is_image_file(p)), \
+            source / "predictions.csv", source
+    elif source.is_file():
+        files, default, base = [source], source.with_suffix(".predictions.csv"), source.parent
+    else:
+        raise SystemExit(f"error: {source} is neither an image nor a folder")
+    masks = args.masks or base / "predicted_masks"
+    if predictor.meta["reading"] == "mask":
+        files = [p for p in files if masks.resolve() not in p.resolve().parents]
+    files = _readable(files)
+    if not files:
+        raise SystemExit(f"error: {source} holds no readable image")
+    output = args.output or default
+    if output.exists() and not args.overwrite:
+        raise SystemExit(f"error: {output} exists; give --output elsewhere or --overwrite")
+    rows = []
+    for path, result in predictor.predict_files(files, args.batch_size):
+        print(f"{path}\t{result['summary']}")
+        extra = {}
+        if "mask" in result:
+            key = path.relative_to(base).with_suffix("").as_posix() if base in path.parents else path.stem
+            target = masks / f"{key}_P.png"
+            if target.exists() and not args.overwrite:
+                raise SystemExit(f"error: {target} exists; give --masks elsewhere or --overwrite")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(_mask_png(result["mask"], predictor.meta["palette"]))
+            extra = {"mask": str(target)}
+        rows.append({"file": str(path), **extra, **result["columns"]})
+    with output.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"Predictions for {len(files)} images: {output}")
+    return output
+
+
+if __name__ == "__main__":
+    main()
