@@ -28,6 +28,7 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
     Command("train", "train, test and report a run: fishbear train data=bears model=resnet34", hydra=True),
     Command("evaluate", "test a checkpoint on data and write its report: fishbear evaluate ckpt=... data=...",
             hydra=True),
+    Command("fetch", "image-search URL lists to a clean dataset with its manifest: fishbear fetch urls=DIR out=DIR"),
     Command("predict", "predictions for images, folders or a video as CSV (and masks, boxes): fishbear predict "
                        "ckpt=... input=..."),
     Command("frames", "cut a video into frames, optionally sorted by a checkpoint: fishbear frames video=... out=..."),

@@ -39,14 +39,15 @@ def test_readme_lists_the_main_commands():
 
 
 OTHER_COMMANDS = [c for c in readme_commands() if c.split()[2] in ("fishbear.predict", "fishbear.frames",
-                                                                    "fishbear.convert", "fishbear.evaluate")]
+                                                                    "fishbear.convert", "fishbear.evaluate",
+                                                                    "fishbear.export", "fishbear.fetch")]
 
 
 @pytest.mark.parametrize("command", OTHER_COMMANDS)
 def test_documented_commands_that_need_a_users_files_compose(command):
-    """predict, frames, convert and evaluate as the docs write them: every key is one the command
-    takes, every value of the right form (they are run on tiny data by test_predict, test_video,
-    test_convert and test_evaluate)."""
+    """predict, frames, convert, evaluate, export and fetch as the docs write them: every key is one
+    the command takes, every value of the right form (they are run on tiny data by test_predict,
+    test_video, test_convert, test_evaluate, test_export and test_fetch)."""
     from fishbear.engine.commandline import compose_cli
 
     from .conftest import compose_train
@@ -151,7 +152,7 @@ def _fast_overrides(command: str, tmp_path, monkeypatch) -> list[str]:
         return [f"data.root={requires_shared('camvid')}", "data.image_size=[64,96]", "data.batch_size=4",
                 "data.num_workers=0", "trainer.max_epochs=1", "trainer.limit_train_batches=2",
                 "trainer.limit_val_batches=1", "trainer.limit_test_batches=1", "trainer.num_sanity_val_steps=0"]
-    if "data=bears" in command:
+    if "data=bears" in command or "data.root=bears_web" in command:  # bears_web: fetch's bears from the URL lists
         from .conftest import requires_shared
 
         return [f"data.root={requires_shared('bears')}", "data.image_size=32", "data.batch_size=8",

@@ -108,10 +108,14 @@ class OutputFiles:
         """Write ``data`` to ``path`` atomically under the policy, recording it as fishbear's."""
         path = Path(path)
         self.check(path, data)
+        digest = hashlib.sha256(data).hexdigest()
         if path.is_file() and self.is_ours(path):
             self.replaced += 1
+        if path.is_file() and not path.is_symlink() and path.stat().st_size == len(data) and sha256_of(path) == digest:
+            self._record(path, digest)  # already there, byte for byte: left as it is (its time too)
+            return path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._record(path, hashlib.sha256(data).hexdigest())
+        self._record(path, digest)
         return atomic_write(path, lambda handle: handle.write(data))
 
     def write_text(self, path: Path, text: str) -> Path:
@@ -140,6 +144,15 @@ class OutputFiles:
             except OSError:
                 staged.unlink(missing_ok=True)
         return self.write_bytes(target, source.read_bytes())
+
+    def remove_if_ours(self, path: Path) -> bool:
+        """Delete ``path`` when it holds exactly what fishbear wrote there (a file a later run of
+        the same command no longer writes); a file of the user's, or changed since, is kept."""
+        path = Path(path)
+        if path.is_file() and not path.is_symlink() and self.is_ours(path):
+            path.unlink()
+            return True
+        return False
 
     def _record(self, path: Path, digest: str) -> None:
         folder = path.parent.absolute()

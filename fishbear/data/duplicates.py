@@ -41,17 +41,22 @@ class Fingerprint:
     thumb: bytes  # 8 x 8 RGB, 192 bytes
 
 
-def _fingerprint(path: Path) -> Fingerprint:
+def fingerprint_of_picture(rgb: Any, data: bytes) -> Fingerprint:
+    """The fingerprint of an opened RGB picture whose file holds ``data``."""
     import imagehash
+    from PIL import Image
+
+    phash = int(str(imagehash.phash(rgb)), 16)
+    return Fingerprint(hashlib.sha1(data).hexdigest(), phash, rgb.resize((8, 8), Image.BOX).tobytes())
+
+
+def _fingerprint(path: Path) -> Fingerprint:
     from PIL import Image
 
     data = path.read_bytes()
     with Image.open(path) as image:
         image.draft("RGB", (128, 128))  # JPEG decodes at 1/2..1/8 scale: the hash reads 32 x 32 anyway
-        rgb = image.convert("RGB")
-        phash = int(str(imagehash.phash(rgb)), 16)
-        thumb = rgb.resize((8, 8), Image.BOX).tobytes()
-    return Fingerprint(hashlib.sha1(data).hexdigest(), phash, thumb)
+        return fingerprint_of_picture(image.convert("RGB"), data)
 
 
 def fingerprints(paths: list[Path], cache_dir: Path | None) -> dict[Path, Fingerprint]:
@@ -91,7 +96,7 @@ def fingerprints(paths: list[Path], cache_dir: Path | None) -> dict[Path, Finger
     return out
 
 
-def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Hamming distances between two arrays of 64-bit hashes (len(a) x len(b))."""
     return np.bitwise_count(a[:, None] ^ b[None, :])
 
@@ -139,7 +144,7 @@ def find_duplicates(splits: dict[str, list[Sample]], prints: dict[Path, Fingerpr
                 continue
             copied = copied_in[second]
             for start in range(0, len(hashes[second]), 2048):  # bounded memory for large test sets
-                d = _distances(hashes[second][start:start + 2048], hashes[first])
+                d = hamming(hashes[second][start:start + 2048], hashes[first])
                 rows, cols = np.nonzero(d <= threshold)
                 alike = np.abs(thumbs[second][start + rows] - thumbs[first][cols]).mean(1) <= THUMB_TOLERANCE
                 rows, cols = rows[alike], cols[alike]

@@ -228,7 +228,7 @@ class ImageDataModule(L.LightningDataModule):
     def prepare_data(self) -> None:
         if self.source is not None:
             self.source.prepare(self.root, self.kind)
-        elif self.root.exists() and not self.root.is_dir():
+        if self.root.exists() and not self.root.is_dir():
             raise DataError(
                 f"data.root={self.root} is a file, not a folder. Set data.root to the dataset's folder "
                 f"(data={self.name} expects the {type(self.reader).__name__} layout there)."
