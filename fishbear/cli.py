@@ -31,6 +31,8 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
     Command("fetch", "image-search URL lists to a clean dataset with its manifest: fishbear fetch urls=DIR out=DIR"),
     Command("predict", "predictions for images, folders or a video as CSV (and masks, boxes): fishbear predict "
                        "ckpt=... input=..."),
+    Command("review", "look at the images a model doubts, keep / remove / relabel them in the browser, apply: "
+                      "fishbear review run=RUN_DIR"),
     Command("frames", "cut a video into frames, optionally sorted by a checkpoint: fishbear frames video=... out=..."),
     Command("export", "a checkpoint as ONNX with a standalone predictor and a parity report: fishbear export "
                       "ckpt=RUN/checkpoints/best.ckpt"),

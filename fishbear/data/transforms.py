@@ -54,14 +54,19 @@ class Augment:
     """Training-time augmentation, fastai's ``aug_transforms`` in albumentations terms.
 
     ``crop_scale`` is the area range of the random resized crop (``[1, 1]`` turns cropping off),
-    ``rotate`` the maximum rotation in degrees, ``lighting`` the brightness/contrast change,
-    ``blur`` the probability of a light Gaussian blur.
+    ``rotate`` the maximum rotation in degrees, ``zoom`` the largest zoom in (fastai's
+    ``max_zoom``; 1: none), ``warp`` the perspective warp (fastai's ``max_warp``: corners moved by
+    up to half this share of the side; 0: none), ``lighting`` the brightness/contrast change,
+    ``blur`` the probability of a light Gaussian blur. The affine and lighting changes apply with
+    probability 0.75, as fastai's ``p_affine`` and ``p_lighting``.
     """
 
     hflip: bool = True
     vflip: bool = False
     crop_scale: tuple[float, float] = (0.35, 1.0)
     rotate: float = 10.0
+    zoom: float = 1.0
+    warp: float = 0.0
     lighting: float = 0.2
     saturation: float = 0.1
     blur: float = 0.1
@@ -120,8 +125,12 @@ def build_transforms(
             ops.append(A.HorizontalFlip(p=0.5))
         if augment.vflip:
             ops.append(A.VerticalFlip(p=0.5))
-        if augment.rotate:
-            ops.append(A.Affine(rotate=(-augment.rotate, augment.rotate), border_mode=cv2.BORDER_REPLICATE, p=0.75))
+        if augment.rotate or augment.zoom > 1.0:
+            ops.append(A.Affine(rotate=(-augment.rotate, augment.rotate), scale=(1.0, max(1.0, augment.zoom)),
+                                border_mode=cv2.BORDER_REPLICATE, p=0.75))
+        if augment.warp:
+            ops.append(A.Perspective(scale=(0.0, augment.warp / 2), keep_size=True, border_mode=cv2.BORDER_REPLICATE,
+                                     p=0.75))
         if augment.lighting or augment.saturation:
             ops.append(A.ColorJitter(brightness=augment.lighting, contrast=augment.lighting,
                                      saturation=augment.saturation, hue=0.0, p=0.75))

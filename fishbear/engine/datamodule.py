@@ -36,6 +36,7 @@ from fishbear.data.duplicates import (
 from fishbear.data.images import header_problem, image_problem
 from fishbear.data.splits import SplitPlan
 from fishbear.data.transforms import Augment, build_transforms
+from fishbear.engine.review_log import dataset_note
 from fishbear.kinds import Kind, get_kind
 
 log = logging.getLogger(__name__)
@@ -220,6 +221,7 @@ class ImageDataModule(L.LightningDataModule):
             "duplicates": self.duplicate_check.summary() if self.duplicate_check is not None else None,
             "skipped": [{"file": str(path), "reason": why} for path, why in self.catalog.skipped],
             "void": self.void,
+            "review": dataset_note(self.root),
             "mean": list(self.mean),
             "std": list(self.std),
         }

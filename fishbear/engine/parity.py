@@ -243,37 +243,13 @@ def gate_dicts(found: list[Gate]) -> list[dict[str, Any]]:
 
 
 def run_test_split(meta: Any, limit: int) -> tuple[list[Any], str]:
-    """The test pictures of the run the checkpoint belongs to (its config travels in the
-    checkpoint), in the split's order, at most ``limit``; and a line saying which they are and
-    whether the split still is the one the weights were tested on (its fingerprint)."""
-    from omegaconf import OmegaConf
+    """The test pictures of the run the checkpoint belongs to, in the split's order, at most
+    ``limit``; and a line saying which they are and whether the split still is the one the
+    weights were tested on (its fingerprint)."""
+    from fishbear.engine.run_data import run_datamodule, split_note
 
-    from fishbear.core.errors import DataError
-    from fishbear.engine.experiment import build_datamodule
-    from fishbear.engine.run_folder import fingerprint
-
-    run = meta.provenance.run or {}
-    text = run.get("config") or (run.get("hydra_files") or {}).get("config.yaml")
-    if not text:
-        raise DataError("the checkpoint carries no run config (it was written before fishbear recorded one), so its "
-                        "test split is unknown; give images=FOLDER of pictures to check the export on.")
-    cfg = OmegaConf.create(text)
-    cfg.paths.output_dir = "."
-    datamodule = build_datamodule(cfg)
-    datamodule.set_image_size(meta.image_size)
-    datamodule.set_normalization(meta.mean, meta.std)
-    datamodule.set_fit(meta.resize, meta.preprocess)
-    try:
-        datamodule.prepare_data()
-        datamodule.setup("test")
-    except DataError as err:
-        raise DataError(f"the run's test split cannot be read ({err}); run export where the run was trained (its "
-                        "data.root may be relative), or give images=FOLDER.") from None
+    datamodule = run_datamodule(meta)
     split = datamodule.test_split
     samples = datamodule.samples(split)
-    saved = (meta.provenance.data_fingerprint or {}).get(split)
-    now = fingerprint({split: samples}, datamodule.root)[split]
-    same = "the split the run tested" if saved == now else (
-        "NOT the split recorded in the checkpoint (the data changed since)" if saved else "no fingerprint recorded")
-    return samples[:limit], (f"{min(limit, len(samples))} of the {len(samples)} pictures of the run's {split} split "
-                             f"at {datamodule.root} ({same})")
+    return samples[:limit], (f"{min(limit, len(samples))} of the {len(samples)} pictures of the run's "
+                             f"{split_note(datamodule, meta, split)}")

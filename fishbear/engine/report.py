@@ -113,6 +113,11 @@ def render_markdown(report: dict[str, Any]) -> str:
                                            [[k, fmt(v), interval(k)] for k, v in report["metrics"].items()]), ""]
     if methods:
         lines += [f"Intervals: {'; '.join(methods)}.", ""]
+    review = (report.get("data") or {}).get("review")
+    if review:
+        lines += [f"The data changed since the review of `{review['review']}`: {review['relabelled']} images relabelled, "
+                  f"{review['removed']} removed (under `_removed/`), applied {review['applied']}; compare with that "
+                  "run's report.", ""]
     kind = report["kind"]
     if report.get(kind):
         lines += get_kind(kind).markdown(report[kind], report)

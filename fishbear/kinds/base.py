@@ -59,6 +59,8 @@ class Kind:
     written_files: ClassVar[str | None] = None
     # a trained model of this kind can file video frames into class folders (fishbear.frames)
     sorts_frames: ClassVar[bool] = False
+    # each image has one class, held by its folder: fishbear review ranks and relabels them
+    reviews_labels: ClassVar[bool] = False
     # test metrics that are a share of test images: Wilson's interval applies when images are independent
     proportions: ClassVar[tuple[str, ...]] = ()
     # bootstrap draws for the test metrics' intervals (fishbear.reports.intervals)

@@ -21,6 +21,7 @@ class Classify(Kind):
     name: ClassVar[str] = "classify"
     package: ClassVar[str] = __name__
     sorts_frames: ClassVar[bool] = True
+    reviews_labels: ClassVar[bool] = True
     proportions: ClassVar[tuple[str, ...]] = ("acc",)
 
     def stratum(self, sample: Any) -> Hashable | None:

@@ -1,0 +1,173 @@
+"""What a person should look at first, and in what order: the cards of ``fishbear review``.
+
+Three sources, each ranked the honest way for it:
+
+- **a run**: its validation and test images, by the loss of the checkpoint's probability of the
+  image's label (``-log p``), the most confused pairs (label -> call) first; training images only
+  when asked, marked in-sample (a model's loss on what it trained on says little);
+- **a sweep of k-fold runs** (``-m data.split=kfold data.fold=0,1,2,3,4``): every image by the loss
+  of the one model that did not train on it (each run's test fold), the ranking cleanlab asks for;
+- **frames sorted by** ``fishbear frames sort_with=``: the frames marked ``review=yes`` first, then
+  by how close their smoothed score is to the fence, each with its neighbours in time.
+
+Every item names its file relative to the dataset's folder, the only folder the page serves.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fishbear.core.errors import DataError
+from fishbear.kinds import get_kind
+
+
+@dataclass
+class Item:
+    file: str                 # relative to the dataset root, "/" separated
+    label: str                # the label the dataset gives it now
+    call: str                 # the model's class
+    probability: float        # of the call
+    p_label: float            # of the label
+    loss: float               # -log p_label
+    split: str = ""
+    in_sample: bool = False   # the model trained on it
+    note: str = ""            # "review" for frames marked so, "out-of-fold" for a sweep
+    neighbours: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class ReviewSet:
+    """The cards, the classes, the dataset folder they live in, and how its class folders sit."""
+
+    root: Path
+    classes: list[str]
+    items: list[Item]
+    source: str                  # a line for the page's header
+    class_depth: int             # which part of an item's path is its class folder (ImageFolder: 1, frames: 0)
+    folder_of: dict[str, str] = field(default_factory=dict)  # class -> folder name (a reader's class_map undone)
+
+    @property
+    def files(self) -> set[str]:
+        return {i.file for i in self.items} | {n for i in self.items for n in i.neighbours}
+
+
+def _ranked(items: list[Item]) -> list[Item]:
+    """Wrong calls first, the most frequent confusion pairs before rarer ones, each by loss."""
+    pairs = Counter((i.label, i.call) for i in items if i.label != i.call)
+    return sorted(items, key=lambda i: (i.label == i.call, -pairs.get((i.label, i.call), 0), -i.loss, i.file))
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return Path(path).absolute().relative_to(Path(root).absolute()).as_posix()
+    except ValueError:
+        raise DataError(f"{path} is not under the dataset folder {root}; review reads ImageFolder datasets whose "
+                        "images live in their folder.") from None
+
+
+def _predicted(ckpt: Path, datamodule: Any, splits: list[str], note: str, in_sample: set[str]) -> list[Item]:
+    from fishbear.engine.inference import Predictor
+
+    predictor = Predictor.from_checkpoint(ckpt)
+    classes = list(predictor.classes)
+    items = []
+    for split in splits:
+        if split not in datamodule.catalog.splits:
+            continue
+        samples = datamodule.samples(split)
+        for sample, (_, answer) in zip(samples, predictor.predict_files([Path(s.image) for s in samples])):
+            label = classes[sample.target]
+            p_label = max(answer["probabilities"][label], 1e-12)
+            items.append(Item(_relative(Path(sample.image), datamodule.root), label, answer["label"],
+                              answer["probability"], p_label, -math.log(p_label), split, split in in_sample, note))
+    return items
+
+
+def _class_folders(datamodule: Any) -> tuple[int, dict[str, str]]:
+    reader = datamodule.reader
+    if type(reader).__name__ != "ImageFolderReader":
+        raise DataError(f"review moves images between class folders: data={datamodule.name} is read by "
+                        f"{type(reader).__name__}, not an ImageFolder tree. Correct its labels in its own files.")
+    folder_of = {}
+    for folder, name in (reader.class_map or {}).items():
+        folder_of.setdefault(name, folder)
+    return 1, folder_of
+
+
+def run_items(run_dir: Path, train: bool = False) -> ReviewSet:
+    """A run's validation and test images (and training images, in-sample, with ``train``)."""
+    from fishbear.engine.checkpoint import read_meta
+    from fishbear.engine.run_data import run_datamodule
+
+    ckpt = Path(run_dir) / "checkpoints" / "best.ckpt"
+    meta = read_meta(ckpt)
+    if not get_kind(meta.kind).reviews_labels:
+        raise DataError(f"{run_dir} is a '{meta.kind}' run; review ranks class labels (for boxes it writes Label "
+                        "Studio tasks: fishbear review run=RUN for a detector).")
+    datamodule = run_datamodule(meta)
+    depth, folder_of = _class_folders(datamodule)
+    splits = ["valid", "test"] + (["train"] if train else [])
+    items = _predicted(ckpt, datamodule, splits, "", {"train"})
+    return ReviewSet(datamodule.root, list(meta.classes), _ranked(items),
+                     f"run {run_dir}: {', '.join(splits)} images by loss", depth, folder_of)
+
+
+def sweep_items(sweep_dir: Path) -> ReviewSet:
+    """Every image of a k-fold sweep by its out-of-fold loss: each run's test fold, predicted by
+    that run's model."""
+    from fishbear.engine.checkpoint import read_meta
+    from fishbear.engine.run_data import run_datamodule
+
+    runs = sorted(p.parent.parent for p in Path(sweep_dir).glob("*/checkpoints/best.ckpt"))
+    if not runs:
+        raise DataError(f"{sweep_dir} holds no runs with checkpoints/best.ckpt; give a sweep folder of "
+                        "fishbear train -m data.split=kfold data.fold=0,1,2,3,4.")
+    items: list[Item] = []
+    root, classes, depth, folder_of = None, None, 1, {}
+    for run in runs:
+        meta = read_meta(run / "checkpoints" / "best.ckpt")
+        datamodule = run_datamodule(meta)
+        if root is not None and Path(datamodule.root).absolute() != Path(root).absolute():
+            raise DataError(f"{run} trained on {datamodule.root}, the sweep's other runs on {root}: one dataset per review.")
+        root, classes = datamodule.root, list(meta.classes)
+        depth, folder_of = _class_folders(datamodule)
+        items += _predicted(run / "checkpoints" / "best.ckpt", datamodule, [datamodule.test_split], "out-of-fold", set())
+    seen = Counter(i.file for i in items)
+    if max(seen.values()) > 1:
+        raise DataError(f"{sweep_dir}: {sum(n > 1 for n in seen.values())} images are in the test split of several runs: "
+                        "not a k-fold sweep (give -m data.split=kfold data.fold=0,...,K-1).")
+    return ReviewSet(root, classes, _ranked(items), f"k-fold sweep {sweep_dir}: {len(runs)} runs, out-of-fold loss",
+                     depth, folder_of)
+
+
+def frames_items(folder: Path, neighbours: int = 2) -> ReviewSet:
+    """The frames of ``fishbear frames sort_with=``: ``review=yes`` first, then the least sure."""
+    table = Path(folder) / "frames.csv"
+    if not table.is_file():
+        raise DataError(f"{table} does not exist: give frames=DIR of fishbear frames ... sort_with=CKPT out=DIR.")
+    rows = list(csv.DictReader(table.open(newline="")))
+    if not rows or "class" not in rows[0]:
+        raise DataError(f"{table} has no class column: those frames were not sorted (give sort_with= to fishbear frames).")
+    target = next((k.removeprefix("smoothed_") for k in rows[0] if k.startswith("smoothed_")), None)
+    classes = sorted({r["class"] for r in rows} | ({target, f"no_{target}"} if target else set()))
+    order = [r["file"] for r in rows]
+    items = []
+    for i, row in enumerate(rows):
+        smoothed = float(row.get(f"smoothed_{target}") or row.get("confidence") or 0.5) if target else 0.5
+        confidence = float(row.get("confidence") or 0.0)
+        label = row["class"]
+        items.append(Item(row["file"], label, label, confidence, confidence, abs(smoothed - 0.5),
+                          note="review" if row.get("review") == "yes" else "",
+                          neighbours=order[max(0, i - neighbours):i] + order[i + 1:i + 1 + neighbours]))
+    items.sort(key=lambda it: (it.note != "review", it.loss, it.file))
+    for it in items:  # the loss column of frames is the distance of the smoothed score from the fence
+        it.loss = round(it.loss, 4)
+    return ReviewSet(Path(folder), classes, items, f"frames {folder}: review=yes first, then the least sure", 0, {})

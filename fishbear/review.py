@@ -1,0 +1,175 @@
+"""``python -m fishbear.review run=RUN_DIR | sweep=SWEEP_DIR | frames=SORTED_DIR [train=true] [port=0]``,
+then ``python -m fishbear.review apply run=RUN_DIR`` (and ``undo run=RUN_DIR``).
+
+Serves a page on 127.0.0.1 (the URL it prints carries a random token) with the images to look at
+first (:mod:`fishbear.engine.review_items` says in what order) and takes decisions at the speed of
+a keyboard: keep, remove, relabel to any class, undo. Each decision is appended at once to
+``<review folder>/decisions.jsonl`` (``RUN_DIR/review/``, ``SWEEP_DIR/review/`` or
+``SORTED_DIR/review/``), so a closed tab or a killed server loses nothing. ``apply`` moves the
+files of an ImageFolder dataset (relabel: into the new class folder; remove: under ``_removed/``,
+never deleted), idempotently, with an undo log; ``undo`` restores the tree byte for byte. The next
+run on the dataset says in its report what the review changed.
+
+For a detection run, ``review`` writes the run's validation and test pictures with their predicted
+boxes as Label Studio tasks (score to sort by) and COCO files, for the tools made for boxes; their
+corrected exports read back through ``data.reader=labelstudio`` / ``coco``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from fishbear.core.atomic import atomic_write_text
+from fishbear.core.errors import ConfigError, DataError
+from fishbear.engine.commandline import compose_cli, user_errors_exit
+
+USAGE = ("fishbear review [apply|undo] run=RUN_DIR | sweep=SWEEP_DIR | frames=SORTED_DIR [train=false] "
+         "[host=127.0.0.1] [port=0] [neighbours=2]")
+ACTIONS = ("serve", "apply", "undo")
+
+
+def review_folder(cfg: DictConfig) -> tuple[str, Path, Path]:
+    """Which source (run, sweep, frames), its folder, and the review folder inside it."""
+    given = [(name, Path(str(cfg[name]))) for name in ("run", "sweep", "frames") if cfg[name]]
+    if len(given) != 1:
+        raise ConfigError(f"give one of run=, sweep= or frames= (given: {', '.join(n for n, _ in given) or 'none'}); "
+                          f"usage: {USAGE}")
+    name, folder = given[0]
+    if not folder.is_dir():
+        raise DataError(f"{name}={folder} is not a folder.")
+    return name, folder, folder / "review"
+
+
+def _review_set(name: str, folder: Path, cfg: DictConfig) -> Any:
+    from fishbear.engine import review_items
+
+    if name == "run":
+        return review_items.run_items(folder, train=bool(cfg.train))
+    if name == "sweep":
+        return review_items.sweep_items(folder)
+    return review_items.frames_items(folder, int(cfg.neighbours))
+
+
+def _boxes_for_tools(run: Path, where: Path) -> Path:
+    """A detection run's validation and test pictures with the checkpoint's boxes as Label Studio
+    tasks and COCO files (``fishbear predict``'s writers, in a process of its own), in
+    ``where/pictures/`` (copies, or hard links where the file system allows: Label Studio and the
+    readers take only pictures inside the folder)."""
+    import os
+    import shutil
+
+    from fishbear.engine.checkpoint import read_meta
+    from fishbear.engine.run_data import run_datamodule
+
+    ckpt = run / "checkpoints" / "best.ckpt"
+    datamodule = run_datamodule(read_meta(ckpt))
+    pictures = where / "pictures"
+    for split in ("valid", "test"):
+        for sample in datamodule.catalog.splits.get(split, []):
+            copy = pictures / split / Path(sample.image).name
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            if not copy.exists():
+                try:
+                    os.link(sample.image, copy)
+                except OSError:
+                    shutil.copyfile(sample.image, copy)
+    for fmt in ("labelstudio", "coco"):
+        ran = subprocess.run([sys.executable, "-m", "fishbear.predict", f"ckpt={ckpt}", f"input={pictures}",
+                              f"format={fmt}", f"boxes={pictures / fmt}", f"output={where / f'{fmt}_predictions.csv'}",
+                              "score=0.05", "overwrite=true"], capture_output=True, text=True)
+        if ran.returncode != 0:
+            raise DataError(f"writing the {fmt} files failed: {ran.stderr.strip().splitlines()[-1:]}")
+    print(f"Boxes of {ckpt} for the annotation tools, beside copies of the run's validation and test pictures in "
+          f"{pictures}: {pictures / 'labelstudio'} (import tasks.json with label_config.xml into Label Studio; sort by "
+          f"the prediction score) and {pictures / 'coco'}. Read a corrected export back with data.reader=labelstudio "
+          "or data.reader=coco.")
+    return pictures
+
+
+def serve(cfg: DictConfig) -> Any:
+    from fishbear.engine.checkpoint import read_meta
+    from fishbear.engine.review_log import DecisionLog
+    from fishbear.engine.review_server import ReviewServer
+    from fishbear.kinds import get_kind
+
+    name, folder, where = review_folder(cfg)
+    if name == "run" and (folder / "checkpoints" / "best.ckpt").is_file():
+        kind = get_kind(read_meta(folder / "checkpoints" / "best.ckpt").kind)
+        if kind.written_files == "boxes":
+            return _boxes_for_tools(folder, where)
+    review = _review_set(name, folder, cfg)
+    where.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(where / "review.json", json.dumps(
+        {"source": review.source, "root": str(Path(review.root).absolute()), "classes": review.classes,
+         "class_depth": review.class_depth, "folder_of": review.folder_of, "of": f"{name}={folder}"}, indent=1) + "\n")
+    server = ReviewServer(review, DecisionLog(where / "decisions.jsonl"), str(cfg.host), int(cfg.port))
+    if str(cfg.host) not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: serving on {cfg.host}, not the loopback address: other machines can reach it "
+              "(the token still guards it).", file=sys.stderr)
+    print(f"Review of {len(review.items)} images ({review.source}):\n  {server.url}\n"
+          f"Decisions go to {where / 'decisions.jsonl'}; then: fishbear review apply {name}={folder}", flush=True)
+    if cfg.get("background"):
+        return server.start()
+    try:
+        server.httpd.serve_forever()
+    except KeyboardInterrupt:
+        print("stopped; the decisions are kept.")
+    finally:
+        server.httpd.server_close()
+    return server
+
+
+def _saved(where: Path) -> dict[str, Any]:
+    path = where / "review.json"
+    if not path.is_file():
+        raise DataError(f"{path} does not exist: run fishbear review first (it records the dataset it reviews).")
+    return json.loads(path.read_text())
+
+
+def apply_decisions(cfg: DictConfig) -> dict[str, int]:
+    from fishbear.engine.review_log import DecisionLog, apply
+
+    name, folder, where = review_folder(cfg)
+    saved = _saved(where)
+    decisions = DecisionLog(where / "decisions.jsonl").effective()
+    counts = apply(Path(saved["root"]), decisions, int(saved["class_depth"]), saved["folder_of"],
+                   where / "applied.jsonl", saved["of"])
+    print(f"Applied to {saved['root']}: {counts['relabelled']} relabelled and {counts['removed']} removed now "
+          f"({counts['already']} already applied, {counts['missing']} files missing); in all "
+          f"{counts['total_relabelled']} relabelled, {counts['total_removed']} under _removed/. "
+          f"Undo: fishbear review undo {name}={folder}")
+    return counts
+
+
+def undo_decisions(cfg: DictConfig) -> int:
+    from fishbear.engine.review_log import undo
+
+    name, folder, where = review_folder(cfg)
+    saved = _saved(where)
+    restored = undo(Path(saved["root"]), where / "applied.jsonl")
+    print(f"Restored {restored} files in {saved['root']} (the decisions are kept: apply again to redo).")
+    return restored
+
+
+@user_errors_exit
+def main(argv: list[str] | None = None) -> Any:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    action = argv.pop(0) if argv and argv[0] in ACTIONS else "serve"
+    cfg = compose_cli("review", argv, USAGE)
+    return {"serve": serve, "apply": apply_decisions, "undo": undo_decisions}[action](cfg)
+
+
+def cli(argv: list[str]) -> int:
+    """``fishbear review ...`` and ``python -m fishbear.review ...``."""
+    main(argv)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli(sys.argv[1:]))

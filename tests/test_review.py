@@ -1,0 +1,200 @@
+"""fishbear review: the page (driven by a headless chromium), the decision log, apply and undo."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import compose_train
+
+CHROMIUM = Path("/usr/bin/chromium")
+BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+def _tree(root: Path) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() and not p.name.startswith(".")}
+
+
+@pytest.fixture(scope="module")
+def reviewed_run(tmp_path_factory, data_cache):
+    """A tiny classifier trained on a private copy of the tiny shapes (apply moves its files)."""
+    import os
+
+    from fishbear.train import train
+
+    from .conftest import TINY
+
+    os.environ["FISHBEAR_DATA"] = str(data_cache)
+    base = tmp_path_factory.mktemp("review")
+    first = train(compose_train(TINY + ["logger=none"], base / "seed_run"))
+    data = base / "data"
+    shutil.copytree(first["data"]["root"], data, symlinks=False)
+    run = base / "run"
+    train(compose_train(["data=folder", f"data.root={data}", "data.image_size=32", "data.batch_size=8",
+                         "data.num_workers=0", "trainer.max_epochs=1", "trainer.num_sanity_val_steps=0",
+                         "logger=none", "model=convnet"], run))
+    return run, data
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+def test_only_the_reviews_pictures_are_served_and_only_with_the_token(reviewed_run, tmp_path):
+    from fishbear.review import main
+
+    run, data = reviewed_run
+    server = main([f"run={run}", "background=true"])
+    (data / "test" / "circle" / "link.jpg").symlink_to("/etc/hostname")  # planted after the review started
+    try:
+        base, token = server.url.split("/?token=")
+        state = json.loads(_get(f"{base}/api/state?token={token}")[1])
+        first = state["items"][0]["file"]
+        assert _get(f"{base}/image?token={token}&file={first}")[0] == 200
+        assert _get(f"{base}/image?file={first}")[0] == 403                 # no token
+        assert _get(f"{base}/image?token=wrong&file={first}")[0] == 403
+        assert _get(f"{base}/api/state")[0] == 403 and _get(f"{base}/")[0] == 403
+        for bad in ("../run/checkpoints/best.ckpt", "/etc/hostname", "test/circle/link.jpg",
+                    "test/../../run/report.json", "test\\circle\\x.jpg", ""):
+            assert _get(f"{base}/image?token={token}&file={urllib.request.quote(bad)}")[0] == 404, bad
+        # deciding on a file that is not a card is refused too
+        request = urllib.request.Request(f"{base}/api/decide?token={token}", method="POST",
+                                         data=json.dumps({"file": "../x.jpg", "action": "remove"}).encode())
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request)
+        assert refused.value.code == 400
+    finally:
+        server.stop()
+        (data / "test" / "circle" / "link.jpg").unlink()
+
+
+def test_the_page_decides_by_keyboard_keeps_decisions_and_apply_undo_round_trip(reviewed_run, tmp_path):
+    if not CHROMIUM.is_file():
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from fishbear.review import main
+
+    run, data = reviewed_run
+    shutil.rmtree(run / "review", ignore_errors=True)
+    before = _tree(data)
+    server = main([f"run={run}", "background=true"])
+    classes = json.loads((run / "review" / "review.json").read_text())["classes"]
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.goto(server.url)
+            page.wait_for_selector(".card")
+            cards = page.locator(".card")
+            first, second, third = (cards.nth(i).get_attribute("data-file") for i in range(3))
+            label = first.split("/")[1]
+            new = next(c for c in classes if c != label)
+            page.keyboard.press(str(classes.index(new) + 1))   # relabel the first card
+            page.keyboard.press("x")                          # remove the second
+            page.keyboard.press("x")                          # remove the third
+            page.keyboard.press("u")                          # undo that
+            page.wait_for_function("document.querySelector('#status').textContent.includes('2 decided')")
+            page.reload()
+            page.wait_for_selector(".card")
+            decided = {c.get_attribute("data-file"): c.locator(".decision").inner_text()
+                       for c in page.locator(".card").all()}
+            assert decided[first] == f"relabel \u2192 {new}" and decided[second] == "remove" and decided[third] == ""
+            page.screenshot(path=str(tmp_path / "review.png"))
+            browser.close()
+    finally:
+        server.stop()
+    # the decisions are on disk: a new server (a killed one's successor) shows them
+    again = main([f"run={run}", "background=true"])
+    try:
+        assert set(again.state()["decisions"]) == {first, second}
+    finally:
+        again.stop()
+
+    main(["apply", f"run={run}"])
+    after = _tree(data)
+    moved_to = first.replace(f"/{label}/", f"/{new}/", 1)
+    assert set(before) - set(after) == {first, second}
+    assert set(after) - set(before) == {moved_to, f"_removed/{second}"}
+    assert after[moved_to] == before[first] and after[f"_removed/{second}"] == before[second]
+    assert json.loads((data / ".fishbear-review.json").read_text())["relabelled"] == 1
+    main(["apply", f"run={run}"])                             # idempotent
+    assert _tree(data) == after
+    main(["undo", f"run={run}"])
+    assert _tree(data) == before and not (data / "_removed").exists()
+
+
+def test_the_decision_log_undoes_in_order_and_survives_a_cut_line(tmp_path):
+    from fishbear.engine.review_log import DecisionLog
+
+    log = DecisionLog(tmp_path / "decisions.jsonl")
+    log.decide("a.jpg", "relabel", "dog", ["cat", "dog"])
+    log.decide("b.jpg", "remove", None, ["cat", "dog"])
+    log.decide("a.jpg", "keep", None, ["cat", "dog"])
+    assert log.undo()["file"] == "a.jpg"
+    assert {f: d["action"] for f, d in log.effective().items()} == {"a.jpg": "relabel", "b.jpg": "remove"}
+    with open(tmp_path / "decisions.jsonl", "a") as handle:
+        handle.write('{"seq": 9, "file": "c.j')                 # a kill mid-line
+    reread = DecisionLog(tmp_path / "decisions.jsonl")
+    assert {f: d["action"] for f, d in reread.effective().items()} == {"a.jpg": "relabel", "b.jpg": "remove"}
+    from fishbear.core.errors import DataError
+
+    with pytest.raises(DataError, match="the classes are"):
+        reread.decide("a.jpg", "relabel", "bird", ["cat", "dog"])
+
+
+def test_sorted_frames_put_the_marked_ones_first_with_their_neighbours(tmp_path):
+    from fishbear.engine.review_items import frames_items
+
+    rows = ["frame,time,file,class,confidence,score_fish,smoothed_fish,review"]
+    for i in range(6):
+        label = "fish" if i % 2 else "no_fish"
+        rows.append(f"{i},{i}.0,{label}/frame_{i:06d}.jpg,{label},0.9,0.5,{0.1 * i:.2f},{'yes' if i == 4 else ''}")
+        (tmp_path / label).mkdir(exist_ok=True)
+        (tmp_path / label / f"frame_{i:06d}.jpg").write_bytes(b"")
+    (tmp_path / "frames.csv").write_text("\n".join(rows) + "\n")
+    found = frames_items(tmp_path, neighbours=1)
+    assert found.items[0].file == "no_fish/frame_000004.jpg" and found.items[0].note == "review"
+    assert found.items[0].neighbours == ["fish/frame_000003.jpg", "fish/frame_000005.jpg"]
+    assert found.items[1].file == "fish/frame_000005.jpg"  # smoothed 0.5: the least sure next
+    assert found.classes == ["fish", "no_fish"] and found.class_depth == 0
+
+
+def test_a_reviewed_dataset_says_so_in_the_next_runs_report(reviewed_run, tmp_path):
+    from fishbear.engine.review_log import DATASET_NOTE
+    from fishbear.train import train
+
+    _, data = reviewed_run
+    copy = tmp_path / "data"
+    shutil.copytree(data, copy)
+    (copy / DATASET_NOTE).write_text(json.dumps({"review": "run=/x", "relabelled": 3, "removed": 2,
+                                                 "applied": "2026-12-01T10:00:00"}))
+    report = train(compose_train(["data=folder", f"data.root={copy}", "data.image_size=32", "data.batch_size=8",
+                                  "data.num_workers=0", "trainer.max_epochs=1", "trainer.num_sanity_val_steps=0",
+                                  "logger=none"], tmp_path / "run"))
+    assert report["data"]["review"]["relabelled"] == 3
+    assert "3 images relabelled, 2 removed" in (tmp_path / "run" / "report.md").read_text()
+
+
+def test_a_detection_run_goes_to_the_box_tools_and_reads_back(trained_detector, tmp_path):
+    from fishbear.formats.labelstudio import LabelStudioReader
+    from fishbear.review import main
+
+    ckpt, _ = trained_detector
+    pictures = main([f"run={ckpt.parent.parent}"])
+    tasks = json.loads((pictures / "labelstudio" / "tasks.json").read_text())
+    scored = [r["score"] for t in tasks for r in t["predictions"][0]["result"]]
+    assert len(tasks) == len(list(pictures.glob("*/*.jpg"))) > 0 and all(0.05 <= s <= 1 for s in scored)
+    read = LabelStudioReader(json="labelstudio/tasks.json", source="predictions")(pictures)
+    assert sum(len(s.target) for s in read.splits["train"]) == len(scored)
+    assert (pictures / "coco" / "instances.json").is_file()
