@@ -36,6 +36,7 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
     Command("frames", "cut a video into frames, optionally sorted by a checkpoint: fishbear frames video=... out=..."),
     Command("export", "a checkpoint as ONNX with a standalone predictor and a parity report: fishbear export "
                       "ckpt=RUN/checkpoints/best.ckpt"),
+    Command("serve", "a model behind HTTP with a demo page (LitServe): fishbear serve ckpt=RUN/checkpoints/best.ckpt"),
     Command("convert", "a box dataset from one label format into another: fishbear convert src=... src_format=voc "
                        "dst=... dst_format=coco"),
     Command("lr_find", "the learning-rate range test of a run's config: fishbear lr_find data=... model=...",

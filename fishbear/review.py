@@ -18,7 +18,6 @@ corrected exports read back through ``data.reader=labelstudio`` / ``coco``.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -57,19 +56,22 @@ def _review_set(name: str, folder: Path, cfg: DictConfig) -> Any:
 
 
 def _boxes_for_tools(run: Path, where: Path) -> Path:
-    """A detection run's validation and test pictures with the checkpoint's boxes as Label Studio
-    tasks and COCO files (``fishbear predict``'s writers, in a process of its own), in
-    ``where/pictures/`` (copies, or hard links where the file system allows: Label Studio and the
-    readers take only pictures inside the folder)."""
+    """A detection run's validation and test pictures with the checkpoint's boxes (score 0.05 on)
+    as Label Studio tasks and COCO files, written by the kind's own writers (as ``fishbear predict
+    format=...`` writes them) beside copies of the pictures in ``where/pictures/`` (hard links where
+    the file system allows: Label Studio and the readers take only pictures inside the folder)."""
     import os
     import shutil
 
-    from fishbear.engine.checkpoint import read_meta
+    from fishbear.core.outputs import OutputFiles
+    from fishbear.engine.inference import Predictor
     from fishbear.engine.run_data import run_datamodule
 
     ckpt = run / "checkpoints" / "best.ckpt"
-    datamodule = run_datamodule(read_meta(ckpt))
+    predictor = Predictor.from_checkpoint(ckpt, score_threshold=0.05)
+    datamodule = run_datamodule(predictor.meta)
     pictures = where / "pictures"
+    keys: list[tuple[str, Path]] = []
     for split in ("valid", "test"):
         for sample in datamodule.catalog.splits.get(split, []):
             copy = pictures / split / Path(sample.image).name
@@ -79,16 +81,18 @@ def _boxes_for_tools(run: Path, where: Path) -> Path:
                     os.link(sample.image, copy)
                 except OSError:
                     shutil.copyfile(sample.image, copy)
-    for fmt in ("labelstudio", "coco"):
-        ran = subprocess.run([sys.executable, "-m", "fishbear.predict", f"ckpt={ckpt}", f"input={pictures}",
-                              f"format={fmt}", f"boxes={pictures / fmt}", f"output={where / f'{fmt}_predictions.csv'}",
-                              "score=0.05", "overwrite=true"], capture_output=True, text=True)
-        if ran.returncode != 0:
-            raise DataError(f"writing the {fmt} files failed: {ran.stderr.strip().splitlines()[-1:]}")
+            keys.append((f"{split}/{copy.stem}", copy))
+    outputs = OutputFiles(overwrite=False, way_out="another run=, or remove the review folder")
+    writers = [predictor.kind.output_writer(predictor.meta, pictures / fmt, outputs, label_format=fmt)
+               for fmt in ("labelstudio", "coco")]
+    with outputs:
+        for (key, path), (_, result) in zip(keys, predictor.predict_files([p for _, p in keys])):
+            for writer in writers:
+                writer.write(result, key, path)
+        notes = "".join(writer.note() for writer in writers)
     print(f"Boxes of {ckpt} for the annotation tools, beside copies of the run's validation and test pictures in "
-          f"{pictures}: {pictures / 'labelstudio'} (import tasks.json with label_config.xml into Label Studio; sort by "
-          f"the prediction score) and {pictures / 'coco'}. Read a corrected export back with data.reader=labelstudio "
-          "or data.reader=coco.")
+          f"{pictures}{notes}. Import labelstudio/tasks.json with its label_config.xml into Label Studio (sort by the "
+          "prediction score); read a corrected export back with data.reader=labelstudio or data.reader=coco.")
     return pictures
 
 

@@ -126,6 +126,7 @@ def test_a_second_run_fetches_only_what_may_pass_now(web, tmp_path):
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.jpg")} == files  # identical files left in place
 
 
+@pytest.mark.slow
 def test_robots_square_pad_max_size_and_the_test_draw(web, tmp_path):
     urls, out = _lists(web, tmp_path / "urls"), tmp_path / "data"
     fetch_dataset(urls, out, fetch=FetchSettings(workers=8, timeout=1.0, retries=1, backoff=0.05, respect_robots=False),

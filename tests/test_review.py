@@ -23,24 +23,19 @@ def _tree(root: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def reviewed_run(tmp_path_factory, data_cache):
-    """A tiny classifier trained on a private copy of the tiny shapes (apply moves its files)."""
-    import os
-
+def reviewed_run(tmp_path_factory):
+    """A tiny classifier trained on tiny shapes of its own (apply moves their files)."""
+    from fishbear.data.shapes import ShapesSource
+    from fishbear.kinds import get_kind
     from fishbear.train import train
 
-    from .conftest import TINY
-
-    os.environ["FISHBEAR_DATA"] = str(data_cache)
     base = tmp_path_factory.mktemp("review")
-    first = train(compose_train(TINY + ["logger=none"], base / "seed_run"))
-    data = base / "data"
-    shutil.copytree(first["data"]["root"], data, symlinks=False)
+    data = ShapesSource(image_size=32, train=8, valid=3, test=4, seed=0).prepare(base / "data", get_kind("classify"))
     run = base / "run"
     train(compose_train(["data=folder", f"data.root={data}", "data.image_size=32", "data.batch_size=8",
                          "data.num_workers=0", "trainer.max_epochs=1", "trainer.num_sanity_val_steps=0",
                          "logger=none", "model=convnet"], run))
-    return run, data
+    return run, Path(data)
 
 
 def _get(url: str) -> tuple[int, bytes]:

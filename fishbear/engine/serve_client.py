@@ -1,0 +1,82 @@
+"""A ``fishbear serve`` process on a free loopback port, and a client for it: what the tests and
+``benchmarks/serve.py`` drive (the standard library only, so a check runs where the server does)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServedModel:
+    """``python -m fishbear.serve ckpt=... port=<free>`` started and waited for (``/health``)."""
+
+    def __init__(self, ckpt: Path, *extra: str, threads: int | None = 1, wait: float = 180.0) -> None:
+        import tempfile
+
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+        self.log = tempfile.TemporaryFile(mode="w+")  # never a pipe: a chatty server would block on a full one
+        self.process = subprocess.Popen([sys.executable, "-m", "fishbear.serve", f"ckpt={ckpt}", f"port={self.port}",
+                                         *([f"threads={threads}"] if threads else []), *extra], env=env,
+                                        stdout=self.log, stderr=subprocess.STDOUT, text=True)
+        deadline = time.time() + wait
+        while time.time() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the server stopped: {self.output()[-3000:]}")
+            try:
+                if self.get("/health")[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.5)
+        self.stop()
+        raise TimeoutError(f"the server did not become healthy in {wait:g} s: {self.output()[-2000:]}")
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read()
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(self.base + path, timeout=30) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read()
+
+    def post(self, body: bytes, content_type: str) -> tuple[int, dict]:
+        request = urllib.request.Request(self.base + "/predict", data=body, method="POST",
+                                         headers={"Content-Type": content_type})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read() or b"{}")
+
+    def post_file(self, path: Path) -> tuple[int, dict]:
+        boundary = "fishbear-test-boundary"
+        head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{path.name}\"\r\n"
+                "Content-Type: application/octet-stream\r\n\r\n").encode()
+        body = head + path.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+        return self.post(body, f"multipart/form-data; boundary={boundary}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()

@@ -1,0 +1,165 @@
+"""fishbear serve: a real server on a free loopback port, answers compared with fishbear predict's."""
+
+from __future__ import annotations
+
+import io
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from fishbear.engine.serve_client import ServedModel
+from tests.conftest import SHARED_DATA, TINY, compose_train
+from tests.web_standin import bomb_png
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def served(trained_run):
+    run_dir, report = trained_run
+    server = ServedModel(run_dir / "checkpoints" / "best.ckpt", "max_bytes=300000")
+    yield server, run_dir, Path(report["data"]["root"])
+    server.stop()
+
+
+def _predicted(ckpt: Path, files: list[Path]) -> dict[str, dict]:
+    from fishbear.engine.inference import Predictor
+
+    return {str(p): a for p, a in Predictor.from_checkpoint(ckpt).predict_files(files)}
+
+
+def test_concurrent_requests_each_get_their_own_answer(served):
+    server, run_dir, root = served
+    files = sorted((root / "test").rglob("*.jpg"))
+    expected = _predicted(run_dir / "checkpoints" / "best.ckpt", files)
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(server.post_file, files * 2))  # each file twice, interleaved with the others
+    assert len(answers) == 2 * len(files) == 32
+    for path, (status, answer) in zip(files * 2, answers):
+        assert status == 200, answer
+        want = expected[str(path)]
+        assert answer["label"] == want["label"]
+        assert max(abs(answer["probabilities"][c] - p) for c, p in want["probabilities"].items()) < 1e-5
+
+
+def test_bad_input_is_a_4xx_with_a_message_and_the_server_keeps_serving(served):
+    server, _, root = served
+    good = next((root / "test").rglob("*.jpg"))
+    cases = [
+        (b"this is not an image", "image/jpeg", 400, "not an image"),
+        (b"", "image/png", 400, "no image"),
+        (bomb_png(), "image/png", 413, "pixels"),
+        (b"hello", "text/plain", 415, "content type"),
+        (b"\xff" * 400_000, "image/jpeg", 413, "bytes"),
+        (good.read_bytes()[: len(good.read_bytes()) // 2], "image/jpeg", 400, "truncated"),
+        (b'{"image": "%%%"}', "application/json", 400, "base64"),
+    ]
+    for body, kind, status, words in cases:
+        got, answer = server.post(body, kind)
+        assert got == status and words in answer["error"], (kind, got, answer)
+        assert server.post(good.read_bytes(), "image/jpeg")[0] == 200   # still serving
+    boundary = "b"
+    no_field = f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nx\r\n--{boundary}--\r\n".encode()
+    got, answer = server.post(no_field, f"multipart/form-data; boundary={boundary}")
+    assert got == 400 and "'image'" in answer["error"]
+
+
+def test_health_info_and_the_page(served):
+    server, run_dir, _ = served
+    assert server.get("/health") == (200, b"ok")
+    info = json.loads(server.get("/info")[1])["model"]
+    assert info["kind"] == "classify" and info["classes"] == ["circle", "square", "star", "triangle"]
+    assert info["backend"] == "pytorch" and "test/acc" in info["metrics"] and info["metrics"]["test/acc"]["low"] is not None
+    status, page = server.get("/")
+    assert status == 200 and b"fishbear serve" in page and b"/predict" in page
+
+
+@pytest.mark.slow
+def test_the_page_shows_the_answer_drawn_on_a_shared_photo(served, tmp_path):
+    if not CHROMIUM.is_file():
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    server, _, root = served
+    photos = sorted((SHARED_DATA / "bears" / "test").rglob("*.jpg")) or sorted((root / "test").rglob("*.jpg"))
+    photo = photos[0]
+    from PIL import Image
+
+    with Image.open(photo) as image:
+        size = image.size
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--headless", "--no-sandbox", "--disable-gpu",
+                                                                           "--disable-background-networking"])
+        page = browser.new_page(viewport={"width": 1100, "height": 700})
+        page.goto(server.base + "/")
+        page.wait_for_function("document.querySelector('#model').textContent.includes('classify')")
+        page.set_input_files("#file", str(photo))
+        page.wait_for_function("document.querySelector('#canvas').style.display === 'block'")
+        label = page.inner_text("#label")
+        assert label in ("circle", "square", "star", "triangle")
+        assert page.locator(".bar").count() == 4
+        assert page.evaluate("[document.querySelector('#canvas').width, document.querySelector('#canvas').height]") == list(size)
+        page.screenshot(path=str(tmp_path / "serve.png"))
+        browser.close()
+
+
+# -- every kind, through a server of its own ------------------------------------------------------
+KINDS = {
+    "multilabel": ["data=shapes_tags"], "segment": ["data=shapes_masks", "model=unet", "model.encoder=resnet18"],
+    "points": ["data=shapes_points"], "regress": ["data=shapes_counts"],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", [*KINDS, "detect", "export"])
+def test_every_kind_answers_as_predict_does(kind, tmp_path, trained_run, trained_detector):
+    from fishbear.train import train
+
+    if kind == "detect":
+        ckpt, images = trained_detector
+        files = sorted(images.glob("*.jpg"))
+    elif kind == "export":  # an export folder: onnxruntime answers
+        from fishbear.export import main as export
+
+        run_dir, report = trained_run
+        export([f"ckpt={run_dir / 'checkpoints' / 'best.ckpt'}", f"out={tmp_path / 'export'}"])
+        ckpt, files = tmp_path / "export", sorted((Path(report["data"]["root"]) / "test").rglob("*.jpg"))[:8]
+    else:
+        report = train(compose_train(TINY + KINDS[kind] + ["logger=none"], tmp_path / "run"))
+        ckpt = tmp_path / "run" / "checkpoints" / "best.ckpt"
+        files = sorted((Path(report["data"]["root"])).rglob("*.jpg"))[:8]
+    from fishbear.engine.inference import open_predictor
+    from fishbear.engine.serving import jsonable
+
+    expected = {str(p): jsonable(a) for p, a in open_predictor(ckpt).predict_files(files)}
+    server = ServedModel(ckpt)
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(server.post_file, files))
+    finally:
+        server.stop()
+    for path, (status, answer) in zip(files, answers):
+        assert status == 200, answer
+        want = expected[str(path)]
+        assert set(answer) == set(want)
+        if "mask" in want:
+            import base64
+
+            from PIL import Image
+
+            decoded = [Image.open(io.BytesIO(base64.b64decode(m["mask"]["png"].split(",", 1)[1]))) for m in (answer, want)]
+            assert list(decoded[0].getdata()) == list(decoded[1].getdata())
+        for key in ("label", "tags", "boxes", "points", "values", "probabilities"):
+            if key in want:
+                assert _close(answer[key], want[key]), key
+
+
+def _close(a, b, tol: float = 1e-4) -> bool:
+    if isinstance(a, dict):
+        return set(a) == set(b) and all(_close(a[k], b[k], tol) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_close(x, y, tol) for x, y in zip(a, b))
+    if isinstance(a, float) or isinstance(b, float):
+        return abs(float(a) - float(b)) <= tol
+    return a == b
