@@ -12,6 +12,8 @@ import importlib.util
 import sys
 from dataclasses import dataclass
 
+from fishbear.engine.commandline import asks_for_help, command_help
+
 
 @dataclass(frozen=True)
 class Command:
@@ -54,13 +56,6 @@ def usage() -> str:
     return "\n".join(lines)
 
 
-def _command_help(command: Command) -> str:
-    module = importlib.import_module(command.module)
-    text = (module.__doc__ or command.summary).strip()
-    usage_line = getattr(module, "USAGE", None)
-    return f"{text}\n\nusage: {usage_line}" if usage_line else text
-
-
 def main(argv: list[str] | None = None) -> int:
     """``fishbear <command> ...``: dispatch to the command's ``cli``. A Hydra command sees the
     command line it would see under ``python -m fishbear.<command>`` (its module as ``argv[0]``:
@@ -79,8 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {name!r} is not a fishbear command{hint} ({', '.join(COMMANDS)}; fishbear --help)",
               file=sys.stderr)
         return 2
-    if not command.hydra and any(a in ("-h", "--help") for a in rest):
-        print(_command_help(command))
+    if not command.hydra and asks_for_help(rest):
+        print(command_help(command.module) or command.summary)
         return 0
     spec = importlib.util.find_spec(command.module)
     assert spec is not None and spec.origin is not None

@@ -197,6 +197,11 @@ def main() -> int:
 
 def cli(argv: list[str]) -> int:
     """``fishbear doctor`` and ``python -m fishbear.doctor`` (no arguments)."""
+    from fishbear.engine.commandline import asks_for_help, command_help
+
+    if asks_for_help(argv):
+        print(command_help("fishbear.doctor"))
+        return 0
     return main()
 
 

@@ -26,6 +26,7 @@ import csv
 import io
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
 
@@ -34,9 +35,11 @@ from fishbear.core.outputs import OutputClash, OutputFiles, refuse_stem_clashes
 from fishbear.data.images import image_problem, is_image_file
 from fishbear.data.video import is_video_file, read_frames
 from fishbear.engine.commandline import check_ranges, compose_cli, user_errors_exit
-from fishbear.engine.inference import Batched, open_predictor
 from fishbear.formats import writable
-from fishbear.kinds.base import OutputWriter
+
+if TYPE_CHECKING:  # torch loads when a prediction is asked for, not for --help or a mistyped key
+    from fishbear.engine.inference import Batched
+    from fishbear.kinds.base import OutputWriter
 
 USAGE = ("fishbear predict ckpt=PATH input=IMAGE|FOLDER|VIDEO [output=CSV] [device=cpu|cuda] "
          f"[batch_size=32] [every=1] [masks=DIR] [boxes=DIR] [format={'|'.join(writable())}] [score=0.5] "
@@ -52,6 +55,8 @@ def _checked(cfg: DictConfig) -> DictConfig:
 def _predictor(cfg: DictConfig) -> Batched:
     """The checkpoint's predictor, or an export folder's (onnxruntime); ``score=`` changes a
     detector's threshold for this command only."""
+    from fishbear.engine.inference import open_predictor
+
     return open_predictor(cfg.ckpt, device=cfg.device, score_threshold=None if cfg.score is None else float(cfg.score))
 
 

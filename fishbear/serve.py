@@ -78,7 +78,20 @@ def serve(cfg: DictConfig) -> None:
               file=sys.stderr)
     print(f"Serving {cfg.ckpt} on http://{'127.0.0.1' if host == '127.0.0.1' else host}:{cfg.port}/ "
           f"(POST /predict, GET /health, GET /info; the demo page at /)", flush=True)
+    _stop_on_sigterm()
     server.run(host=host, port=int(cfg.port), generate_client_file=False, log_level=str(cfg.log_level))
+
+
+def _stop_on_sigterm() -> None:
+    """``kill PID`` (a service manager's stop, a container's) shuts down as Ctrl-C does: LitServe
+    stops its API and inference processes only on KeyboardInterrupt; on a bare SIGTERM the main
+    process died and its workers stayed, holding the port and the model's memory."""
+    import signal
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 @user_errors_exit

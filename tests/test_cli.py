@@ -40,7 +40,8 @@ def test_readme_lists_the_main_commands():
 
 OTHER_COMMANDS = [c for c in readme_commands() if c.split()[2] in ("fishbear.predict", "fishbear.frames",
                                                                     "fishbear.convert", "fishbear.evaluate",
-                                                                    "fishbear.export", "fishbear.fetch")]
+                                                                    "fishbear.export", "fishbear.fetch",
+                                                                    "fishbear.review", "fishbear.serve")]
 
 
 @pytest.mark.parametrize("command", OTHER_COMMANDS)
@@ -57,6 +58,8 @@ def test_documented_commands_that_need_a_users_files_compose(command):
         cfg = compose_train(args, config_name="evaluate")
         assert cfg.ckpt and cfg.data
         return
+    if name == "review" and args and args[0] in ("apply", "undo"):  # the action word before the overrides
+        args = args[1:]
     if name == "convert":  # src_format chooses the reader, as the command does
         source = next(a.split("=", 1)[1] for a in args if a.startswith("src_format="))
         args = [*args, f"data/reader@reader={source}"]
@@ -161,7 +164,9 @@ def _fast_overrides(command: str, tmp_path, monkeypatch) -> list[str]:
     return TINY
 
 
-@pytest.mark.parametrize("command", MODEL_COMMANDS)
+# the commands on the real data in ../shared (a detector on full fish frames, CamVid) are slow ones
+@pytest.mark.parametrize("command", [pytest.param(c, marks=pytest.mark.slow) if "../shared/" in c else c
+                                     for c in MODEL_COMMANDS])
 def test_readme_model_command_trains_in_process(command, tmp_path, monkeypatch):
     from fishbear.train import train
 

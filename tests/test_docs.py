@@ -63,10 +63,14 @@ def test_fishbear_help_lists_every_command_in_one_line_each():
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
 def test_every_subcommand_answers_help(name):
-    result = subprocess.run([str(_console_script()), name, "--help"], capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "PYTHONWARNINGS": "ignore"})
-    assert result.returncode == 0, result.stdout[-1000:] + result.stderr[-2000:]
-    assert "Traceback" not in result.stderr and result.stdout.strip()
+    """``fishbear <command> --help`` and ``python -m fishbear.<command> --help`` print the same."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    answers = [subprocess.run(launch, capture_output=True, text=True, timeout=120, env=env)
+               for launch in ([str(_console_script()), name, "--help"], [sys.executable, "-m", f"fishbear.{name}", "--help"])]
+    for result in answers:
+        assert result.returncode == 0, result.stdout[-1000:] + result.stderr[-2000:]
+        assert "Traceback" not in result.stderr and result.stdout.strip()
+    assert answers[0].stdout == answers[1].stdout
 
 
 def test_an_unknown_command_gets_the_closest_one():

@@ -22,7 +22,7 @@ from fishbear.data.web_dataset import CleanSettings, OfflineError, fetch_dataset
 from tests.conftest import REPO, requires_shared
 from tests.web_standin import Fault, Standin, path_of, shared_bears
 
-FAST = FetchSettings(workers=8, timeout=1.0, retries=1, backoff=0.05)
+FAST = FetchSettings(workers=8, timeout=0.5, retries=1, backoff=0.05)
 
 
 def _photo(seed: int, size: tuple[int, int] = (64, 48)) -> bytes:

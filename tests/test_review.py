@@ -99,7 +99,7 @@ def test_the_page_decides_by_keyboard_keeps_decisions_and_apply_undo_round_trip(
             page.keyboard.press("x")                          # remove the second
             page.keyboard.press("x")                          # remove the third
             page.keyboard.press("u")                          # undo that
-            page.wait_for_function("document.querySelector('#status').textContent.includes('2 decided')")
+            page.wait_for_function("document.querySelector('#status').textContent.includes('2 decided \u00b7 saved')")
             page.reload()
             page.wait_for_selector(".card")
             decided = {c.get_attribute("data-file"): c.locator(".decision").inner_text()

@@ -163,3 +163,21 @@ def _close(a, b, tol: float = 1e-4) -> bool:
     if isinstance(a, float) or isinstance(b, float):
         return abs(float(a) - float(b)) <= tol
     return a == b
+
+
+def test_sigterm_stops_every_process_of_the_server(trained_run):
+    """``kill PID`` as a service manager stops a service: the API and inference workers go with the
+    main process (LitServe stopped them only on Ctrl-C; they outlived it, holding the port)."""
+    import time
+
+    server = ServedModel(trained_run[0] / "checkpoints" / "best.ckpt")
+    try:
+        assert server.group_alive()
+        server.process.terminate()
+        server.process.wait(timeout=30)
+        deadline = time.time() + 15
+        while server.group_alive() and time.time() < deadline:
+            time.sleep(0.2)
+        assert not server.group_alive(), "a worker of the stopped server still runs"
+    finally:
+        server.stop()

@@ -140,6 +140,24 @@ def hydra_message(err: BaseException, config_name: str) -> str:
     return " ".join(lines)
 
 
+def asks_for_help(argv: list[str]) -> bool:
+    return any(a in ("-h", "--help") for a in argv)
+
+
+def command_help(module_name: str) -> str:
+    """A command module's docstring and usage line: what ``fishbear <command> --help`` and
+    ``python -m fishbear.<command> --help`` both print."""
+    import importlib
+
+    main_module = sys.modules.get("__main__")
+    spec = getattr(main_module, "__spec__", None)
+    # under python -m the command is __main__: not imported (and run) a second time
+    module = main_module if spec is not None and spec.name == module_name else importlib.import_module(module_name)
+    text = (module.__doc__ or "").strip()
+    usage_line = getattr(module, "USAGE", None)
+    return f"{text}\n\nusage: {usage_line}" if usage_line else text
+
+
 def compose_cli(config_name: str, overrides: list[str], usage: str) -> Any:
     """The config ``config_name`` with the command line's Hydra overrides (``key=value``), for the
     entry points that write no run folder (``predict``, ``frames``): the same override grammar as
@@ -154,6 +172,9 @@ def compose_cli(config_name: str, overrides: list[str], usage: str) -> Any:
     from fishbear.conf import CONF_DIR
     from fishbear.core.errors import ConfigError
 
+    if asks_for_help(list(overrides)):  # python -m fishbear.<command> --help, as fishbear <command> --help
+        print(command_help(f"fishbear.{config_name}"))
+        raise SystemExit(0)
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):

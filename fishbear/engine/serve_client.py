@@ -32,7 +32,8 @@ class ServedModel:
         self.log = tempfile.TemporaryFile(mode="w+")  # never a pipe: a chatty server would block on a full one
         self.process = subprocess.Popen([sys.executable, "-m", "fishbear.serve", f"ckpt={ckpt}", f"port={self.port}",
                                          *([f"threads={threads}"] if threads else []), *extra], env=env,
-                                        stdout=self.log, stderr=subprocess.STDOUT, text=True)
+                                        stdout=self.log, stderr=subprocess.STDOUT, text=True,
+                                        start_new_session=True)  # its own process group: stop() ends all of it
         deadline = time.time() + wait
         while time.time() < deadline:
             if self.process.poll() is not None:
@@ -73,10 +74,27 @@ class ServedModel:
         body = head + path.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
         return self.post(body, f"multipart/form-data; boundary={boundary}")
 
+    def group_alive(self) -> bool:
+        """Whether any process of the server's group (its API and inference workers) still runs."""
+        try:
+            os.killpg(self.process.pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
     def stop(self) -> None:
+        """SIGTERM, as a service manager stops it; whatever of its group is left after 20 s is killed."""
+        import signal
+
         self.process.terminate()
         try:
             self.process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             self.process.kill()
+            self.process.wait()
+        deadline = time.time() + 10
+        while self.group_alive() and time.time() < deadline:
+            time.sleep(0.2)
+        if self.group_alive():
+            os.killpg(self.process.pid, signal.SIGKILL)
         self.log.close()
