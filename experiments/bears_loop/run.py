@@ -67,7 +67,8 @@ def review_and_decide(run: Path, decisions: list[dict] | None, shot: Path) -> li
                 key = {"keep": "k", "remove": "x"}.get(decision["action"]) or str(classes.index(decision["label"]) + 1)
                 page.keyboard.press(key)
                 page.wait_for_timeout(150)
-            page.wait_for_function(f"document.querySelector('#status').textContent.includes('{len(decisions or [])} decided')")
+            page.wait_for_function("document.querySelector('#status').textContent"
+                                   f".includes('{len(decisions or [])} decided \u00b7 saved')")
             browser.close()
     finally:
         server.stop()
