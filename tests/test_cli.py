@@ -74,7 +74,8 @@ def test_every_documented_command_is_a_fishbear_command():
         assert command.split()[2].removeprefix("fishbear.") in COMMANDS, command
 
 
-TRAIN_COMMANDS = list(dict.fromkeys(c for c in readme_commands() if c.startswith("python -m fishbear.train") and "--resume" not in c))
+TRAIN_COMMANDS = list(dict.fromkeys(c for c in readme_commands()  # one test per command, wherever it is shown
+                                    if c.startswith("python -m fishbear.train") and "--resume" not in c))
 # several GPUs, SLURM, parallel runs and searches ("More than one machine"): their configs are composed
 # here; the mechanisms run with tiny data in test_ddp.py, test_launchers.py and test_search.py
 SCALE_COMMANDS = [c for c in TRAIN_COMMANDS if any(k in c for k in ("trainer=ddp", "hydra/launcher=", "hparams_search="))]
