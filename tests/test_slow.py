@@ -9,6 +9,7 @@ import pytest
 from .conftest import REPO, run_cli
 
 
+@pytest.mark.timing
 @pytest.mark.slow
 def test_default_run_reaches_95_percent_in_under_3_minutes(tmp_path, monkeypatch):
     monkeypatch.setenv("FISHBEAR_DATA", str(tmp_path / "cold-cache"))  # generation is part of the time
@@ -23,6 +24,7 @@ def test_default_run_reaches_95_percent_in_under_3_minutes(tmp_path, monkeypatch
     assert seconds < 180
 
 
+@pytest.mark.timing
 @pytest.mark.slow
 def test_overhead_benchmark_prints_the_per_step_ratio_and_the_fixed_cost(tmp_path):
     result = run_cli([str(REPO / "benchmarks" / "overhead.py"), "--steps", "16", "--warmup", "3", "--rounds", "3"],
@@ -38,6 +40,7 @@ def test_overhead_benchmark_prints_the_per_step_ratio_and_the_fixed_cost(tmp_pat
     assert start_up and float(start_up.group(1)) >= float(start_up.group(2)) * 0.8, result.stdout
 
 
+@pytest.mark.timing
 @pytest.mark.slow
 def test_loader_benchmark_prints_real_against_synthetic_training(tmp_path):
     result = run_cli([str(REPO / "benchmarks" / "loader.py"), "--steps", "8", "--warmup", "2", "--rounds", "1",
