@@ -137,3 +137,9 @@ def model_meta(kind: str, classes: list[str], image_size=64, resize: str | None 
     size = image_size if isinstance(image_size, int) else tuple(image_size)
     return ModelMeta(kind=kind, classes=tuple(classes), image_size=size, mean=(0.0,) * 3, std=(1.0,) * 3,
                      model_cfg={}, settings=get_kind(kind).settings_type(**settings), resize=resize)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``long`` (minutes each) first: on two workers the last minutes are then not
+    one long test running beside an idle worker."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)

@@ -51,6 +51,7 @@ def test_loader_benchmark_prints_real_against_synthetic_training(tmp_path):
     assert re.search(r"loader alone: \d+\.\d images/s", result.stdout)
 
 
+@pytest.mark.long
 @pytest.mark.slow
 def test_the_fish_frames_recipe_holds_on_the_time_split(tmp_path):
     """The guard against the edge (issue 26): the default recipe, trained on the first 120 s of the
