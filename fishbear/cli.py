@@ -12,8 +12,6 @@ import importlib.util
 import sys
 from dataclasses import dataclass
 
-from fishbear.engine.commandline import asks_for_help, command_help
-
 
 @dataclass(frozen=True)
 class Command:
@@ -74,9 +72,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {name!r} is not a fishbear command{hint} ({', '.join(COMMANDS)}; fishbear --help)",
               file=sys.stderr)
         return 2
-    if not command.hydra and asks_for_help(rest):
-        print(command_help(command.module) or command.summary)
-        return 0
     spec = importlib.util.find_spec(command.module)
     assert spec is not None and spec.origin is not None
     sys.argv = [spec.origin, *rest]
