@@ -68,9 +68,25 @@ def slurm_gpus(accelerator: str, devices: Any) -> int | None:
     return None if str(accelerator) == "cpu" else slurm_tasks(devices)
 
 
+def fine_tune_default(key: str, otherwise: Any, *, _root_: DictConfig) -> Any:
+    """``${fishbear.fine_tune:lr,3e-3}``: the rate a run fine-tuning a pretrained model of its kind
+    starts from (``Kind.fine_tune_rates``, e.g. fastai's fine_tune for classifiers), else
+    ``otherwise``. A run fine-tunes when ``callbacks.finetune.enabled`` (``model.pretrained``, or
+    ``callbacks=finetune``); a ``trainer.lr=...`` the user types replaces the interpolation."""
+    if not OmegaConf.select(_root_, "callbacks.finetune.enabled", default=False):
+        return otherwise
+    target = OmegaConf.select(_root_, "task._target_", default=None)
+    if target is None:
+        return otherwise
+    from fishbear.kinds import kind_of_task
+
+    return kind_of_task(str(target)).fine_tune_rates.get(key, otherwise)
+
+
 def register_resolvers() -> None:
     """``${fishbear.precision:}`` and ``${fishbear.cuda:}`` let the default trainer fit the machine;
-    ``${fishbear.run_id:}`` keeps run folders apart; ``${fishbear.slurm_*:}`` size SLURM jobs."""
+    ``${fishbear.fine_tune:key,otherwise}`` the rates fit fine-tuning; ``${fishbear.run_id:}``
+    keeps run folders apart; ``${fishbear.slurm_*:}`` size SLURM jobs."""
     if not OmegaConf.has_resolver("fishbear.run_id"):
         OmegaConf.register_new_resolver("fishbear.run_id", run_id, use_cache=True)
     if not OmegaConf.has_resolver("fishbear.cuda"):
@@ -80,6 +96,8 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("fishbear.slurm_gpus", slurm_gpus)
     if not OmegaConf.has_resolver("fishbear.precision"):
         OmegaConf.register_new_resolver("fishbear.precision", default_precision)
+    if not OmegaConf.has_resolver("fishbear.fine_tune"):
+        OmegaConf.register_new_resolver("fishbear.fine_tune", fine_tune_default)
 
 
 register_resolvers()
