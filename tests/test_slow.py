@@ -17,7 +17,12 @@ def test_default_run_reaches_95_percent_in_under_3_minutes(tmp_path, monkeypatch
     result = run_cli(["-m", "fishbear.train"], cwd=tmp_path, timeout=600)
     seconds = time.perf_counter() - started
     assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(next((tmp_path / "outputs").rglob("report.json")).read_text())
+    assert "Run folder:" in result.stdout and "test/acc=" in result.stdout
+    reports = list((tmp_path / "outputs").rglob("report.json"))
+    assert len(reports) == 1
+    run_dir = reports[0].parent
+    assert (run_dir / ".hydra" / "overrides.yaml").is_file() and (run_dir / "checkpoints" / "last.ckpt").is_file()
+    report = json.loads(reports[0].read_text())
     print(f"default run: test/acc={report['metrics']['test/acc']:.4f} in {seconds:.1f} s")
     assert report["metrics"]["test/acc"] >= 0.95
     assert report["data"]["sizes"]["test"] == 400
