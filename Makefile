@@ -8,9 +8,8 @@ install:  ## fishbear and the exact tested set of its dependencies (requirements
 test:  ## the fast suite, one worker per core (pytest-xdist; under 3 minutes on 2 cores)
 	$(PYTHON) -m pytest -m "not slow" -q -n auto --maxprocesses=4 --durations=10
 
-test-slow:  ## the slow suite (the timing tests alone, after the others): the full default run, the overhead benchmark, real data in ../shared/data
-	$(PYTHON) -m pytest -m "slow and not timing" -q -n auto --maxprocesses=4 --durations=15
-	$(PYTHON) -m pytest -m "slow and timing" -q --durations=5
+test-slow:  ## the slow suite: the full default run, the benchmarks' smoke runs, real data in ../shared/data (`pytest -m timing` runs the three timing tests alone, for figures to quote)
+	$(PYTHON) -m pytest -m slow -q -n auto --maxprocesses=4 --durations=15
 
 test-all:  ## both suites in one run
 	$(PYTHON) -m pytest -q
