@@ -5,7 +5,7 @@ PYTHON ?= python
 install:  ## fishbear and the exact tested set of its dependencies (requirements.lock) and test tools
 	$(PYTHON) -m pip install -c requirements.lock -e ".[dev]"
 
-test:  ## the fast suite, one worker per core (pytest-xdist; under 3 minutes on 2 cores)
+test:  ## the fast suite, one worker per core and a thread each (pytest-xdist; 2:35-4:36 on fresh clones, 2 cores)
 	$(PYTHON) -m pytest -m "not slow" -q -n auto --maxprocesses=4 --durations=10
 
 test-slow:  ## the slow suite: the full default run, the benchmarks' smoke runs, real data in ../shared/data (`pytest -m timing` runs the three timing tests alone, for figures to quote)

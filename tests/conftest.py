@@ -36,8 +36,9 @@ def pytest_configure(config: pytest.Config) -> None:
     set is kept."""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if workers > 1 and "OMP_NUM_THREADS" not in os.environ:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        os.environ["OMP_NUM_THREADS"] = str(max(1, cores // workers))
+        from fishbear.core.runtime import available_cores  # imports no torch
+
+        os.environ["OMP_NUM_THREADS"] = str(max(1, available_cores() // workers))
         if "torch" in sys.modules:  # a plugin imported it first: its pool is sized already
             sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 

@@ -102,7 +102,6 @@ def test_fine_tune_is_the_default_for_pretrained_models_only():
     assert all(p.requires_grad for p in net.parameters())
 
 
-
 def test_a_fine_tuned_classifier_starts_from_fastais_rates_and_a_typed_rate_wins():
     from fishbear.engine.settings import TrainerSettings
 
@@ -118,6 +117,7 @@ def test_a_fine_tuned_classifier_starts_from_fastais_rates_and_a_typed_rate_wins
     assert rates(["data=shapes_boxes", "model=fasterrcnn_mobilenet"]) == (3e-3, 1.0, "geometric")
     typed = ["model=mobilenet_v2", "model.pretrained=true", "trainer.lr=1e-3", "trainer.lr_spread=geometric"]
     assert rates(typed) == (1e-3, 100.0, "geometric")
+
 
 def test_progressive_resize_switches_size_at_its_epoch_refreezes_and_restarts_the_cycle(tmp_path):
     import lightning as L

@@ -1,8 +1,6 @@
 """Readers, video frames and a first pass on the real sample data in ../shared/data (skipped when
 it is not there)."""
 
-
-
 from fishbear.engine.experiment import build_datamodule
 
 from .conftest import compose_train, requires_shared
