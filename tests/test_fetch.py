@@ -315,3 +315,119 @@ def test_a_data_config_fetches_its_url_lists_on_first_use_into_an_empty_root(web
         source.prepare(mine)
     with pytest.raises(DataError, match="unknown fetch setting"):
         UrlListSource(urls="x", colour="red")
+
+
+# -- hostile lists, servers and state files: a bad input costs itself only, nothing leaves out/ ----------------
+def test_a_class_name_that_is_a_path_is_refused_and_nothing_is_written(web, tmp_path):
+    web.photos["/img/a"] = _photo(7)
+    csv_list = tmp_path / "urls.csv"
+    csv_list.write_text(f"url,label\n{web.base}/img/a,cats\n{web.base}/img/a,../../../outside/x\n")
+    with pytest.raises(DataError, match=r"urls\.csv, data row 2: the class '\.\./\.\./\.\./outside/x' holds a path"):
+        fetch_dataset(csv_list, tmp_path / "data", fetch=FAST)
+    one = tmp_path / "one.txt"
+    one.write_text(f"{web.base}/img/a\n")
+    for bad in ("../../x", "..", ".hidden", "a\\b"):
+        with pytest.raises(DataError, match="class="):
+            fetch_dataset(one, tmp_path / "data2", label=bad, fetch=FAST)
+    assert not (tmp_path / "outside").exists() and not (tmp_path / "data").exists()
+    assert web.requests == {}  # refused before any URL was asked for
+
+
+def test_a_malformed_header_or_url_is_that_lines_failure_and_the_others_go_on(web, tmp_path):
+    for i in range(3):
+        web.photos[f"/img/{i}"] = _photo(200 + i)
+    web.faults["/img/1"] = Fault("length", length="abc")
+    size = str(len(web.photos["/img/2"]))
+    web.faults["/img/2"] = Fault("length", length=f"{size}, {size}")  # one length said twice
+    web.photos["/img/3"] = _photo(203)
+    web.faults["/img/3"] = Fault("length", length=str(len(_photo(203))) + "0")  # claims ten times its bytes
+    lists = tmp_path / "urls"
+    lists.mkdir()
+    (lists / "cats.txt").write_text("\n".join([f"{web.base}/img/0", f"{web.base}/img/1", f"{web.base}/img/2",
+                                               "http://[::1/broken.jpg", f"{web.base}/img/3"]) + "\n")
+    out = tmp_path / "data"
+    for _ in range(2):  # and again: a re-run meets the same lines the same way
+        outcome = fetch_dataset(lists, out, fetch=FAST)
+        rows = _manifest(out)
+        assert rows["cats:0"]["status"] == "ok" and rows["cats:1"]["status"] == "ok"
+        assert rows["cats:2"]["status"] == "ok"   # a doubled length is counted as the bytes come
+        assert rows["cats:3"]["status"] == "skipped" and rows["cats:3"]["error"] == "not an http(s) URL"
+        assert rows["cats:4"]["status"] == "failed"  # the body ended before its declared length
+        assert outcome.count("ok") == 3
+
+
+def test_a_dripping_server_is_cut_off_at_the_request_time_limit(web, tmp_path):
+    web.photos["/img/ok"] = _photo(300)
+    web.photos["/img/drip"] = _photo(301)
+    web.faults["/img/drip"] = Fault("drip", every=0.1)
+    lists = tmp_path / "urls"
+    lists.mkdir()
+    (lists / "cats.txt").write_text(f"{web.base}/img/ok\n{web.base}/img/drip\n")
+    started = time.monotonic()
+    fetch_dataset(lists, tmp_path / "data", fetch=FetchSettings(workers=2, timeout=1.0, retries=1, backoff=0.05))
+    took = time.monotonic() - started
+    rows = _manifest(tmp_path / "data")
+    assert rows["cats:0"]["status"] == "ok"
+    assert rows["cats:1"]["status"] == "failed" and rows["cats:1"]["error"].startswith("timed out after 1 s")
+    assert took < 6, took  # two attempts of 1 s each, not the drip's minutes
+
+
+def _fetched(web, tmp_path):
+    web.photos["/img/a"], web.photos["/img/b"] = _photo(400), _photo(401)
+    lists = tmp_path / "urls"
+    lists.mkdir()
+    (lists / "cats.txt").write_text(f"{web.base}/img/a\n{web.base}/img/b\n")
+    out = tmp_path / "data"
+    fetch_dataset(lists, out, fetch=FAST)
+    return lists, out
+
+
+def test_state_files_are_read_as_data_and_never_through_links(web, tmp_path):
+    import json
+
+    lists, out = _fetched(web, tmp_path)
+    outside = tmp_path / "outside.txt"
+    outside.write_text("secret\n")
+    log = out / ".fetch" / "downloads.jsonl"
+    saved = log.read_text()
+    # a record naming a path where its sha256 belongs
+    first = json.loads(saved.splitlines()[0])
+    log.write_text(saved + json.dumps({**first, "sha256": "../../outside.txt"}) + "\n")
+    with pytest.raises(DataError, match=r"downloads\.jsonl, line 3: not a download record .*64 hex digits"):
+        fetch_dataset(lists, out, fetch=FAST)
+    # a link planted in the log's place: refused, nothing appended through it
+    log.unlink()
+    log.symlink_to(outside)
+    with pytest.raises(DataError, match="is a symbolic link"):
+        fetch_dataset(lists, out, fetch=FAST)
+    assert outside.read_text() == "secret\n"
+    log.unlink()
+    log.write_text(saved + '{"key": "cats/00000001", "url": "cut by a ki')  # a kill's cut line: passed over
+    fetch_dataset(lists, out, fetch=FAST)
+    # the output journal: a link in its place is refused, nothing written through it
+    journal = out / "train" / "cats" / ".fishbear-written.jsonl"
+    journal.unlink()
+    journal.symlink_to(outside)
+    with pytest.raises(DataError, match="is a symbolic link"):
+        fetch_dataset(lists, out, fetch=FAST)
+    assert outside.read_text() == "secret\n"
+
+
+def test_a_hand_edited_manifest_cannot_make_a_fetch_delete_outside_its_folder(web, tmp_path):
+    lists, out = _fetched(web, tmp_path)
+    copy = tmp_path / "copy"
+    import shutil
+
+    shutil.copytree(out, copy)  # a copy kept elsewhere, journals and all
+    kept = {p: p.read_bytes() for p in copy.rglob("*") if p.is_file()}
+    manifest = out / "manifest.csv"
+    rows = manifest.read_text().splitlines()
+    victim = copy / "train" / "cats" / "00000000.jpg"
+    rows.append(rows[1].replace("train/cats/00000000.jpg", str(victim)).replace(",1,", ",9,", 1))
+    manifest.write_text("\n".join(rows) + "\n")
+    from fishbear.core.outputs import OutputFiles
+
+    OutputFiles().write_text  # (the manifest is the user's now: overwrite=true is needed to go on)
+    with pytest.raises(DataError, match=r"manifest\.csv, line 4: the file '/.*' is not a path inside"):
+        fetch_dataset(lists, out, fetch=FAST, overwrite=True)
+    assert {p: p.read_bytes() for p in copy.rglob("*") if p.is_file()} == kept

@@ -40,10 +40,13 @@ def bomb_png(width: int = 30000, height: int = 30000) -> bytes:
 class Fault:
     """What one path answers instead of its photo."""
 
-    kind: str                   # status, flaky, retry_after, timeout, loop, html, truncated, bomb, photo, robots
+    kind: str                   # status, flaky, retry_after, timeout, loop, html, truncated, bomb, photo, robots,
+    #                             length (a Content-Length of ``length``), drip (a byte every ``every`` s, for ever)
     status: int = 200
     photo: bytes | None = None  # for "photo": another line's photo
     failures: int = 1           # for "flaky" / "retry_after": this many failures, then the photo
+    length: str = ""            # for "length": the header's text ("abc", "12426, 12426")
+    every: float = 0.2          # for "drip"
 
 
 @dataclass
@@ -123,6 +126,29 @@ class Standin:
                     return self._send(200, bomb_png(), "image/png")
                 if fault.kind == "photo":
                     return self._send(200, fault.photo or b"", "image/jpeg")
+                if fault.kind == "length":
+                    self.send_response(200)
+                    self.send_header("Content-Type", "image/jpeg")
+                    self.send_header("Content-Length", fault.length)
+                    self.end_headers()
+                    self.wfile.write(photo or b"")
+                    return None
+                if fault.kind == "drip":
+                    self.send_response(200)
+                    self.send_header("Content-Type", "image/jpeg")
+                    self.send_header("Content-Length", str(len(photo or b"")))
+                    self.end_headers()
+                    started = time.monotonic()
+                    try:
+                        for byte in (photo or b"x" * 10_000):  # bounded: 10,000 bytes at most, 60 s at most
+                            self.wfile.write(bytes([byte]))
+                            self.wfile.flush()
+                            time.sleep(fault.every)
+                            if time.monotonic() - started > 60:
+                                break
+                    except OSError:
+                        pass
+                    return None
                 if fault.kind == "robots":
                     return self._send(200, photo or b"", "image/jpeg", {"X-Robots-Tag": "noindex, noai"})
                 raise AssertionError(fault.kind)

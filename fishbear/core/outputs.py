@@ -21,9 +21,8 @@ import json
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import IO
-
 from fishbear.core.atomic import atomic_write
+from fishbear.core.containment import StateAppender, is_within, read_state
 from fishbear.core.errors import DataError
 
 JOURNAL = ".fishbear-written.jsonl"
@@ -50,16 +49,17 @@ class OutputFiles:
         self.way_out = way_out
         self.replaced = 0   # files of fishbear's own earlier output written again
         self._journals: dict[Path, dict[str, set[str]]] = {}
-        self._handles: dict[Path, IO[str]] = {}
+        self._handles: dict[Path, StateAppender] = {}
+        self._roots: list[Path] = []  # folders whose files must stay inside them (links followed)
 
     # -- what is fishbear's --------------------------------------------------------------------
     def _journal(self, folder: Path) -> dict[str, set[str]]:
         folder = folder.absolute()
         if folder not in self._journals:
             written: dict[str, set[str]] = {}
-            path = folder / JOURNAL
-            if path.is_file():
-                for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            text = read_state(folder / JOURNAL, "journal of the files it wrote") if folder.is_dir() else None
+            if text:
+                for line in text.splitlines():
                     try:
                         entry = json.loads(line)
                         written.setdefault(str(entry["file"]), set()).add(str(entry["sha256"]))
@@ -97,16 +97,30 @@ class OutputFiles:
         folder = Path(folder)
         if folder.exists() and not folder.is_dir():
             raise OutputClash(f"{folder} is a file; the output here is a folder. Give {self.way_out}.")
+        self.keep_inside(folder)
         if self.overwrite or not folder.is_dir():
             return
         for path in sorted(folder.rglob("*")):
             if path.name != JOURNAL and (path.is_file() or path.is_symlink()) and names(path):
                 self.check(path)
 
+    def keep_inside(self, folder: Path) -> None:
+        """Files written under ``folder`` must stay there: a sub-folder that is a link leading out
+        of it (planted, or left by another program) is refused instead of written through."""
+        self._roots.append(Path(folder).absolute())
+
+    def _contained(self, path: Path) -> None:
+        absolute = path.absolute()
+        for root in self._roots:
+            if root in absolute.parents and not is_within(absolute.parent, root):
+                raise OutputClash(f"{path.parent} leads out of {root} through a link: nothing was written there. "
+                                  f"Remove the link, or give {self.way_out}.")
+
     # -- writing -------------------------------------------------------------------------------
     def write_bytes(self, path: Path, data: bytes) -> Path:
         """Write ``data`` to ``path`` atomically under the policy, recording it as fishbear's."""
         path = Path(path)
+        self._contained(path)
         self.check(path, data)
         digest = hashlib.sha256(data).hexdigest()
         if path.is_file() and self.is_ours(path):
@@ -127,6 +141,7 @@ class OutputFiles:
         """A copy (or hard link, where the file system allows) of the user's ``source`` at
         ``target``, recorded like any other output; an identical file already there is kept."""
         source, target = Path(source), Path(target)
+        self._contained(target)
         digest = sha256_of(source)
         if target.is_file() and not target.is_symlink() and sha256_of(target) == digest:
             self._record(target, digest)
@@ -149,6 +164,7 @@ class OutputFiles:
         """Delete ``path`` when it holds exactly what fishbear wrote there (a file a later run of
         the same command no longer writes); a file of the user's, or changed since, is kept."""
         path = Path(path)
+        self._contained(path)
         if path.is_file() and not path.is_symlink() and self.is_ours(path):
             path.unlink()
             return True
@@ -161,14 +177,13 @@ class OutputFiles:
             return
         handle = self._handles.get(folder)
         if handle is None:
-            handle = self._handles[folder] = open(folder / JOURNAL, "a", encoding="utf-8")
-        handle.write(json.dumps({"file": path.name, "sha256": digest}) + "\n")
-        handle.flush()  # on disk for the next process before the file itself is renamed into place
+            handle = self._handles[folder] = StateAppender(folder / JOURNAL, "journal of the files it wrote")
+        # flushed: on disk for the next process before the file itself is renamed into place
+        handle.write(json.dumps({"file": path.name, "sha256": digest}))
         journal.setdefault(path.name, set()).add(digest)
 
     def close(self) -> None:
         for handle in self._handles.values():
-            os.fsync(handle.fileno())
             handle.close()
         self._handles.clear()
 

@@ -5,8 +5,10 @@ Three layouts: a folder of one text file per class (``urls_grizzly.txt`` or ``gr
 ``class``) columns. Each URL keeps where it came from (its file and 0-based line), which names
 the downloaded file as fastai's ``download_images`` did (line i -> ``<8-digit i>.jpg``), so a
 list fetched twice, or by fastai before, names the same photo the same way. Blank lines are
-counted; a line that is not an http(s) URL is kept as a malformed entry, for the manifest, not
-an error.
+counted; a line that is not an http(s) URL (``http://[::1/x.jpg`` included, which Python's URL
+parser refuses) is kept as a malformed entry, for the manifest, not an error. A class becomes a
+folder name, so it must be a plain one (:func:`fishbear.core.containment.plain_name`): a label
+``../../x`` in a CSV, or ``class=../x``, is refused naming its file and line.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
+from fishbear.core.containment import plain_name
 from fishbear.core.errors import DataError
 
 PREFIX = "urls_"
@@ -57,7 +60,11 @@ class UrlLists:
 
 
 def is_url(text: str) -> bool:
-    parsed = urlparse(text)
+    try:
+        parsed = urlparse(text)
+        parsed.port  # noqa: B018 (a malformed port or IPv6 host raises here)
+    except ValueError:
+        return False
     return parsed.scheme in ("http", "https") and bool(parsed.netloc) and " " not in text
 
 
@@ -95,6 +102,8 @@ def _csv_file(path: Path, out: UrlLists) -> None:
             if not url and not label:
                 out.blank += 1
                 continue
+            if label:
+                plain_name(label, "the class", f"{path}, data row {i + 1}")
             out.entries.append(UrlEntry(path.name, i, url, label or "_unlabelled", is_url(url) and bool(label)))
     out.files.append(path.name)
 
@@ -115,6 +124,7 @@ def read_url_lists(path: str | Path, label: str | None = None) -> UrlLists:
             if name in seen:
                 raise DataError(f"{path / seen[name]} and {file} are both lists of class '{name}'; merge them or rename one.")
             seen[name] = file.name
+            plain_name(name, "the class", f"{file} (its file name)")
             _text_file(file, name, out)
     elif path.is_file() and path.suffix.lower() == ".csv":
         _csv_file(path, out)
@@ -122,6 +132,7 @@ def read_url_lists(path: str | Path, label: str | None = None) -> UrlLists:
         if not label:
             raise DataError(f"urls={path} is one list: say its class with class=<name> (or give a folder of "
                             "<class>.txt files, or a CSV url,label).")
+        plain_name(str(label), "the class", "class=")
         _text_file(path, label, out)
     else:
         raise DataError(f"urls={path} does not exist; give a folder of per-class URL files, a URL file with class=, "

@@ -38,7 +38,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fishbear.core.atomic import atomic_write_text, exclusive
+from fishbear.core.atomic import atomic_write, atomic_write_text, exclusive
+from fishbear.core.containment import StateAppender, inside, is_within, state_lines
 from fishbear.core.errors import DataError
 from fishbear.core.outputs import OutputFiles
 from fishbear.data.http_fetch import CONNECTION, TIMEOUT, Fetcher, FetchSettings, Response
@@ -149,20 +150,31 @@ def _cause(error: str) -> str:
 
 # -- phase 1: download -------------------------------------------------------------------------
 class DownloadLog:
-    """``out/.fetch/downloads.jsonl``: the last word on each URL line, and ``raw/<sha256>``."""
+    """``out/.fetch/downloads.jsonl``: the last word on each URL line, and ``raw/<sha256>``.
+
+    The log is read as data, not trusted: a line that is not one of fishbear's records (a
+    ``sha256`` that is not 64 hex digits, a path in its place, a field of the wrong type) is one
+    error naming the file, the line and the fix; only a last line a kill cut short is passed over
+    (that URL is fetched again). The log and the folders under ``.fetch`` are never links."""
 
     def __init__(self, out: Path) -> None:
         self.folder = out / STATE
         self.raw = self.folder / "raw"
         self.path = self.folder / "downloads.jsonl"
         self.entries: dict[str, dict[str, Any]] = {}
-        if self.path.is_file():
-            for line in self.path.read_text(errors="replace").splitlines():
-                try:
-                    entry = json.loads(line)
-                    self.entries[entry["key"]] = entry
-                except (ValueError, KeyError, TypeError):
+        for folder in (self.folder, self.raw):
+            if folder.is_symlink() or (folder.exists() and not is_within(folder, out)):
+                raise DataError(f"{folder} is a link: fishbear keeps its fetch state there and writes nothing through "
+                                "a link. Remove it (the fetch starts its download log afresh).")
+        for number, line, complete in state_lines(self.path, "download log"):
+            try:
+                entry = _download_record(json.loads(line))
+            except (ValueError, TypeError) as err:
+                if not complete:
                     continue  # a line cut by a kill: that URL is fetched again
+                raise DataError(f"{self.path}, line {number}: not a download record of fishbear's ({err}). Delete that "
+                                f"line (its URL is fetched again), or the whole {self.folder} folder.") from None
+            self.entries[entry["key"]] = entry
 
     def done(self, entry: UrlEntry, retry_failed: bool) -> bool:
         found = self.entries.get(entry.key)
@@ -172,21 +184,41 @@ class DownloadLog:
             return (self.raw / found["sha256"]).is_file()
         return not (found.get("transient") or retry_failed)
 
-    def add(self, entry: UrlEntry, response: Response, handle: Any) -> None:
+    def add(self, entry: UrlEntry, response: Response, handle: StateAppender) -> None:
         record: dict[str, Any] = {"key": entry.key, "url": entry.url, "http_status": response.http_status,
                                   "content_type": response.content_type, "error": response.error,
                                   "transient": response.transient, "attempts": response.attempts}
         if response.data is not None:
             digest = hashlib.sha256(response.data).hexdigest()
             target = self.raw / digest
-            if not target.is_file():
-                staged = target.with_name(f".{digest}.tmp")
-                staged.write_bytes(response.data)
-                staged.replace(target)
+            if not target.is_file() or target.is_symlink():
+                data = response.data
+                atomic_write(target, lambda stream: stream.write(data))
             record.update(sha256=digest, bytes=len(response.data))
-        handle.write(json.dumps(record) + "\n")
-        handle.flush()
+        handle.write(json.dumps(record))
         self.entries[entry.key] = record
+
+
+_HEX = frozenset("0123456789abcdef")
+_RECORD_TYPES = {"key": str, "url": str, "error": str, "content_type": str, "transient": bool, "attempts": int}
+
+
+def _download_record(entry: Any) -> dict[str, Any]:
+    """One line of the download log, checked field by field (``ValueError`` says what is wrong)."""
+    if not isinstance(entry, dict):
+        raise ValueError("a line must be a JSON object")
+    for name, kind in _RECORD_TYPES.items():
+        if name in ("key", "url") and name not in entry:
+            raise ValueError(f"it has no {name!r}")
+        if name in entry and not isinstance(entry[name], kind):
+            raise ValueError(f"{name!r} is not a {kind.__name__}")
+    digest = entry.get("sha256")
+    if digest is not None and not (isinstance(digest, str) and len(digest) == 64 and set(digest) <= _HEX):
+        raise ValueError(f"'sha256' {str(digest)[:80]!r} is not 64 hex digits")
+    for name in ("bytes", "http_status"):
+        if entry.get(name) is not None and (not isinstance(entry[name], int) or isinstance(entry[name], bool)):
+            raise ValueError(f"{name!r} is not a whole number")
+    return entry
 
 
 def download(lists: UrlLists, out: Path, settings: FetchSettings, retry_failed: bool = False,
@@ -200,7 +232,8 @@ def download(lists: UrlLists, out: Path, settings: FetchSettings, retry_failed: 
     fetcher = Fetcher(settings)
     finished = reached = unreached = 0
     first_error = ""
-    with open(record.path, "a", encoding="utf-8") as handle, ThreadPoolExecutor(max(1, settings.workers)) as pool:
+    handle = StateAppender(record.path, "download log")
+    with ThreadPoolExecutor(max(1, settings.workers)) as pool:
         pending = {pool.submit(fetcher.fetch, e.url): e for e in todo}
         try:
             while pending:
@@ -224,6 +257,7 @@ def download(lists: UrlLists, out: Path, settings: FetchSettings, retry_failed: 
         finally:
             for future in pending:
                 future.cancel()
+            handle.close()
     return record, finished
 
 
@@ -368,17 +402,27 @@ def _draw_test(rows: list[Row], settings: CleanSettings) -> None:
 
 
 def _remove_stale(out: Path, planned: set[str], outputs: OutputFiles) -> int:
-    """Files an earlier fetch wrote that this one does not (listed in the old manifest)."""
+    """Files an earlier fetch wrote that this one does not (listed in the old manifest). A
+    manifest is read as data: a ``file`` cell that is not ``train|test/<class>/<name>`` inside
+    ``out`` (an absolute path, ``..``, a link out) is one error naming its line, and nothing is
+    removed; a file that is not fishbear's own (``overwrite=true`` or not) is kept."""
     old = out / MANIFEST
-    if not old.is_file():
+    if not old.is_file() or old.is_symlink():
         return 0
-    removed = 0
-    with old.open(newline="") as handle:
-        for cells in csv.DictReader(handle):
-            file = cells.get("file") or ""
-            if file and file not in planned and ".." not in Path(file).parts:
-                removed += outputs.remove_if_ours(out / file)
-    return removed
+    stale = []
+    with old.open(newline="", encoding="utf-8", errors="replace") as handle:
+        for line, cells in enumerate(csv.DictReader(handle), start=2):
+            file = (cells.get("file") or "").strip() if isinstance(cells.get("file"), str) else ""
+            if not file or file in planned:
+                continue
+            where = f"{old}, line {line}"
+            path = inside(out, file, "the file", where)
+            if len(Path(file).parts) != 3 or Path(file).parts[0] not in ("train", "test"):
+                raise DataError(f"{where}: the file {file!r} is not train/<class>/<name> or test/<class>/<name>, the "
+                                "only files a fetch writes. Correct that cell, or delete the manifest (nothing is "
+                                "removed then).")
+            stale.append(path)
+    return sum(outputs.remove_if_ours(path) for path in stale)
 
 
 def write_manifest(rows: list[Row], out: Path, outputs: OutputFiles) -> Path:
@@ -403,6 +447,7 @@ def fetch_dataset(urls: str | Path, out: str | Path, label: str | None = None, f
         raise DataError(f"out={out} is a file; give a folder for the dataset.")
     outputs = OutputFiles(overwrite, way_out="another out=")
     out.mkdir(parents=True, exist_ok=True)
+    outputs.keep_inside(out)
     outputs.check(out / MANIFEST)
     with exclusive(out / STATE / "lock"), outputs:
         record, fetched = download(lists, out, fetch, retry_failed, progress)
