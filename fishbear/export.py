@@ -21,6 +21,7 @@ file is written. ``fishbear predict ckpt=DIR`` runs an export folder.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -78,12 +79,34 @@ def _pictures(meta: Any, cfg: DictConfig) -> tuple[list[Any], list[Path], list[s
         folder = Path(str(cfg.images))
         if not folder.is_dir():
             raise DataError(f"images={folder} is not a folder; give a folder of pictures.")
-        extra = sorted(p for p in folder.rglob("*") if p.is_file() and is_image_file(p))[: int(cfg.pictures)]
+        found = sorted(p for p in folder.rglob("*") if p.is_file() and is_image_file(p))
+        extra = _usable(found, meta)[: int(cfg.pictures)]
         if not extra:
-            raise DataError(f"images={folder} holds no image files.")
+            raise DataError(f"images={folder} holds no image file that can be read and fitted to the model"
+                            f"{' (see the warnings above)' if found else ''}.")
         files += extra
         notes.append(f"{len(extra)} pictures of {folder}")
     return samples, files, notes
+
+
+def _usable(files: list[Path], meta: Any) -> list[Path]:
+    """The pictures of ``images=`` that decode and fit the model; each other one is named in a
+    warning and left out of the parity check (it says nothing of the export)."""
+    from fishbear.core.geometry import fit_problem
+    from fishbear.data.images import image_problem, upright_size
+    from fishbear.kinds import get_kind
+
+    kept = []
+    for path in files:
+        problem = image_problem(path)
+        if problem is None:
+            width, height = upright_size(path)
+            problem = fit_problem(height, width, meta.image_size, meta.resize or get_kind(meta.kind).eval_resize)
+        if problem:
+            print(f"warning: images=: left out {path} ({problem})", file=sys.stderr)
+        else:
+            kept.append(path)
+    return kept
 
 
 def _linked(files: list[Path], folder: Path) -> Path:
@@ -153,13 +176,15 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     batch = int(cfg.batch_size)
 
     exported = export_onnx(ckpt, opset=int(cfg.opset))
+    models = {MODEL: exported.model, **({INT8: quantized(exported.model)} if cfg.quantize else {})}
+    # the folder is a unit: what predict.py, predict and serve check before answering with a model
+    info = {**exported.info, "files": {name: hashlib.sha256(data).hexdigest() for name, data in models.items()}}
     with outputs:
-        outputs.write_bytes(out / MODEL, exported.model)
-        outputs.write_text(out / META, json.dumps(exported.info, indent=2) + "\n")
+        for name, data in models.items():
+            outputs.write_bytes(out / name, data)
+        outputs.write_text(out / META, json.dumps(info, indent=2) + "\n")
         for name, text in _folder_files(exported.info, Path(standalone.__file__).read_text()).items():
             outputs.write_text(out / name, text)
-        if cfg.quantize:
-            outputs.write_bytes(out / INT8, quantized(exported.model))
         exported_s = time.perf_counter() - started
 
         reference = [a for _, a in Predictor.from_checkpoint(ckpt).predict_files(files, batch)]
@@ -167,7 +192,8 @@ def export(cfg: DictConfig) -> dict[str, Any]:
         answers = [a for _, a in onnx.predict_files(files, batch)]
         tolerance = kind.parity_tolerance
         report: dict[str, Any] = {
-            "export": str(out), "checkpoint": str(ckpt), "kind": meta.kind, "pictures": len(files),
+            "export": str(out), "checkpoint": str(ckpt), "model_sha256": info["files"][MODEL], "kind": meta.kind,
+            "pictures": len(files),
             "source": "; ".join(notes), "tolerance": tolerance, "versions": exported.info["versions"],
             "size_mb": len(exported.model) / 2**20,
             "tensors": parity.tensor_parity(out, exported.graph, files, batch),

@@ -193,3 +193,67 @@ def test_every_kind_that_exports_has_its_reading_in_the_standalone_predictor():
     assert {kind.name for kind in exporting} == {"classify", "multilabel", "segment", "points", "regress"}
     assert all(kind.export_reading in READINGS for kind in exporting)
     assert all(kind.export_refusal(model_meta(kind.name, ["a", "b"])) is None for kind in exporting)
+
+
+def test_the_export_folder_is_a_unit_a_changed_model_is_refused_everywhere(exported, tmp_path, trained_run):
+    import shutil
+
+    from fishbear.engine.inference import open_predictor
+    from fishbear.engine.serving import model_info
+    from fishbear.predict import main as predict
+    from fishbear.serve import _meta_and_backend
+
+    _, out, _ = exported
+    _, report = trained_run
+    picture = next((Path(report["data"]["root"]) / "test").rglob("*.jpg"))
+    folder = tmp_path / "export"
+    shutil.copytree(out, folder)
+    info = json.loads((folder / "export.json").read_text())
+    assert set(info["files"]) == {"model.onnx", "model.int8.onnx"}
+    assert json.loads((folder / "parity.json").read_text())["model_sha256"] == info["files"]["model.onnx"]
+    assert model_info(folder, _meta_and_backend(folder)[0], "onnxruntime")["parity"] == "every gate passed"
+    # a swapped model: the int8 one put in model.onnx's place
+    (folder / "model.onnx").write_bytes((folder / "model.int8.onnx").read_bytes())
+    with pytest.raises(CheckpointError, match="not the model that was exported"):
+        open_predictor(folder)
+    with pytest.raises(SystemExit) as stopped:
+        predict([f"ckpt={folder}", f"input={picture}", f"output={tmp_path / 'p.csv'}"])
+    assert stopped.value.code == 2 and not (tmp_path / "p.csv").exists()
+    ran = subprocess.run([sys.executable, str(folder / "predict.py"), str(picture), "--output", str(tmp_path / "s.csv")],
+                         capture_output=True, text=True)
+    assert ran.returncode == 2 and "not the model that was exported" in ran.stderr and not (tmp_path / "s.csv").exists()
+    from tests.test_serve import _serve_cli
+
+    ran = _serve_cli([f"ckpt={folder}", "port=18998"])
+    assert ran.returncode == 2 and "not the model that was exported" in ran.stderr, ran.stderr
+    # export.json naming a model outside the folder
+    shutil.copyfile(out / "model.onnx", folder / "model.onnx")
+    (tmp_path / "elsewhere.onnx").write_bytes((out / "model.onnx").read_bytes())
+    json.dump({**info, "model": "../elsewhere.onnx"}, (folder / "export.json").open("w"))
+    with pytest.raises(CheckpointError, match="a model is a .onnx file inside the export folder"):
+        open_predictor(folder)
+
+
+def test_the_standalone_predictor_writes_through_no_link(exported, tmp_path, trained_run):
+    _, out, _ = exported
+    _, report = trained_run
+    pictures = tmp_path / "pictures"
+    pictures.mkdir()
+    for i, source in enumerate(sorted((Path(report["data"]["root"]) / "test").rglob("*.jpg"))[:3]):
+        (pictures / f"{i}.jpg").write_bytes(source.read_bytes())
+    target = tmp_path / "outside.csv"
+    (pictures / "predictions.csv").symlink_to(target)  # dangling: would create outside.csv through it
+    ran = subprocess.run([sys.executable, str(out / "predict.py"), str(pictures)], capture_output=True, text=True)
+    assert ran.returncode != 0 and "exists" in ran.stderr and not target.exists()
+    ran = subprocess.run([sys.executable, str(out / "predict.py"), str(pictures), "--overwrite"], capture_output=True,
+                         text=True)
+    assert ran.returncode != 0 and "is a link" in ran.stderr and not target.exists()
+    # a picture that decodes but cannot be fitted is skipped with its name; the others are answered
+    from tests.test_serve import _strip_png
+
+    (pictures / "strip.png").write_bytes(_strip_png(2_000_000))
+    (pictures / "predictions.csv").unlink()
+    ran = subprocess.run([sys.executable, str(out / "predict.py"), str(pictures)], capture_output=True, text=True)
+    assert ran.returncode == 0, ran.stderr
+    assert "skipped" in ran.stderr and "strip.png" in ran.stderr
+    assert len(_rows(pictures / "predictions.csv")[1]) == 3

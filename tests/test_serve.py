@@ -181,3 +181,80 @@ def test_sigterm_stops_every_process_of_the_server(trained_run):
         assert not server.group_alive(), "a worker of the stopped server still runs"
     finally:
         server.stop()
+
+
+def _strip_png(width: int = 30_000_000) -> bytes:
+    """A small PNG of 1 x ``width`` pixels: it decodes (30 M pixels is under the cap) but cannot be
+    fitted to a model's square input (the crop would first scale it to 224 x 6.7e9)."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("L", (width, 1), 90).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_a_picture_that_cannot_be_fitted_costs_its_sender_only(served):
+    server, _, root = served
+    good = next((root / "test").rglob("*.jpg")).read_bytes()
+    strip = _strip_png()
+    bodies = [(strip, "image/png")] + [(good, "image/jpeg")] * 7  # batched together (batch=8)
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda b: server.post(*b), bodies))
+    assert answers[0][0] == 413 and "proportions" in answers[0][1]["error"], answers[0]
+    assert [status for status, _ in answers[1:]] == [200] * 7
+    # a multipart body without its boundary, a Content-Length that is no number: 400, not 500
+    assert server.post(b"--x\r\n\r\n", "multipart/form-data")[0] == 400
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    connection.putrequest("POST", "/predict")
+    connection.putheader("Content-Type", "image/jpeg")
+    connection.putheader("Content-Length", "abc")
+    connection.endheaders()
+    assert connection.getresponse().status == 400
+    connection.close()
+
+
+def _serve_cli(args: list[str], env: dict | None = None, timeout: int = 120):
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "fishbear.serve", *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})})
+
+
+def test_a_busy_port_and_an_open_host_without_a_token_are_one_line(trained_run):
+    import socket
+
+    ckpt = trained_run[0] / "checkpoints" / "best.ckpt"
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        ran = _serve_cli([f"ckpt={ckpt}", f"port={busy.getsockname()[1]}"])
+    assert ran.returncode == 2 and ran.stderr.startswith("error: port") and "in use" in ran.stderr, ran.stderr
+    assert "Serving" not in ran.stdout and "Traceback" not in ran.stderr
+    ran = _serve_cli([f"ckpt={ckpt}", "host=0.0.0.0", "port=18999"], env={"FISHBEAR_SERVE_TOKEN": ""})
+    assert ran.returncode == 2 and "give a token" in ran.stderr and "insecure=true" in ran.stderr, ran.stderr
+    ran = _serve_cli([f"ckpt={ckpt}", "port=18999", "token=short"])
+    assert ran.returncode == 2 and "shorter than 16" in ran.stderr
+
+
+def test_beyond_loopback_every_request_carries_the_token(trained_run):
+    import secrets
+
+    token = secrets.token_urlsafe(24)
+    server = ServedModel(trained_run[0] / "checkpoints" / "best.ckpt", "host=0.0.0.0", token=token)
+    try:
+        picture = next((Path(trained_run[1]["data"]["root"]) / "test").rglob("*.jpg")).read_bytes()
+        assert server.get("/health", token="")[0] == 200   # a load balancer's probe: says only "ok"
+        assert server.get("/", token="")[0] == 200          # the page, which asks for the token
+        for wrong in ("", "x" * 32, token[:-1]):
+            assert server.get("/info", token=wrong)[0] == 401
+            status, answer = server.post(picture, "image/jpeg", token=wrong)
+            assert status == 401 and "token" in answer["error"]
+        assert server.get("/info")[0] == 200
+        assert server.post(picture, "image/jpeg")[0] == 200
+        assert token not in server.output()  # never in the server's log
+    finally:
+        server.stop()

@@ -24,3 +24,28 @@ def letterbox(resize: str | None, image_size: int | list[int], height: int,
     model_h, model_w = as_hw(image_size)
     factor = min(model_h / height, model_w / width)
     return factor, (model_w - width * factor) / 2, (model_h - height * factor) / 2
+
+
+# the picture between a file and the model's input (a 1 x 30,000,000 strip "cropped" to 224 x 224 is
+# first scaled to 224 x 6.7e9): above this many pixels it is refused with the reason, not allocated
+MAX_FIT_PIXELS = 50_000_000
+
+
+def fit_problem(height: int, width: int, image_size: int | tuple[int, int] | list[int], resize: str) -> str | None:
+    """Why a ``height`` x ``width`` picture cannot be fitted to ``image_size`` by ``resize``
+    (``crop`` scales the short side to cover, ``pad`` the long side to fit, ``squish`` straight to
+    the size), or None when it can. The standalone predictor holds the same rule."""
+    model_h, model_w = as_hw(image_size)
+    if height < 1 or width < 1:
+        return f"it has no pixels ({width} x {height})"
+    if resize == "crop":
+        scale = max(model_h / height, model_w / width)
+    elif resize == "pad":
+        scale = min(model_h / height, model_w / width)
+    else:
+        return None
+    between = (max(1, round(height * scale)), max(1, round(width * scale)))
+    if between[0] * between[1] > MAX_FIT_PIXELS:
+        return (f"its {width} x {height} pixels are too far from the model's {model_w} x {model_h} proportions: fitting "
+                f"it by {resize} would make a {between[1]} x {between[0]} picture first")
+    return None

@@ -13,25 +13,57 @@ from fishbear.core.errors import DataError
 # decompression bomb, a small file that decodes to gigabytes; fishbear names the file and moves on
 UNREADABLE = (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 
+# .jfif and .jpe are JPEGs under the names browsers and old cameras save them with
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
-    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 )
+ORIENTATION = 0x0112  # the EXIF tag a camera writes when the picture is stored on its side
+SWAPS_SIDES = (5, 6, 7, 8)  # orientations whose upright picture has width and height exchanged
 
 
 def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 
 
+def orientation_of(image: Image.Image) -> int:
+    """The EXIF orientation (1: upright, as stored; 2-8: mirrored and/or turned), 1 when absent."""
+    try:
+        value = image.getexif().get(ORIENTATION, 1)
+    except (OSError, ValueError, SyntaxError):  # a damaged EXIF block: taken as no orientation
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def upright_size_of(image: Image.Image) -> tuple[int, int]:
+    """``(width, height)`` of the picture as it looks (and as :func:`as_rgb` reads it): the stored
+    size with the sides exchanged when the EXIF orientation turns it a quarter."""
+    width, height = image.size
+    return (height, width) if orientation_of(image) in SWAPS_SIDES else (width, height)
+
+
+def _grey_scale(values: np.ndarray, mode: str) -> float:
+    """What a grey image's full white is: 16-bit modes 65535; 32-bit integers and floats by the
+    range their values use (floats in 0-1 as 1.0, as image viewers and scikit-image show them)."""
+    if mode.startswith("I;16"):
+        return 65535.0
+    top = float(values.max()) if values.size else 0.0
+    for high in ((1.0,) if mode == "F" else ()) + (255.0, 65535.0):
+        if top <= high:
+            return high
+    return top
+
+
 def as_rgb(image: Image.Image) -> np.ndarray:
-    """An opened image as H x W x 3 uint8, upright and at full range: the EXIF orientation a camera
-    wrote is applied (a portrait photo is not read on its side), 16-bit greys are scaled to 8 bits
-    (PIL's own conversion clips them: a 16-bit gradient became nearly all white), and grey,
-    palette and alpha images become RGB."""
+    """An opened image as H x W x 3 uint8, as it looks, by one rule for every mode: the EXIF
+    orientation a camera wrote is applied (a portrait photo is not read on its side); 16-bit,
+    32-bit and float greys are scaled to 8 bits by their range (PIL's own conversion clips them:
+    a 16-bit gradient became nearly all white, a 0-1 float TIFF black), NaN as black; grey,
+    palette, CMYK and alpha images become RGB. The standalone predictor holds the same rule
+    (a test compares the two)."""
     image = ImageOps.exif_transpose(image)
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        values = np.asarray(image, dtype=np.float64)
-        high = 65535.0 if image.mode.startswith("I;16") or values.max() > 255 else 255.0
-        grey = np.clip(np.round(values / high * 255.0), 0, 255).astype(np.uint8)
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        values = np.nan_to_num(np.asarray(image, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+        grey = np.clip(np.round(values / _grey_scale(values, image.mode) * 255.0), 0, 255).astype(np.uint8)
         return np.repeat(grey[..., None], 3, axis=2)
     return np.asarray(image.convert("RGB"))
 
@@ -49,6 +81,15 @@ def load_rgb(path: str | Path) -> np.ndarray:
             f"Image file {path} cannot be read as an image ({_why(err)}). "
             "Delete or replace the file, or set data.on_bad_image=skip to leave such files out."
         ) from None
+
+
+def upright_size(path: str | Path) -> tuple[int, int]:
+    """``(width, height)`` of ``path`` as it looks, from its header (no pixels decoded)."""
+    try:
+        with Image.open(path) as image:
+            return upright_size_of(image)
+    except UNREADABLE as err:
+        raise DataError(f"Image file {path} cannot be read ({_why(err)}).") from None
 
 
 def header_problem(path: Path) -> str | None:

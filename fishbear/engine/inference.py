@@ -98,10 +98,15 @@ class ExportedPredictor(Batched):
     (:mod:`fishbear.engine.standalone`): what ``fishbear predict ckpt=EXPORT_DIR`` runs."""
 
     def __init__(self, folder: str | Path, model: str | None = None) -> None:
-        from fishbear.engine.standalone import OnnxPredictor
+        from fishbear.engine.standalone import ExportError, OnnxPredictor
         from fishbear.kinds import KINDS
 
-        self.onnx = OnnxPredictor(folder, model=model)
+        try:
+            self.onnx = OnnxPredictor(folder, model=model)
+        except ExportError as err:
+            from fishbear.core.errors import CheckpointError
+
+            raise CheckpointError(str(err)) from None
         self.meta = ModelMeta.from_section(self.onnx.meta.get("model_meta"), Path(folder) / "export.json", KINDS)
         self.kind: Kind = get_kind(self.meta.kind)
         self.classes = list(self.meta.classes)

@@ -23,12 +23,14 @@ def free_port() -> int:
 class ServedModel:
     """``python -m fishbear.serve ckpt=... port=<free>`` started and waited for (``/health``)."""
 
-    def __init__(self, ckpt: Path, *extra: str, threads: int | None = 1, wait: float = 180.0) -> None:
+    def __init__(self, ckpt: Path, *extra: str, threads: int | None = 1, wait: float = 180.0,
+                 token: str | None = None) -> None:
         import tempfile
 
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+        self.token = token  # handed to the server through FISHBEAR_SERVE_TOKEN, sent as a Bearer header
+        env = {**os.environ, "PYTHONWARNINGS": "ignore", **({"FISHBEAR_SERVE_TOKEN": token} if token else {})}
         self.log = tempfile.TemporaryFile(mode="w+")  # never a pipe: a chatty server would block on a full one
         self.process = subprocess.Popen([sys.executable, "-m", "fishbear.serve", f"ckpt={ckpt}", f"port={self.port}",
                                          *([f"threads={threads}"] if threads else []), *extra], env=env,
@@ -51,16 +53,21 @@ class ServedModel:
         self.log.seek(0)
         return self.log.read()
 
-    def get(self, path: str) -> tuple[int, bytes]:
+    def headers(self, token: str | None = None) -> dict[str, str]:
+        token = self.token if token is None else token
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
+    def get(self, path: str, token: str | None = None) -> tuple[int, bytes]:
         try:
-            with urllib.request.urlopen(self.base + path, timeout=30) as r:
+            with urllib.request.urlopen(urllib.request.Request(self.base + path, headers=self.headers(token)),
+                                        timeout=30) as r:
                 return r.status, r.read()
         except urllib.error.HTTPError as err:
             return err.code, err.read()
 
-    def post(self, body: bytes, content_type: str) -> tuple[int, dict]:
+    def post(self, body: bytes, content_type: str, token: str | None = None) -> tuple[int, dict]:
         request = urllib.request.Request(self.base + "/predict", data=body, method="POST",
-                                         headers={"Content-Type": content_type})
+                                         headers={"Content-Type": content_type, **self.headers(token)})
         try:
             with urllib.request.urlopen(request, timeout=60) as r:
                 return r.status, json.loads(r.read())

@@ -6,8 +6,14 @@ in ``LitAPI.decode_request``: LitServe's batched loop decodes a batch's requests
 one raises, answers every request of that batch with its error; a broken upload must cost its own
 request, not seven neighbours'. So every ``POST /predict`` is read here first: its size capped, its
 image taken from a multipart ``image`` field, raw ``image/*`` bytes or JSON base64, decoded whole
-under a pixel cap; what fails is answered at once with a 4xx and a message, and only a picture
-known to decode is handed on (as JSON base64) to the inference workers.
+under a pixel cap, and its size checked against the model's fit (a 1 x 30,000,000 strip decodes,
+but cannot be scaled to the model's input); what fails is answered at once with a 4xx and a message,
+and only a picture known to decode and fit is handed on (as JSON base64) to the inference workers.
+
+A server that other machines can reach asks for a token (:class:`TokenCheck`): ``Authorization:
+Bearer <token>`` on every request but ``GET /`` (the page, which asks for it) and ``GET /health``
+(for load balancers; it says only "ok"), compared in constant time; the token is never taken
+from a URL, so no access log holds it.
 """
 
 from __future__ import annotations
@@ -25,9 +31,13 @@ MAX_PIXELS = 40_000_000    # a picture with more pixels is refused before decodi
 RAW_TYPES = ("image/", "application/octet-stream")
 
 
-def check_picture(data: bytes, max_pixels: int = MAX_PIXELS) -> tuple[int, str] | None:
-    """``(status, message)`` when ``data`` is no picture fishbear can answer for; None when it is."""
+def check_picture(data: bytes, max_pixels: int = MAX_PIXELS, fit: tuple[Any, str] | None = None) -> tuple[int, str] | None:
+    """``(status, message)`` when ``data`` is no picture fishbear can answer for; None when it is.
+    ``fit``: the model's ``(image_size, resize)``, which the picture's upright size must fit."""
     from PIL import Image, UnidentifiedImageError
+
+    from fishbear.core.geometry import fit_problem
+    from fishbear.data.images import upright_size_of
 
     if not data:
         return 400, "the request holds no image (an empty body or an empty 'image' field)"
@@ -36,6 +46,10 @@ def check_picture(data: bytes, max_pixels: int = MAX_PIXELS) -> tuple[int, str] 
             width, height = image.size
             if width * height > max_pixels:
                 return 413, f"the image has {width} x {height} pixels, more than the {max_pixels} this server decodes"
+            if fit is not None:
+                problem = fit_problem(*upright_size_of(image)[::-1], fit[0], fit[1])
+                if problem:
+                    return 413, f"the image cannot be answered for: {problem}"
             image.load()
     except Image.DecompressionBombError as err:
         return 413, f"the image has too many pixels to decode safely ({err})"
@@ -46,11 +60,41 @@ def check_picture(data: bytes, max_pixels: int = MAX_PIXELS) -> tuple[int, str] 
     return None
 
 
+class TokenCheck:
+    """ASGI middleware: with a token, every request but the page and ``/health`` must carry it
+    (``Authorization: Bearer <token>``); without it, 401 and a message."""
+
+    OPEN = ("/", "/health")
+
+    def __init__(self, app: Any, token: str) -> None:
+        self.app, self.token = app, token.encode("utf-8")
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        import hmac
+
+        if scope["type"] != "http" or (scope["method"] == "GET" and scope["path"] in self.OPEN):
+            return await self.app(scope, receive, send)
+        given = b""
+        for key, value in scope.get("headers", []):
+            if key.lower() == b"authorization" and value[:7].lower() == b"bearer ":
+                given = value[7:].strip()
+        if hmac.compare_digest(given, self.token):
+            return await self.app(scope, receive, send)
+        from starlette.responses import JSONResponse
+
+        response = JSONResponse({"error": "this server asks for a token: send 'Authorization: Bearer <token>' (the "
+                                          "token it was started with)"}, status_code=401,
+                                headers={"WWW-Authenticate": "Bearer"})
+        await response(scope, receive, send)
+
+
 class UploadCheck:
     """ASGI middleware: every ``POST /predict`` checked and rewritten as ``{"image": base64}``."""
 
-    def __init__(self, app: Any, path: str = "/predict", max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS) -> None:
+    def __init__(self, app: Any, path: str = "/predict", max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS,
+                 image_size: Any = None, resize: str = "crop") -> None:
         self.app, self.path, self.max_bytes, self.max_pixels = app, path, max_bytes, max_pixels
+        self.fit = (image_size, resize) if image_size is not None else None
 
     async def _refuse(self, scope: Any, receive: Any, send: Any, status: int, message: str) -> None:
         from starlette.responses import JSONResponse
@@ -64,7 +108,10 @@ class UploadCheck:
         from starlette.requests import Request
 
         headers = Headers(scope=scope)
-        declared = int(headers.get("content-length") or 0)
+        length = (headers.get("content-length") or "0").strip()
+        if not length.isdigit():
+            return await self._refuse(scope, receive, send, 400, f"Content-Length {length[:40]!r} is not a number")
+        declared = int(length)
         if declared > self.max_bytes:
             return await self._refuse(scope, receive, send, 413, f"the request is {declared} bytes; at most "
                                       f"{self.max_bytes} are taken")
@@ -80,7 +127,11 @@ class UploadCheck:
             async def replay() -> dict[str, Any]:
                 return {"type": "http.request", "body": body, "more_body": False}
 
-            form = await Request(scope, replay).form()
+            try:
+                form = await Request(scope, replay).form()
+            except Exception as err:  # noqa: BLE001 (any form the parser cannot read is the sender's to fix)
+                return await self._refuse(scope, receive, send, 400, f"the multipart form cannot be read ({err}); send "
+                                          "multipart/form-data with a boundary and a file field 'image'")
             upload = form.get("image")
             if upload is None or isinstance(upload, str):
                 return await self._refuse(scope, receive, send, 400, "the form has no file field 'image'")
@@ -96,7 +147,7 @@ class UploadCheck:
             return await self._refuse(scope, receive, send, 415, f"content type {kind or '(none)'}: send the image as "
                                       "multipart/form-data (field 'image'), as raw image/* bytes, or as JSON "
                                       "{\"image\": <base64>}")
-        problem = check_picture(data, self.max_pixels)
+        problem = check_picture(data, self.max_pixels, self.fit)
         if problem is not None:
             return await self._refuse(scope, receive, send, *problem)
         payload = json.dumps({"image": base64.b64encode(data).decode("ascii")}).encode()
@@ -157,6 +208,10 @@ def model_info(path: Path, meta: Any, backend: str) -> dict[str, Any]:
         found = json.loads(parity.read_text())
         metric = (found.get("metric") or {}).get("export")
         info["run"] = found.get("checkpoint")
+        exported = json.loads((path / "export.json").read_text()).get("files", {}).get("model.onnx")
+        if found.get("model_sha256") != exported or exported is None:
+            info["parity"] = "not checked for this model (parity.json is of another model.onnx)"
+            return info
         if metric:
             info["metrics"] = {metric["metric"]: {"value": metric["value"], "low": metric["low"], "high": metric["high"]}}
         info["parity"] = "every gate passed" if found.get("passed") else f"FAILED: {found.get('failed')}"

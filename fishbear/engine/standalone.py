@@ -9,18 +9,24 @@ network was tested on). ``fishbear predict ckpt=EXPORT_DIR`` runs it too.
 
 It writes the CSV ``fishbear predict`` writes (the same columns in the same order): beside a
 folder as ``predictions.csv``, beside an image as ``<stem>.predictions.csv``, or to ``--output``;
-it replaces no existing file unless ``--overwrite``. What the graph expects and what is done
-outside it (decoding, orientation, the fit to the model's size, each kind's reading) is in
-``export.json`` beside the model, and here.
+it replaces no existing file unless ``--overwrite``, writes through no link (a file is written
+beside its place, then renamed over it), and skips, naming it, a picture that does not decode or
+cannot be fitted to the model. What the graph expects and what is done outside it (decoding,
+orientation, the fit to the model's size, each kind's reading) is in ``export.json`` beside the
+model, and here. The folder is a unit: ``export.json`` names the model file inside the folder and
+its sha256, and a model that is not the one exported is refused.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import io
 import json
+import os
 import sys
+import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,24 +34,88 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp",
+                              ".ppm", ".pgm"})
 MODEL_FILE, META_FILE = "model.onnx", "export.json"
+MAX_FIT_PIXELS = 50_000_000  # as fishbear.core.geometry's
+
+
+class ExportError(ValueError):
+    """An export folder that is not what was exported (a changed model, a model outside it)."""
 
 
 def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 
 
+def _grey_scale(values: np.ndarray, mode: str) -> float:
+    if mode.startswith("I;16"):
+        return 65535.0
+    top = float(values.max()) if values.size else 0.0
+    for high in ((1.0,) if mode == "F" else ()) + (255.0, 65535.0):
+        if top <= high:
+            return high
+    return top
+
+
+def as_rgb(opened: Image.Image) -> np.ndarray:
+    """H x W x 3 uint8 as the picture looks, by fishbear's one rule (``fishbear.data.images.as_rgb``):
+    EXIF orientation applied; 16-bit, 32-bit and float greys scaled by their range, NaN black;
+    grey, palette, CMYK and alpha images as RGB."""
+    image = ImageOps.exif_transpose(opened)
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        values = np.nan_to_num(np.asarray(image, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+        grey = np.clip(np.round(values / _grey_scale(values, image.mode) * 255.0), 0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    return np.asarray(image.convert("RGB"))
+
+
 def load_rgb(path: Path) -> np.ndarray:
-    """H x W x 3 uint8, upright (EXIF orientation applied), 16-bit greys scaled to 8 bits: as fishbear reads."""
     with Image.open(path) as opened:
-        image = ImageOps.exif_transpose(opened)
-        if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-            values = np.asarray(image, dtype=np.float64)
-            high = 65535.0 if image.mode.startswith("I;16") or values.max() > 255 else 255.0
-            grey = np.clip(np.round(values / high * 255.0), 0, 255).astype(np.uint8)
-            return np.repeat(grey[..., None], 3, axis=2)
-        return np.asarray(image.convert("RGB"))
+        return as_rgb(opened)
+
+
+def fit_problem(height: int, width: int, meta: dict[str, Any]) -> str | None:
+    """Why the picture cannot be fitted to the model (``fishbear.core.geometry.fit_problem``)."""
+    model_h, model_w = meta["input_size"]
+    if height < 1 or width < 1:
+        return f"it has no pixels ({width} x {height})"
+    if meta["resize"] not in ("crop", "pad"):
+        return None
+    pick = max if meta["resize"] == "crop" else min
+    scale = pick(model_h / height, model_w / width)
+    between = (max(1, round(height * scale)), max(1, round(width * scale)))
+    if between[0] * between[1] > MAX_FIT_PIXELS:
+        return (f"its {width} x {height} pixels are too far from the model's {model_w} x {model_h} proportions: fitting "
+                f"it by {meta['resize']} would make a {between[1]} x {between[0]} picture first")
+    return None
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def model_file(folder: Path, meta: dict[str, Any], name: str | None = None) -> Path:
+    """The model file of the export folder: a plain name inside it, whose sha256 is the one
+    ``export.json`` recorded at export (when it recorded one)."""
+    name = name or meta.get("model", MODEL_FILE)
+    if not isinstance(name, str) or not name or "/" in name or "\\" in name or name in (".", "..") \
+            or not name.endswith(".onnx"):
+        raise ExportError(f"{folder / META_FILE} names the model {name!r}: a model is a .onnx file inside the export "
+                          "folder. Export the checkpoint again.")
+    path = folder / name
+    if path.is_symlink() or not path.is_file():
+        raise ExportError(f"{path} is missing or a link: an export folder holds its model itself. Export the "
+                          "checkpoint again.")
+    recorded = (meta.get("files") or {}).get(name)
+    if recorded is not None and sha256_of(path) != recorded:
+        raise ExportError(f"{path} is not the model that was exported (its sha256 differs from the one in "
+                          f"{META_FILE}): nothing is answered with it. Export the checkpoint again (fishbear export).")
+    return path
 
 
 def _enhance(image: np.ndarray) -> np.ndarray:
@@ -156,6 +226,23 @@ def _mask(outputs: dict[str, np.ndarray], i: int, size: tuple[int, int], meta: d
 READINGS = {"class": _a_class, "tags": _tags, "values": _values, "coordinates": _coordinates, "mask": _mask}
 
 
+def read_meta(folder: Path) -> dict[str, Any]:
+    """``export.json``, checked for what this file reads of it."""
+    path = Path(folder) / META_FILE
+    if path.is_symlink():
+        raise ExportError(f"{path} is a link: an export folder holds its metadata itself. Export the checkpoint again.")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ExportError(f"{path} cannot be read as an export's metadata ({err}). Export the checkpoint again.") from None
+    wanted = {"kind": str, "classes": list, "input_size": list, "resize": str, "reading": str}
+    wrong = [key for key, kind in wanted.items() if not isinstance(meta.get(key) if isinstance(meta, dict) else None, kind)]
+    if wrong or meta["reading"] not in READINGS or len(meta["input_size"]) != 2:
+        raise ExportError(f"{path} is not an export's metadata (missing or malformed: {', '.join(wrong) or 'reading'}). "
+                          "Export the checkpoint again.")
+    return meta
+
+
 class OnnxPredictor:
     """``model.onnx`` and ``export.json`` of an export folder; images in, the kind's readings out."""
 
@@ -163,11 +250,11 @@ class OnnxPredictor:
         import onnxruntime as ort
 
         self.folder = Path(folder)
-        self.meta = json.loads((self.folder / META_FILE).read_text())
+        self.meta = read_meta(self.folder)
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = int(threads)
-        self.model = self.folder / (model or self.meta.get("model", MODEL_FILE))
+        self.model = model_file(self.folder, self.meta, model)
         self.session = ort.InferenceSession(str(self.model), options, providers=["CPUExecutionProvider"])
         self.kind = self.meta["kind"]
         self.answer = READINGS[self.meta["reading"]]
@@ -201,16 +288,43 @@ def _mask_png(mask: np.ndarray, colours: list[int]) -> bytes:
     return buffer.getvalue()
 
 
-def _readable(files: list[Path]) -> list[Path]:
+def _readable(files: list[Path], meta: dict[str, Any]) -> list[Path]:
+    """The files that decode and fit the model; the others named in a warning and skipped."""
     kept = []
     for path in files:
         try:
             with Image.open(path) as image:
-                image.load()
-            kept.append(path)
+                width, height = image.size
+                if image.getexif().get(0x0112, 1) in (5, 6, 7, 8):
+                    width, height = height, width
+                problem = fit_problem(height, width, meta)
+                if problem is None:
+                    image.load()
         except Exception as err:  # noqa: BLE001 (any file that does not decode is skipped and named)
-            print(f"warning: skipped {path} ({type(err).__name__}: {err})", file=sys.stderr)
+            problem = f"{type(err).__name__}: {err}"
+        if problem:
+            print(f"warning: skipped {path} ({problem})", file=sys.stderr)
+        else:
+            kept.append(path)
     return kept
+
+
+def _write(path: Path, data: bytes, overwrite: bool) -> None:
+    """``data`` into a file beside ``path``, renamed over it: never written through a link there
+    (nor a dangling one), never over an existing file unless ``overwrite``."""
+    if os.path.lexists(path) and not overwrite:
+        raise SystemExit(f"error: {path} exists; give another output or --overwrite")
+    if path.is_symlink() or path.is_dir():
+        raise SystemExit(f"error: {path} is a link or a folder; nothing was written through it. Give another output.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, staged = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(staged, path)
+    except BaseException:
+        Path(staged).unlink(missing_ok=True)
+        raise
 
 
 def main(argv: list[str] | None = None, folder: Path | None = None) -> Path:
@@ -223,7 +337,11 @@ def main(argv: list[str] | None = None, folder: Path | None = None) -> Path:
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime's intra-op threads")
     parser.add_argument("--model", default=None, help="another model file of the folder (model.int8.onnx)")
     args = parser.parse_args(argv)
-    predictor = OnnxPredictor(folder or Path(__file__).resolve().parent, args.threads, args.model)
+    try:
+        predictor = OnnxPredictor(folder or Path(__file__).resolve().parent, args.threads, args.model)
+    except ExportError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
     source = args.input
     if source.is_dir():
         files, default, base = sorted(p for p in source.rglob("*") if p.is_file() and is_image_file(p)), \
@@ -235,11 +353,11 @@ def main(argv: list[str] | None = None, folder: Path | None = None) -> Path:
     masks = args.masks or base / "predicted_masks"
     if predictor.meta["reading"] == "mask":
         files = [p for p in files if masks.resolve() not in p.resolve().parents]
-    files = _readable(files)
+    files = _readable(files, predictor.meta)
     if not files:
         raise SystemExit(f"error: {source} holds no readable image")
     output = args.output or default
-    if output.exists() and not args.overwrite:
+    if os.path.lexists(output) and not args.overwrite:
         raise SystemExit(f"error: {output} exists; give --output elsewhere or --overwrite")
     rows = []
     for path, result in predictor.predict_files(files, args.batch_size):
@@ -248,16 +366,14 @@ def main(argv: list[str] | None = None, folder: Path | None = None) -> Path:
         if "mask" in result:
             key = path.relative_to(base).with_suffix("").as_posix() if base in path.parents else path.stem
             target = masks / f"{key}_P.png"
-            if target.exists() and not args.overwrite:
-                raise SystemExit(f"error: {target} exists; give --masks elsewhere or --overwrite")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(_mask_png(result["mask"], predictor.meta["palette"]))
+            _write(target, _mask_png(result["mask"], predictor.meta["palette"]), args.overwrite)
             extra = {"mask": str(target)}
         rows.append({"file": str(path), **extra, **result["columns"]})
-    with output.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    _write(output, text.getvalue().encode("utf-8"), args.overwrite)
     print(f"Predictions for {len(files)} images: {output}")
     return output
 
