@@ -93,8 +93,7 @@ def predict(cfg: DictConfig) -> Path:
     if writer is not None:  # not last run's pictures
         files = [p for p in files if writer.folder.resolve() not in p.resolve().parents]
         refuse_stem_clashes(((_key(p, base), p) for p in files), "label files of the key")
-    if cfg.on_bad_image == "skip":
-        files = _readable(files)
+    files = _readable(files, predictor, skip=cfg.on_bad_image == "skip")
     rows = []
     with outputs:
         for path, result in predictor.predict_files(files, cfg.batch_size):
@@ -127,12 +126,29 @@ def _csv_path(cfg: DictConfig, default: Path, outputs: OutputFiles) -> Path:
     return output
 
 
-def _readable(files: list[Path]) -> list[Path]:
-    """The files that decode; the others are named in a warning (one bad file of a thousand does
-    not stop the other predictions)."""
-    problems = {path: problem for path in files if (problem := image_problem(path)) is not None}
+def _readable(files: list[Path], predictor: Batched, skip: bool) -> list[Path]:
+    """The files that can be answered for: decoded (``skip``: in full, else their header) and of
+    sides the model's fit can take (a 1 x 30,000,000 strip cannot be scaled to a square input).
+    With ``skip`` the others are named in a warning (one bad file of a thousand does not stop the
+    other predictions); else the first is one error naming it."""
+    from fishbear.core.geometry import fit_problem
+    from fishbear.data.images import header_problem, upright_size
+
+    resize = predictor.meta.resize or predictor.kind.eval_resize
+    problems = {}
+    for path in files:
+        problem = (image_problem if skip else header_problem)(path)
+        what = "read as an image"
+        if problem is None:
+            width, height = upright_size(path)
+            problem, what = fit_problem(height, width, predictor.meta.image_size, resize), "fitted to the model"
+        if problem is not None:
+            if not skip:
+                raise DataError(f"{path} cannot be {what} ({problem}). Remove it from input=, or give "
+                                "on_bad_image=skip to leave such files out.")
+            problems[path] = problem
+    shown = "; ".join(f"{path} ({why})" for path, why in list(problems.items())[:5])
     if problems:
-        shown = "; ".join(f"{path} ({why})" for path, why in list(problems.items())[:5])
         print(f"warning: skipped {len(problems)} file(s) that are no readable image: {shown}", file=sys.stderr)
     kept = [path for path in files if path not in problems]
     if not kept:

@@ -130,10 +130,27 @@ def serve(cfg: DictConfig) -> Any:
 
 
 def _saved(where: Path) -> dict[str, Any]:
+    """``review.json``, checked: the dataset folder, how its class folders sit, the source."""
+    from fishbear.core.containment import read_state
+
     path = where / "review.json"
-    if not path.is_file():
+    text = read_state(path, "review record")
+    if text is None:
         raise DataError(f"{path} does not exist: run fishbear review first (it records the dataset it reviews).")
-    return json.loads(path.read_text())
+    try:
+        saved = json.loads(text)
+        ok = isinstance(saved, dict) and isinstance(saved.get("root"), str) and isinstance(saved.get("of"), str) \
+            and isinstance(saved.get("class_depth"), int) and isinstance(saved.get("folder_of"), dict) \
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in saved["folder_of"].items())
+    except ValueError:
+        ok = False
+    if not ok:
+        raise DataError(f"{path} is not the record fishbear review writes (root, of, class_depth, folder_of): run "
+                        "fishbear review again to write it.")
+    if not Path(saved["root"]).is_dir():
+        raise DataError(f"{path} names the dataset {saved['root']}, which is not a folder (moved?); run fishbear "
+                        "review again on the run.")
+    return saved
 
 
 def apply_decisions(cfg: DictConfig) -> dict[str, int]:
@@ -156,7 +173,7 @@ def undo_decisions(cfg: DictConfig) -> int:
 
     name, folder, where = review_folder(cfg)
     saved = _saved(where)
-    restored = undo(Path(saved["root"]), where / "applied.jsonl")
+    restored = undo(Path(saved["root"]), where / "applied.jsonl", saved["of"])
     print(f"Restored {restored} files in {saved['root']} (the decisions are kept: apply again to redo).")
     return restored
 

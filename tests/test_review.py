@@ -122,7 +122,9 @@ def test_the_page_decides_by_keyboard_keeps_decisions_and_apply_undo_round_trip(
     assert set(before) - set(after) == {first, second}
     assert set(after) - set(before) == {moved_to, f"_removed/{second}"}
     assert after[moved_to] == before[first] and after[f"_removed/{second}"] == before[second]
-    assert json.loads((data / ".fishbear-review.json").read_text())["relabelled"] == 1
+    from fishbear.engine.review_log import dataset_note
+
+    assert dataset_note(data)["relabelled"] == 1
     main(["apply", f"run={run}"])                             # idempotent
     assert _tree(data) == after
     main(["undo", f"run={run}"])
@@ -133,8 +135,8 @@ def test_the_decision_log_undoes_in_order_and_survives_a_cut_line(tmp_path):
     from fishbear.engine.review_log import DecisionLog
 
     log = DecisionLog(tmp_path / "decisions.jsonl")
-    log.decide("a.jpg", "relabel", "dog", ["cat", "dog"])
-    log.decide("b.jpg", "remove", None, ["cat", "dog"])
+    log.decide("a.jpg", "relabel", "dog", ["cat", "dog"], "a" * 64)
+    log.decide("b.jpg", "remove", None, ["cat", "dog"], "b" * 64)
     log.decide("a.jpg", "keep", None, ["cat", "dog"])
     assert log.undo()["file"] == "a.jpg"
     assert {f: d["action"] for f, d in log.effective().items()} == {"a.jpg": "relabel", "b.jpg": "remove"}
@@ -145,7 +147,7 @@ def test_the_decision_log_undoes_in_order_and_survives_a_cut_line(tmp_path):
     from fishbear.core.errors import DataError
 
     with pytest.raises(DataError, match="the classes are"):
-        reread.decide("a.jpg", "relabel", "bird", ["cat", "dog"])
+        reread.decide("a.jpg", "relabel", "bird", ["cat", "dog"], "a" * 64)
 
 
 def test_sorted_frames_put_the_marked_ones_first_with_their_neighbours(tmp_path):
@@ -193,3 +195,118 @@ def test_a_detection_run_goes_to_the_box_tools_and_reads_back(trained_detector, 
     read = LabelStudioReader(json="labelstudio/tasks.json", source="predictions")(pictures)
     assert sum(len(s.target) for s in read.splits["train"]) == len(scored)
     assert (pictures / "coco" / "instances.json").is_file()
+
+
+# -- the review's state files are data, its moves check the bytes decided on ---------------------------------
+def _dataset(root: Path) -> Path:
+    """cat/ and dog/ with two distinct files each."""
+    for label in ("cat", "dog"):
+        (root / label).mkdir(parents=True)
+        for i in range(2):
+            (root / label / f"{label[0]}{i}.jpg").write_bytes(f"{label}{i}".encode() * 50)
+    return root
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_decision_lines_are_checked_and_numbers_never_reused(tmp_path):
+    from fishbear.core.errors import DataError
+    from fishbear.engine.review_log import DecisionLog
+
+    path = tmp_path / "decisions.jsonl"
+    for line, words in ((json.dumps({"file": "cat/0.jpg", "action": "remove", "label": None, "time": "t"}), "'seq'"),
+                        (json.dumps({"seq": 0, "file": "cat/0.jpg", "action": "relabel", "label": None,
+                                     "sha256": "a" * 64}), "has no 'label'"),
+                        (json.dumps({"seq": 0, "file": "../x.jpg", "action": "keep"}), "not a path inside"),
+                        (json.dumps({"seq": 0, "file": "cat/0.jpg", "action": "burn"}), "'action'"),
+                        ("[1, 2]", "JSON object")):
+        path.write_text(line + "\n" + json.dumps({"seq": 1, "file": "dog/0.jpg", "action": "keep"}) + "\n")
+        with pytest.raises(DataError, match=rf"decisions\.jsonl, line 1: .*{words}"):
+            DecisionLog(path)
+    path.unlink()
+    log = DecisionLog(path)
+    for i, file in enumerate(("cat/0.jpg", "cat/1.jpg", "dog/0.jpg")):
+        log.decide(file, "remove", None, ["cat", "dog"], str(i) * 64)
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:1] + lines[2:]) + "\n")    # a line deleted by hand (seq 1)
+    again = DecisionLog(path)
+    again.decide("dog/1.jpg", "keep", None, ["cat", "dog"])     # seq 3, not a second 2
+    assert again.undo()["file"] == "dog/1.jpg" and again.undo()["file"] == "dog/0.jpg"
+    assert set(DecisionLog(path).effective()) == {"cat/0.jpg"}
+    outside = tmp_path / "outside.jsonl"
+    outside.write_text("")
+    path.unlink()
+    path.symlink_to(outside)
+    with pytest.raises(DataError, match="symbolic link"):
+        DecisionLog(path).decide("cat/0.jpg", "keep", None, ["cat", "dog"])
+    assert outside.read_text() == ""
+
+
+def test_apply_moves_only_the_file_decided_on_and_undo_only_what_it_moved(tmp_path):
+    from fishbear.core.errors import DataError
+    from fishbear.engine.review_log import DecisionLog, apply, dataset_lock, dataset_note, undo
+
+    root = _dataset(tmp_path / "data")
+    before = _tree(root)
+    log = DecisionLog(tmp_path / "a" / "decisions.jsonl")
+    log.decide("cat/c0.jpg", "relabel", "dog", ["cat", "dog"], _sha(root / "cat" / "c0.jpg"))
+    log.decide("cat/c1.jpg", "remove", None, ["cat", "dog"], _sha(root / "cat" / "c1.jpg"))
+    # a new photo took a reviewed name after the decision: not the one decided on, nothing moves
+    (root / "cat" / "c1.jpg").write_bytes(b"a new photo of the user's")
+    new = _tree(root)
+    with pytest.raises(DataError, match=r"cat/c1\.jpg is not the file decided on .*Nothing was moved"):
+        apply(root, log.effective(), 0, {}, tmp_path / "a" / "applied.jsonl", "run=a")
+    assert _tree(root) == new   # refused before anything moved (cat/c0's move comes first in order)
+    (root / "cat" / "c1.jpg").write_bytes(b"cat1" * 50)
+    # two reviews of one dataset: their notes kept apart
+    other = DecisionLog(tmp_path / "b" / "decisions.jsonl")
+    other.decide("dog/d1.jpg", "remove", None, ["cat", "dog"], _sha(root / "dog" / "d1.jpg"))
+    apply(root, log.effective(), 0, {}, tmp_path / "a" / "applied.jsonl", "run=a")
+    apply(root, other.effective(), 0, {}, tmp_path / "b" / "applied.jsonl", "run=b")
+    assert dataset_note(root)["removed"] == 2 and dataset_note(root)["relabelled"] == 1
+    # a second apply while one holds the dataset is refused at once
+    with dataset_lock(root), pytest.raises(DataError, match="being changed by another"):
+        apply(root, log.effective(), 0, {}, tmp_path / "a" / "applied.jsonl", "run=a")
+    # undo checks the bytes it moved: a moved file changed since is refused, nothing moves back
+    moved = root / "dog" / "c0.jpg"
+    saved = moved.read_bytes()
+    moved.write_bytes(b"edited after the apply")
+    with pytest.raises(DataError, match="not the file this review moved there"):
+        undo(root, tmp_path / "a" / "applied.jsonl", "run=a")
+    moved.write_bytes(saved)
+    undo(root, tmp_path / "a" / "applied.jsonl", "run=a")
+    assert dataset_note(root) == {"review": "run=b", "relabelled": 0, "removed": 1,
+                                  "applied": dataset_note(root)["applied"]}  # run=b's note stays
+    undo(root, tmp_path / "b" / "applied.jsonl", "run=b")
+    assert _tree(root) == before and dataset_note(root) is None
+
+
+def test_the_review_page_sends_pictures_as_read_and_no_link_out(reviewed_run, tmp_path):
+    import io
+
+    from PIL import Image
+
+    from fishbear.engine.review_items import Item, ReviewSet
+    from fishbear.engine.review_log import DecisionLog
+    from fishbear.engine.review_server import ReviewServer
+
+    root = tmp_path / "data"
+    (root / "cat").mkdir(parents=True)
+    upright = Image.new("RGB", (40, 20), (200, 30, 30))
+    exif = Image.Exif()
+    exif[0x0112] = 6                     # stored on its side: shown 20 x 40 by every viewer
+    upright.transpose(Image.Transpose.ROTATE_90).save(root / "cat" / "a.jpg", exif=exif)
+    secret = tmp_path / "secret.jpg"
+    upright.save(secret)
+    (root / "cat" / "b.jpg").symlink_to(secret)  # a card whose file leads out of the dataset
+    items = [Item(f"cat/{n}.jpg", "cat", "cat", 0.9, 0.9, 0.1) for n in "ab"]
+    server = ReviewServer(ReviewSet(root, ["cat", "dog"], items, "test", 1), DecisionLog(tmp_path / "d.jsonl")).start()
+    try:
+        base, token = server.url.split("/?token=")
+        status, body = _get(f"{base}/image?token={token}&file=cat/a.jpg")
+        assert status == 200 and Image.open(io.BytesIO(body)).size == (40, 20)
+        assert _get(f"{base}/image?token={token}&file=cat/b.jpg")[0] == 404
+    finally:
+        server.stop()

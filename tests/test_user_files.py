@@ -223,3 +223,27 @@ def test_convert_refuses_two_images_that_would_share_a_label_file(tmp_path, caps
     line = _fails(main, [f"src={source}", "src_format=voc", f"dst={tmp_path / 'out'}", "dst_format=voc"], capsys)
     assert "X.jpg and" in line and "X.png would both be written as label files" in line
     assert not (tmp_path / "out").exists()
+
+
+def test_a_picture_predict_cannot_fit_is_skipped_or_named(trained_run, tmp_path, capsys):
+    """A 1 x 2,000,000 strip decodes, but the model's crop would first scale it to 224 x 4.5e8:
+    skipped with its name (the others predicted), or, with on_bad_image=error, one line naming it."""
+    from PIL import Image
+
+    from fishbear.predict import main as predict
+
+    run_dir, report = trained_run
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i, source in enumerate(sorted((Path(report["data"]["root"]) / "test").rglob("*.jpg"))[:2]):
+        (folder / f"{i}.jfif").write_bytes(source.read_bytes())  # JPEGs under a browser's name are images too
+    Image.new("L", (2_000_000, 1), 80).save(folder / "strip.png")
+    output = predict([f"ckpt={run_dir / 'checkpoints' / 'best.ckpt'}", f"input={folder}"])
+    assert "strip.png" in capsys.readouterr().err
+    with output.open() as handle:
+        assert sorted(Path(r["file"]).name for r in csv.DictReader(handle)) == ["0.jfif", "1.jfif"]
+    with pytest.raises(SystemExit) as stopped:
+        predict([f"ckpt={run_dir / 'checkpoints' / 'best.ckpt'}", f"input={folder}", "on_bad_image=error",
+                 f"output={tmp_path / 'e.csv'}"])
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and "strip.png cannot be fitted to the model" in err and "proportions" in err

@@ -21,6 +21,7 @@ import json
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
+
 from fishbear.core.atomic import atomic_write
 from fishbear.core.containment import StateAppender, is_within, read_state
 from fishbear.core.errors import DataError

@@ -2,8 +2,9 @@
 
 What fastai's ``download_images`` skips and users then meet as silent empty folders: a time limit
 on the whole of every request (connecting, the headers and the body together: a server that drips
-a byte every few seconds is cut off when the limit is up, not held for ever by a per-read timeout); retries with exponential backoff on what may pass (HTTP 5xx and 429, honouring
-a short ``Retry-After``; timeouts; dropped connections) and none on what will not (other 4xx);
+a byte every few seconds is cut off when the limit is up, not held for ever by a per-read
+timeout); retries with exponential backoff on what may pass (HTTP 5xx and 429, honouring a short
+``Retry-After``; timeouts; dropped connections) and none on what will not (other 4xx);
 a browser-like User-Agent (image hosts answer 403 to Python's default); redirects followed up to
 a limit; a cap on the bytes read (streamed, so a huge file is cut off, not held); and the
 ``X-Robots-Tag`` of the response respected (``noai`` / ``noimageai``: the site asks not to be

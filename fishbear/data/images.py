@@ -79,7 +79,8 @@ def load_rgb(path: str | Path) -> np.ndarray:
     except UNREADABLE as err:
         raise DataError(
             f"Image file {path} cannot be read as an image ({_why(err)}). "
-            "Delete or replace the file, or set data.on_bad_image=skip to leave such files out."
+            "Delete or replace the file, or leave such files out with data.on_bad_image=skip (training, "
+            "evaluating) or on_bad_image=skip (predict)."
         ) from None
 
 

@@ -1,65 +1,128 @@
 """The decisions of a review, kept append-only, and their application to the dataset's folders.
 
-``decisions.jsonl``: one JSON line per key press (``{"seq", "file", "action", "label", "time"}``,
-``action`` keep, remove or relabel; an undo is a line ``{"seq", "undo": <seq undone>}``), written
-and flushed as it happens: a closed tab or a killed server loses nothing, and the effective
-decision of a file is its last line that was not undone.
+``decisions.jsonl``: one JSON line per key press (``{"seq", "file", "action", "label", "sha256",
+"time"}``, ``action`` keep, remove or relabel, ``sha256`` the file's bytes when the decision was
+made; an undo is a line ``{"seq", "undo": <seq undone>}``), written and synced as it happens: a
+closed tab or a killed server loses nothing, and the effective decision of a file is its last line
+that was not undone. Sequence numbers are never reused (the next is one more than the largest, so a
+line deleted by hand cannot make an undo take back another decision).
+
+Every state file here is read as data: a line that is not one of fishbear's records is one error
+naming the file, the line and the fix (only a last line a kill cut short is passed over), a
+``file`` that is not a plain path inside the dataset is refused, and no state file is read or
+appended through a link.
 
 ``apply`` moves files, never deletes them: a relabelled image into its new class folder, a
 removed one under ``_removed/`` at the dataset's root (which no reader takes for a split), each
-move recorded in ``applied.jsonl`` with the file's sha256. It is idempotent (a move already made
-is recognised by its target's bytes), and ``undo`` moves everything back, so the tree is restored
-byte for byte. The dataset root gets ``.fishbear-review.json``: what was changed, from which review,
-so the next run's report can say it beside its metric.
+move recorded in ``applied.jsonl`` with the file's sha256. It moves a file only while its bytes are
+the ones decided on (a new photo that took a reviewed name is not the one decided on) and holds a
+lock on the dataset, so two applies do not move files under each other. It is idempotent (a move
+already made is recognised by its target's bytes), and ``undo`` moves everything back, each file
+only while it is the one moved, so the tree is restored byte for byte. The dataset root gets
+``.fishbear-review.json``: what each review changed, kept apart by review (undoing one leaves the
+others'), so the next run's report can say it beside its metric.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from fishbear.core.atomic import atomic_write_text
+from fishbear.core.containment import append_line, inside, read_state, state_lines
 from fishbear.core.errors import DataError
 from fishbear.core.outputs import sha256_of
 
 ACTIONS = ("keep", "remove", "relabel")
 REMOVED = "_removed"
 DATASET_NOTE = ".fishbear-review.json"
+LOCK = ".fishbear-review.lock"
+_HEX = frozenset("0123456789abcdef")
+
+
+def _is_sha256(value: Any) -> bool:
+    return isinstance(value, str) and len(value) == 64 and set(value) <= _HEX
+
+
+def _relative(value: Any) -> bool:
+    """A ``/``-separated path of plain parts (no ``..``, not absolute)."""
+    if not isinstance(value, str) or not value or value.startswith("/") or "\\" in value or "\x00" in value:
+        return False
+    return not any(part in ("..", ".") for part in PurePosixPath(value).parts)
+
+
+def _records(path: Path, what: str, check: Any, fix: str) -> list[dict[str, Any]]:
+    """The lines of a state file, each checked by ``check`` (which raises ``ValueError`` saying
+    what is wrong); a malformed line is one error naming the file, the line and ``fix``."""
+    out = []
+    for number, text, complete in state_lines(path, what):
+        try:
+            entry = json.loads(text)
+            if not isinstance(entry, dict):
+                raise ValueError("a line must be a JSON object")
+            check(entry)
+        except (ValueError, TypeError) as err:
+            if not complete:
+                continue  # a line cut by a kill: the ones before it stand
+            raise DataError(f"{path}, line {number}: not one of fishbear's {what} lines ({err}). {fix}") from None
+        out.append(entry)
+    return out
+
+
+def _check_decision(entry: dict[str, Any]) -> None:
+    if not isinstance(entry.get("seq"), int) or isinstance(entry.get("seq"), bool):
+        raise ValueError("'seq' (the decision's number) is missing or not a whole number")
+    if "undo" in entry:
+        if not isinstance(entry["undo"], int) or isinstance(entry["undo"], bool):
+            raise ValueError("'undo' is not the number of a decision")
+        return
+    if not _relative(entry.get("file")):
+        raise ValueError(f"'file' {entry.get('file')!r} is not a path inside the dataset")
+    if entry.get("action") not in ACTIONS:
+        raise ValueError(f"'action' {entry.get('action')!r} is none of {', '.join(ACTIONS)}")
+    if entry["action"] == "relabel" and (not isinstance(entry.get("label"), str) or not entry["label"]):
+        raise ValueError("a relabel has no 'label'")
+    if entry["action"] != "keep" and not _is_sha256(entry.get("sha256")):
+        raise ValueError("'sha256' (the file's bytes when decided on) is missing or not 64 hex digits")
 
 
 class DecisionLog:
     """``decisions.jsonl`` of one review."""
 
+    FIX = "Delete that line (its decision is lost), or press the decision again on the page."
+
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.lines: list[dict[str, Any]] = []
-        if self.path.is_file():
-            for text in self.path.read_text(errors="replace").splitlines():
-                try:
-                    self.lines.append(json.loads(text))
-                except ValueError:
-                    continue  # a line cut by a kill: the ones before it stand
+        self.lines: list[dict[str, Any]] = _records(self.path, "decision", _check_decision, self.FIX)
+        numbers = [e["seq"] for e in self.lines]
+        if len(set(numbers)) != len(numbers):
+            twice = sorted({n for n in numbers if numbers.count(n) > 1})
+            raise DataError(f"{self.path}: decision number(s) {twice[:5]} appear twice: an undo could take back the "
+                            f"wrong one. {self.FIX}")
 
     def _append(self, entry: dict[str, Any]) -> dict[str, Any]:
-        entry = {"seq": len(self.lines), **entry, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        following = max((e["seq"] for e in self.lines), default=-1) + 1
+        entry = {"seq": following, **entry, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(entry) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        append_line(self.path, json.dumps(entry), "review decisions", sync=True)
         self.lines.append(entry)
         return entry
 
-    def decide(self, file: str, action: str, label: str | None, classes: list[str]) -> dict[str, Any]:
+    def decide(self, file: str, action: str, label: str | None, classes: list[str],
+               sha256: str | None = None) -> dict[str, Any]:
         if action not in ACTIONS:
             raise DataError(f"action {action!r}: use {', '.join(ACTIONS)}.")
         if action == "relabel" and label not in classes:
             raise DataError(f"relabel to {label!r}: the classes are {', '.join(classes)}.")
-        return self._append({"file": file, "action": action, "label": label if action == "relabel" else None})
+        if action != "keep" and not _is_sha256(sha256):
+            raise DataError(f"{file}: a {action} needs the file's sha256 (the bytes decided on).")
+        return self._append({"file": file, "action": action, "label": label if action == "relabel" else None,
+                             **({"sha256": sha256} if sha256 else {})})
 
     def undone(self) -> set[int]:
         return {int(e["undo"]) for e in self.lines if "undo" in e}
@@ -105,89 +168,154 @@ def target_of(file: str, decision: dict[str, Any], class_depth: int, folder_of: 
     return None
 
 
-def _inside(root: Path, relative: str) -> Path:
-    path = (root / relative)
-    if Path(relative).is_absolute() or ".." in Path(relative).parts:
-        raise DataError(f"{relative} is not a path inside {root}.")
-    return path
+def _check_move(entry: dict[str, Any]) -> None:
+    for name in ("source", "target"):
+        if not _relative(entry.get(name)):
+            raise ValueError(f"{name!r} {entry.get(name)!r} is not a path inside the dataset")
+    if not _is_sha256(entry.get("sha256")):
+        raise ValueError("'sha256' is missing or not 64 hex digits")
+
+
+APPLIED_FIX = ("It is the record undo needs: restore it from a copy, or put the files back by hand and delete the "
+               "file.")
+
+
+def _moves(applied_log: Path) -> list[dict[str, Any]]:
+    return _records(Path(applied_log), "applied-move", _check_move, APPLIED_FIX)
+
+
+@contextmanager
+def dataset_lock(root: Path) -> Iterator[None]:
+    """Held while a review moves files in the dataset at ``root``: a second apply or undo (of this
+    review or another one) is refused at once instead of moving files under the first."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock
+        yield
+        return
+    path = Path(root) / LOCK
+    if path.is_symlink():
+        raise DataError(f"{path} is a link; remove it (fishbear keeps a plain lock file there).")
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DataError(f"{root} is being changed by another fishbear review apply or undo right now; wait for it "
+                            "to finish, then run this one again.") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def apply(root: Path, decisions: dict[str, dict[str, Any]], class_depth: int, folder_of: dict[str, str],
           applied_log: Path, review: str) -> dict[str, int]:
     """Make the decisions' moves (those not made yet); returns counts of what changed now and in all."""
     root = Path(root)
-    done = {m["source"]: m for m in _read(applied_log)}
-    counts = {"relabelled": 0, "removed": 0, "already": 0, "missing": 0}
-    for file, decision in sorted(decisions.items()):
-        target = target_of(file, decision, class_depth, folder_of)
-        if target is None:
-            continue
-        source_path, target_path = _inside(root, file), _inside(root, target)
-        earlier = done.get(file)
-        if earlier and earlier["target"] == target and not source_path.exists() and target_path.is_file() \
-                and sha256_of(target_path) == earlier["sha256"]:
-            counts["already"] += 1
-            continue
-        if not source_path.is_file():
-            counts["missing"] += 1
-            continue
-        if target_path.exists():
-            raise DataError(f"{target_path} exists: moving {source_path} there would replace it. Rename one of them, "
-                            "then apply again.")
-        move = Move(file, target, sha256_of(source_path))
-        target_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(applied_log, "a", encoding="utf-8") as handle:  # recorded before the move: a kill loses nothing
-            handle.write(json.dumps(move.__dict__) + "\n")
-        os.replace(source_path, target_path)
-        counts["removed" if decision["action"] == "remove" else "relabelled"] += 1
-    moves = _read(applied_log)
-    total = {"relabelled": sum(not m["target"].startswith(REMOVED + "/") for m in moves),
-             "removed": sum(m["target"].startswith(REMOVED + "/") for m in moves)}
-    note = {"review": review, "relabelled": total["relabelled"], "removed": total["removed"],
-            "applied": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    if moves:
-        atomic_write_text(root / DATASET_NOTE, json.dumps(note, indent=1) + "\n")
+    with dataset_lock(root):
+        done = {m["source"]: m for m in _moves(applied_log)}
+        counts = {"relabelled": 0, "removed": 0, "already": 0, "missing": 0}
+        planned: list[tuple[Path, Path, Move, str]] = []
+        for file, decision in sorted(decisions.items()):  # every check before any file moves
+            target = target_of(file, decision, class_depth, folder_of)
+            if target is None:
+                continue
+            where = f"{applied_log.parent / 'decisions.jsonl'} (decision {decision['seq']})"
+            source_path, target_path = inside(root, file, "the file", where), inside(root, target, "the target", where)
+            earlier = done.get(file)
+            if earlier and earlier["target"] == target and not source_path.exists() and target_path.is_file() \
+                    and sha256_of(target_path) == earlier["sha256"]:
+                counts["already"] += 1
+                continue
+            if not source_path.is_file() or source_path.is_symlink():
+                counts["missing"] += 1
+                continue
+            digest = sha256_of(source_path)
+            if digest != decision["sha256"]:
+                raise DataError(f"{source_path} is not the file decided on in {where}: its bytes changed since (or "
+                                "another file took its name). Nothing was moved. Review it again, or undo that "
+                                "decision on the page, then apply.")
+            if target_path.exists() or target_path.is_symlink():
+                raise DataError(f"{target_path} exists: moving {source_path} there would replace it. Nothing was "
+                                "moved. Rename one of them, then apply again.")
+            planned.append((source_path, target_path, Move(file, target, digest), decision["action"]))
+        for source_path, target_path, move, action in planned:
+            target_path.parent.mkdir(parents=True, exist_ok=True)
+            # recorded before the move: a kill loses nothing
+            append_line(applied_log, json.dumps(move.__dict__), "applied-move", sync=True)
+            source_path.replace(target_path)
+            counts["removed" if action == "remove" else "relabelled"] += 1
+        moves = _moves(applied_log)
+        total = {"relabelled": sum(not m["target"].startswith(REMOVED + "/") for m in moves),
+                 "removed": sum(m["target"].startswith(REMOVED + "/") for m in moves)}
+        if moves:
+            _set_note(root, review, {"relabelled": total["relabelled"], "removed": total["removed"],
+                                     "applied": time.strftime("%Y-%m-%dT%H:%M:%S")})
     return {**counts, **{f"total_{k}": v for k, v in total.items()}}
 
 
-def undo(root: Path, applied_log: Path) -> int:
-    """Move every applied file back (last first); returns how many. The folders apply made and
-    left empty are removed; the log is kept as ``applied.undone.jsonl``."""
+def undo(root: Path, applied_log: Path, review: str) -> int:
+    """Move every applied file back (last first), each only while it is the file that was moved
+    (its sha256); returns how many. The folders apply made and left empty are removed; the log is
+    kept as ``applied.undone.jsonl``; only this review's dataset note is taken away."""
     root = Path(root)
-    moves = _read(applied_log)
-    restored = 0
-    for move in reversed(moves):
-        source, target = _inside(root, move["source"]), _inside(root, move["target"])
-        if target.is_file() and not source.exists():
-            source.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(target, source)
-            restored += 1
-        parent = target.parent
-        while parent != root and parent.is_dir() and not any(parent.iterdir()):
-            parent.rmdir()
-            parent = parent.parent
-    if applied_log.is_file():
-        os.replace(applied_log, applied_log.with_name("applied.undone.jsonl"))
-    (root / DATASET_NOTE).unlink(missing_ok=True)
+    with dataset_lock(root):
+        moves = _moves(applied_log)
+        for move in moves:  # every check before any file moves: an undo does all of it or nothing
+            source, target = inside(root, move["source"], "the file", str(applied_log)), \
+                inside(root, move["target"], "the target", str(applied_log))
+            if target.is_file() and not source.exists() and sha256_of(target) != move["sha256"]:
+                raise DataError(f"{target} is not the file this review moved there (its bytes changed since): nothing "
+                                f"was moved back. Put it back as it was, or move it to {source} by hand.")
+        restored = 0
+        for move in reversed(moves):
+            source, target = root / move["source"], root / move["target"]
+            if target.is_file() and not target.is_symlink() and not source.exists():
+                source.parent.mkdir(parents=True, exist_ok=True)
+                target.replace(source)
+                restored += 1
+            parent = target.parent
+            while parent != root and parent.is_dir() and not any(parent.iterdir()):
+                parent.rmdir()
+                parent = parent.parent
+        if applied_log.is_file():
+            applied_log.replace(applied_log.with_name("applied.undone.jsonl"))
+        _set_note(root, review, None)
     return restored
 
 
-def _read(path: Path) -> list[dict[str, Any]]:
-    if not Path(path).is_file():
-        return []
-    out = []
-    for text in Path(path).read_text(errors="replace").splitlines():
-        try:
-            out.append(json.loads(text))
-        except ValueError:
-            continue
-    return out
+def _notes(root: Path) -> dict[str, dict[str, Any]]:
+    """Each review's note at ``root`` (an older single note is read as one review's)."""
+    try:
+        found = json.loads(read_state(Path(root) / DATASET_NOTE, "review note") or "{}")
+    except ValueError:
+        return {}
+    if not isinstance(found, dict):
+        return {}
+    if "reviews" in found and isinstance(found["reviews"], dict):
+        return {str(k): v for k, v in found["reviews"].items() if isinstance(v, dict)}
+    return {str(found["review"]): found} if "review" in found else {}
+
+
+def _set_note(root: Path, review: str, note: dict[str, Any] | None) -> None:
+    notes = _notes(root)
+    notes.pop(review, None)
+    if note is not None:
+        notes[review] = {"review": review, **note}
+    path = Path(root) / DATASET_NOTE
+    if notes:
+        atomic_write_text(path, json.dumps({"reviews": notes}, indent=1) + "\n")
+    elif path.is_file() and not path.is_symlink():
+        path.unlink()
 
 
 def dataset_note(root: Path) -> dict[str, Any] | None:
-    """What a review changed in the dataset at ``root`` (for the next run's report), or None."""
-    path = Path(root) / DATASET_NOTE
-    try:
-        return json.loads(path.read_text()) if path.is_file() else None
-    except ValueError:
+    """What the reviews changed in the dataset at ``root`` (for the next run's report), or None:
+    their names, and the images they relabelled and removed, added up."""
+    notes = _notes(root)
+    if not notes:
         return None
+    values = list(notes.values())
+    return {"review": "; ".join(sorted(notes)), "relabelled": sum(int(v.get("relabelled", 0)) for v in values),
+            "removed": sum(int(v.get("removed", 0)) for v in values),
+            "applied": max(str(v.get("applied", "")) for v in values)}

@@ -5,14 +5,16 @@ Python's ``http.server`` is enough for one person's browser on the same machine 
 dependency. Every request must carry the token (``?token=`` or the ``X-Review-Token`` header):
 another local user or a page in another tab cannot read the dataset or decide for you. An image
 is served only when its path, relative to the dataset folder, is one of the review's cards (or
-their neighbours): ``..``, absolute paths and anything else (a link planted in the folder
-included) are refused before the file system is touched.
+their neighbours): ``..``, absolute paths and anything else are refused before the file system is
+touched, and a card whose file is a link leading out of the dataset folder is refused too. A
+picture is sent as fishbear reads it (decoded by :func:`fishbear.data.images.load_rgb`, upright,
+16-bit and float TIFFs scaled), re-encoded as JPEG: the page shows what the model saw, in any
+browser. A decision records the sha256 of the file decided on, which ``apply`` checks.
 """
 
 from __future__ import annotations
 
 import json
-import mimetypes
 import secrets
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,12 +22,31 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from fishbear.core.containment import is_within
 from fishbear.core.errors import DataError
+from fishbear.core.outputs import sha256_of
 from fishbear.engine.review_items import ReviewSet
 from fishbear.engine.review_log import DecisionLog
 
 PAGE = Path(__file__).with_name("review_page.html")
 MAX_BODY = 1 << 16
+
+
+def _as_jpeg(path: Path) -> bytes | None:
+    """The picture as fishbear reads it, as JPEG (None: it does not decode)."""
+    import io
+
+    from PIL import Image
+
+    from fishbear.data.images import load_rgb
+
+    try:
+        pixels = load_rgb(path)
+    except DataError:
+        return None
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG", quality=92)
+    return buffer.getvalue()
 
 
 class ReviewServer:
@@ -64,7 +85,8 @@ class ReviewServer:
         parts = PurePosixPath(relative).parts
         if ".." in parts or relative not in self.files:
             return None
-        return Path(self.review.root, *parts)
+        path = Path(self.review.root, *parts)
+        return path if is_within(path, self.review.root) else None
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
@@ -105,10 +127,10 @@ class ReviewServer:
                     path = server.image_path((query.get("file") or [""])[0])
                     if path is None or not path.is_file():
                         return self._json(404, {"error": "not one of this review's pictures"})
-                    kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-                    if not kind.startswith("image/"):
-                        return self._json(404, {"error": "not an image"})
-                    return self._reply(200, path.read_bytes(), kind)
+                    picture = _as_jpeg(path)
+                    if picture is None:
+                        return self._json(404, {"error": "not a readable image"})
+                    return self._reply(200, picture, "image/jpeg")
                 return self._json(404, {"error": "no such page"})
 
             def do_POST(self) -> None:  # noqa: N802
@@ -128,8 +150,10 @@ class ReviewServer:
                             file = str(body.get("file", ""))
                             if server.image_path(file) is None:
                                 return self._json(400, {"error": f"{file!r} is not one of this review's pictures"})
+                            path = server.image_path(file)
+                            digest = sha256_of(path) if path is not None and path.is_file() else None
                             entry = server.log.decide(file, str(body.get("action")), body.get("label"),
-                                                      server.review.classes)
+                                                      server.review.classes, digest)
                             return self._json(200, {"decided": entry, **server.state()})
                         if url.path == "/api/undo":
                             return self._json(200, {"undone": server.log.undo(), **server.state()})
