@@ -21,11 +21,13 @@ from fishbear.engine.config import instantiate, instantiate_group
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     from fishbear.engine.checkpoint import load_checkpoint, network_from_checkpoint
     from fishbear.engine.experiment import build_datamodule, test_and_report
+    from fishbear.engine.run_folder import check_owner
     from fishbear.engine.settings import TrainerSettings
 
     route_library_logs_to_root()
     started = time.perf_counter()
     run_dir = Path(cfg.paths.output_dir)
+    check_owner(run_dir, "evaluate")  # a folder of the user's (or a training run's) is refused
     datamodule = build_datamodule(cfg)
     checkpoint = load_checkpoint(cfg.ckpt, kind=datamodule.kind)
     meta = checkpoint.meta
@@ -53,10 +55,18 @@ def main(cfg: DictConfig) -> None:
     evaluate(cfg)
 
 
+def _precheck(argv: list[str]) -> None:
+    """Before Hydra writes into the folder: fishbear's evaluate folder (or new), and this evaluation's."""
+    from fishbear.engine.run_folder import refuse_foreign_folder, refuse_other_overrides
+
+    refuse_foreign_folder(argv, "evaluate")
+    refuse_other_overrides(argv)
+
+
 def cli(argv: list[str]) -> int:
     """``fishbear evaluate ...`` and ``python -m fishbear.evaluate ...``."""
     sys.argv[1:] = argv
-    run_hydra_main(main, argv, "evaluate")
+    run_hydra_main(main, argv, "evaluate", _precheck)
     return 0
 
 

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
+from fishbear.core.decoding import as_rgb
 from fishbear.core.errors import DataError
 from fishbear.engine.commandline import check_ranges, compose_cli, user_errors_exit
 from fishbear.reports.events import contact_sheet, events_csv, find_events, smooth
@@ -187,7 +188,7 @@ def _write_contact_sheet(events: list, rows: list[list[str]], boxes: dict[int, l
     images = {}
     for event in events[:24]:
         with Image.open(files[event.peak_frame]) as image:
-            images[event.peak_frame] = np.asarray(image.convert("RGB"))
+            images[event.peak_frame] = as_rgb(image)
     return outputs.write_bytes(out / "events.png", figure_png(contact_sheet(events, images, boxes, target)))
 
 

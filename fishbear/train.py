@@ -20,7 +20,7 @@ import fishbear.engine.config  # noqa: F401  (registers the resolvers the config
 from fishbear.core.atomic import remove_stray_temporaries
 from fishbear.core.errors import CheckpointError, ConfigError, FishbearError
 from fishbear.engine.commandline import route_library_logs_to_root, run_hydra_main, user_errors_exit
-from fishbear.engine.run_folder import refuse_other_overrides
+from fishbear.engine.run_folder import refuse_foreign_folder, refuse_other_overrides
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         task_kind,
         test_and_report,
     )
-    from fishbear.engine.run_folder import FolderLock
+    from fishbear.engine.run_folder import FolderLock, check_owner
     from fishbear.engine.settings import TrainerSettings
 
     route_library_logs_to_root()
@@ -110,6 +110,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         log.info("trainer.sync_batchnorm is off on CPU (torch's SyncBatchNorm needs GPUs)")
         settings.lightning.sync_batchnorm = False
     check_config(cfg, settings)  # every mistake reported before any data is generated or read
+    check_owner(run_dir, "train")  # a folder of the user's is refused; fishbear's own is marked
     lock = FolderLock(run_dir).acquire()  # one process per run folder (held until the process ends)
     resume_from = _resolve_ckpt_path(cfg.get("ckpt_path") or _left_behind(run_dir), run_dir, task_kind(cfg))
     if resume_from is not None:
@@ -275,10 +276,16 @@ def resume_argv(argv: list[str]) -> list[str]:
     return [argv[0], *old, *argv[3:], f"hydra.run.dir={run_dir}", "ckpt_path=last"]
 
 
+def _precheck(argv: list[str]) -> None:
+    """Before Hydra writes into the run folder: fishbear's (or new), and this run's."""
+    refuse_foreign_folder(argv, "train")
+    refuse_other_overrides(argv)
+
+
 def cli(argv: list[str]) -> int:
     """``fishbear train ...`` and ``python -m fishbear.train ...`` (``--resume RUN_DIR`` too)."""
     sys.argv[1:] = resume_argv([sys.argv[0], *argv])[1:]
-    run_hydra_main(main, sys.argv[1:], "train", refuse_other_overrides)
+    run_hydra_main(main, sys.argv[1:], "train", _precheck)
     return 0
 
 

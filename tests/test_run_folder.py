@@ -164,3 +164,49 @@ def test_a_sweep_run_again_with_another_grid_refuses_its_jobs(tmp_path):
     assert second.returncode == 2 and "holds another run" in second.stderr, second.stderr[-3000:]
     assert (sweep / "0" / ".hydra" / "overrides.yaml").read_text() == saved
     assert (sweep / "0" / "report.json").read_bytes() == report
+
+
+# -- a run folder is fishbear's or nobody's ---------------------------------------------------------------------
+def _users_folder(path: Path) -> Path:
+    path.mkdir(parents=True)
+    (path / "report.md").write_text("my notes\n")
+    (path / "checkpoints").mkdir()
+    (path / "checkpoints" / "best.ckpt").write_bytes(b"my model")
+    return path
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate"])
+def test_a_folder_of_the_users_is_refused_before_hydra_writes(command, tmp_path, trained_run):
+    folder = _users_folder(tmp_path / "mine")
+    before = _files(folder)
+    ckpt = trained_run[0] / "checkpoints" / "best.ckpt"
+    args = TINY + ["logger=none"] if command == "train" else [f"ckpt={ckpt}", "data=shapes", *TINY[:5]]
+    result = run_cli(["-m", f"fishbear.{command}", *args, f"hydra.run.dir={folder}"], cwd=tmp_path, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: {folder} holds files fishbear did not write "
+                                                            "(checkpoints, report.md)")
+    assert _files(folder) == before and not (folder / ".hydra").exists()
+
+
+def test_the_owner_rule_in_the_job_and_for_each_command(tmp_path, trained_run):
+    from fishbear.engine.run_folder import check_owner, owner_problem, refuse_foreign_folder
+
+    assert owner_problem(tmp_path / "new", "train") is None
+    started = tmp_path / "died"  # Hydra's start of a job that died before it began: taken up again
+    (started / ".hydra").mkdir(parents=True)
+    (started / "train.log").write_text("")
+    check_owner(started, "train")
+    assert (started / ".fishbear-run.json").is_file()
+    with pytest.raises(ConfigError, match="folder of a fishbear train"):
+        check_owner(started, "evaluate")          # evaluate never writes its report over a training run's
+    assert owner_problem(trained_run[0], "train") is None  # a run folder of fishbear's own (resumed)
+    mine = _users_folder(tmp_path / "mine")
+    with pytest.raises(ConfigError, match="holds files fishbear did not write"):
+        check_owner(mine, "train")                # a sweep's job finding a user's folder
+    assert not (mine / ".fishbear-run.json").exists()
+    sweep = tmp_path / "sweep"
+    (sweep / "notes").mkdir(parents=True)
+    with pytest.raises(ConfigError, match="is no sweep folder"):
+        refuse_foreign_folder(["-m", f"hydra.sweep.dir={sweep}", "trainer.lr=1,2"], "train")
+    (sweep / "multirun.yaml").write_text("{}\n")
+    refuse_foreign_folder(["-m", f"hydra.sweep.dir={sweep}", "trainer.lr=1,2"], "train")

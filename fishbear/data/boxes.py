@@ -1,9 +1,19 @@
 """The one internal form of box labels, whatever tool wrote them (VOC, VIA, VoTT, CNTK).
 
 A detection sample's target is a :class:`Boxes`: ``xmin, ymin, xmax, ymax`` in pixels of the
-image, a class name per box and VOC's ``difficult`` flag. Readers only parse; clipping boxes to
-the image (or refusing them), counting what was changed, and building the class vocabulary
-happen here, once.
+image as it looks (upright: the EXIF orientation a camera wrote applied, as every picture is read),
+a class name per box and VOC's ``difficult`` flag. Readers only parse; turning boxes drawn on the
+stored (sideways) picture upright, clipping boxes to the image (or refusing them), counting what
+was changed, and building the class vocabulary happen here, once.
+
+**Which frame a label file's boxes are in.** A photo stored on its side with an EXIF orientation
+looks upright in a browser, in CVAT (since 2022), Label Studio, VIA, VoTT and Ultralytics (which
+scales YOLO's normalised boxes by the upright size), but LabelImg shows and labels it as stored.
+Where the label file records the image's size (VOC's ``<size>``, COCO's and CVAT's ``width`` and
+``height``, Label Studio's ``original_width``), that size says which frame the boxes are in;
+where it does not, or the size cannot tell (a square picture, a mirror), the format's ``frame``
+setting decides (``data.reader.frame=upright|stored``; VOC defaults to ``stored``, LabelImg's
+frame, the others to ``upright``).
 """
 
 from __future__ import annotations
@@ -60,15 +70,57 @@ class BoxStats:
     degenerate: int = 0
 
 
+FRAMES = ("upright", "stored")
+
+
 def image_size(path: Path) -> tuple[int, int]:
-    """``(width, height)`` from the header alone."""
-    from fishbear.data.images import UNREADABLE
+    """``(width, height)`` of the picture as it looks (as its pixels are read), from the header."""
+    return image_geometry(path)[0]
+
+
+def image_geometry(path: Path) -> tuple[tuple[int, int], tuple[int, int], int]:
+    """``(upright (width, height), stored (width, height), EXIF orientation)`` from the header."""
+    from fishbear.data.images import UNREADABLE, orientation_of, upright_size_of
 
     try:
         with Image.open(path) as image:
-            return image.size
+            return upright_size_of(image), image.size, orientation_of(image)
     except UNREADABLE as err:
         raise DataError(f"Image file {path} cannot be read ({type(err).__name__}: {err}).") from None
+
+
+def stored_to_upright(points: np.ndarray, orientation: int, width: int, height: int) -> np.ndarray:
+    """N x 2 ``(x, y)`` on the stored ``width`` x ``height`` picture, moved where the EXIF
+    ``orientation`` puts them when the picture is shown upright (as PIL's ``exif_transpose``)."""
+    x, y = points[:, 0], points[:, 1]
+    moved = {1: (x, y), 2: (width - x, y), 3: (width - x, height - y), 4: (x, height - y), 5: (y, x),
+             6: (height - y, x), 7: (height - y, width - x), 8: (y, width - x)}[orientation]
+    return np.stack(moved, axis=1).astype(np.float32)
+
+
+def upright_boxes(xyxy: np.ndarray, orientation: int, width: int, height: int) -> np.ndarray:
+    """Boxes drawn on the stored picture, as boxes of the upright one (corners moved, reordered)."""
+    if orientation == 1 or not len(xyxy):
+        return xyxy
+    a = stored_to_upright(xyxy[:, :2], orientation, width, height)
+    b = stored_to_upright(xyxy[:, 2:], orientation, width, height)
+    return np.concatenate([np.minimum(a, b), np.maximum(a, b)], axis=1)
+
+
+def frame_of(default: str, recorded: tuple[float, float] | None, upright: tuple[int, int],
+             stored: tuple[int, int]) -> str:
+    """Which frame a label file's boxes are in: the one whose size the file recorded, when that
+    tells them apart; else the format's ``default``."""
+    if default not in FRAMES:
+        raise DataError(f"data.reader.frame={default!r}: use upright (the picture as it looks) or stored (as saved, "
+                        "LabelImg's frame).")
+    if recorded is not None and upright != stored:
+        size = tuple(int(round(float(v))) for v in recorded)
+        if size == tuple(upright):
+            return "upright"
+        if size == tuple(stored):
+            return "stored"
+    return default
 
 
 def fit_to_image(boxes: Boxes, width: int, height: int, source: str, on_outside: str,
@@ -110,21 +162,28 @@ def fit_to_image(boxes: Boxes, width: int, height: int, source: str, on_outside:
                  tuple(d for d, k in zip(boxes.difficult, keep) if k))
 
 
-def box_catalog(entries: list[tuple[Path, Boxes]], on_outside: str = "clip", keep_difficult: bool = True,
-                split: str = "train", source: str = "labels", on_swapped: str = "fix") -> tuple[Catalog, BoxStats]:
-    """A detection catalog from ``(image, boxes)`` pairs (images without boxes are negatives);
-    classes are every label used, sorted. What was clipped or dropped is logged: real exports
+def box_catalog(entries: list[tuple[Path, Boxes]] | list[tuple[Path, Boxes, tuple[float, float] | None]],
+                on_outside: str = "clip", keep_difficult: bool = True, split: str = "train", source: str = "labels",
+                on_swapped: str = "fix", frame: str = "upright") -> tuple[Catalog, BoxStats]:
+    """A detection catalog from ``(image, boxes)`` pairs, or ``(image, boxes, the (width, height)
+    the label file recorded)`` (images without boxes are negatives); classes are every label
+    used, sorted. Boxes in the stored frame of a turned photo are made upright (``frame`` is the
+    format's default, :func:`frame_of`). What was clipped or dropped is logged: real exports
     hold tracked boxes that drifted off the frame (the fish VOC and CNTK files: x up to 1533 on
     600-pixel frames), which clipping leaves with no area."""
     stats = BoxStats()
     samples = []
-    for image, boxes in entries:
+    for entry in entries:
+        image, boxes = entry[0], entry[1]
+        recorded = entry[2] if len(entry) > 2 else None
         if not keep_difficult and any(boxes.difficult):
             keep = [not d for d in boxes.difficult]
             stats.difficult_dropped += keep.count(False)
             boxes = Boxes(boxes.xyxy[keep], tuple(label for label, k in zip(boxes.labels, keep) if k),
                           tuple(d for d, k in zip(boxes.difficult, keep) if k))
-        width, height = image_size(image)
+        (width, height), stored, orientation = image_geometry(image)
+        if orientation != 1 and len(boxes) and frame_of(frame, recorded, (width, height), stored) == "stored":
+            boxes = replace(boxes, xyxy=upright_boxes(boxes.xyxy, orientation, *stored))
         samples.append(Sample(image, fit_to_image(boxes, width, height, f"{source}, image {image}", on_outside, stats,
                                                   on_swapped)))
     classes = sorted({label for sample in samples for label in sample.target.labels})

@@ -10,6 +10,14 @@ run again, torchrun's fixed ``hydra.run.dir``), so it must never quietly become 
 - a second process in a folder in use is refused (:func:`hold`, an ``flock`` held for the run);
 - a resume checks the data it was started on: the checkpoint carries a fingerprint of every
   split's files, and a changed split is refused (it would resume a schedule sized for the old one).
+
+And a run folder is fishbear's or nobody's (the output policy's rule, applied to run folders): a
+command given a ``hydra.run.dir`` (or ``hydra.sweep.dir``) that holds files fishbear did not write
+is refused before Hydra writes there (:func:`refuse_foreign_folder`), and again in the job
+(:func:`check_owner`), unless the folder is a run of the same command being entered again. A run
+folder says whose it is in ``.fishbear-run.json`` (written when the run starts, :func:`mark`);
+folders of runs made before that file existed are recognised by their ``.hydra/overrides.yaml``
+and checkpoints. ``train`` never writes into an ``evaluate`` folder, nor the other way round.
 """
 
 from __future__ import annotations
@@ -28,6 +36,8 @@ RESUMABLE_KEYS = ("trainer.max_epochs", "trainer.max_steps", "ckpt_path", "data.
                   "trainer.enable_progress_bar")
 HYDRA_FILES = ("config.yaml", "overrides.yaml")
 LOCK_FILE = ".fishbear.lock"
+MARKER = ".fishbear-run.json"
+SWEEP_FILES = ("multirun.yaml",)  # Hydra's own record of a sweep folder
 
 
 def _key(override: str) -> str:
@@ -174,3 +184,87 @@ def check_same_data(saved: dict[str, Any] | None, now: dict[str, Any], ckpt: str
             f"{ckpt} was trained on other data than data.root holds now ({'; '.join(changed)}): resuming would "
             "continue a schedule and a validation set made for the old split. Put the data back as it was, or start "
             "a new run on the new data.")
+
+
+def _hydra_own(command: str) -> set[str]:
+    """What Hydra writes into a job's folder before the job runs (its config and its log)."""
+    return {".hydra", f"{command}.log", LOCK_FILE}
+
+
+def _legacy_run(run_dir: Path) -> bool:
+    """A fishbear run folder of before the marker: Hydra's overrides and fishbear's checkpoints."""
+    checkpoints = run_dir / "checkpoints"
+    return (run_dir / ".hydra" / "overrides.yaml").is_file() and checkpoints.is_dir() \
+        and any(checkpoints.glob("*.ckpt")) and all(p.suffix == ".ckpt" for p in checkpoints.iterdir())
+
+
+def owner_problem(run_dir: Path, command: str) -> str | None:
+    """Why ``command`` may not write into ``run_dir``, or None when it may (the folder is new or
+    empty, holds only Hydra's start of this job, or is a run of the same command)."""
+    import json
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return None
+    entries = {p.name for p in run_dir.iterdir()}
+    marker = run_dir / MARKER
+    if marker.is_file() and not marker.is_symlink():
+        try:
+            owner = json.loads(marker.read_text()).get("command")
+        except (ValueError, AttributeError, OSError):
+            owner = None
+        if owner == command:
+            return None
+        return (f"{run_dir} is the folder of a fishbear {owner or 'run of another kind'}; {command} writes a report of "
+                "its own and would replace that one's. Give another hydra.run.dir (or leave it out).")
+    if entries <= _hydra_own(command) or (command == "train" and _legacy_run(run_dir)):
+        return None
+    foreign = sorted(entries - _hydra_own(command))
+    shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+    return (f"{run_dir} holds files fishbear did not write ({shown}): a run folder is fishbear's or nobody's, and "
+            f"{command} would replace its report and checkpoints. Give a new or empty hydra.run.dir (or leave it out).")
+
+
+def check_owner(run_dir: Path, command: str) -> None:
+    """In the job: the run folder must be fishbear's (:func:`owner_problem`); then it is marked."""
+    problem = owner_problem(run_dir, command)
+    if problem:
+        raise ConfigError(problem)
+    mark(run_dir, command)
+
+
+def mark(run_dir: Path, command: str) -> None:
+    """``.fishbear-run.json``: this folder is a fishbear ``command``'s run (the rank-zero process)."""
+    if not _rank_zero():
+        return
+    path = Path(run_dir) / MARKER
+    if path.is_file() and not path.is_symlink():
+        return
+    import json
+    import time
+
+    from fishbear.core.atomic import atomic_write_text
+
+    atomic_write_text(path, json.dumps({"command": command, "started": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
+
+
+def refuse_foreign_folder(argv: list[str], command: str) -> None:
+    """Before Hydra writes anything: a given ``hydra.run.dir`` that is not fishbear's, or a given
+    ``hydra.sweep.dir`` that holds files but is no sweep folder, is refused."""
+    if not _rank_zero():
+        return
+    multirun = "-m" in argv or "--multirun" in argv
+    key = "hydra.sweep.dir=" if multirun else "hydra.run.dir="
+    given = [a.split("=", 1)[1].strip('"') for a in argv if a.startswith(key)]
+    if not given:
+        return
+    folder = Path(given[-1])
+    if not multirun:
+        problem = owner_problem(folder, command)
+        if problem:
+            raise ConfigError(problem)
+        return
+    if folder.is_dir() and any(folder.iterdir()) and not any((folder / name).is_file() for name in SWEEP_FILES):
+        shown = ", ".join(sorted(p.name for p in folder.iterdir())[:5])
+        raise ConfigError(f"{folder} holds files fishbear did not write ({shown}) and is no sweep folder: a sweep "
+                          "writes its runs and summaries there. Give a new or empty hydra.sweep.dir (or leave it out).")

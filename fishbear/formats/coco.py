@@ -35,17 +35,19 @@ log = logging.getLogger(__name__)
 
 def read_coco(path: Path, images: Path, categories: list[str] | None = None, crowd: str = "drop",
               exclude: list[str] | None = None, root: Path | None = None,
-              allow_outside: bool = False) -> list[tuple[Path, Boxes]]:
-    """``(image, boxes)`` per image listed in the JSON (every one, annotated or not); boxes of the
-    ``categories`` named (all when None). ``exclude``: images holding any of these classes are left
-    out. A ``file_name`` outside the dataset (``root``, ``images``) is refused unless ``allow_outside``;
-    an image id or file name listed twice is refused (one image's boxes would go to the other)."""
+              allow_outside: bool = False) -> list[tuple[Path, Boxes, tuple[float, float] | None]]:
+    """``(image, boxes, the width and height images[] records)`` per image listed in the JSON (every
+    one, annotated or not); boxes of the ``categories`` named (all when None). ``exclude``: images
+    holding any of these classes are left out. A ``file_name`` outside the dataset (``root``,
+    ``images``) is refused unless ``allow_outside``; an image id or file name listed twice is
+    refused (one image's boxes would go to the other)."""
     if crowd not in ("drop", "keep"):
         raise DataError(f"data.reader.crowd={crowd!r}: use drop or keep.")
     data = read_label_json(path, "data.reader.json", "the COCO tool")
     with structure_of(path, "a COCO instances file (images, annotations, categories)"):
         names = {int(c["id"]): str(c["name"]) for c in data["categories"]}
         listed = [(int(i["id"]), str(i["file_name"])) for i in data["images"]]
+        recorded = {int(i["id"]): _recorded_size(i) for i in data["images"]}
         annotations = data.get("annotations", [])
     seen_ids: dict[int, int] = {}
     seen_names: dict[str, int] = {}
@@ -94,8 +96,16 @@ def read_coco(path: Path, images: Path, categories: list[str] | None = None, cro
         if image is None:
             raise DataError(f"{path} lists image '{file_name}', which is not in {images}; add it or set "
                             "data.reader.images to the folder holding it.")
-        entries.append((image, Boxes.of(rows[image_id])))
+        entries.append((image, Boxes.of(rows[image_id]), recorded[image_id]))
     return entries
+
+
+def _recorded_size(image: dict) -> tuple[float, float] | None:
+    try:
+        width, height = float(image.get("width") or 0), float(image.get("height") or 0)
+    except (TypeError, ValueError):
+        return None
+    return (width, height) if width > 0 and height > 0 else None
 
 
 @dataclass(frozen=True)
@@ -111,6 +121,7 @@ class CocoReader:
     on_outside: str = "clip"
     on_swapped: str = "fix"
     allow_outside: bool = False
+    frame: str = "upright"
 
     def __call__(self, root: Path) -> Catalog:
         root = Path(root)
@@ -119,7 +130,7 @@ class CocoReader:
             raise DataError(f"No COCO instances file at {path}; set data.reader.json (relative to data.root).")
         entries = read_coco(path, root / self.images, list(self.categories) if self.categories else None, self.crowd,
                             list(self.exclude), root, self.allow_outside)
-        return box_catalog(entries, self.on_outside, source=str(path), on_swapped=self.on_swapped)[0]
+        return box_catalog(entries, self.on_outside, source=str(path), on_swapped=self.on_swapped, frame=self.frame)[0]
 
 
 def coco_instances(entries: list[tuple[Path, Boxes]], classes: list[str], image_root: Path | None = None,
@@ -192,7 +203,7 @@ class CocoNegativesReader:
             raise DataError(f"No COCO instances file at {path}; set data.reader.json (relative to data.root).")
         every = read_coco(path, root / self.images, crowd="keep", root=root, allow_outside=self.allow_outside)
         if self.positives is None:
-            positives = [image for image, boxes in every if self.positive_category in boxes.labels]
+            positives = [entry[0] for entry in every if self.positive_category in entry[1].labels]
         else:
             folder = root / self.positives
             if not folder.is_dir():
@@ -200,7 +211,7 @@ class CocoNegativesReader:
                                 "data.root), or to null to take COCO's own images of the category.")
             positives = sorted(p for p in folder.rglob("*") if p.is_file() and is_image_file(p))
         excluded = set(self.exclude) | ({self.positive_category} if self.positives is None else set())
-        negatives = [image for image, boxes in every if not excluded & set(boxes.labels)]
+        negatives = [entry[0] for entry in every if not excluded & set(entry[1].labels)]
         if not positives or not negatives:
             raise DataError(f"{path}: found {len(positives)} positive and {len(negatives)} negative image(s); both are needed.")
         rng = np.random.default_rng(self.seed)

@@ -53,6 +53,7 @@ class CvatReader:
     on_outside: str = "clip"
     on_swapped: str = "fix"
     allow_outside: bool = False
+    frame: str = "upright"  # CVAT shows photos upright since 2022; <image width height> tells which
 
     def __call__(self, root: Path) -> Catalog:
         root = Path(root)
@@ -77,11 +78,15 @@ class CvatReader:
                 if not label:
                     raise DataError(f"{where}: a <{shape.tag}> has no label.")
                 rows.append((*shape_box(shape, where), label, False))
+            try:
+                recorded = (float(image.get("width") or 0), float(image.get("height") or 0))
+            except ValueError:
+                recorded = (0.0, 0.0)
             entries.append((named_image(root / self.images, name, path, root, f"<image id={image.get('id')!r}>",
-                                        self.allow_outside), Boxes.of(rows)))
+                                        self.allow_outside), Boxes.of(rows), recorded if min(recorded) > 0 else None))
         if not entries:
             raise DataError(f"{path} lists no <image>: is it a CVAT *video* export? Export as 'CVAT for images 1.1'.")
-        return box_catalog(entries, self.on_outside, source=str(path), on_swapped=self.on_swapped)[0]
+        return box_catalog(entries, self.on_outside, source=str(path), on_swapped=self.on_swapped, frame=self.frame)[0]
 
 
 FORMAT = LabelFormat(name="cvat", kind="detect", reader=CvatReader,

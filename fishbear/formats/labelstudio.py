@@ -111,13 +111,14 @@ class LabelStudioReader:
                     raise DataError(f"{path}: {where} and task {seen[image]} are both for {image.name}; one image, one "
                                     "task (export the project again, or remove the duplicate).")
                 seen[image] = task.get("id", number)
-                entries.append((image, self._boxes(result, image, f"{path}, {where}")))
+                entries.append((image, *self._boxes(result, image, f"{path}, {where}")))
         if unlabelled:
             log.info("%s: %d task(s) have no %s and are left out (unlabelled)", path, unlabelled, self.source)
         if not entries:
             raise DataError(f"{path}: none of its {len(tasks)} task(s) has {self.source}; label some in Label Studio and "
                             "export again, or set data.reader.source.")
-        return box_catalog(entries, self.on_outside, source=str(path), on_swapped=self.on_swapped)[0]
+        # Label Studio shows photos upright (a browser); original_width/height tell the frame
+        return box_catalog(entries, self.on_outside, source=str(path), on_swapped=self.on_swapped, frame="upright")[0]
 
     def _result(self, task: dict[str, Any]) -> list[dict[str, Any]] | None:
         """The results of the task's latest annotation that was not cancelled (or its first prediction)."""
@@ -129,9 +130,10 @@ class LabelStudioReader:
             return list(found[-1].get("result") or [])
         return list(found[0].get("result") or [])
 
-    def _boxes(self, result: list[dict[str, Any]], image: Path, where: str) -> Boxes:
+    def _boxes(self, result: list[dict[str, Any]], image: Path, where: str) -> tuple[Boxes, tuple[float, float] | None]:
+        """The boxes of a task's result in pixels, and the image size they were drawn on."""
         rows = []
-        size = None
+        size = recorded = None
         for i, item in enumerate(result):
             if item.get("type") != "rectanglelabels" or (self.from_name and item.get("from_name") != self.from_name):
                 continue
@@ -143,12 +145,14 @@ class LabelStudioReader:
             if not width or not height:
                 size = size or image_size(image)
                 width, height = size
+            else:
+                recorded = recorded or (width, height)
             try:
                 rows.append((*_box(value, float(width), float(height)), str(labels[0]), False))
             except (KeyError, TypeError, ValueError):
                 raise DataError(f"{where}, result {i}: value needs x, y, width and height in percent "
                                 f"(got {value!r}).") from None
-        return Boxes.of(rows)
+        return Boxes.of(rows), recorded
 
 
 class LabelStudioWriter(BoxLabelWriter):

@@ -15,7 +15,7 @@ from PIL import Image
 
 from fishbear.core.errors import DataError
 from fishbear.data.catalog import Catalog, Sample
-from fishbear.data.images import UNREADABLE, check_mask_size, is_image_file
+from fishbear.data.images import UNREADABLE, check_mask_size, is_image_file, upright_size_of
 from fishbear.data.label_files import read_codes, read_label_text
 from fishbear.formats.base import LabelFormat
 
@@ -88,8 +88,8 @@ class MaskFolderReader:
 
 def _check_size(image: Path, mask: Path) -> None:
     try:
-        with Image.open(image) as a, Image.open(mask) as b:
-            check_mask_size(mask, image, b.size[::-1], a.size[::-1])
+        with Image.open(image) as a, Image.open(mask) as b:  # a mask is of the picture as it looks
+            check_mask_size(mask, image, b.size[::-1], upright_size_of(a)[::-1])
     except UNREADABLE as err:
         raise DataError(f"Cannot read {image} or its mask {mask}: {type(err).__name__}: {err}") from None
 

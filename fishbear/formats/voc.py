@@ -29,8 +29,9 @@ def _number(element: ET.Element, tag: str, source: Path) -> float:
         raise DataError(f"{source}: <{tag}>{found.text.strip()}</{tag}> is not a number.") from None
 
 
-def read_voc_file(path: Path) -> tuple[str, Boxes]:
-    """The image name the file names and its boxes."""
+def read_voc_file(path: Path) -> tuple[str, Boxes, tuple[float, float] | None]:
+    """The image name the file names, its boxes and the ``(width, height)`` its ``<size>`` records
+    (None when it records none, or 0 x 0 as some exporters write)."""
     try:
         root = ET.parse(path).getroot()
     except ET.ParseError as err:
@@ -46,7 +47,13 @@ def read_voc_file(path: Path) -> tuple[str, Boxes]:
             raise DataError(f"{path}: object '{name}' has no <bndbox>.")
         difficult = (obj.findtext("difficult") or "0").strip() in ("1", "true")
         rows.append((*(_number(box, t, path) for t in ("xmin", "ymin", "xmax", "ymax")), name, difficult))
-    return filename, Boxes.of(rows)
+    size = None
+    try:
+        width, height = float(root.findtext("size/width") or 0), float(root.findtext("size/height") or 0)
+        size = (width, height) if width > 0 and height > 0 else None
+    except ValueError:
+        size = None  # a size that is no number tells nothing: the frame setting decides
+    return filename, Boxes.of(rows), size
 
 
 def voc_xml(image_name: str, width: int, height: int, objects: list[tuple[str, tuple[float, float, float, float]]],
@@ -77,7 +84,9 @@ def voc_xml(image_name: str, width: int, height: int, objects: list[tuple[str, t
 @dataclass(frozen=True)
 class VocReader:
     """``annotations`` and ``images`` are folders under the root. ``keep_difficult=false`` drops
-    boxes flagged difficult (VOC's evaluation ignores them); ``on_outside``: ``clip`` or ``reject``."""
+    boxes flagged difficult (VOC's evaluation ignores them); ``on_outside``: ``clip`` or ``reject``;
+    ``frame``: the frame of a turned photo's boxes when ``<size>`` cannot tell (``stored``:
+    LabelImg's, which shows photos as stored; see :mod:`fishbear.data.boxes`)."""
 
     annotations: str = "Annotations"
     images: str = "JPEGImages"
@@ -85,6 +94,7 @@ class VocReader:
     on_outside: str = "clip"
     on_swapped: str = "fix"
     allow_outside: bool = False
+    frame: str = "stored"
 
     def __call__(self, root: Path) -> Catalog:
         root = Path(root)
@@ -94,14 +104,14 @@ class VocReader:
             raise DataError(f"No VOC annotation files (*.xml) in {folder}; set data.reader.annotations.")
         entries = []
         for path in files:
-            filename, boxes = read_voc_file(path)
+            filename, boxes, recorded = read_voc_file(path)
             image = locate_image(images, filename, path, root, "<filename>", self.allow_outside, (path.stem,))
             if image is None:
                 raise DataError(f"{path} is for image '{filename}', which is not in {images}; add the image or "
                                 "remove the annotation file.")
-            entries.append((image, boxes))
+            entries.append((image, boxes, recorded))
         return box_catalog(entries, self.on_outside, self.keep_difficult, source=str(folder),
-                           on_swapped=self.on_swapped)[0]
+                           on_swapped=self.on_swapped, frame=self.frame)[0]
 
 
 class VocWriter(BoxLabelWriter):

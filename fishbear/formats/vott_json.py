@@ -56,7 +56,13 @@ class VottJsonReader:
                     raise DataError(f"{path}: asset {name}, region {i} needs a boundingBox and at least one tag.")
                 left, top = float(box["left"]), float(box["top"])
                 rows.append((left, top, left + float(box["width"]), top + float(box["height"]), tags[0], False))
-            entries.append((named_image(folder, name, path, root, f"asset {key!r}", self.allow_outside), Boxes.of(rows)))
+            size = (item.get("asset") or {}).get("size") or {}
+            try:
+                recorded = (float(size.get("width") or 0), float(size.get("height") or 0))
+            except (TypeError, ValueError, AttributeError):
+                recorded = (0.0, 0.0)
+            entries.append((named_image(folder, name, path, root, f"asset {key!r}", self.allow_outside), Boxes.of(rows),
+                            recorded if min(recorded) > 0 else None))
         return entries
 
     def _video(self, data: dict, path: Path, folder: Path) -> list:

@@ -19,7 +19,7 @@ import numpy as np
 import yaml
 
 from fishbear.core.errors import DataError
-from fishbear.data.boxes import Boxes, box_catalog, image_size
+from fishbear.data.boxes import Boxes, box_catalog, image_geometry, image_size
 from fishbear.data.catalog import Catalog
 from fishbear.data.images import is_image_file
 from fishbear.data.label_files import read_label_text
@@ -69,6 +69,7 @@ class YoloReader:
     labels: str = "labels/train"
     on_outside: str = "clip"
     on_swapped: str = "fix"
+    frame: str = "upright"  # Ultralytics scales by the upright size; stored: LabelImg's YOLO mode, darknet
 
     def __call__(self, root: Path) -> Catalog:
         root = Path(root)
@@ -88,10 +89,12 @@ class YoloReader:
         for image in found:
             label = labels / f"{image.stem}.txt"
             if label.is_file():
-                entries.append((image, read_yolo_file(label, names, *image_size(image))))
+                upright, stored, _ = image_geometry(image)
+                entries.append((image, read_yolo_file(label, names, *(stored if self.frame == "stored" else upright))))
             else:
                 entries.append((image, Boxes.empty()))  # no label file: no objects
-        return box_catalog(entries, self.on_outside, source=str(labels), on_swapped=self.on_swapped)[0]
+        return box_catalog(entries, self.on_outside, source=str(labels), on_swapped=self.on_swapped,
+                           frame=self.frame)[0]
 
 
 def yolo_lines(boxes: Boxes, classes: list[str], width: int, height: int) -> str:

@@ -131,11 +131,13 @@ def pairs_figure(pairs: list[dict[str, Any]]) -> Figure:
     """Each near-copy pair side by side (held-out image left, its copy right) with the distance."""
     from PIL import Image
 
+    from fishbear.core.decoding import as_rgb
+
     images, titles = [], []
     for pair in pairs:
         for key, side in (("kept", "kept_split"), ("copy", "copy_split")):
-            with Image.open(pair[key]) as image:
-                image = image.convert("RGB").resize((128, 128))
+            with Image.open(pair[key]) as opened:
+                image = Image.fromarray(as_rgb(opened)).resize((128, 128))
                 images.append(np.asarray(image, dtype=np.float32) / 255.0)
             titles.append(f"{pair[side]}: {Path(pair[key]).name[:18]}" + (f"\n{pair['distance']} bits" if key == "copy" else ""))
     return image_grid(np.stack(images), titles, columns=4, size=2.2,

@@ -57,13 +57,15 @@ def shown_images(results: dict[str, Any], samples: list[Path], size: tuple[int, 
     and their positions in the results; empty when the files are gone."""
     from PIL import Image
 
+    from fishbear.core.decoding import as_rgb
+
     shown, rows = [], []
     for row in (order if order is not None else range(len(results["index"])))[:k]:
         path = Path(file_of(samples, results["index"][row]))
         if not path.is_file():
             return np.zeros((0, *size, 3), dtype=np.float32), []
-        with Image.open(path) as image:
-            resized = image.convert("RGB").resize((size[1], size[0]), Image.BILINEAR)
+        with Image.open(path) as image:  # as the model read it: upright, 16-bit and float greys scaled
+            resized = Image.fromarray(as_rgb(image)).resize((size[1], size[0]), Image.BILINEAR)
             shown.append(np.asarray(resized, dtype=np.float32) / 255.0)
         rows.append(row)
     return np.stack(shown) if shown else np.zeros((0, *size, 3), dtype=np.float32), rows

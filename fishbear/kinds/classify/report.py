@@ -39,12 +39,13 @@ def top_losses(results: dict[str, Any], classes: list[str], samples: list[Path],
 def top_losses_figure(rows: list[dict[str, Any]]) -> Any:
     from PIL import Image
 
+    from fishbear.data.images import as_rgb
     from fishbear.reports.plots import image_grid
 
     images, titles = [], []
     for row in rows:
-        with Image.open(row["file"]) as image:
-            image = image.convert("RGB")
+        with Image.open(row["file"]) as opened:
+            image = Image.fromarray(as_rgb(opened))  # as the model read it: upright, 16-bit scaled
             image.thumbnail((160, 160))
             images.append(np.asarray(image, dtype=np.float32) / 255.0)
         titles.append(f"{row['predicted']}/{row['actual']}\n{row['loss']:.2f} / {row['probability']:.2f}")

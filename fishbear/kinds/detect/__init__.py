@@ -183,9 +183,10 @@ class BoxWriter:
         from PIL import Image, ImageDraw
 
         from fishbear.data.boxes import Boxes
+        from fishbear.data.images import load_rgb
 
-        if isinstance(image, Path):
-            picture, source = Image.open(image).convert("RGB"), image
+        if isinstance(image, Path):  # drawn on the picture as it looks: the boxes are of that picture
+            picture, source = Image.fromarray(load_rgb(image)), image
         else:
             picture, source = Image.fromarray(image), self.folder / f"{key}.jpg"
             self.files.write_bytes(source, _jpeg(picture, 95))
