@@ -31,15 +31,16 @@ def upright_size_of(image: Image.Image) -> tuple[int, int]:
 
 
 def _grey_scale(values: np.ndarray, mode: str) -> float:
-    """What a grey image's full white is: 16-bit modes 65535; 32-bit integers and floats by the
-    range their values use (floats in 0-1 as 1.0, as image viewers and scikit-image show them)."""
+    """What a grey image's full white is: 16-bit modes 65535; 32-bit integers 255 or 65535 when
+    their values fit, else their largest; floats 1.0 when they lie in 0-1 (as image viewers and
+    scikit-image show them), else their largest (a depth map or a measurement in its own units)."""
     if mode.startswith("I;16"):
         return 65535.0
     top = float(values.max()) if values.size else 0.0
-    for high in ((1.0,) if mode == "F" else ()) + (255.0, 65535.0):
+    for high in (1.0,) if mode == "F" else (255.0, 65535.0):
         if top <= high:
             return high
-    return top
+    return max(top, 1e-12)
 
 
 def as_rgb(image: Image.Image) -> np.ndarray:

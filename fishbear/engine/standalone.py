@@ -52,10 +52,10 @@ def _grey_scale(values: np.ndarray, mode: str) -> float:
     if mode.startswith("I;16"):
         return 65535.0
     top = float(values.max()) if values.size else 0.0
-    for high in ((1.0,) if mode == "F" else ()) + (255.0, 65535.0):
+    for high in (1.0,) if mode == "F" else (255.0, 65535.0):
         if top <= high:
             return high
-    return top
+    return max(top, 1e-12)
 
 
 def as_rgb(opened: Image.Image) -> np.ndarray:
