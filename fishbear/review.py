@@ -26,7 +26,7 @@ from omegaconf import DictConfig
 
 from fishbear.core.atomic import atomic_write_text
 from fishbear.core.errors import ConfigError, DataError
-from fishbear.engine.commandline import compose_cli, user_errors_exit
+from fishbear.engine.commandline import check_ranges, compose_cli, user_errors_exit
 
 USAGE = ("fishbear review [apply|undo] run=RUN_DIR | sweep=SWEEP_DIR | frames=SORTED_DIR [train=false] "
          "[host=127.0.0.1] [port=0] [neighbours=2]")
@@ -182,7 +182,7 @@ def undo_decisions(cfg: DictConfig) -> int:
 def main(argv: list[str] | None = None) -> Any:
     argv = list(sys.argv[1:] if argv is None else argv)
     action = argv.pop(0) if argv and argv[0] in ACTIONS else "serve"
-    cfg = compose_cli("review", argv, USAGE)
+    cfg = check_ranges(compose_cli("review", argv, USAGE), ports=("port",))
     return {"serve": serve, "apply": apply_decisions, "undo": undo_decisions}[action](cfg)
 
 

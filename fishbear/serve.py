@@ -157,7 +157,10 @@ def _stop_on_sigterm() -> None:
 @user_errors_exit
 def main(argv: list[str] | None = None) -> None:
     cfg = compose_cli("serve", sys.argv[1:] if argv is None else argv, USAGE)
-    check_ranges(cfg, counts=("batch", "workers", "max_bytes", "max_pixels"))
+    check_ranges(cfg, counts=("batch", "workers", "max_bytes", "max_pixels"), seconds=("batch_timeout",),
+                 ports=("port",))
+    if cfg.threads is not None:
+        check_ranges(cfg, counts=("threads",))
     if not 1024 <= int(cfg.port) <= 65535:
         raise ConfigError(f"port={cfg.port}: give a port from 1024 to 65535.")
     serve(cfg)

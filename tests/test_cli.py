@@ -275,3 +275,31 @@ def test_bad_input_gets_one_message_and_no_traceback(case, bad_input_runs):
     assert sum(line.startswith("error:") for line in stderr.splitlines()) == 1, stderr[-2000:]
 
 
+
+
+# the newer commands' settings: each wrong type or range one line, exit status 2, before any work
+COMMAND_SETTINGS = [
+    ("fetch", ["urls=u.csv", "out=o", "max_size=abc"], r"max_size='abc': give a whole number"),
+    ("fetch", ["urls=u.csv", "out=o", "timeout=-1"], r"timeout=-1: give more than 0"),
+    ("fetch", ["urls=u.csv", "out=o", "workers=abc"], r"workers='abc': give a whole number"),
+    ("fetch", ["urls=u.csv", "out=o", "quality=500"], r"quality=500: give a JPEG quality from 1 to 100"),
+    ("fetch", ["urls=u.csv", "out=o", "respect_robots=maybe"], r"respect_robots='maybe': give true or false"),
+    ("fetch", ["urls=u.csv", "out=u.csv/x"], r"out=u\.csv/x (is a file|cannot be made)"),
+    ("review", ["run=.", "port=abc"], r"port=abc must be a port number"),
+    ("serve", ["ckpt=.", "port=abc"], r"port=abc must be a port number"),
+    ("serve", ["ckpt=.", "batch_timeout=abc"], r"batch_timeout=abc must be a number of seconds"),
+    ("serve", ["ckpt=.", "threads=0"], r"threads=0 must be a whole number of 1 or more"),
+]
+
+
+@pytest.mark.parametrize("command,args,message", COMMAND_SETTINGS, ids=[" ".join([c, *a]) for c, a, _ in COMMAND_SETTINGS])
+def test_a_newer_commands_bad_setting_is_one_line(command, args, message, tmp_path, monkeypatch, capsys):
+    import importlib
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "u.csv").write_text("url,label\nhttp://127.0.0.1:9/a.jpg,cats\n")
+    with pytest.raises(SystemExit) as stopped:
+        importlib.import_module(f"fishbear.{command}").main(args)
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and re.search(message, err), err
+    assert err.count("error:") == 1 and "Traceback" not in err

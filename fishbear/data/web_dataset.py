@@ -81,6 +81,12 @@ class CleanSettings:
             raise DataError(f"max_size={self.max_size}: give at least 8 pixels (or leave it out).")
         if self.test_per_class < 0:
             raise DataError(f"test_per_class={self.test_per_class}: give 0 or more.")
+        if self.max_pixels < 1:
+            raise DataError(f"max_pixels={self.max_pixels}: give 1 or more.")
+        if not 0 <= self.near_bits <= 64:
+            raise DataError(f"near_bits={self.near_bits}: give 0 to 64 (bits of a 64-bit perceptual hash).")
+        if not 1 <= self.quality <= 100:
+            raise DataError(f"quality={self.quality}: give a JPEG quality from 1 to 100.")
 
 
 @dataclass
@@ -446,7 +452,10 @@ def fetch_dataset(urls: str | Path, out: str | Path, label: str | None = None, f
     if out.exists() and not out.is_dir():
         raise DataError(f"out={out} is a file; give a folder for the dataset.")
     outputs = OutputFiles(overwrite, way_out="another out=")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DataError(f"out={out} cannot be made ({err.strerror}); give a folder you can write to.") from None
     outputs.keep_inside(out)
     outputs.check(out / MANIFEST)
     with exclusive(out / STATE / "lock"), outputs:
@@ -468,7 +477,35 @@ def settings_from(values: dict[str, Any]) -> tuple[FetchSettings, CleanSettings]
         raise DataError(f"unknown fetch setting(s) {', '.join(unknown)}; the settings are "
                         f"{', '.join(sorted(names['fetch'] | names['clean']))}.")
     pick = lambda group: {k: v for k, v in values.items() if k in names[group] and v is not None}  # noqa: E731
-    return FetchSettings(**pick("fetch")), CleanSettings(**pick("clean"))
+    for cls, group in ((FetchSettings, "fetch"), (CleanSettings, "clean")):
+        _check_types(cls, pick(group))
+    fetch, clean = FetchSettings(**pick("fetch")), CleanSettings(**pick("clean"))
+    clean.check()
+    _check_fetch(fetch)
+    return fetch, clean
+
+
+def _check_types(cls: type, values: dict[str, Any]) -> None:
+    """Each given setting of the type its field declares (``max_size=abc`` is one line, not a
+    TypeError when the first image is cleaned)."""
+    from dataclasses import fields
+
+    wanted = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
+    for field_ in fields(cls):
+        if field_.name not in values:
+            continue
+        value, kind = values[field_.name], str(field_.type).split("|")[0].strip()
+        accepted = wanted.get(kind, (object,))
+        if not isinstance(value, accepted) or (kind in ("int", "float") and isinstance(value, bool)):
+            what = {"int": "a whole number", "float": "a number", "bool": "true or false"}.get(kind, "a word")
+            raise DataError(f"{field_.name}={value!r}: give {what} (default {field_.default}).")
+
+
+def _check_fetch(settings: FetchSettings) -> None:
+    lowest = {"workers": 1, "timeout": 0.001, "retries": 0, "backoff": 0, "max_bytes": 1, "max_redirects": 0}
+    for name, low in lowest.items():
+        if getattr(settings, name) < low:
+            raise DataError(f"{name}={getattr(settings, name)}: give {'more than 0' if low == 0.001 else f'{low} or more'}.")
 
 
 class UrlListSource:

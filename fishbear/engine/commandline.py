@@ -63,13 +63,23 @@ def user_errors_exit(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def check_ranges(cfg: Any, counts: tuple[str, ...] = (), fractions: tuple[str, ...] = ()) -> Any:
-    """``counts`` must be whole numbers of 1 or more, ``fractions`` numbers in [0, 1] (or unset):
+def check_ranges(cfg: Any, counts: tuple[str, ...] = (), fractions: tuple[str, ...] = (),
+                 seconds: tuple[str, ...] = (), ports: tuple[str, ...] = ()) -> Any:
+    """``counts`` must be whole numbers of 1 or more, ``fractions`` numbers in [0, 1] (or unset),
+    ``seconds`` numbers of 0 or more, ``ports`` whole numbers from 0 (any free port) to 65535:
     one named error each, before any work."""
     from omegaconf import OmegaConf
 
     from fishbear.core.errors import ConfigError
 
+    for key in seconds:
+        value = OmegaConf.select(cfg, key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ConfigError(f"{key}={value} must be a number of seconds, 0 or more")
+    for key in ports:
+        value = OmegaConf.select(cfg, key)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
+            raise ConfigError(f"{key}={value} must be a port number from 0 to 65535")
     for key in counts:
         value = OmegaConf.select(cfg, key)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
