@@ -60,9 +60,6 @@ def _boxes_for_tools(run: Path, where: Path) -> Path:
     as Label Studio tasks and COCO files, written by the kind's own writers (as ``fishbear predict
     format=...`` writes them) beside copies of the pictures in ``where/pictures/`` (hard links where
     the file system allows: Label Studio and the readers take only pictures inside the folder)."""
-    import os
-    import shutil
-
     from fishbear.core.outputs import OutputFiles
     from fishbear.engine.inference import Predictor
     from fishbear.engine.run_data import run_datamodule
@@ -71,18 +68,14 @@ def _boxes_for_tools(run: Path, where: Path) -> Path:
     predictor = Predictor.from_checkpoint(ckpt, score_threshold=0.05)
     datamodule = run_datamodule(predictor.meta)
     pictures = where / "pictures"
-    keys: list[tuple[str, Path]] = []
-    for split in ("valid", "test"):
-        for sample in datamodule.catalog.splits.get(split, []):
-            copy = pictures / split / Path(sample.image).name
-            copy.parent.mkdir(parents=True, exist_ok=True)
-            if not copy.exists():
-                try:
-                    os.link(sample.image, copy)
-                except OSError:
-                    shutil.copyfile(sample.image, copy)
-            keys.append((f"{split}/{copy.stem}", copy))
     outputs = OutputFiles(overwrite=False, way_out="another run=, or remove the review folder")
+    outputs.keep_inside(where)
+    keys: list[tuple[str, Path]] = []
+    with outputs:  # placed under the output policy: never through a link, never over a file of the user's
+        for split in ("valid", "test"):
+            for sample in datamodule.catalog.splits.get(split, []):
+                copy = outputs.place_file(Path(sample.image), pictures / split / Path(sample.image).name, link=True)
+                keys.append((f"{split}/{copy.stem}", copy))
     writers = [predictor.kind.output_writer(predictor.meta, pictures / fmt, outputs, label_format=fmt)
                for fmt in ("labelstudio", "coco")]
     with outputs:
