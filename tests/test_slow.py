@@ -58,13 +58,14 @@ def test_loader_benchmark_prints_real_against_synthetic_training(tmp_path):
 
 @pytest.mark.long
 @pytest.mark.slow
-def test_the_fish_frames_recipe_holds_on_the_time_split(tmp_path):
+def test_the_fish_frames_recipe_holds_on_the_time_split(tmp_path, monkeypatch):
     """The guard against the edge (issue 26): the default recipe, trained on the first 120 s of the
     video trap and sorting the 48 later frames from an mp4, calls fish with F1 >= 0.80. Over seeds
     1-5 it scored 0.885-0.969 (experiments/fish_frames/README.md); the recipe before ranged 0.27-0.94."""
-    from .conftest import requires_shared
+    from .conftest import requires_shared, use_imagenet_mobilenet
 
     shared = requires_shared("fish", "video1_output").parents[1]
+    use_imagenet_mobilenet(tmp_path / "torch", monkeypatch)
     result = run_cli([str(REPO / "experiments" / "fish_frames" / "run.py"), "--protocol", "time", "--seeds", "3",
                       "--shared", str(shared), "--keep", str(tmp_path / "scratch")], cwd=tmp_path, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -37,7 +37,8 @@ RESUMABLE_KEYS = ("trainer.max_epochs", "trainer.max_steps", "ckpt_path", "data.
 HYDRA_FILES = ("config.yaml", "overrides.yaml")
 LOCK_FILE = ".fishbear.lock"
 MARKER = ".fishbear-run.json"
-SWEEP_FILES = ("multirun.yaml",)  # Hydra's own record of a sweep folder
+# what a sweep folder holds: Hydra's record, the summaries, an Optuna search's study and trials
+SWEEP_FILES = frozenset({"multirun.yaml", "summary.csv", "summary.md", "optuna.db", "trials.csv", "trials.md"})
 
 
 def _key(override: str) -> str:
@@ -264,7 +265,9 @@ def refuse_foreign_folder(argv: list[str], command: str) -> None:
         if problem:
             raise ConfigError(problem)
         return
-    if folder.is_dir() and any(folder.iterdir()) and not any((folder / name).is_file() for name in SWEEP_FILES):
-        shown = ", ".join(sorted(p.name for p in folder.iterdir())[:5])
+    foreign = sorted(p.name for p in folder.iterdir() if p.name not in SWEEP_FILES
+                     and not (p.is_dir() and p.name.isdigit())) if folder.is_dir() else []
+    if foreign:
+        shown = ", ".join(foreign[:5])
         raise ConfigError(f"{folder} holds files fishbear did not write ({shown}) and is no sweep folder: a sweep "
                           "writes its runs and summaries there. Give a new or empty hydra.sweep.dir (or leave it out).")
