@@ -31,9 +31,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     datamodule = build_datamodule(cfg)
     checkpoint = load_checkpoint(cfg.ckpt, kind=datamodule.kind)
     meta = checkpoint.meta
-    datamodule.set_image_size(meta.image_size)
-    datamodule.set_normalization(meta.mean, meta.std)
-    datamodule.set_fit(meta.resize, meta.preprocess)
+    datamodule.use_feed(meta.feed)  # fed as the checkpoint was
     datamodule.prepare_data()
     datamodule.setup("test")
     if tuple(datamodule.classes) != meta.classes:

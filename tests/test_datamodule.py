@@ -3,7 +3,6 @@ import pytest
 import torch
 
 from fishbear.core.errors import DataError
-from fishbear.data.transforms import denormalize
 from fishbear.engine.datamodule import ImageDataModule
 from fishbear.engine.experiment import build_datamodule
 from fishbear.formats.imagefolder import ImageFolderReader
@@ -20,14 +19,19 @@ def shapes(tmp_path):
     return dm
 
 
-def test_shapes_batches_are_normalised_dicts(shapes):
+def test_batches_travel_as_uint8_and_are_normalised_on_the_device(shapes):
     assert shapes.classes == ["circle", "square", "star", "triangle"] and shapes.num_classes == 4
     batch = next(iter(shapes.train_dataloader()))
-    assert batch["image"].shape == (8, 3, 32, 32) and batch["image"].dtype == torch.float32
+    # a quarter of float32's bytes cross from host to device
+    assert batch["image"].shape == (8, 3, 32, 32) and batch["image"].dtype == torch.uint8
+    assert batch["image"].element_size() * batch["image"].numel() == 8 * 3 * 32 * 32
     assert batch["target"].dtype == torch.int64 and batch["index"].shape == (8,)
-    assert -3 < batch["image"].mean() < 3
-    shown = denormalize(batch["image"], shapes.mean, shapes.std)
+    raw = batch["image"].clone()
+    fed = shapes.on_after_batch_transfer(batch, 0)   # what Lightning calls once the batch is on the device
+    assert fed["image"].dtype == torch.float32 and -3 < fed["image"].mean() < 3
+    shown = shapes.normalize.undo(fed["image"])
     assert shown.min() >= 0 and shown.max() <= 1
+    assert torch.allclose(shown * 255, raw.float(), atol=1e-3)
     assert {k: v for k, v in shapes.describe()["sizes"].items()} == {"train": 32, "valid": 12, "test": 16}
 
 
@@ -42,12 +46,14 @@ def test_validation_is_split_off_train_when_missing(tmp_path, shapes):
 
 
 def test_normalisation_follows_the_network(shapes):
-    shapes.set_normalization((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    import dataclasses
+
+    shapes.use_feed(dataclasses.replace(shapes.feed, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25)))
     raw = shapes.dataset("valid").samples[0].image
     from PIL import Image
 
     pixels = torch.as_tensor(np.asarray(Image.open(raw).convert("RGB").resize((32, 32)), dtype=np.float32) / 255)
-    normalised = shapes.dataset("valid")[0]["image"]
+    normalised = shapes.on_after_batch_transfer({"image": shapes.dataset("valid")[0]["image"][None]}, 0)["image"]
     # the statistics given are the ones applied: (pixel - 0.5) / 0.25
     assert normalised.mean().item() == pytest.approx(((pixels - 0.5) / 0.25).mean().item(), abs=0.05)
     assert shapes.describe()["mean"] == [0.5, 0.5, 0.5]

@@ -1,8 +1,10 @@
-"""Albumentations pipelines per stage and task kind.
+"""Albumentations pipelines per stage and task kind, ending at uint8.
 
-One function builds every pipeline so that all kinds share the same resize, augmentation and
-normalisation; a kind (``fishbear.kinds``) only adds what albumentations must move with the image
-(masks, keypoints, boxes) and whether evaluation may crop.
+One function builds every pipeline so that all kinds share the same resize and augmentation; a
+kind (``fishbear.kinds``) only adds what albumentations must move with the image (masks,
+keypoints, boxes) and whether evaluation may crop. A pipeline hands over a 3 x H x W uint8
+tensor: the normalisation happens after the batch has reached the model's device
+(:class:`fishbear.data.feed.Normalize`), so a quarter of the bytes cross to it.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from albumentations.pytorch import ToTensorV2
 
 from fishbear.core.errors import ConfigError
 from fishbear.core.geometry import PAD_MASK, as_hw
-from fishbear.core.normalization import IMAGENET_MEAN, IMAGENET_STD
 
 
 class MovesWithImage(Protocol):
@@ -75,8 +76,6 @@ class Augment:
 def build_transforms(
     stage: str,
     image_size: int | tuple[int, int] | list[int],
-    mean: tuple[float, ...] = IMAGENET_MEAN,
-    std: tuple[float, ...] = IMAGENET_STD,
     augment: Augment | None = None,
     kind: MovesWithImage | None = None,
     resize: str | None = None,
@@ -138,15 +137,6 @@ def build_transforms(
             ops.append(A.GaussianBlur(sigma_limit=(0.1, 1.0), p=augment.blur))
     else:
         ops += fit
-    ops += [A.Normalize(mean=tuple(mean), std=tuple(std)), ToTensorV2()]
+    ops.append(ToTensorV2())  # uint8 stays uint8: normalised on the device (fishbear.data.feed)
     # predicting has no targets to move along (and boxes' label fields would be missing)
     return A.Compose(ops, **(kind.compose_args() if stage != "predict" and kind is not None else {}))
-
-
-def denormalize(images: Any, mean: tuple[float, ...], std: tuple[float, ...]) -> Any:
-    """Undo ``Normalize`` on an N x C x H x W tensor, to show batches as the model sees them."""
-    import torch
-
-    m = torch.as_tensor(mean, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
-    s = torch.as_tensor(std, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
-    return (images * s + m).clamp(0, 1)

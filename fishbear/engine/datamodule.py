@@ -33,6 +33,7 @@ from fishbear.data.duplicates import (
     fingerprints,
     warning_line,
 )
+from fishbear.data.feed import Feed, Normalize, to_device_images
 from fishbear.data.images import header_problem, image_problem
 from fishbear.data.splits import SplitPlan
 from fishbear.data.transforms import Augment, build_transforms
@@ -165,6 +166,7 @@ class ImageDataModule(L.LightningDataModule):
         self.preprocess: tuple[str, ...] = tuple(preprocess or ())
         self.mean: tuple[float, ...] = IMAGENET_MEAN
         self.std: tuple[float, ...] = IMAGENET_STD
+        self._normalize: Normalize | None = None
         self._catalog: Catalog | None = None
         self._datasets: dict[str, ImageDataset] = {}
 
@@ -185,16 +187,43 @@ class ImageDataModule(L.LightningDataModule):
     def num_classes(self) -> int:
         return len(self.catalog.classes)
 
-    def set_normalization(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
-        """Use the network's statistics (ImageNet's for pretrained weights); datasets are rebuilt."""
-        self.mean, self.std = tuple(float(m) for m in mean), tuple(float(s) for s in std)
+    @property
+    def feed(self) -> Feed:
+        """How this data feeds a model (what a checkpoint records as its ``feed``)."""
+        size = self.image_size
+        return Feed(size if isinstance(size, int) else tuple(size), tuple(self.mean), tuple(self.std), self.resize,
+                    tuple(self.preprocess))
+
+    def use_feed(self, feed: Feed) -> None:
+        """Feed a model as ``feed`` says: the network's statistics (ImageNet's for pretrained
+        weights), or a checkpoint's whole feed (size, fit, preprocessing, normalisation), which an
+        evaluation or a run's review follows whatever the data config says. Datasets are rebuilt."""
+        self.image_size = _size(feed.image_size)
+        self.mean, self.std = tuple(float(m) for m in feed.mean), tuple(float(s) for s in feed.std)
+        self.resize, self.preprocess = feed.resize, tuple(feed.preprocess)
+        self._normalize = None
         self._datasets.clear()
 
-    def set_fit(self, resize: str | None, preprocess: tuple[str, ...]) -> None:
-        """How a model was fed (its checkpoint's ``resize`` and ``preprocess``): an evaluation feeds
-        it the same way, whatever the data config says."""
-        self.resize, self.preprocess = resize, tuple(preprocess)
-        self._datasets.clear()
+    @property
+    def normalize(self) -> Normalize:
+        """The device-side normalisation of this data's feed (one module, moved where it is used)."""
+        if getattr(self, "_normalize", None) is None:
+            self._normalize = Normalize(self.mean, self.std)
+        return self._normalize
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Lightning's step after a batch reached the model's device: the uint8 pictures become
+        the network's float input there (:mod:`fishbear.data.feed`)."""
+        if isinstance(batch, dict) and "image" in batch:
+            batch["image"] = to_device_images(batch["image"], self.normalize)
+        return batch
+
+    def to_model(self, batch: dict[str, Any], device: torch.device | str) -> dict[str, Any]:
+        """A batch of this data's loaders on ``device``, as a Lightning step receives it (for loops
+        outside the Trainer: the multi-label threshold tuning)."""
+        moved = {key: value.to(device, non_blocking=True) if isinstance(value, torch.Tensor) else value
+                 for key, value in batch.items()}
+        return self.on_after_batch_transfer(moved, 0)
 
     def set_image_size(self, image_size: int | list[int]) -> None:
         """A new size for every split from the next loader on (progressive resizing; evaluation at
@@ -361,8 +390,6 @@ class ImageDataModule(L.LightningDataModule):
             transform = build_transforms(
                 "train" if split == "train" else "valid",
                 self.image_size,
-                self.mean,
-                self.std,
                 self.augment if split == "train" else None,
                 self.kind,
                 self.resize,

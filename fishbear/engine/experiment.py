@@ -6,6 +6,7 @@ composed config, checking the config before any data is read, and testing and re
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -180,7 +181,8 @@ def build_experiment(cfg: DictConfig, settings: TrainerSettings) -> tuple[Any, A
     network = instantiate(cfg.model, "model", num_classes=datamodule.num_outputs)
     check_fits(network, datamodule)
     check_input_size(network, datamodule)
-    datamodule.set_normalization(network.pretrained_cfg.mean, network.pretrained_cfg.std)
+    datamodule.use_feed(dataclasses.replace(datamodule.feed, mean=tuple(network.pretrained_cfg.mean),
+                                            std=tuple(network.pretrained_cfg.std)))
     from fishbear.engine.run_folder import fingerprint, record
 
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []

@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 
 from fishbear.core.tensors import to_cpu
+from fishbear.data.feed import to_device_images
 from fishbear.data.images import as_rgb, load_rgb
 from fishbear.data.transforms import build_transforms
 from fishbear.engine.checkpoint import load_checkpoint, network_from_checkpoint
@@ -62,8 +63,8 @@ class Predictor(Batched):
         self.image_size: int | tuple[int, int] = meta.image_size
         self.device = torch.device(device)
         self.network = network.to(self.device).eval()
-        self.transform = build_transforms("predict", self.image_size, meta.mean, meta.std, None, self.kind, meta.resize,
-                                          meta.preprocess)
+        self.transform = build_transforms("predict", self.image_size, None, self.kind, meta.resize, meta.preprocess)
+        self.normalize = meta.feed.normalize().to(self.device)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu", kind: Kind | str | None = None,
@@ -86,8 +87,9 @@ class Predictor(Batched):
         """The kind's reading of each image (``Kind.interpret``): a class, tags, a mask at the
         image's own size, points or boxes in its own pixels, values."""
         arrays = [self._array(image) for image in images]
+        # uint8 to the device (a quarter of float32's bytes), normalised there, as in training
         batch = torch.stack([self.transform(image=array)["image"] for array in arrays]).to(self.device)
-        predictions = to_cpu(self.kind.predictions(self.network(batch)))
+        predictions = to_cpu(self.kind.predictions(self.network(to_device_images(batch, self.normalize))))
         return self.kind.interpret(predictions, [a.shape[:2] for a in arrays], self.meta)
 
 

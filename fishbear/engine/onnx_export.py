@@ -39,11 +39,10 @@ class ExportGraph(torch.nn.Module):
     def __init__(self, network: torch.nn.Module, meta: ModelMeta) -> None:
         super().__init__()
         self.network, self.meta, self.kind = network.eval(), meta, get_kind(meta.kind)
-        self.register_buffer("mean", torch.tensor(meta.mean, dtype=torch.float32).view(1, -1, 1, 1) * 255)
-        self.register_buffer("std", torch.tensor(meta.std, dtype=torch.float32).view(1, -1, 1, 1) * 255)
+        self.normalize = meta.feed.normalize()  # the one normalisation, as training did it on the device
 
     def forward(self, image: torch.Tensor, original_size: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        outputs = self.network((image - self.mean) / self.std)
+        outputs = self.network(self.normalize(image))
         return self.kind.exported(outputs, original_size, self.meta)
 
 
@@ -77,7 +76,7 @@ def export_meta(meta: ModelMeta, ckpt: Path, opset: int) -> dict[str, Any]:
         "decode": "Pillow, EXIF orientation applied, converted to RGB; 16-bit greys scaled to 8 bits",
         "preprocess": list(meta.preprocess),
         "normalisation": {"mean": list(meta.mean), "std": list(meta.std), "in_graph": True,
-                          "formula": "(image - 255 * mean) / (255 * std)"},
+                          "formula": "(image - 255 * mean) * (1 / (255 * std))"},
         "outputs": list(kind.export_outputs), "reading": kind.export_reading, "settings": meta.settings.to_section(),
         "checkpoint": {"file": str(ckpt), "sha256": sha256_of(ckpt)},
         "versions": {"fishbear": dist.version("fishbear"), "torch": torch.__version__, "onnx": onnx.__version__,

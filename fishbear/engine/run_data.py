@@ -28,9 +28,7 @@ def run_datamodule(meta: Any) -> Any:
     from fishbear.engine.experiment import build_datamodule
 
     datamodule = build_datamodule(run_config(meta))
-    datamodule.set_image_size(meta.image_size)
-    datamodule.set_normalization(meta.mean, meta.std)
-    datamodule.set_fit(meta.resize, meta.preprocess)
+    datamodule.use_feed(meta.feed)
     try:
         datamodule.prepare_data()
         datamodule.setup("test")

@@ -5,6 +5,16 @@ A kind's task (``fishbear/kinds/<kind>/task.py``) fixes only what differs: the l
 and the pictures; how outputs become predictions is the kind's own (``Kind.predictions``), shared
 with inference. Metrics are declared once and cloned per stage, so no stage has its own copy of
 the metric code.
+
+**No host-device sync in a step.** A sync empties the GPU's queue: the CPU's work of the next step
+(collating, logging, the optimiser's bookkeeping) is then added to the GPU's time instead of hidden
+under it. So a step reads nothing back: losses are summed on the device (:class:`RunningLoss`),
+metric inputs gathered there and handed to torchmetrics in rare large updates
+(:class:`BatchedUpdates`), the logged training loss travels to the host behind the queued work and
+is read when it has arrived (:class:`AsyncScalar`), and everything given to ``self.log`` is a
+Python number (Lightning's progress bar would otherwise read a device tensor back at every
+refresh). Epoch figures are read once, at the epoch's end. ``tests/test_syncs.py`` counts the
+sync-type operations of a step against a plain loop's.
 """
 
 from __future__ import annotations
@@ -42,6 +52,9 @@ class RunningLoss:
         self._window_n += batch_size
         self._epoch_n += batch_size
 
+    def has_window(self) -> bool:
+        return self._window is not None
+
     def take_window(self) -> torch.Tensor:
         assert self._window is not None
         mean, self._window, self._window_n = self._window / self._window_n, None, 0
@@ -53,14 +66,39 @@ class RunningLoss:
         return mean
 
 
-class BatchedUpdates:
-    """Training-metric inputs gathered over a few steps and handed to torchmetrics in one
-    ``update``: a collection's update costs ~0.3 ms of Python a call whatever the batch
-    (benchmarks/overhead.py), so per step it was most of fishbear's overhead on a small network.
-    Bounded by steps and by elements (segmentation logits flush every step or two); flushed
-    before the epoch's metrics are computed, so the figures are those of per-step updates."""
+class AsyncScalar:
+    """A scalar on the device, on its way to the host: copied into pinned memory behind the work
+    already queued (no wait), read later as a Python number once it has arrived. Reading it goes
+    through numpy, not a tensor op: nothing of it waits on the device."""
 
-    def __init__(self, max_steps: int = 16, max_elements: int = 1 << 22) -> None:
+    def __init__(self, value: torch.Tensor) -> None:
+        value = value.detach().to(torch.float32).reshape(())
+        self.event: Any = None
+        if value.device.type == "cuda":
+            self.host = torch.empty((), dtype=torch.float32, pin_memory=True)
+            self.host.copy_(value, non_blocking=True)
+            self.event = torch.cuda.Event()
+            self.event.record()
+        else:
+            self.host = value.clone()  # already on the host
+
+    def ready(self) -> bool:
+        return self.event is None or bool(self.event.query())
+
+    def value(self) -> float:
+        if self.event is not None:
+            self.event.synchronize()  # at once when ready(); else waits for this copy alone
+        return float(self.host.numpy())
+
+
+class BatchedUpdates:
+    """Metric inputs gathered on the device and handed to torchmetrics in one large ``update``:
+    a collection's update costs ~0.3 ms of Python a call whatever the batch, and on a GPU its
+    bincounts and checks read back from the device (a sync each). Bounded by elements (a
+    segmentation's logits flush every step or two; a classifier's, every few hundred steps);
+    flushed before the epoch's metrics are computed, so the figures are those of per-step updates."""
+
+    def __init__(self, max_steps: int | None = None, max_elements: int = 1 << 24) -> None:
         self.max_steps, self.max_elements = max_steps, max_elements
         self._pending: list[tuple[torch.Tensor, ...]] = []
         self._elements = 0
@@ -68,7 +106,7 @@ class BatchedUpdates:
     def add(self, metrics: MetricCollection, inputs: tuple[torch.Tensor, ...]) -> None:
         self._pending.append(tuple(x.detach() for x in inputs))
         self._elements += sum(x.numel() for x in inputs)
-        if len(self._pending) >= self.max_steps or self._elements >= self.max_elements:
+        if (self.max_steps is not None and len(self._pending) >= self.max_steps) or self._elements >= self.max_elements:
             self.flush(metrics)
 
     def flush(self, metrics: MetricCollection) -> None:
@@ -113,8 +151,10 @@ class BaseTask(L.LightningModule):
             setattr(self, f"{stage}_metrics", metrics.clone(prefix=f"{stage}/"))
         self.test_results: dict[str, Any] = {}
         self._test_records: list[dict[str, torch.Tensor]] = []
-        self._train_loss = RunningLoss()
-        self._train_updates = BatchedUpdates()
+        self._losses = {stage: RunningLoss() for stage in STAGES}
+        self._updates = {stage: BatchedUpdates() for stage in STAGES}
+        self._logged_losses: list[tuple[int, AsyncScalar]] = []  # training-loss windows on their way to the host
+        self._shown_loss: float | None = None
 
     # -- what a kind defines -------------------------------------------------------------------
     def make_metrics(self) -> MetricCollection:
@@ -204,36 +244,51 @@ class BaseTask(L.LightningModule):
     def _step(self, batch: dict[str, Any], stage: str) -> tuple[torch.Tensor, torch.Tensor]:
         outputs = self(self._images(batch))
         loss = self.compute_loss(outputs, batch)
-        if stage == "train":
-            self._train_updates.add(self.train_metrics, self.metric_inputs(outputs, batch))
-            self._train_loss.add(loss, len(batch["image"]))
-            if self._train_loss_due():
-                self.log("train/loss_step", self._train_loss.take_window(), prog_bar=True)
-        else:
-            getattr(self, f"{stage}_metrics").update(*self.metric_inputs(outputs, batch))
-            # under DDP the validation loss (the checkpoint's and the search's monitor) is averaged
-            # over the processes at the epoch's end
-            self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=True, batch_size=len(batch["image"]),
-                     sync_dist=True)
+        self._updates[stage].add(getattr(self, f"{stage}_metrics"), self.metric_inputs(outputs, batch))
+        self._losses[stage].add(loss, len(batch["image"]))
+        if stage == "train" and self._train_loss_due():
+            self._log_training_loss()
         return loss, outputs
 
     def _train_loss_due(self) -> bool:
         """Whether Lightning writes step logs after this batch (every ``trainer.log_every_n_steps``):
-        only then is the training loss handed to ``self.log``, whose bookkeeping costs ~1 ms a call
-        on CPU (benchmarks/overhead.py); in between it is summed on the device, with no sync."""
+        only then is a window of the training loss sent on its way to the host (``self.log``'s
+        bookkeeping costs ~1 ms a call on CPU); in between it is summed on the device."""
         connector = getattr(self.trainer, "_logger_connector", None)
         return bool(getattr(connector, "should_update_logs", True))
 
+    def _log_training_loss(self, wait: bool = False) -> None:
+        """Queue this window's mean loss for the host and publish the windows that have arrived
+        (``wait``: all of them, at the epoch's end), each to the loggers at the step it ends at,
+        and the latest to the progress bar (``_shown_loss``, which
+        :class:`fishbear.training.callbacks.progress.ProgressBar` shows): never through
+        ``self.log``, which would keep it on the device and read it back after every step."""
+        if self._losses["train"].has_window():
+            self._logged_losses.append((self.global_step, AsyncScalar(self._losses["train"].take_window())))
+        while self._logged_losses and (wait or self._logged_losses[0][1].ready()):
+            step, scalar = self._logged_losses.pop(0)
+            self._shown_loss = scalar.value()
+            if self.trainer.is_global_zero:
+                for logger in self.loggers:
+                    logger.log_metrics({"train/loss_step": self._shown_loss}, step=step)
+
+
     def _log_epoch_metrics(self, stage: str) -> None:
-        """Metrics are updated every step but logged once per epoch: handing the collection to
-        ``self.log`` every step costs Lightning ~5 ms a step of bookkeeping (measured with
-        benchmarks/overhead.py), and the epoch value is the same."""
+        """Metrics are updated every step but computed and logged once per epoch (handing the
+        collection to ``self.log`` every step cost Lightning ~5 ms a step of bookkeeping, and the
+        epoch value is the same), read back here, once, as Python numbers."""
         metrics: MetricCollection = getattr(self, f"{stage}_metrics")
-        if stage == "train":
-            self._train_updates.flush(metrics)
+        self._updates[stage].flush(metrics)
         if any(m.update_called for m in metrics.values()):
-            self.log_dict(metrics.compute(), prog_bar=stage != "train")
+            self.log_dict({name: float(value) for name, value in metrics.compute().items()}, prog_bar=stage != "train")
         metrics.reset()
+
+    def _log_epoch_loss(self, stage: str) -> None:
+        """The stage's loss over the epoch, weighted by batch size, read back once; under DDP the
+        validation loss (the checkpoint's and the search's monitor) is averaged over the processes."""
+        mean = self._losses[stage].take_epoch()
+        if mean is not None:
+            self.log(f"{stage}/loss", float(mean), prog_bar=True, sync_dist=True)
 
     def on_train_epoch_start(self) -> None:
         """Each epoch's random numbers (shuffle order, augmentation, dropout) come from the run's
@@ -250,12 +305,17 @@ class BaseTask(L.LightningModule):
         torch.manual_seed(seed)
 
     def on_train_epoch_end(self) -> None:
-        epoch_loss = self._train_loss.take_epoch()
+        self._log_training_loss(wait=True)
+        epoch_loss = self._losses["train"].take_epoch()
         if epoch_loss is not None:  # the training loss of each process (no sync every step under DDP)
-            self.log("train/loss_epoch", epoch_loss, prog_bar=True)
+            self.log("train/loss_epoch", float(epoch_loss), prog_bar=True)
         self._log_epoch_metrics("train")
 
+    def on_validation_epoch_start(self) -> None:
+        self._losses["val"].take_epoch()  # a validation stopped early (sanity check) leaves nothing behind
+
     def on_validation_epoch_end(self) -> None:
+        self._log_epoch_loss("val")
         self._log_epoch_metrics("val")
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
@@ -276,9 +336,11 @@ class BaseTask(L.LightningModule):
 
     def on_test_epoch_start(self) -> None:
         self._test_records = []
+        self._losses["test"].take_epoch()
 
     def on_test_epoch_end(self) -> None:
         """Log the test metrics; keep per-image results (ordered by dataset index) for the report."""
+        self._log_epoch_loss("test")
         self._log_epoch_metrics("test")
         self.test_results = self.merge_test_records(self._test_records)
         self._test_records = []

@@ -77,6 +77,14 @@ class ModelMeta:
     data_name: str | None = None
     provenance: Provenance = field(default_factory=Provenance)
 
+    @property
+    def feed(self) -> Any:
+        """How the weights were fed (:class:`fishbear.data.feed.Feed`): what an evaluation, a review
+        and the predictor feed them again."""
+        from fishbear.data.feed import Feed
+
+        return Feed(self.image_size, tuple(self.mean), tuple(self.std), self.resize, tuple(self.preprocess))
+
     # -- reading and writing the checkpoint's section ------------------------------------------
     @classmethod
     def from_section(cls, section: Any, path: Path | str, kinds: Mapping[str, Any]) -> ModelMeta:

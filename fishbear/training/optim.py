@@ -98,7 +98,17 @@ def build_optimizer(network: Network, settings: OptimSettings) -> Optimizer:
                                weight_decay=settings.weight_decay, nesterov=False)
     betas = (settings.momentum, settings.beta2)
     cls = torch.optim.AdamW if settings.optimizer == "adamw" else torch.optim.Adam
-    return cls(groups, lr=settings.lr, betas=betas, weight_decay=settings.weight_decay)
+    return cls(groups, lr=settings.lr, betas=betas, weight_decay=settings.weight_decay, **_kernels(groups))
+
+
+def _kernels(groups: list[dict]) -> dict[str, bool]:
+    """``fused=True`` where every parameter is on a CUDA device: one kernel for all tensors, and
+    the step counts stay on the device (the per-tensor and foreach paths read each step count back
+    as a Python number); elsewhere torch's own default (foreach where supported)."""
+    params = [p for group in groups for p in group["params"]]
+    if params and all(p.is_cuda and p.dtype in (torch.float32, torch.float16, torch.bfloat16) for p in params):
+        return {"fused": True}
+    return {}
 
 
 def build_scheduler(optimizer: Optimizer, settings: OptimSettings, total_steps: int) -> LRScheduler:

@@ -16,7 +16,7 @@ from torchmetrics.classification import (
 
 from fishbear.core.errors import ConfigError
 from fishbear.kinds.base import Kind
-from fishbear.kinds.base_task import BaseTask
+from fishbear.kinds.base_task import BaseTask, BatchedUpdates
 from fishbear.kinds.classify import KIND
 
 
@@ -36,6 +36,7 @@ class ClassificationTask(BaseTask):
         self._loss_weights: torch.Tensor | None = None
         # kept apart from the scalar metrics: a matrix is drawn, not logged as a number
         self.val_confusion = MulticlassConfusionMatrix(num_classes=len(self.classes), validate_args=False)
+        self._confusion_updates = BatchedUpdates()
 
     def on_fit_start(self) -> None:
         super().on_fit_start()
@@ -46,11 +47,12 @@ class ClassificationTask(BaseTask):
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         _, outputs = self._step(batch, "val")
-        self.val_confusion.update(outputs, batch["target"])
+        self._confusion_updates.add(self.val_confusion, (outputs, batch["target"]))  # gathered on the device
 
     def on_validation_epoch_end(self) -> None:
         """The validation confusion matrix as a TensorBoard figure, one per epoch."""
         super().on_validation_epoch_end()
+        self._confusion_updates.flush(self.val_confusion)
         matrix = self.val_confusion.compute().cpu().numpy()
         self.val_confusion.reset()
         experiment = getattr(self.logger, "experiment", None)

@@ -18,7 +18,7 @@ from torchmetrics import MetricCollection
 
 from fishbear.core.tensors import to_cpu
 from fishbear.kinds.base import Kind
-from fishbear.kinds.base_task import BaseTask
+from fishbear.kinds.base_task import BaseTask, RunningLoss
 from fishbear.kinds.detect import KIND, DetectSettings
 from fishbear.reports.metrics import BoxMAP, match_boxes
 from fishbear.reports.plots import image_grid
@@ -34,6 +34,7 @@ class DetectionTask(BaseTask):
         self.score_threshold = float(score_threshold)
         super().__init__(*args, **kwargs)
         self.settings = dataclasses.replace(self.settings, score_threshold=self.score_threshold)
+        self._parts: dict[str, RunningLoss] = {}  # the detector's four losses, summed on the device
 
     def make_metrics(self) -> MetricCollection:
         return MetricCollection({"map": BoxMAP()})
@@ -43,10 +44,21 @@ class DetectionTask(BaseTask):
         losses = self.network(self._images(batch), batch["target"])
         loss = sum(losses.values())
         size = len(batch["image"])
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=size)
-        self.log_dict({f"train/{name}": value for name, value in losses.items()}, on_step=False, on_epoch=True,
-                      batch_size=size)
+        self._losses["train"].add(loss, size)
+        for name, value in losses.items():
+            self._parts.setdefault(name, RunningLoss()).add(value, size)
+        if self._train_loss_due():
+            self._log_training_loss()
         return loss
+
+    def on_train_epoch_end(self) -> None:
+        for name, part in self._parts.items():
+            mean = part.take_epoch()
+            if mean is not None:
+                self.log(f"train/{name}", float(mean))
+        super().on_train_epoch_end()
+
+
 
     def _evaluate(self, batch: dict[str, Any], stage: str) -> Boxes:
         predictions = self(self._images(batch))

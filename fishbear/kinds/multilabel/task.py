@@ -84,13 +84,13 @@ class MultiLabelTask(BaseTask):
 
     # -- thresholds ----------------------------------------------------------------------------
     @torch.inference_mode()
-    def collect(self, loader: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        """Probabilities and targets over a loader, in eval mode."""
+    def collect(self, loader: Any, datamodule: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """Probabilities and targets over a loader of ``datamodule``'s, in eval mode."""
         was_training = self.training
         self.eval()
         probabilities, targets = [], []
         for batch in loader:
-            images = self._images({"image": batch["image"].to(self.device)})
+            images = self._images(datamodule.to_model(batch, self.device))
             probabilities.append(self.kind.predictions(self(images)).cpu())
             targets.append(batch["target"])
         self.train(was_training)
@@ -101,7 +101,7 @@ class MultiLabelTask(BaseTask):
         has loaded the best checkpoint's); True: the best checkpoint must carry them."""
         if not self.tune or not trainer.is_global_zero:
             return False
-        probabilities, targets = self.collect(datamodule.val_dataloader())
+        probabilities, targets = self.collect(datamodule.val_dataloader(), datamodule)
         tuned = tune_thresholds(probabilities, targets, self.threshold, self.beta)
         self.settings = dataclasses.replace(self.settings, thresholds=tuple(float(v) for v in tuned))
         return True
