@@ -72,20 +72,22 @@ class InMemoryData(L.LightningDataModule):
 
 
 class StepTimer(L.Callback):
-    """Times the steps after the warm-up: the clock starts before step ``warmup`` and stops after
-    the last optimiser step. It synchronises the GPU only at those two points, as the plain loop
-    does (a sync after every step would serialise the fishbear side alone)."""
+    """Times the steps after the warm-up: the clock starts before optimiser step ``warmup`` and
+    stops after the last one, counted over the whole fit (``trainer.global_step``), so steps that
+    run past one epoch are timed once. It synchronises the GPU only at those two points, as the
+    plain loop does (a sync after every step would serialise the fishbear side alone)."""
 
     def __init__(self, warmup: int) -> None:
         self.warmup, self.start, self.end = warmup, 0.0, 0.0
         self.first_step_start = self.first_step = 0.0
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if batch_idx == 0:
+        step = trainer.global_step
+        if step == 0 and not self.first_step_start:
             self.first_step_start = time.perf_counter()
-        if batch_idx == 1:
+        if step == 1 and not self.first_step:
             self.first_step = time.perf_counter() - self.first_step_start
-        if batch_idx == self.warmup:
+        if step == self.warmup and not self.start:
             _sync()
             self.start = time.perf_counter()
 

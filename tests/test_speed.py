@@ -108,3 +108,43 @@ def test_a_cpu_run_loads_in_the_main_process_below_8_cores_and_gives_the_model_t
         assert torch.get_num_threads() <= max(1, available_cores() - 1)
     finally:
         torch.set_num_threads(threads)
+
+
+def test_the_step_timer_counts_optimiser_steps_across_epochs(tmp_path):
+    """benchmarks' StepTimer starts at the warm-up's global step once: a run longer than an
+    epoch is timed over its steps (it restarted at batch ``warmup`` of every epoch, and the rate
+    came out 2.7x too high)."""
+    import sys
+
+    import lightning as L
+
+    from .conftest import REPO
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from overhead import InMemory, InMemoryData, StepTimer
+
+    class Tiny(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = torch.nn.Linear(3 * 8 * 8, 2)
+
+        def training_step(self, batch, batch_idx):  # noqa: ANN001
+            return torch.nn.functional.cross_entropy(self.layer(batch["image"].flatten(1)), batch["target"] % 2)
+
+        def configure_optimizers(self):  # noqa: ANN201
+            return torch.optim.SGD(self.parameters(), lr=0.01)
+
+    starts = []
+
+    class Spy(StepTimer):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:  # noqa: ANN001
+            before = self.start
+            super().on_train_batch_start(trainer, pl_module, batch, batch_idx)
+            if self.start != before:
+                starts.append(trainer.global_step)
+
+    timer = Spy(warmup=3)
+    trainer = L.Trainer(max_steps=12, max_epochs=-1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        callbacks=[timer], default_root_dir=tmp_path)
+    trainer.fit(Tiny(), datamodule=InMemoryData(InMemory(20, 8, 4), 4))   # 5 steps an epoch
+    assert starts == [3] and timer.end > timer.start > 0

@@ -6,13 +6,21 @@ import torch
 from torch import nn
 
 
+class GlobalMaxPool2d(nn.Module):
+    """The largest value of each channel, N x C x 1 x 1: ``AdaptiveMaxPool2d(1)`` as a reduction,
+    which every ONNX exporter writes (torch 2.11's has no function for ``adaptive_max_pool2d``)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.amax(dim=(2, 3), keepdim=True)
+
+
 class AdaptiveConcatPool2d(nn.Module):
     """Average and max pooling side by side: fastai's pooling, richer than average alone."""
 
     def __init__(self) -> None:
         super().__init__()
         self.avg = nn.AdaptiveAvgPool2d(1)
-        self.max = nn.AdaptiveMaxPool2d(1)
+        self.max = GlobalMaxPool2d()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([self.max(x), self.avg(x)], dim=1)
@@ -35,7 +43,7 @@ def classifier_head(in_channels: int, num_classes: int, style: str = "fastai", d
     """``fastai``: concat-pool, BN, dropout, linear, ReLU, BN, dropout, linear (``create_head``);
     ``linear``: global average pool and one linear layer; ``max``: global max pool and one linear layer."""
     if style in ("linear", "max"):
-        pool = nn.AdaptiveAvgPool2d(1) if style == "linear" else nn.AdaptiveMaxPool2d(1)
+        pool = nn.AdaptiveAvgPool2d(1) if style == "linear" else GlobalMaxPool2d()
         layers = [pool, nn.Flatten(), nn.Dropout(dropout), nn.Linear(in_channels, num_classes)]
     elif style == "fastai":
         layers = _fastai_head(in_channels, num_classes, dropout, hidden)
