@@ -47,6 +47,9 @@ class Synthetic(L.LightningDataModule):
             raise AttributeError(name)
         return getattr(self.real, name)
 
+    def on_after_batch_transfer(self, batch, dataloader_idx):  # noqa: ANN001,ANN201
+        return self.real.on_after_batch_transfer(batch, dataloader_idx)  # the uint8 pictures normalised on the device
+
     def train_dataloader(self) -> DataLoader:
         batches = [self.batch] * self.steps
         return DataLoader(batches, batch_size=None, shuffle=False, pin_memory=self.real.pin_memory)

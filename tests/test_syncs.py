@@ -7,42 +7,17 @@ each of these empties the queue (benchmarks/gpu.py counts the real ones there)."
 
 from __future__ import annotations
 
-import collections
 import sys
 import tempfile
 from pathlib import Path
 
 import lightning as L
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from .conftest import REPO
 
-SYNC_TYPE = {"aten._local_scalar_dense.default", "aten.nonzero.default", "aten.is_nonzero.default",
-             "aten.equal.default", "aten.allclose.default"}
-
-
-class SyncCounter(TorchDispatchMode):
-    """Counts sync-type operations while ``armed``, with where they came from."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.armed = False
-        self.count: collections.Counter = collections.Counter()
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
-        name = str(func)
-        to_host = name in ("aten._to_copy.default", "aten.copy_.default") and any(
-            isinstance(a, torch.Tensor) and a.device.type != "cpu" for a in args)
-        if self.armed and (name in SYNC_TYPE or to_host):
-            import traceback
-
-            frames = [f for f in traceback.extract_stack()[:-2] if "/torch/" not in f.filename]
-            self.count[(name, " <- ".join(f"{Path(f.filename).name}:{f.name}" for f in frames[-3:]))] += 1
-        return func(*args, **(kwargs or {}))
-
-    def per_step(self, steps: int) -> float:
-        return sum(self.count.values()) / steps
+sys.path.insert(0, str(REPO / "benchmarks"))
+from sync_count import SyncCounter  # noqa: E402  (the benchmarks' counter: one definition)
 
 
 class Window(L.Callback):
@@ -61,7 +36,6 @@ class Window(L.Callback):
 
 
 def test_a_training_step_reads_nothing_back_beyond_a_plain_loop():
-    sys.path.insert(0, str(REPO / "benchmarks"))
     import overhead
 
     from fishbear.engine.config import instantiate

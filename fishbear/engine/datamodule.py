@@ -315,7 +315,11 @@ class ImageDataModule(L.LightningDataModule):
         return catalog
 
     def _check_duplicates(self, catalog: Catalog) -> None:
-        """Near-copies across splits, per ``data.duplicates`` (see ``fishbear.data.duplicates``)."""
+        """Near-copies across splits, per ``data.duplicates`` (see ``fishbear.data.duplicates``);
+        ``off`` does not look (hashing every picture costs a pass over the data at setup)."""
+        if self.duplicates == "off":
+            self.duplicate_check = None
+            return
         every = [sample for samples in catalog.splits.values() for sample in samples]
         labelled = bool(every) and self.kind.label_indices(every[0]) is not None
 

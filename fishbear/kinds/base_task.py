@@ -236,9 +236,18 @@ class BaseTask(L.LightningModule):
         tuned thresholds when the best checkpoint is tested); the task's own arguments stay."""
 
     def _images(self, batch: dict[str, Any]) -> torch.Tensor:
+        """The batch's pictures (normalised on the device already) in the network's memory format;
+        with a compiled network, an evaluation batch's size is marked dynamic, so the last, short
+        batch of a validation does not compile the network again."""
         images = batch["image"]
+        if not isinstance(images, torch.Tensor):
+            return images  # a detector's list of pictures
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
+        if self.compile_network and not self.training and images.ndim == 4:
+            import torch._dynamo as dynamo
+
+            dynamo.mark_dynamic(images, 0)
         return images
 
     def _step(self, batch: dict[str, Any], stage: str) -> tuple[torch.Tensor, torch.Tensor]:
