@@ -429,19 +429,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             print(f"{name:38s} {row.images_per_s:9.1f} images/s  syncs/step {_show(row.syncs_per_step)}  "
                   f"copies/step {_show(row.copies_per_step)}  compiled graphs {row.compiled_graphs}  "
                   f"({time.perf_counter() - started:.0f} s)", flush=True)
+            report(setup, rows, args.out, time.perf_counter() - started, quiet=True)  # kept if a later row is cut off
 
-        variants = [False] if args.skip_compile else [False, True]
-        for compiled in variants:
-            tag = ", compiled" if compiled else ""
-            add(f"ceiling (batch on the device){tag}", plain(setup, cfg, "resident", compiled))
-            add(f"plain, uint8 pinned{tag}", plain(setup, cfg, "uint8", compiled))
-            if not compiled:
-                add("plain, float32 pageable", plain(setup, cfg, "float32", False))
-            row, _ = fishbear_row(setup, trainer, "memory", compiled, scratch, folder, sources=not compiled)
-            add(f"fishbear, in memory{tag}", row)
+        add("ceiling (batch on the device)", plain(setup, cfg, "resident", False))
+        add("plain, uint8 pinned", plain(setup, cfg, "uint8", False))
+        add("plain, float32 pageable", plain(setup, cfg, "float32", False))
+        row, _ = fishbear_row(setup, trainer, "memory", False, scratch, folder, sources=True)
+        add("fishbear, in memory", row)
         row, loader = fishbear_row(setup, trainer, "folder", False, scratch, folder)
         pictures = sum(1 for _ in (folder / "train").rglob("*.jp*g"))
         add("fishbear, JPEG folder", row, f"{pictures} pictures, {setup.workers} workers; loader alone {loader:.0f} images/s")
+        if not args.skip_compile:  # last: the compilations take the longest
+            add("ceiling (batch on the device), compiled", plain(setup, cfg, "resident", True))
+            add("plain, uint8 pinned, compiled", plain(setup, cfg, "uint8", True))
+            row, _ = fishbear_row(setup, trainer, "memory", True, scratch, folder)
+            add("fishbear, in memory, compiled", row)
     return report(setup, rows, args.out, time.perf_counter() - started)
 
 
@@ -449,7 +451,7 @@ def _show(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
-def report(setup: Setup, rows: list[Row], out: Path, seconds: float) -> dict[str, Any]:
+def report(setup: Setup, rows: list[Row], out: Path, seconds: float, quiet: bool = False) -> dict[str, Any]:
     """The table on stdout, and as JSON and Markdown under ``out`` by the device's name."""
     import lightning
     import torchvision
@@ -459,20 +461,22 @@ def report(setup: Setup, rows: list[Row], out: Path, seconds: float) -> dict[str
     lines = ["| row | images/s | of the ceiling | syncs / step | copies / step | compiled graphs | note |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
-        base = ceiling.get(", compiled" in r.name) or ceiling.get(False)
+        base = ceiling.get(", compiled" in r.name) or ceiling.get(False) or float("nan")
         lines.append(f"| {r.name} | {r.images_per_s:.0f} | {r.images_per_s / base:.2f} | {_show(r.syncs_per_step)} | "
                      f"{_show(r.copies_per_step)} | {'-' if r.compiled_graphs is None else r.compiled_graphs} | {r.note} |")
     versions = (f"torch {torch.__version__}, torchvision {torchvision.__version__}, Lightning {lightning.__version__}, "
                 f"CUDA {torch.version.cuda}")
-    head = (f"{name}: model={setup.model} batch={setup.batch} {setup.size} px, {setup.precision}, channels_last, fused "
-            f"AdamW; {setup.steps - setup.warmup} steps timed after {setup.warmup}, syncs over {setup.profile} more; "
+    kernels = "fused AdamW" if setup.device.type == "cuda" else "AdamW (torch's CPU kernels)"
+    head = (f"{name}: model={setup.model} batch={setup.batch} {setup.size} px, {setup.precision}, channels_last, {kernels}"
+            f"; {setup.steps - setup.warmup} steps timed after {setup.warmup}, syncs over {setup.profile} more; "
             f"{versions}; {time.strftime('%Y-%m-%d')}; {seconds:.0f} s in all")
     text = head + "\n\n" + "\n".join(lines) + "\n"
     sources = [r for r in rows if r.sync_sources]
     for r in sources:
         text += f"\nWhere {r.name} synchronised (CUDA's sync debug mode, per step):\n" + \
             "".join(f"- {s}\n" for s in r.sync_sources)
-    print("\n" + text, flush=True)
+    if not quiet:
+        print("\n" + text, flush=True)
     out.mkdir(parents=True, exist_ok=True)
     slug = re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_").lower()
     data = {"device": name, "setup": {k: str(v) for k, v in asdict(setup).items()}, "versions": versions,

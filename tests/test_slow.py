@@ -73,3 +73,28 @@ def test_the_fish_frames_recipe_holds_on_the_time_split(tmp_path, monkeypatch):
     print(last)
     f1 = float(re.search(r"f1=([\d.]+)", last).group(1))
     assert f1 >= 0.80, last
+
+
+@pytest.mark.slow
+def test_the_gpu_benchmark_runs_end_to_end_on_cpu(tmp_path):
+    """benchmarks/gpu.py --device cpu: every row (the ceiling, the plain loops, fishbear in memory
+    and on a JPEG folder) at toy sizes, its table written as JSON and Markdown."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for cls in ("a", "b"):
+        (tmp_path / "images" / cls).mkdir(parents=True)
+        for i in range(12):
+            Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(tmp_path / "images" / cls / f"{i}.jpg")
+    result = run_cli([str(REPO / "benchmarks" / "gpu.py"), "--device", "cpu", "--images", str(tmp_path / "images"),
+                      "--replicate", "2", "--skip-compile", "--out", str(tmp_path / "out")], cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = json.loads((tmp_path / "out" / "cpu.json").read_text())
+    names = [row["name"] for row in table["rows"]]
+    assert names == ["ceiling (batch on the device)", "plain, uint8 pinned", "plain, float32 pageable",
+                     "fishbear, in memory", "fishbear, JPEG folder"]
+    assert all(row["images_per_s"] > 0 and row["syncs_per_step"] is not None for row in table["rows"])
+    assert "| fishbear, JPEG folder |" in (tmp_path / "out" / "cpu.md").read_text()
