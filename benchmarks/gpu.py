@@ -12,14 +12,21 @@ the one-cycle schedule fishbear builds, in one process:
   checkpoints, learning-rate monitor, batch picture; the bar off) on the plain loop's batches;
 - ``fishbear, JPEG folder``: the real data module (``data=folder``) decoding a folder of JPEGs with
   ``--workers`` loader processes; and the loader alone;
-- each compiled row again with ``torch.compile`` (``trainer=gpu_compile`` for fishbear), with the
+- ``Lightning, in memory``: a bare LightningModule (the same network, loss, optimiser, precision and
+  batches, no fishbear callbacks or logger): what Lightning's loop itself costs;
+- the compiled rows again with ``torch.compile`` (``trainer.compile=true`` for fishbear), with the
   compilations counted.
+
+Each row runs in a process of its own (a profiler's hooks, a compilation cache or an allocator
+setting left by one row must not weigh on the next); compilations are cached on disk by torch, so
+the later compiled rows reuse the first one's kernels.
 
 For every row: images per second over the timed steps (after ``--warmup``), the ratio to the
 ceiling, and the host-device synchronisations per step, counted by torch.profiler over
 ``--profile`` further steps (``cudaStreamSynchronize``, ``cudaDeviceSynchronize``,
 ``cudaEventSynchronize``; and ``cudaMemcpyAsync`` calls). Where fishbear makes more than the plain
-loop, the Python lines that synchronised are listed (CUDA's sync debug mode). It prints one table
+loop, the Python lines that synchronised are listed (CUDA's sync debug mode); ``--explain`` also
+writes the profiler's busiest operations of each row (``explain_<row>.txt``). It prints one table
 and writes it as JSON and Markdown into ``--out`` (``experiments/gpu/`` by default) under the
 device's name.
 
@@ -63,6 +70,7 @@ from fishbear.engine.settings import TrainerSettings  # noqa: E402
 from fishbear.training.optim import build_optimizer, build_scheduler  # noqa: E402
 
 SYNC_CALLS = ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchronize")
+TORCH_DIR = str(Path(torch.__file__).parent)
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
@@ -75,6 +83,7 @@ class Row:
     compiled_graphs: int | None = None
     note: str = ""
     sync_sources: list[str] = field(default_factory=list)
+    explained: str = ""
 
 
 @dataclass
@@ -104,6 +113,7 @@ class Profiled:
     def __init__(self, setup: Setup) -> None:
         self.setup, self.profiler, self.counter = setup, None, None
         self.syncs = self.copies = 0
+        self.table = ""
 
     def start(self) -> None:
         if self.setup.device.type == "cuda":
@@ -124,6 +134,12 @@ class Profiled:
             self.profiler.__exit__(None, None, None)
             names = Counter(event.name for event in self.profiler.events())
             self.syncs = sum(names[n] for n in SYNC_CALLS)
+            averages = self.profiler.key_averages()
+            try:
+                self.table = (averages.table(sort_by="self_cpu_time_total", row_limit=25) + "\n"
+                              + averages.table(sort_by="self_device_time_total", row_limit=15))
+            except (KeyError, AttributeError, ValueError) as err:  # another torch's column names
+                self.table = f"(no table: {err})"
             self.copies = names["cudaMemcpyAsync"] + names["cudaMemcpy"]
             self.profiler = None
         if self.counter is not None:
@@ -153,7 +169,7 @@ class SyncSources:
             if "synchroniz" not in str(message):
                 return
             frames = [f for f in traceback.extract_stack()[:-1]
-                      if "/torch/" not in f.filename and "warnings.py" not in f.filename]
+                      if not f.filename.startswith(TORCH_DIR) and "warnings.py" not in f.filename]
             sources[" <- ".join(f"{Path(f.filename).name}:{f.lineno}:{f.name}" for f in frames[-3:][::-1])] += 1
 
         warnings.showwarning = record
@@ -285,7 +301,7 @@ def plain(setup: Setup, cfg: Any, feed: str, compiled: bool) -> Row:
         step(i)
     profiled.stop()
     return Row("", rate, profiled.syncs / setup.profile, profiled.copies / setup.profile,
-               _graphs() - graphs if compiled else None)
+               _graphs() - graphs if compiled else None, explained=profiled.table)
 
 
 def _graphs() -> int:
@@ -356,7 +372,7 @@ def fishbear_row(setup: Setup, overrides: list[str], data: str, compiled: bool, 
     _sync(setup)
     rate = (setup.steps - setup.warmup) * setup.batch / (window.ended - window.began)
     row = Row("", rate, window.profiled.syncs / setup.profile, window.profiled.copies / setup.profile,
-              _graphs() - graphs if compiled else None)
+              _graphs() - graphs if compiled else None, explained=window.profiled.table)
     if record is not None:
         row.sync_sources = [f"{n / setup.profile:.2f}/step {where}" for where, n in record.sources.most_common(8)]
     return row, loader_rate
@@ -381,16 +397,104 @@ def _forever(datamodule: Any):  # noqa: ANN202
         yield from datamodule.train_dataloader()
 
 
+# -- Lightning alone ----------------------------------------------------------------------------------
+class BareModule(L.LightningModule):
+    """The plain loop's network, loss, optimiser and schedule in a bare LightningModule."""
+
+    def __init__(self, network: torch.nn.Module, settings: Any, total: int) -> None:
+        super().__init__()
+        self.network, self.settings, self.total = network, settings, total
+
+    def configure_model(self) -> None:
+        self.network.to(memory_format=torch.channels_last)
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        images = batch["image"].contiguous(memory_format=torch.channels_last)
+        return F.cross_entropy(self.network(images).float(), batch["target"])
+
+    def configure_optimizers(self) -> Any:
+        optimizer = build_optimizer(self.network, self.settings.optim)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": build_scheduler(optimizer, self.settings.optim,
+                                                                                       self.total), "interval": "step"}}
+
+
+def lightning_row(setup: Setup, cfg: Any, scratch: Path) -> Row:
+    class Normalized(L.LightningDataModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.normalize = Normalize(MEAN, STD)
+
+        def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+            from fishbear.data.feed import to_device_images
+
+            batch["image"] = to_device_images(batch["image"], self.normalize)
+            return batch
+
+        def train_dataloader(self) -> DataLoader:
+            return DataLoader(Cycle(uint8_batches(setup), setup.steps + setup.profile + 1), batch_size=None)
+
+    torch.manual_seed(0)
+    settings = TrainerSettings.from_config(cfg.trainer)
+    module = BareModule(instantiate(cfg.model, "model", num_classes=2), settings, setup.steps + setup.profile)
+    window = Window(setup, None)
+    trainer = L.Trainer(accelerator=setup.device.type, devices=1, precision=setup.precision, benchmark=setup.device.type
+                        == "cuda", max_steps=setup.steps + setup.profile, max_epochs=-1, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        callbacks=[window], default_root_dir=str(scratch))
+    trainer.fit(module, datamodule=Normalized())
+    rate = (setup.steps - setup.warmup) * setup.batch / (window.ended - window.began)
+    return Row("", rate, window.profiled.syncs / setup.profile, window.profiled.copies / setup.profile, None,
+               explained=window.profiled.table)
+
+
 # -- the run ------------------------------------------------------------------------------------------
+ROWS = {  # key: (the table's name, compiled)
+    "ceiling": ("ceiling (batch on the device)", False),
+    "plain_uint8": ("plain, uint8 pinned", False),
+    "plain_float32": ("plain, float32 pageable", False),
+    "lightning": ("Lightning, in memory", False),
+    "fishbear": ("fishbear, in memory", False),
+    "fishbear_bare": ("fishbear, in memory, no callbacks or logger", False),
+    "fishbear_folder": ("fishbear, JPEG folder", False),
+    "ceiling_compiled": ("ceiling (batch on the device), compiled", True),
+    "plain_uint8_compiled": ("plain, uint8 pinned, compiled", True),
+    "fishbear_compiled": ("fishbear, in memory, compiled", True),
+    "fishbear_folder_compiled": ("fishbear, JPEG folder, compiled", True),
+}
+
+
 def device_name(device: torch.device) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+
+
+def run_row(key: str, setup: Setup, folder: Path, scratch: Path) -> Row:
+    """One row, in this process."""
+    name, compiled = ROWS[key]
+    trainer = ["trainer=cpu"] if setup.device.type == "cpu" else ["trainer=gpu"]
+    base = key.removesuffix("_compiled")
+    if base in ("ceiling", "plain_uint8", "plain_float32", "lightning"):
+        cfg = compose_run(str(scratch / "plain"), [f"model={setup.model}", *trainer])
+        if base == "lightning":
+            row = lightning_row(setup, cfg, scratch)
+        else:
+            row = plain(setup, cfg, {"ceiling": "resident", "plain_uint8": "uint8", "plain_float32": "float32"}[base],
+                        compiled)
+    else:
+        extra = trainer + (["callbacks=none", "logger=none"] if base == "fishbear_bare" else [])
+        data = "folder" if base == "fishbear_folder" else "memory"
+        row, loader = fishbear_row(setup, extra, data, compiled, scratch, folder, sources=base == "fishbear")
+        if loader is not None:
+            pictures = sum(1 for _ in (folder / "train").rglob("*.jp*g"))
+            row.note = f"{pictures} pictures, {setup.workers} workers; the loader alone {loader:.0f} images/s"
+    row.name = name
+    return row
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=Path, required=True, help="an ImageFolder tree of JPEGs (or its parent)")
-    parser.add_argument("--replicate", type=int, default=20, help="links of each picture in the scratch tree")
+    parser.add_argument("--replicate", type=int, default=25, help="links of each picture in the scratch tree")
     parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     parser.add_argument("--model", default=None, help="a model= config (default resnet50; cpu: convnet)")
     parser.add_argument("--batch-size", type=int, default=None)
@@ -400,7 +504,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--profile", type=int, default=None, help="steps profiled after the timed ones")
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--skip-compile", action="store_true")
+    parser.add_argument("--rows", default=None, help="comma-separated row keys (default: all): " + ", ".join(ROWS))
+    parser.add_argument("--explain", action="store_true", help="write each row's busiest operations")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "experiments" / "gpu")
+    parser.add_argument("--row", default=None, help=argparse.SUPPRESS)        # a child process: this row only
+    parser.add_argument("--row-out", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--folder", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
     cpu = args.device == "cpu"
@@ -412,39 +521,64 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                   args.warmup or (3 if cpu else 15), args.profile or (2 if cpu else 10),
                   args.workers if args.workers is not None else (0 if cpu else 12),
                   "32-true" if cpu else "bf16-mixed", None if cpu else torch.bfloat16)
-    if cpu:
-        torch.set_num_threads(max(1, (os.cpu_count() or 2)))
     torch.backends.cudnn.benchmark = not cpu
-    trainer = ["trainer=cpu"] if cpu else ["trainer=gpu"]
+    if args.row is not None:  # a child: one row, written as JSON
+        with tempfile.TemporaryDirectory() as scratch_dir:
+            row = run_row(args.row, setup, args.folder, Path(scratch_dir))
+        args.row_out.write_text(json.dumps(asdict(row)))
+        return asdict(row)
+    keys = args.rows.split(",") if args.rows else list(ROWS)
+    unknown = [k for k in keys if k not in ROWS]
+    if unknown:
+        raise SystemExit(f"--rows: unknown {', '.join(unknown)}; the rows are {', '.join(ROWS)}")
+    if args.skip_compile:
+        keys = [k for k in keys if not ROWS[k][1]]
     started = time.perf_counter()
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as scratch_dir:
         scratch = Path(scratch_dir)
         folder = image_folder(args.images, args.replicate, scratch)
-        cfg = compose_run(str(scratch / "plain"), [f"model={setup.model}", *trainer])
-
-        def add(name: str, row: Row, note: str = "") -> None:
-            row.name, row.note = name, note
+        per_epoch = int(sum(1 for _ in (folder / "train").rglob("*.jp*g")) * 0.95) // setup.batch
+        if per_epoch <= setup.steps + setup.profile:
+            print(f"note: the folder's epoch is {per_epoch} steps, under the {setup.steps + setup.profile} measured: "
+                  "its end (checkpoints, epoch figures) falls inside; give a larger --replicate", flush=True)
+        for key in keys:
+            row = _child(key, argv if argv is not None else sys.argv[1:], folder, scratch)
             rows.append(row)
-            print(f"{name:38s} {row.images_per_s:9.1f} images/s  syncs/step {_show(row.syncs_per_step)}  "
+            print(f"{row.name:44s} {row.images_per_s:9.1f} images/s  syncs/step {_show(row.syncs_per_step)}  "
                   f"copies/step {_show(row.copies_per_step)}  compiled graphs {row.compiled_graphs}  "
                   f"({time.perf_counter() - started:.0f} s)", flush=True)
+            if args.explain and row.explained:
+                args.out.mkdir(parents=True, exist_ok=True)
+                (args.out / f"explain_{key}.txt").write_text(row.explained)
             report(setup, rows, args.out, time.perf_counter() - started, quiet=True)  # kept if a later row is cut off
-
-        add("ceiling (batch on the device)", plain(setup, cfg, "resident", False))
-        add("plain, uint8 pinned", plain(setup, cfg, "uint8", False))
-        add("plain, float32 pageable", plain(setup, cfg, "float32", False))
-        row, _ = fishbear_row(setup, trainer, "memory", False, scratch, folder, sources=True)
-        add("fishbear, in memory", row)
-        row, loader = fishbear_row(setup, trainer, "folder", False, scratch, folder)
-        pictures = sum(1 for _ in (folder / "train").rglob("*.jp*g"))
-        add("fishbear, JPEG folder", row, f"{pictures} pictures, {setup.workers} workers; loader alone {loader:.0f} images/s")
-        if not args.skip_compile:  # last: the compilations take the longest
-            add("ceiling (batch on the device), compiled", plain(setup, cfg, "resident", True))
-            add("plain, uint8 pinned, compiled", plain(setup, cfg, "uint8", True))
-            row, _ = fishbear_row(setup, trainer, "memory", True, scratch, folder)
-            add("fishbear, in memory, compiled", row)
     return report(setup, rows, args.out, time.perf_counter() - started)
+
+
+def _child(key: str, argv: list[str], folder: Path, scratch: Path) -> Row:
+    """``key``'s row measured in a fresh process (a failure there is a row with its reason)."""
+    import subprocess
+
+    out = scratch / f"{key}.json"
+    drop = ("--rows", "--out")
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg in drop:
+            skip = True
+            continue
+        if arg.split("=", 1)[0] in drop or arg in ("--explain", "--skip-compile"):
+            continue
+        kept.append(arg)
+    command = [sys.executable, str(Path(__file__).resolve()), *kept, "--row", key, "--row-out", str(out),
+               "--folder", str(folder)]
+    ran = subprocess.run(command, capture_output=True, text=True)
+    if ran.returncode != 0 or not out.is_file():
+        tail = (ran.stderr or ran.stdout).strip().splitlines()[-3:]
+        return Row(ROWS[key][0], note=f"failed: {' | '.join(tail)[:300]}")
+    return Row(**json.loads(out.read_text()))
 
 
 def _show(value: float | None) -> str:
@@ -480,7 +614,8 @@ def report(setup: Setup, rows: list[Row], out: Path, seconds: float, quiet: bool
     out.mkdir(parents=True, exist_ok=True)
     slug = re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_").lower()
     data = {"device": name, "setup": {k: str(v) for k, v in asdict(setup).items()}, "versions": versions,
-            "date": time.strftime("%Y-%m-%d"), "seconds": round(seconds, 1), "rows": [asdict(r) for r in rows]}
+            "date": time.strftime("%Y-%m-%d"), "seconds": round(seconds, 1),
+            "rows": [{k: v for k, v in asdict(r).items() if k != "explained"} for r in rows]}
     (out / f"{slug}.json").write_text(json.dumps(data, indent=1) + "\n")
     (out / f"{slug}.md").write_text(text)
     return data

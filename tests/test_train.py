@@ -237,8 +237,9 @@ def test_balanced_class_weights_follow_the_training_counts(tmp_path):
     counts = torch.tensor([float(datamodule.counts()["train"][c]) for c in task.classes])
     assert torch.allclose(task._loss_weights.cpu(), counts.sum() / (4 * counts))
     assert task._loss_weights[0] == max(task._loss_weights) and task._loss_weights[0] > 2
-    outputs = torch.randn(6, 4)
-    batch = {"target": torch.tensor([0, 1, 2, 3, 0, 1])}
+    device = task._loss_weights.device  # the model's device (a GPU where there is one)
+    outputs = torch.randn(6, 4, device=device)
+    batch = {"target": torch.tensor([0, 1, 2, 3, 0, 1], device=device)}
     task.train()
     weighted = task.compute_loss(outputs, batch)
     task.eval()

@@ -16,11 +16,21 @@ PACKAGES = ("fishbear", "torch", "torchvision", "lightning", "torchmetrics", "py
 def versions() -> dict[str, str]:
     out = {"python": sys.version.split()[0]}
     for name in PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
+        out[name] = package_version(name) or "not installed"
     return out
+
+
+def package_version(name: str) -> str | None:
+    """An installed distribution's version; fishbear's own also when it runs from a checkout on
+    ``PYTHONPATH`` (as on a machine lent for a benchmark), where no metadata is installed."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        if name == "fishbear":
+            import fishbear
+
+            return f"{fishbear.__version__} (from a checkout)"
+        return None
 
 
 def cpu_name() -> str:

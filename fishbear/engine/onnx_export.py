@@ -59,9 +59,9 @@ def check_exportable(meta: ModelMeta, ckpt: Path) -> None:
 
 def export_meta(meta: ModelMeta, ckpt: Path, opset: int) -> dict[str, Any]:
     """``export.json`` (and the model's ``metadata_props``): everything a predictor needs outside the graph."""
-    from importlib import metadata as dist
-
     import onnx
+
+    from fishbear.core.environment import package_version
 
     kind = get_kind(meta.kind)
     height, width = as_hw(meta.image_size)
@@ -79,7 +79,7 @@ def export_meta(meta: ModelMeta, ckpt: Path, opset: int) -> dict[str, Any]:
                           "formula": "(image - 255 * mean) * (1 / (255 * std))"},
         "outputs": list(kind.export_outputs), "reading": kind.export_reading, "settings": meta.settings.to_section(),
         "checkpoint": {"file": str(ckpt), "sha256": sha256_of(ckpt)},
-        "versions": {"fishbear": dist.version("fishbear"), "torch": torch.__version__, "onnx": onnx.__version__,
+        "versions": {"fishbear": package_version("fishbear"), "torch": torch.__version__, "onnx": onnx.__version__,
                      "opset": opset, "python": platform.python_version()},
         "model_cfg": meta.model_cfg, "data_name": meta.data_name, **kind.export_info(meta),
         # the checkpoint's own section (the run's .hydra texts left out): fishbear predict ckpt=EXPORT_DIR reads it
