@@ -95,6 +95,7 @@ def test_the_gpu_benchmark_runs_end_to_end_on_cpu(tmp_path):
     table = json.loads((tmp_path / "out" / "cpu.json").read_text())
     names = [row["name"] for row in table["rows"]]
     assert names == ["ceiling (batch on the device)", "plain, uint8 pinned", "plain, float32 pageable",
-                     "fishbear, in memory", "fishbear, JPEG folder"]
+                     "Lightning, in memory", "fishbear, in memory", "fishbear, in memory, no callbacks or logger",
+                     "fishbear, JPEG folder"]
     assert all(row["images_per_s"] > 0 and row["syncs_per_step"] is not None for row in table["rows"])
     assert "| fishbear, JPEG folder |" in (tmp_path / "out" / "cpu.md").read_text()
