@@ -25,8 +25,8 @@ For every row: images per second over the timed steps (after ``--warmup``), the 
 ceiling, and the host-device synchronisations per step, counted by torch.profiler over
 ``--profile`` further steps (``cudaStreamSynchronize``, ``cudaDeviceSynchronize``,
 ``cudaEventSynchronize``; and ``cudaMemcpyAsync`` calls). Where fishbear makes more than the plain
-loop, the Python lines that synchronised are listed (CUDA's sync debug mode); ``--explain`` also
-writes the profiler's busiest operations of each row (``explain_<row>.txt``). It prints one table
+loop, the Python lines that synchronised are listed (CUDA's sync debug mode); ``--explain ROWS``
+also writes the profiler's busiest operations of those rows (``explain_<row>.txt``). It prints one table
 and writes it as JSON and Markdown into ``--out`` (``experiments/gpu/`` by default) under the
 device's name.
 
@@ -505,7 +505,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--skip-compile", action="store_true")
     parser.add_argument("--rows", default=None, help="comma-separated row keys (default: all): " + ", ".join(ROWS))
-    parser.add_argument("--explain", action="store_true", help="write each row's busiest operations")
+    parser.add_argument("--explain", default="", help="comma-separated row keys whose busiest operations are written")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "experiments" / "gpu")
     parser.add_argument("--row", default=None, help=argparse.SUPPRESS)        # a child process: this row only
     parser.add_argument("--row-out", type=Path, default=None, help=argparse.SUPPRESS)
@@ -548,7 +548,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             print(f"{row.name:44s} {row.images_per_s:9.1f} images/s  syncs/step {_show(row.syncs_per_step)}  "
                   f"copies/step {_show(row.copies_per_step)}  compiled graphs {row.compiled_graphs}  "
                   f"({time.perf_counter() - started:.0f} s)", flush=True)
-            if args.explain and row.explained:
+            if key in args.explain.split(",") and row.explained:
                 args.out.mkdir(parents=True, exist_ok=True)
                 (args.out / f"explain_{key}.txt").write_text(row.explained)
             report(setup, rows, args.out, time.perf_counter() - started, quiet=True)  # kept if a later row is cut off
@@ -560,7 +560,7 @@ def _child(key: str, argv: list[str], folder: Path, scratch: Path) -> Row:
     import subprocess
 
     out = scratch / f"{key}.json"
-    drop = ("--rows", "--out")
+    drop = ("--rows", "--out", "--explain")
     kept, skip = [], False
     for arg in argv:
         if skip:
@@ -569,7 +569,7 @@ def _child(key: str, argv: list[str], folder: Path, scratch: Path) -> Row:
         if arg in drop:
             skip = True
             continue
-        if arg.split("=", 1)[0] in drop or arg in ("--explain", "--skip-compile"):
+        if arg.split("=", 1)[0] in drop + ("--explain",) or arg == "--skip-compile":
             continue
         kept.append(arg)
     command = [sys.executable, str(Path(__file__).resolve()), *kept, "--row", key, "--row-out", str(out),
