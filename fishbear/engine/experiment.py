@@ -33,11 +33,12 @@ def build_trainer(cfg: DictConfig, settings: TrainerSettings, run_dir: Path, ext
     from lightning.pytorch.callbacks import LearningRateMonitor, ProgressBar
 
     from fishbear.training.callbacks.checkpoint_io import AtomicCheckpointIO
+    from fishbear.training.callbacks.learning_rates import LearningRates
 
     callbacks = instantiate_group(cfg.get("callbacks"), "callbacks")
     loggers = instantiate_group(cfg.get("logger"), "logger")
     if not loggers:  # logger=none: nothing to monitor learning rates into
-        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+        callbacks = [c for c in callbacks if not isinstance(c, (LearningRateMonitor, LearningRates))]
     if not settings.lightning.get("enable_progress_bar", True):  # Lightning refuses a bar it was told not to show
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     return instantiate(settings.lightning, "trainer", callbacks=[*callbacks, *extra_callbacks], logger=loggers or False,

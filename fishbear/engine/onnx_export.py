@@ -144,12 +144,21 @@ def quantized(model: bytes) -> bytes:
 
     root = logging.getLogger()
     level = root.level
+    import onnx
+
+    proto = onnx.load_from_string(model)
+    # the exporter's own shape notes on intermediate values: the quantizer infers them afresh, and a
+    # stale one (torch 2.11's exporter left a (256) where its shape inference found (4)) stops it
+    del proto.graph.value_info[:]
     with tempfile.TemporaryDirectory() as tmp:
         source, target = Path(tmp) / "model.onnx", Path(tmp) / "model.int8.onnx"
-        source.write_bytes(model)
+        source.write_bytes(proto.SerializeToString())
         root.setLevel(logging.ERROR)  # its advice to pre-process first goes to the root logger
         try:
             quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8)
+        except Exception as err:  # noqa: BLE001 (the quantizer's own failures, by version: one line, the way out)
+            raise CheckpointError(f"quantize=true: onnxruntime's quantizer could not quantize this model "
+                                  f"({type(err).__name__}: {str(err)[:200]}); export without quantize=true.") from None
         finally:
             root.setLevel(level)
         return target.read_bytes()
