@@ -405,6 +405,8 @@ class ImageDataModule(L.LightningDataModule):
         return self._datasets[split]
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        from fishbear.core.runtime import init_loader_worker
+
         workers = self.num_workers
         return DataLoader(
             self.dataset(split),
@@ -415,6 +417,7 @@ class ImageDataModule(L.LightningDataModule):
             persistent_workers=self.persistent_workers and workers > 0,
             drop_last=shuffle and len(self.dataset(split)) > self.batch_size,
             collate_fn=self.kind.collate,
+            worker_init_fn=init_loader_worker if workers > 0 else None,
         )
 
     def train_dataloader(self) -> DataLoader:
