@@ -4,6 +4,7 @@ import json
 import re
 import time
 
+import numpy as np
 import pytest
 
 from .conftest import REPO, run_cli
@@ -99,3 +100,25 @@ def test_the_gpu_benchmark_runs_end_to_end_on_cpu(tmp_path):
                      "fishbear, JPEG folder"]
     assert all(row["images_per_s"] > 0 and row["syncs_per_step"] is not None for row in table["rows"])
     assert "| fishbear, JPEG folder |" in (tmp_path / "out" / "cpu.md").read_text()
+
+
+@pytest.mark.slow
+def test_a_compiled_run_compiles_its_graphs_once_and_its_checkpoint_loads_without(tmp_path):
+    """trainer.compile=true: one graph for training, one for evaluation whatever the batch size
+    (marked dynamic; testing under no_grad as validation is), and one more only for an evaluation
+    batch of a single picture (torch specialises sizes 0 and 1); the best checkpoint loads into
+    the plain network."""
+    from torch._dynamo.utils import counters
+
+    from fishbear.engine.inference import Predictor
+    from fishbear.train import train
+
+    from .conftest import TINY, compose_train
+
+    before = int(counters["stats"]["unique_graphs"])
+    overrides = [o for o in TINY if not o.startswith("trainer.max_epochs")]
+    train(compose_train([*overrides, "trainer.max_epochs=2", "trainer.compile=true", "data.batch_size=5", "logger=none"],
+                        tmp_path / "run"))  # valid 12 = 5 + 5 + 2, test 16 = 5 + 5 + 5 + 1
+    assert int(counters["stats"]["unique_graphs"]) - before <= 3
+    predictor = Predictor.from_checkpoint(tmp_path / "run" / "checkpoints" / "best.ckpt")
+    assert not hasattr(predictor.network, "_orig_mod") and predictor.predict_batch([np.zeros((32, 32, 3), np.uint8)])

@@ -35,6 +35,10 @@ class TrainerSettings:
         from fishbear.engine.config import instantiate
 
         lightning = OmegaConf.create({k: v for k, v in trainer_cfg.items() if k not in FISHBEAR_KEYS})
+        if trainer_cfg.get("compile", False) and "inference_mode" not in lightning:
+            # a compiled network's graph for evaluation is made under no_grad in validation; testing
+            # under inference_mode would compile it once more (inference tensors are another kind)
+            lightning.inference_mode = False
         optim_node = OmegaConf.create({"_target_": "fishbear.training.optim.OptimSettings",
                                        **{k: trainer_cfg[k] for k in OptimSettings.keys() if k in trainer_cfg}})
         return cls(lightning=lightning, optim=instantiate(optim_node, "trainer"),
