@@ -71,20 +71,13 @@ def available_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def init_loader_worker(worker_id: int) -> None:
-    """Each loader worker decodes and augments on one core: OpenCV's own thread pool (albumentations'
-    resizes and warps) is set to one thread, where it would otherwise start a thread per core in
-    every worker (14 workers x 16 threads on a 16-core GPU machine); and, under Lightning's
-    ``seed_everything(workers=True)``, the worker's generators are seeded as Lightning seeds them
-    (which it does only for loaders without a ``worker_init_fn`` of their own)."""
+def one_opencv_thread() -> None:
+    """OpenCV's own thread pool (albumentations' resizes and warps) set to one thread, in the
+    process that is about to fork loader workers: each worker then decodes and augments on one
+    core, where it would start a thread per core (14 workers x 16 threads on a 16-core GPU
+    machine). Set before the fork: changing it inside a forked worker deadlocks OpenCV."""
     try:
         import cv2
-
-        cv2.setNumThreads(1)
-        cv2.ocl.setUseOpenCL(False)
     except ImportError:  # pragma: no cover (albumentations brings OpenCV)
-        pass
-    if os.environ.get("PL_SEED_WORKERS") == "1":
-        from lightning.fabric.utilities.seed import pl_worker_init_function
-
-        pl_worker_init_function(worker_id)
+        return
+    cv2.setNumThreads(1)

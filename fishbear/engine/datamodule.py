@@ -405,9 +405,11 @@ class ImageDataModule(L.LightningDataModule):
         return self._datasets[split]
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        from fishbear.core.runtime import init_loader_worker
+        from fishbear.core.runtime import one_opencv_thread
 
         workers = self.num_workers
+        if workers > 0:
+            one_opencv_thread()  # in the workers to be forked (the main process then only collates)
         return DataLoader(
             self.dataset(split),
             batch_size=self.batch_size,
@@ -417,7 +419,6 @@ class ImageDataModule(L.LightningDataModule):
             persistent_workers=self.persistent_workers and workers > 0,
             drop_last=shuffle and len(self.dataset(split)) > self.batch_size,
             collate_fn=self.kind.collate,
-            worker_init_fn=init_loader_worker if workers > 0 else None,
         )
 
     def train_dataloader(self) -> DataLoader:
