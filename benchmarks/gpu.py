@@ -13,7 +13,9 @@ the one-cycle schedule fishbear builds, in one process:
 - ``fishbear, JPEG folder``: the real data module (``data=folder``) decoding a folder of JPEGs with
   ``--workers`` loader processes; and the loader alone;
 - ``Lightning, in memory``: a bare LightningModule (the same network, loss, optimiser, precision and
-  batches, no fishbear callbacks or logger): what Lightning's loop itself costs;
+  batches, no fishbear callbacks or logger): what Lightning's loop itself costs (with ``fishbear, in
+  memory, no callbacks or logger`` and the compiled plain loop and JPEG folder, a row of
+  ``--rows`` only: the default rows take about 6 minutes on an H200);
 - the compiled rows again with ``torch.compile`` (``trainer.compile=true`` for fishbear), with the
   compilations counted.
 
@@ -461,6 +463,10 @@ ROWS = {  # key: (the table's name, compiled)
     "fishbear_compiled": ("fishbear, in memory, compiled", True),
     "fishbear_folder_compiled": ("fishbear, JPEG folder, compiled", True),
 }
+# what a plain run measures (about 6 minutes on an H200: each row starts a process, sets CUDA up and
+# autotunes cuDNN); the others explain a gap when there is one (--rows lightning,fishbear_bare,...)
+DEFAULT_ROWS = ("ceiling", "plain_uint8", "plain_float32", "fishbear", "fishbear_folder", "ceiling_compiled",
+                "fishbear_compiled")
 
 
 def device_name(device: torch.device) -> str:
@@ -504,7 +510,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--profile", type=int, default=None, help="steps profiled after the timed ones")
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--skip-compile", action="store_true")
-    parser.add_argument("--rows", default=None, help="comma-separated row keys (default: all): " + ", ".join(ROWS))
+    parser.add_argument("--rows", default=None, help="comma-separated row keys (default: " + ", ".join(DEFAULT_ROWS)
+                        + "); all: " + ", ".join(ROWS))
     parser.add_argument("--explain", default="", help="comma-separated row keys whose busiest operations are written")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "experiments" / "gpu")
     parser.add_argument("--row", default=None, help=argparse.SUPPRESS)        # a child process: this row only
@@ -527,7 +534,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             row = run_row(args.row, setup, args.folder, Path(scratch_dir))
         args.row_out.write_text(json.dumps(asdict(row)))
         return asdict(row)
-    keys = args.rows.split(",") if args.rows else list(ROWS)
+    keys = args.rows.split(",") if args.rows else list(DEFAULT_ROWS)
     unknown = [k for k in keys if k not in ROWS]
     if unknown:
         raise SystemExit(f"--rows: unknown {', '.join(unknown)}; the rows are {', '.join(ROWS)}")
