@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from fishbear.core.errors import DataError
 
@@ -48,17 +50,23 @@ def inside(root: Path, relative: str, what: str, source: str) -> Path:
     absolute, no backslash) whose target, links followed, lies inside ``root``; else one
     :class:`DataError` naming ``source`` (the file and line it came from)."""
     text = str(relative)
-    parts = PurePosixPath(text).parts
-    plain = bool(parts) and not text.startswith("/") and "\\" not in text and "\x00" not in text \
-        and not any(p in ("..", ".") for p in parts) and ":" not in parts[0]
-    if not plain:
+    if not is_plain_relative(text):
         raise DataError(f"{source}: {what} {text!r} is not a path inside {root}; fishbear reads and writes only "
                         "inside that folder. Correct or remove that entry.")
-    path = Path(root, *parts)
+    path = Path(root, *PurePosixPath(text).parts)
     if not is_within(path, root):
         raise DataError(f"{source}: {what} {text!r} leads out of {root} through a link; fishbear reads and writes "
                         "only inside that folder. Remove the link, or correct that entry.")
     return path
+
+
+def is_plain_relative(value: object) -> bool:
+    """Whether ``value`` is a ``/``-separated relative path of plain parts: not empty, not
+    absolute, no ``..`` or ``.``, no backslash, NUL or drive (``C:``)."""
+    if not isinstance(value, str) or not value or value.startswith("/") or "\\" in value or "\x00" in value:
+        return False
+    parts = PurePosixPath(value).parts
+    return bool(parts) and ":" not in parts[0] and not any(p in ("..", ".") for p in parts)
 
 
 def is_within(path: Path, root: Path) -> bool:
@@ -140,4 +148,27 @@ def state_lines(path: Path, what: str) -> list[tuple[int, str, bool]]:
     for number, line in enumerate(lines, start=1):
         if line.strip():
             out.append((number, line, number < len(lines)))
+    return out
+
+
+def read_records(path: Path, store: str, record: str, check: Callable[[dict[str, Any]], None],
+                 fix: str) -> list[dict[str, Any]]:
+    """The JSON-object lines of the state file ``path`` (``store``: what it keeps, for the link
+    refusal), each checked by ``check``, which raises ``ValueError`` saying what is wrong. A
+    malformed line is one error naming the file, the line, that it is not ``record``, and
+    ``fix``; only a last line a kill cut short is passed over."""
+    import json
+
+    out = []
+    for number, text, complete in state_lines(path, store):
+        try:
+            entry = json.loads(text)
+            if not isinstance(entry, dict):
+                raise ValueError("a line must be a JSON object")
+            check(entry)
+        except (ValueError, TypeError) as err:
+            if not complete:
+                continue  # a line cut by a kill: the ones before it stand
+            raise DataError(f"{path}, line {number}: not {record} ({err}). {fix}") from None
+        out.append(entry)
     return out

@@ -33,6 +33,14 @@ class OutputClash(DataError):
     """An output path that holds a file fishbear did not write, or is of the wrong type."""
 
 
+def is_sha256(value: object) -> bool:
+    """Whether ``value`` reads as a sha256 digest (64 lowercase hex digits), not a path or anything else."""
+    return isinstance(value, str) and len(value) == 64 and set(value) <= _HEX
+
+
+_HEX = frozenset("0123456789abcdef")
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:

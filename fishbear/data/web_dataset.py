@@ -39,9 +39,9 @@ from pathlib import Path
 from typing import Any
 
 from fishbear.core.atomic import atomic_write, atomic_write_text, exclusive
-from fishbear.core.containment import StateAppender, inside, is_within, state_lines
+from fishbear.core.containment import StateAppender, inside, is_within, read_records
 from fishbear.core.errors import DataError
-from fishbear.core.outputs import OutputFiles
+from fishbear.core.outputs import OutputFiles, is_sha256
 from fishbear.data.http_fetch import CONNECTION, TIMEOUT, Fetcher, FetchSettings, Response
 from fishbear.data.url_lists import UrlEntry, UrlLists, read_url_lists
 
@@ -172,14 +172,9 @@ class DownloadLog:
             if folder.is_symlink() or (folder.exists() and not is_within(folder, out)):
                 raise DataError(f"{folder} is a link: fishbear keeps its fetch state there and writes nothing through "
                                 "a link. Remove it (the fetch starts its download log afresh).")
-        for number, line, complete in state_lines(self.path, "download log"):
-            try:
-                entry = _download_record(json.loads(line))
-            except (ValueError, TypeError) as err:
-                if not complete:
-                    continue  # a line cut by a kill: that URL is fetched again
-                raise DataError(f"{self.path}, line {number}: not a download record of fishbear's ({err}). Delete that "
-                                f"line (its URL is fetched again), or the whole {self.folder} folder.") from None
+        # a line cut by a kill is passed over: that URL is fetched again
+        for entry in read_records(self.path, "download log", "a download record of fishbear's", _check_download,
+                                  f"Delete that line (its URL is fetched again), or the whole {self.folder} folder."):
             self.entries[entry["key"]] = entry
 
     def done(self, entry: UrlEntry, retry_failed: bool) -> bool:
@@ -205,26 +200,22 @@ class DownloadLog:
         self.entries[entry.key] = record
 
 
-_HEX = frozenset("0123456789abcdef")
 _RECORD_TYPES = {"key": str, "url": str, "error": str, "content_type": str, "transient": bool, "attempts": int}
 
 
-def _download_record(entry: Any) -> dict[str, Any]:
+def _check_download(entry: dict[str, Any]) -> None:
     """One line of the download log, checked field by field (``ValueError`` says what is wrong)."""
-    if not isinstance(entry, dict):
-        raise ValueError("a line must be a JSON object")
     for name, kind in _RECORD_TYPES.items():
         if name in ("key", "url") and name not in entry:
             raise ValueError(f"it has no {name!r}")
         if name in entry and not isinstance(entry[name], kind):
             raise ValueError(f"{name!r} is not a {kind.__name__}")
     digest = entry.get("sha256")
-    if digest is not None and not (isinstance(digest, str) and len(digest) == 64 and set(digest) <= _HEX):
+    if digest is not None and not is_sha256(digest):
         raise ValueError(f"'sha256' {str(digest)[:80]!r} is not 64 hex digits")
     for name in ("bytes", "http_status"):
         if entry.get(name) is not None and (not isinstance(entry[name], int) or isinstance(entry[name], bool)):
             raise ValueError(f"{name!r} is not a whole number")
-    return entry
 
 
 def download(lists: UrlLists, out: Path, settings: FetchSettings, retry_failed: bool = False,

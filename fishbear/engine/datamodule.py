@@ -207,7 +207,7 @@ class ImageDataModule(L.LightningDataModule):
     @property
     def normalize(self) -> Normalize:
         """The device-side normalisation of this data's feed (one module, moved where it is used)."""
-        if getattr(self, "_normalize", None) is None:
+        if self._normalize is None:
             self._normalize = Normalize(self.mean, self.std)
         return self._normalize
 

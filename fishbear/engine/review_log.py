@@ -30,50 +30,18 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from fishbear.core.atomic import atomic_write_text
-from fishbear.core.containment import append_line, inside, read_state, state_lines
+from fishbear.core.containment import append_line, inside, is_plain_relative, read_records, read_state
 from fishbear.core.errors import DataError
-from fishbear.core.outputs import sha256_of
+from fishbear.core.outputs import is_sha256, sha256_of
 
 ACTIONS = ("keep", "remove", "relabel")
 REMOVED = "_removed"
 DATASET_NOTE = ".fishbear-review.json"
 LOCK = ".fishbear-review.lock"
-_HEX = frozenset("0123456789abcdef")
-
-
-def _is_sha256(value: Any) -> bool:
-    return isinstance(value, str) and len(value) == 64 and set(value) <= _HEX
-
-
-def _relative(value: Any) -> bool:
-    """A ``/``-separated path of plain parts (no ``..``, not absolute)."""
-    if not isinstance(value, str) or not value or value.startswith("/") or "\\" in value or "\x00" in value:
-        return False
-    return not any(part in ("..", ".") for part in PurePosixPath(value).parts)
-
-
-def _records(path: Path, what: str, check: Any, fix: str) -> list[dict[str, Any]]:
-    """The lines of a state file, each checked by ``check`` (which raises ``ValueError`` saying
-    what is wrong); a malformed line is one error naming the file, the line and ``fix``."""
-    out = []
-    for number, text, complete in state_lines(path, what):
-        try:
-            entry = json.loads(text)
-            if not isinstance(entry, dict):
-                raise ValueError("a line must be a JSON object")
-            check(entry)
-        except (ValueError, TypeError) as err:
-            if not complete:
-                continue  # a line cut by a kill: the ones before it stand
-            raise DataError(f"{path}, line {number}: not one of fishbear's {what} lines ({err}). {fix}") from None
-        out.append(entry)
-    return out
-
-
 def _check_decision(entry: dict[str, Any]) -> None:
     if not isinstance(entry.get("seq"), int) or isinstance(entry.get("seq"), bool):
         raise ValueError("'seq' (the decision's number) is missing or not a whole number")
@@ -81,13 +49,13 @@ def _check_decision(entry: dict[str, Any]) -> None:
         if not isinstance(entry["undo"], int) or isinstance(entry["undo"], bool):
             raise ValueError("'undo' is not the number of a decision")
         return
-    if not _relative(entry.get("file")):
+    if not is_plain_relative(entry.get("file")):
         raise ValueError(f"'file' {entry.get('file')!r} is not a path inside the dataset")
     if entry.get("action") not in ACTIONS:
         raise ValueError(f"'action' {entry.get('action')!r} is none of {', '.join(ACTIONS)}")
     if entry["action"] == "relabel" and (not isinstance(entry.get("label"), str) or not entry["label"]):
         raise ValueError("a relabel has no 'label'")
-    if entry["action"] != "keep" and not _is_sha256(entry.get("sha256")):
+    if entry["action"] != "keep" and not is_sha256(entry.get("sha256")):
         raise ValueError("'sha256' (the file's bytes when decided on) is missing or not 64 hex digits")
 
 
@@ -98,7 +66,8 @@ class DecisionLog:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.lines: list[dict[str, Any]] = _records(self.path, "decision", _check_decision, self.FIX)
+        self.lines: list[dict[str, Any]] = read_records(self.path, "review decisions", "one of fishbear's decision lines",
+                                                        _check_decision, self.FIX)
         numbers = [e["seq"] for e in self.lines]
         if len(set(numbers)) != len(numbers):
             twice = sorted({n for n in numbers if numbers.count(n) > 1})
@@ -119,7 +88,7 @@ class DecisionLog:
             raise DataError(f"action {action!r}: use {', '.join(ACTIONS)}.")
         if action == "relabel" and label not in classes:
             raise DataError(f"relabel to {label!r}: the classes are {', '.join(classes)}.")
-        if action != "keep" and not _is_sha256(sha256):
+        if action != "keep" and not is_sha256(sha256):
             raise DataError(f"{file}: a {action} needs the file's sha256 (the bytes decided on).")
         return self._append({"file": file, "action": action, "label": label if action == "relabel" else None,
                              **({"sha256": sha256} if sha256 else {})})
@@ -170,9 +139,9 @@ def target_of(file: str, decision: dict[str, Any], class_depth: int, folder_of: 
 
 def _check_move(entry: dict[str, Any]) -> None:
     for name in ("source", "target"):
-        if not _relative(entry.get(name)):
+        if not is_plain_relative(entry.get(name)):
             raise ValueError(f"{name!r} {entry.get(name)!r} is not a path inside the dataset")
-    if not _is_sha256(entry.get("sha256")):
+    if not is_sha256(entry.get("sha256")):
         raise ValueError("'sha256' is missing or not 64 hex digits")
 
 
@@ -181,7 +150,8 @@ APPLIED_FIX = ("It is the record undo needs: restore it from a copy, or put the 
 
 
 def _moves(applied_log: Path) -> list[dict[str, Any]]:
-    return _records(Path(applied_log), "applied-move", _check_move, APPLIED_FIX)
+    return read_records(Path(applied_log), "applied moves", "one of fishbear's applied-move lines", _check_move,
+                        APPLIED_FIX)
 
 
 @contextmanager
@@ -242,7 +212,7 @@ def apply(root: Path, decisions: dict[str, dict[str, Any]], class_depth: int, fo
         for source_path, target_path, move, action in planned:
             target_path.parent.mkdir(parents=True, exist_ok=True)
             # recorded before the move: a kill loses nothing
-            append_line(applied_log, json.dumps(move.__dict__), "applied-move", sync=True)
+            append_line(applied_log, json.dumps(move.__dict__), "applied moves", sync=True)
             source_path.replace(target_path)
             counts["removed" if action == "remove" else "relabelled"] += 1
         moves = _moves(applied_log)

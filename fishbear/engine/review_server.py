@@ -22,7 +22,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from fishbear.core.containment import is_within
+from fishbear.core.containment import is_plain_relative, is_within
 from fishbear.core.errors import DataError
 from fishbear.core.outputs import sha256_of
 from fishbear.engine.review_items import ReviewSet
@@ -80,12 +80,9 @@ class ReviewServer:
 
     def image_path(self, relative: str) -> Path | None:
         """The file of ``relative`` when it is one of the review's pictures; else None."""
-        if not relative or relative.startswith(("/", "\\")) or "\\" in relative:
+        if not is_plain_relative(relative) or relative not in self.files:
             return None
-        parts = PurePosixPath(relative).parts
-        if ".." in parts or relative not in self.files:
-            return None
-        path = Path(self.review.root, *parts)
+        path = Path(self.review.root, *PurePosixPath(relative).parts)
         return path if is_within(path, self.review.root) else None
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:

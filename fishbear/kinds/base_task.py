@@ -281,7 +281,6 @@ class BaseTask(L.LightningModule):
                 for logger in self.loggers:
                     logger.log_metrics({"train/loss_step": self._shown_loss}, step=step)
 
-
     def _log_epoch_metrics(self, stage: str) -> None:
         """Metrics are updated every step but computed and logged once per epoch (handing the
         collection to ``self.log`` every step cost Lightning ~5 ms a step of bookkeeping, and the

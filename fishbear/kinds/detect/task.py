@@ -58,8 +58,6 @@ class DetectionTask(BaseTask):
                 self.log(f"train/{name}", float(mean))
         super().on_train_epoch_end()
 
-
-
     def _evaluate(self, batch: dict[str, Any], stage: str) -> Boxes:
         predictions = self(self._images(batch))
         getattr(self, f"{stage}_metrics").update(predictions, batch["target"])
