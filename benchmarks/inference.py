@@ -4,7 +4,7 @@ first prediction, ``fishbear predict`` against the export's standalone ``predict
 Both sides of each ratio run in this one process, one after the other, on the same input:
 
 - **throughput**: the graph ``fishbear export`` writes (normalisation, network, softmax;
-  ``fishbear.engine.onnx_export.ExportGraph``) for fishbear's default convnet, resnet18 and
+  ``fishbear.engine.deploy.onnx_export.ExportGraph``) for fishbear's default convnet, resnet18 and
   mobilenet_v2 at 224 px (random weights: speed does not depend on them), in eager PyTorch
   (``inference_mode``) and through onnxruntime's CPU provider, both with the same intra-op thread
   count; batch 1 in milliseconds per image, batch 32 in images per second, medians of rounds
@@ -36,7 +36,7 @@ import yaml
 
 import fishbear
 from fishbear.engine.checkpoint import build_network
-from fishbear.engine.onnx_export import ExportGraph, trace
+from fishbear.engine.deploy.onnx_export import ExportGraph, trace
 from fishbear.kinds.meta import ModelMeta
 
 CONF = Path(fishbear.__file__).parent / "conf" / "model"

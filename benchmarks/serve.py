@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from fishbear.engine.serve_client import ServedModel
+from fishbear.engine.deploy.serve_client import ServedModel
 
 
 def model(tmp: Path) -> tuple[Path, Path, list[Path]]:

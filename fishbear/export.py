@@ -11,7 +11,7 @@ Writes an export folder (default ``RUN/export/``) that answers without PyTorch:
   ``fishbear predict`` writes; ``requirements.txt`` and a ``README.md`` of the folder;
 - ``parity.json`` and ``parity.md``: the export against the checkpoint on real pictures of the
   run's own test split (and ``images=``): tensors at batch 1 and N, decisions, the headline metric
-  with its interval, and raw file to CSV (``fishbear.engine.parity`` says what each gate allows
+  with its interval, and raw file to CSV (``fishbear.engine.deploy.parity`` says what each gate allows
   and why). The CSVs compared are kept in ``parity/``.
 
 The command exits 1, naming the gates that failed, when the export does not answer as the
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 def _pictures(meta: Any, cfg: DictConfig) -> tuple[list[Any], list[Path], list[str]]:
     """The test samples (with targets), every picture's file, and lines saying where they came from."""
     from fishbear.data.images import is_image_file
-    from fishbear.engine.parity import run_test_split
+    from fishbear.engine.deploy.parity import run_test_split
 
     samples, notes = [], []
     try:
@@ -158,10 +158,10 @@ def _folder_files(info: dict[str, Any], source: str) -> dict[str, str]:
 
 def export(cfg: DictConfig) -> dict[str, Any]:
     """Write the export folder and its parity report; returns the report."""
-    from fishbear.engine import parity, standalone
     from fishbear.engine.checkpoint import read_meta
+    from fishbear.engine.deploy import parity, standalone
+    from fishbear.engine.deploy.onnx_export import check_exportable, export_onnx, quantized
     from fishbear.engine.inference import Predictor
-    from fishbear.engine.onnx_export import check_exportable, export_onnx, quantized
     from fishbear.kinds import get_kind
 
     started = time.perf_counter()

@@ -38,7 +38,7 @@ from fishbear.engine.commandline import check_ranges, compose_cli, user_errors_e
 from fishbear.formats import writable
 
 if TYPE_CHECKING:  # torch loads when a prediction is asked for, not for --help or a mistyped key
-    from fishbear.engine.inference import Batched
+    from fishbear.engine.inference import ImagePredictor
     from fishbear.kinds.base import OutputWriter
 
 USAGE = ("fishbear predict ckpt=PATH input=IMAGE|FOLDER|VIDEO [output=CSV] [device=cpu|cuda] "
@@ -52,10 +52,10 @@ def _checked(cfg: DictConfig) -> DictConfig:
     return check_ranges(cfg, counts=("batch_size", "every"), fractions=("score",))
 
 
-def _predictor(cfg: DictConfig) -> Batched:
+def _predictor(cfg: DictConfig) -> ImagePredictor:
     """The checkpoint's predictor, or an export folder's (onnxruntime); ``score=`` changes a
     detector's threshold for this command only."""
-    from fishbear.engine.inference import open_predictor
+    from fishbear.engine.deploy.exported import open_predictor
 
     return open_predictor(cfg.ckpt, device=cfg.device, score_threshold=None if cfg.score is None else float(cfg.score))
 
@@ -126,7 +126,7 @@ def _csv_path(cfg: DictConfig, default: Path, outputs: OutputFiles) -> Path:
     return output
 
 
-def _readable(files: list[Path], predictor: Batched, skip: bool) -> list[Path]:
+def _readable(files: list[Path], predictor: ImagePredictor, skip: bool) -> list[Path]:
     """The files that can be answered for: decoded (``skip``: in full, else their header) and of
     sides the model's fit can take (a 1 x 30,000,000 strip cannot be scaled to a square input).
     With ``skip`` the others are named in a warning (one bad file of a thousand does not stop the
@@ -156,7 +156,7 @@ def _readable(files: list[Path], predictor: Batched, skip: bool) -> list[Path]:
     return kept
 
 
-def output_writer(predictor: Batched, cfg: DictConfig, beside: Path, prefix: str,
+def output_writer(predictor: ImagePredictor, cfg: DictConfig, beside: Path, prefix: str,
                   outputs: OutputFiles) -> OutputWriter | None:
     """What the kind writes beside the CSV (masks, drawn boxes and VOC XML), into the folder the
     command line names for it (``masks=``, ``boxes=``) or ``<prefix>_<masks|boxes>/`` beside the

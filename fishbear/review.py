@@ -2,7 +2,7 @@
 then ``python -m fishbear.review apply run=RUN_DIR`` (and ``undo run=RUN_DIR``).
 
 Serves a page on 127.0.0.1 (the URL it prints carries a random token) with the images to look at
-first (:mod:`fishbear.engine.review_items` says in what order) and takes decisions at the speed of
+first (:mod:`fishbear.engine.review.items` says in what order) and takes decisions at the speed of
 a keyboard: keep, remove, relabel to any class, undo. Each decision is appended at once to
 ``<review folder>/decisions.jsonl`` (``RUN_DIR/review/``, ``SWEEP_DIR/review/`` or
 ``SORTED_DIR/review/``), so a closed tab or a killed server loses nothing. ``apply`` moves the
@@ -46,7 +46,7 @@ def review_folder(cfg: DictConfig) -> tuple[str, Path, Path]:
 
 
 def _review_set(name: str, folder: Path, cfg: DictConfig) -> Any:
-    from fishbear.engine import review_items
+    from fishbear.engine.review import items as review_items
 
     if name == "run":
         return review_items.run_items(folder, train=bool(cfg.train))
@@ -91,8 +91,8 @@ def _boxes_for_tools(run: Path, where: Path) -> Path:
 
 def serve(cfg: DictConfig) -> Any:
     from fishbear.engine.checkpoint import read_meta
-    from fishbear.engine.review_log import DecisionLog
-    from fishbear.engine.review_server import ReviewServer
+    from fishbear.engine.review.log import DecisionLog
+    from fishbear.engine.review.server import ReviewServer
     from fishbear.kinds import get_kind
 
     name, folder, where = review_folder(cfg)
@@ -147,7 +147,7 @@ def _saved(where: Path) -> dict[str, Any]:
 
 
 def apply_decisions(cfg: DictConfig) -> dict[str, int]:
-    from fishbear.engine.review_log import DecisionLog, apply
+    from fishbear.engine.review.log import DecisionLog, apply
 
     name, folder, where = review_folder(cfg)
     saved = _saved(where)
@@ -162,7 +162,7 @@ def apply_decisions(cfg: DictConfig) -> dict[str, int]:
 
 
 def undo_decisions(cfg: DictConfig) -> int:
-    from fishbear.engine.review_log import undo
+    from fishbear.engine.review.log import undo
 
     name, folder, where = review_folder(cfg)
     saved = _saved(where)

@@ -9,7 +9,7 @@ pixels; values; a mask as a PNG data URL); ``GET /health``; ``GET /info``, the m
 provenance; ``GET /``, a demo page: drop an image, see the answer drawn on it. Requests are batched
 (``batch``, waiting ``batch_timeout`` seconds at most). A request that is no picture, empty, too
 large, of too many pixels, of sides the model cannot be fitted to, or of another content type is
-a 4xx with a message; the server keeps serving (:mod:`fishbear.engine.serving` says why uploads
+a 4xx with a message; the server keeps serving (:mod:`fishbear.engine.deploy.serving` says why uploads
 are checked before they are batched).
 
 Beyond loopback (``host=0.0.0.0`` or ``::``) the server asks for a token: ``token=`` or, better (a
@@ -32,16 +32,16 @@ from fishbear.engine.commandline import check_ranges, compose_cli, user_errors_e
 
 USAGE = ("fishbear serve ckpt=CKPT|EXPORT_DIR [host=127.0.0.1] [port=8000] [batch=8] [batch_timeout=0.01] [workers=1] "
          "[threads=N] [max_bytes=20000000] [max_pixels=40000000] [token=...|FISHBEAR_SERVE_TOKEN] [insecure=false]")
-PAGE = Path(__file__).parent / "engine" / "serve_page.html"
+PAGE = Path(__file__).parent / "engine" / "deploy" / "serve_page.html"
 HOSTS = ("127.0.0.1", "0.0.0.0", "::")
 
 
 def _meta_and_backend(path: Path) -> tuple[Any, str]:
-    from fishbear.engine.inference import is_export_folder
+    from fishbear.engine.deploy.exported import is_export_folder
 
     if is_export_folder(path):
         from fishbear.core.errors import CheckpointError
-        from fishbear.engine.standalone import ExportError, model_file, read_meta
+        from fishbear.engine.deploy.standalone import ExportError, model_file, read_meta
         from fishbear.kinds import KINDS
         from fishbear.kinds.meta import ModelMeta
 
@@ -61,7 +61,7 @@ def build_server(cfg: DictConfig) -> Any:
     import litserve as ls
     from fastapi.responses import HTMLResponse
 
-    from fishbear.engine.serving import TokenCheck, UploadCheck, lit_api, model_info
+    from fishbear.engine.deploy.serving import TokenCheck, UploadCheck, lit_api, model_info
     from fishbear.kinds import get_kind
 
     path = Path(str(cfg.ckpt))

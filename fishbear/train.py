@@ -203,9 +203,9 @@ def _left_behind(run_dir: Path) -> str | None:
 
 
 def _fit(trainer: Any, task: Any, datamodule: Any, resume_from: str | None, cfg: DictConfig, run_dir: Path) -> None:
-    """``trainer.fit``; a run that is a trial of an Optuna search (``fishbear.engine.search``) reports its
+    """``trainer.fit``; a run that is a trial of an Optuna search (``fishbear.engine.search.sweeper``) reports its
     validation figure after every epoch and stops when the study prunes it."""
-    from fishbear.engine.search import link_of, pruning_callback, record_pruned
+    from fishbear.engine.search.sweeper import link_of, pruning_callback, record_pruned
 
     link = link_of(cfg)
     if link is None:

@@ -65,7 +65,7 @@ def test_export_writes_a_folder_that_passes_every_gate_on_the_runs_test_split(ex
 
 
 def test_the_standalone_predictor_runs_without_torch_and_writes_predicts_csv(exported, tmp_path, trained_run):
-    from fishbear.engine.parity import NOT_NEEDED, run_standalone
+    from fishbear.engine.deploy.parity import NOT_NEEDED, run_standalone
 
     ckpt, out, _ = exported
     _, report = trained_run
@@ -88,7 +88,7 @@ def test_the_standalone_predictor_runs_without_torch_and_writes_predicts_csv(exp
 
 
 def test_predict_runs_an_export_folder_through_onnxruntime(exported, tmp_path, trained_run):
-    from fishbear.engine.inference import ExportedPredictor, open_predictor
+    from fishbear.engine.deploy.exported import ExportedPredictor, open_predictor
     from fishbear.predict import main as predict
 
     ckpt, out, _ = exported
@@ -108,7 +108,7 @@ def test_predict_runs_an_export_folder_through_onnxruntime(exported, tmp_path, t
 def test_a_preprocessing_that_differs_fails_the_gates_and_the_command(trained_run, tmp_path, monkeypatch, capsys):
     """The most reported cause of an ONNX model answering differently: the picture prepared
     otherwise than in training. A mirrored fit must fail the decision gates, and exit 1."""
-    from fishbear.engine import standalone
+    from fishbear.engine.deploy import standalone
     from fishbear.export import cli
 
     run_dir, _ = trained_run
@@ -140,7 +140,7 @@ def test_a_detector_is_refused_in_one_line_and_nothing_is_written(trained_detect
 
 
 def test_refusals_name_the_reason():
-    from fishbear.engine.onnx_export import check_exportable
+    from fishbear.engine.deploy.onnx_export import check_exportable
 
     with pytest.raises(CheckpointError, match="data.resize=pad"):
         check_exportable(model_meta("segment", ["a", "b"], resize="pad"), Path("x.ckpt"))
@@ -186,7 +186,7 @@ def test_every_kind_exports_and_passes_parity(kind, tmp_path):
 
 
 def test_every_kind_that_exports_has_its_reading_in_the_standalone_predictor():
-    from fishbear.engine.standalone import READINGS
+    from fishbear.engine.deploy.standalone import READINGS
     from fishbear.kinds import KINDS as REGISTRY
 
     exporting = [kind for kind in REGISTRY.values() if kind.export_outputs]
@@ -198,8 +198,8 @@ def test_every_kind_that_exports_has_its_reading_in_the_standalone_predictor():
 def test_the_export_folder_is_a_unit_a_changed_model_is_refused_everywhere(exported, tmp_path, trained_run):
     import shutil
 
-    from fishbear.engine.inference import open_predictor
-    from fishbear.engine.serving import model_info
+    from fishbear.engine.deploy.exported import open_predictor
+    from fishbear.engine.deploy.serving import model_info
     from fishbear.predict import main as predict
     from fishbear.serve import _meta_and_backend
 

@@ -263,7 +263,7 @@ def test_a_state_file_is_read_or_named_never_another_exception(lines):
     from pathlib import Path
 
     from fishbear.data.web_dataset import DownloadLog
-    from fishbear.engine.review_log import DecisionLog, _moves
+    from fishbear.engine.review.log import DecisionLog, _moves
 
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder)
@@ -284,7 +284,7 @@ def test_a_state_file_is_read_or_named_never_another_exception(lines):
        st.sampled_from([224, [192, 336], 32]))
 def test_whether_a_picture_can_be_fitted_is_a_reason_or_none(height, width, resize, size):
     from fishbear.core.geometry import MAX_FIT_PIXELS, as_hw, fit_problem
-    from fishbear.engine.standalone import fit_problem as standalone_fit
+    from fishbear.engine.deploy.standalone import fit_problem as standalone_fit
 
     problem = fit_problem(height, width, size, resize)
     assert problem == standalone_fit(height, width, {"input_size": list(as_hw(size)), "resize": resize})

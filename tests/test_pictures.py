@@ -47,7 +47,7 @@ def _pictures(folder: Path) -> list[Path]:
 
 def test_fishbear_and_the_standalone_predictor_decode_every_mode_alike(tmp_path):
     from fishbear.data.images import load_rgb
-    from fishbear.engine import standalone
+    from fishbear.engine.deploy import standalone
 
     for path in _pictures(tmp_path):
         ours, theirs = load_rgb(path), standalone.load_rgb(path)

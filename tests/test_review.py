@@ -122,7 +122,7 @@ def test_the_page_decides_by_keyboard_keeps_decisions_and_apply_undo_round_trip(
     assert set(before) - set(after) == {first, second}
     assert set(after) - set(before) == {moved_to, f"_removed/{second}"}
     assert after[moved_to] == before[first] and after[f"_removed/{second}"] == before[second]
-    from fishbear.engine.review_log import dataset_note
+    from fishbear.data.review_note import dataset_note
 
     assert dataset_note(data)["relabelled"] == 1
     main(["apply", f"run={run}"])                             # idempotent
@@ -132,7 +132,7 @@ def test_the_page_decides_by_keyboard_keeps_decisions_and_apply_undo_round_trip(
 
 
 def test_the_decision_log_undoes_in_order_and_survives_a_cut_line(tmp_path):
-    from fishbear.engine.review_log import DecisionLog
+    from fishbear.engine.review.log import DecisionLog
 
     log = DecisionLog(tmp_path / "decisions.jsonl")
     log.decide("a.jpg", "relabel", "dog", ["cat", "dog"], "a" * 64)
@@ -151,7 +151,7 @@ def test_the_decision_log_undoes_in_order_and_survives_a_cut_line(tmp_path):
 
 
 def test_sorted_frames_put_the_marked_ones_first_with_their_neighbours(tmp_path):
-    from fishbear.engine.review_items import frames_items
+    from fishbear.engine.review.items import frames_items
 
     rows = ["frame,time,file,class,confidence,score_fish,smoothed_fish,review"]
     for i in range(6):
@@ -168,7 +168,7 @@ def test_sorted_frames_put_the_marked_ones_first_with_their_neighbours(tmp_path)
 
 
 def test_a_reviewed_dataset_says_so_in_the_next_runs_report(reviewed_run, tmp_path):
-    from fishbear.engine.review_log import DATASET_NOTE
+    from fishbear.data.review_note import DATASET_NOTE
     from fishbear.train import train
 
     _, data = reviewed_run
@@ -213,7 +213,7 @@ def _sha(path: Path) -> str:
 
 def test_decision_lines_are_checked_and_numbers_never_reused(tmp_path):
     from fishbear.core.errors import DataError
-    from fishbear.engine.review_log import DecisionLog
+    from fishbear.engine.review.log import DecisionLog
 
     path = tmp_path / "decisions.jsonl"
     for line, words in ((json.dumps({"file": "cat/0.jpg", "action": "remove", "label": None, "time": "t"}), "'seq'"),
@@ -246,7 +246,8 @@ def test_decision_lines_are_checked_and_numbers_never_reused(tmp_path):
 
 def test_apply_moves_only_the_file_decided_on_and_undo_only_what_it_moved(tmp_path):
     from fishbear.core.errors import DataError
-    from fishbear.engine.review_log import DecisionLog, apply, dataset_lock, dataset_note, undo
+    from fishbear.data.review_note import dataset_note
+    from fishbear.engine.review.log import DecisionLog, apply, dataset_lock, undo
 
     root = _dataset(tmp_path / "data")
     before = _tree(root)
@@ -288,9 +289,9 @@ def test_the_review_page_sends_pictures_as_read_and_no_link_out(reviewed_run, tm
 
     from PIL import Image
 
-    from fishbear.engine.review_items import Item, ReviewSet
-    from fishbear.engine.review_log import DecisionLog
-    from fishbear.engine.review_server import ReviewServer
+    from fishbear.engine.review.items import Item, ReviewSet
+    from fishbear.engine.review.log import DecisionLog
+    from fishbear.engine.review.server import ReviewServer
 
     root = tmp_path / "data"
     (root / "cat").mkdir(parents=True)

@@ -1,4 +1,4 @@
-"""Optuna searches (fishbear.engine.search): the search space read from Hydra's override syntax, a study
+"""Optuna searches (fishbear.engine.search.sweeper): the search space read from Hydra's override syntax, a study
 that survives its process being killed, pruning recorded in the run folder and the tables."""
 
 import json
@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from fishbear.core.errors import ConfigError
-from fishbear.engine.search import search_space
+from fishbear.engine.search.sweeper import search_space
 
 from .conftest import compose_train
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fishbear.engine.serve_client import ServedModel
+from fishbear.engine.deploy.serve_client import ServedModel
 from tests.conftest import SHARED_DATA, TINY, compose_train
 from tests.web_standin import bomb_png
 
@@ -129,8 +129,8 @@ def test_every_kind_answers_as_predict_does(kind, tmp_path, trained_run, trained
         report = train(compose_train(TINY + KINDS[kind] + ["logger=none"], tmp_path / "run"))
         ckpt = tmp_path / "run" / "checkpoints" / "best.ckpt"
         files = sorted((Path(report["data"]["root"])).rglob("*.jpg"))[:8]
-    from fishbear.engine.inference import open_predictor
-    from fishbear.engine.serving import jsonable
+    from fishbear.engine.deploy.exported import open_predictor
+    from fishbear.engine.deploy.serving import jsonable
 
     expected = {str(p): jsonable(a) for p, a in open_predictor(ckpt).predict_files(files)}
     server = ServedModel(ckpt)

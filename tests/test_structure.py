@@ -109,6 +109,27 @@ def test_imports_only_point_down():
     assert not wrong, wrong
 
 
+WINGS = ("deploy", "review", "search")  # engine/'s wings; the run's modules stand at engine/'s root
+
+
+def wing(module: str) -> str | None:
+    """``fishbear.engine.review.log`` -> ``review``; the run's modules (``fishbear.engine.datamodule``) -> None."""
+    parts = module.split(".")
+    return parts[2] if len(parts) > 3 and parts[1] == "engine" else None
+
+
+def test_a_wing_imports_only_down_and_never_a_sibling_wing():
+    """engine/'s root holds the run (data module, experiment, checkpoints, inference); a wing builds on
+    it and on the rooms below, never on another wing; the root never reaches into a wing."""
+    graph = import_graph()
+    wings = {p.name for p in (PACKAGE / "engine").iterdir() if p.is_dir() and p.name != "__pycache__"}
+    assert wings == set(WINGS), wings
+    wrong = [f"{source} -> {target}" for source, targets in graph.items() if room(source) == "engine"
+             for target in sorted(targets) if room(target) == "engine" and wing(target) not in (None, wing(source))]
+    assert not wrong, wrong
+    assert wing("fishbear.engine.review.log") == "review" and wing("fishbear.engine.datamodule") is None
+
+
 def test_every_module_lives_in_a_room_or_is_a_command():
     top = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem not in ("__init__", "__main__", "cli"))
     assert top == sorted(COMMANDS), "a top-level module that is no command, or a command that is no module"

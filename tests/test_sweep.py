@@ -1,6 +1,6 @@
 import json
 
-from fishbear.engine.sweep import collect_runs, write_summary
+from fishbear.engine.search.summary import collect_runs, write_summary
 
 
 def _run(sweep, name, lr, acc, report=True, seed=None, half_width=0.05, val_loss=None):

@@ -82,7 +82,7 @@ def review_and_decide(run: Path, decisions: list[dict] | None, shot: Path) -> li
 def serve_shot(ckpt: Path, photo: Path, shot: Path) -> None:
     from playwright.sync_api import sync_playwright
 
-    from fishbear.engine.serve_client import ServedModel
+    from fishbear.engine.deploy.serve_client import ServedModel
 
     server = ServedModel(ckpt, threads=None)
     try:

@@ -35,9 +35,9 @@ from fishbear.data.duplicates import (
 )
 from fishbear.data.feed import Feed, Normalize, to_device_images
 from fishbear.data.images import header_problem, image_problem
+from fishbear.data.review_note import dataset_note
 from fishbear.data.splits import SplitPlan
 from fishbear.data.transforms import Augment, build_transforms
-from fishbear.engine.review_log import dataset_note
 from fishbear.kinds import Kind, get_kind
 
 log = logging.getLogger(__name__)

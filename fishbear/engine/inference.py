@@ -27,7 +27,7 @@ from fishbear.kinds.meta import ModelMeta
 K = TypeVar("K")
 
 
-class Batched:
+class ImagePredictor:
     """What every predictor offers from its ``predict_batch``: one image, a lazy stream, files;
     and what a command reads of it (the kind, for the files it writes, and the model's meta)."""
 
@@ -53,7 +53,7 @@ class Batched:
         return self.predict_stream(((path, path) for path in paths), batch_size)
 
 
-class Predictor(Batched):
+class Predictor(ImagePredictor):
     """A network and its :class:`~fishbear.kinds.meta.ModelMeta`: images in, the kind's readings out."""
 
     def __init__(self, network: torch.nn.Module, meta: ModelMeta, device: str = "cpu") -> None:
@@ -91,47 +91,3 @@ class Predictor(Batched):
         batch = torch.stack([self.transform(image=array)["image"] for array in arrays]).to(self.device)
         predictions = to_cpu(self.kind.predictions(self.network(to_device_images(batch, self.normalize))))
         return self.kind.interpret(predictions, [a.shape[:2] for a in arrays], self.meta)
-
-
-
-class ExportedPredictor(Batched):
-    """An export folder of ``fishbear export`` (``model.onnx`` + ``export.json``) behind the same
-    calls as :class:`Predictor`, answered by onnxruntime through the standalone predictor's code
-    (:mod:`fishbear.engine.standalone`): what ``fishbear predict ckpt=EXPORT_DIR`` runs."""
-
-    def __init__(self, folder: str | Path, model: str | None = None) -> None:
-        from fishbear.engine.standalone import ExportError, OnnxPredictor
-        from fishbear.kinds import KINDS
-
-        try:
-            self.onnx = OnnxPredictor(folder, model=model)
-        except ExportError as err:
-            from fishbear.core.errors import CheckpointError
-
-            raise CheckpointError(str(err)) from None
-        self.meta = ModelMeta.from_section(self.onnx.meta.get("model_meta"), Path(folder) / "export.json", KINDS)
-        self.kind: Kind = get_kind(self.meta.kind)
-        self.classes = list(self.meta.classes)
-        self.image_size = self.meta.image_size
-
-    def predict_batch(self, images: Sequence[Any]) -> list[dict[str, Any]]:
-        return self.onnx.predict_batch([Predictor._array(image) for image in images])
-
-
-
-def is_export_folder(path: str | Path) -> bool:
-    return Path(path).is_dir() and (Path(path) / "export.json").is_file()
-
-
-def open_predictor(path: str | Path, device: str = "cpu", **settings: Any) -> Predictor | ExportedPredictor:
-    """A checkpoint's :class:`Predictor`, or an export folder's :class:`ExportedPredictor`
-    (whose settings are the ones exported: ``settings`` must be None there)."""
-    if is_export_folder(path):
-        changed = sorted(k for k, v in settings.items() if v is not None)
-        if changed:
-            from fishbear.core.errors import CheckpointError
-
-            raise CheckpointError(f"{path} is an export folder: its settings ({', '.join(changed)}) were fixed at "
-                                  "export; export the checkpoint again to change them.")
-        return ExportedPredictor(path)
-    return Predictor.from_checkpoint(path, device=device, **settings)

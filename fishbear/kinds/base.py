@@ -132,7 +132,7 @@ class Kind:
     # -- export (fishbear export: an ONNX graph answering in the kind's user units) -------------------
     # the graph's outputs, in order, and what a standalone predictor does with them afterwards
     export_outputs: ClassVar[tuple[str, ...]] = ()
-    # which reading of the standalone predictor (``fishbear.engine.standalone.READINGS``) answers
+    # which reading of the standalone predictor (``fishbear.engine.deploy.standalone.READINGS``) answers
     export_reading: ClassVar[str] = ""
 
     def exported(self, outputs: Any, original_size: Any, meta: ModelMeta) -> tuple[Any, ...]:

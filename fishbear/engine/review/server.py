@@ -25,10 +25,10 @@ from urllib.parse import parse_qs, urlparse
 from fishbear.core.containment import is_plain_relative, is_within
 from fishbear.core.errors import DataError
 from fishbear.core.outputs import sha256_of
-from fishbear.engine.review_items import ReviewSet
-from fishbear.engine.review_log import DecisionLog
+from fishbear.engine.review.items import ReviewSet
+from fishbear.engine.review.log import DecisionLog
 
-PAGE = Path(__file__).with_name("review_page.html")
+PAGE = Path(__file__).with_name("page.html")
 MAX_BODY = 1 << 16
 
 

@@ -21,7 +21,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from fishbear.core.atomic import atomic_write_text
-from fishbear.engine.search import LINK_KEY, PRUNED_FILE
+from fishbear.engine.search.sweeper import LINK_KEY, PRUNED_FILE
 
 log = logging.getLogger(__name__)
 

@@ -91,7 +91,7 @@ def tensor_parity(export_dir: Path, graph: Any, files: list[Path], batch: int) -
     """onnxruntime against PyTorch on the same fitted pictures, at batch 1 and batch ``batch``."""
     import torch
 
-    from fishbear.engine.standalone import OnnxPredictor, load_rgb, prepare
+    from fishbear.engine.deploy.standalone import OnnxPredictor, load_rgb, prepare
 
     onnx = OnnxPredictor(export_dir)
     images = [load_rgb(p) for p in files]

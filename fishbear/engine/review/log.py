@@ -33,14 +33,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fishbear.core.atomic import atomic_write_text
-from fishbear.core.containment import append_line, inside, is_plain_relative, read_records, read_state
+from fishbear.core.containment import append_line, inside, is_plain_relative, read_records
 from fishbear.core.errors import DataError
 from fishbear.core.outputs import is_sha256, sha256_of
+from fishbear.data.review_note import set_review_note
 
 ACTIONS = ("keep", "remove", "relabel")
 REMOVED = "_removed"
-DATASET_NOTE = ".fishbear-review.json"
 LOCK = ".fishbear-review.lock"
 def _check_decision(entry: dict[str, Any]) -> None:
     if not isinstance(entry.get("seq"), int) or isinstance(entry.get("seq"), bool):
@@ -219,7 +218,7 @@ def apply(root: Path, decisions: dict[str, dict[str, Any]], class_depth: int, fo
         total = {"relabelled": sum(not m["target"].startswith(REMOVED + "/") for m in moves),
                  "removed": sum(m["target"].startswith(REMOVED + "/") for m in moves)}
         if moves:
-            _set_note(root, review, {"relabelled": total["relabelled"], "removed": total["removed"],
+            set_review_note(root, review, {"relabelled": total["relabelled"], "removed": total["removed"],
                                      "applied": time.strftime("%Y-%m-%dT%H:%M:%S")})
     return {**counts, **{f"total_{k}": v for k, v in total.items()}}
 
@@ -250,42 +249,5 @@ def undo(root: Path, applied_log: Path, review: str) -> int:
                 parent = parent.parent
         if applied_log.is_file():
             applied_log.replace(applied_log.with_name("applied.undone.jsonl"))
-        _set_note(root, review, None)
+        set_review_note(root, review, None)
     return restored
-
-
-def _notes(root: Path) -> dict[str, dict[str, Any]]:
-    """Each review's note at ``root`` (an older single note is read as one review's)."""
-    try:
-        found = json.loads(read_state(Path(root) / DATASET_NOTE, "review note") or "{}")
-    except ValueError:
-        return {}
-    if not isinstance(found, dict):
-        return {}
-    if "reviews" in found and isinstance(found["reviews"], dict):
-        return {str(k): v for k, v in found["reviews"].items() if isinstance(v, dict)}
-    return {str(found["review"]): found} if "review" in found else {}
-
-
-def _set_note(root: Path, review: str, note: dict[str, Any] | None) -> None:
-    notes = _notes(root)
-    notes.pop(review, None)
-    if note is not None:
-        notes[review] = {"review": review, **note}
-    path = Path(root) / DATASET_NOTE
-    if notes:
-        atomic_write_text(path, json.dumps({"reviews": notes}, indent=1) + "\n")
-    elif path.is_file() and not path.is_symlink():
-        path.unlink()
-
-
-def dataset_note(root: Path) -> dict[str, Any] | None:
-    """What the reviews changed in the dataset at ``root`` (for the next run's report), or None:
-    their names, and the images they relabelled and removed, added up."""
-    notes = _notes(root)
-    if not notes:
-        return None
-    values = list(notes.values())
-    return {"review": "; ".join(sorted(notes)), "relabelled": sum(int(v.get("relabelled", 0)) for v in values),
-            "removed": sum(int(v.get("removed", 0)) for v in values),
-            "applied": max(str(v.get("applied", "")) for v in values)}

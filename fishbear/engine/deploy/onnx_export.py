@@ -3,7 +3,7 @@
 Inside the graph: the 0-255 pixels to the network's normalisation, the network, and the kind's
 head (``Kind.exported``: probabilities, tag probabilities, values, points in the picture's own
 pixels, or scores at the model's size for masks). Outside it, specified in ``export.json`` and
-done by the standalone predictor (``fishbear/engine/standalone.py``, written beside the model as
+done by the standalone predictor (``fishbear/engine/deploy/standalone.py``, written beside the model as
 ``predict.py``): decoding and orientation, the named preprocessing, the fit to the model's size
 with OpenCV's bilinear resize (what albumentations calls in training), and each kind's reading
 (a class, tags above their thresholds, a mask at the picture's size). The batch axis is dynamic.

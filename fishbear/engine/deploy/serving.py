@@ -240,7 +240,7 @@ def _lit_api_class() -> type:
             self.path, self.threads = path, threads
 
         def setup(self, device: str) -> None:
-            from fishbear.engine.inference import open_predictor
+            from fishbear.engine.deploy.exported import open_predictor
 
             if self.threads:
                 import torch
@@ -279,7 +279,7 @@ def __getattr__(name: str) -> Any:  # FishbearAPI on first use: litserve is impo
 def lit_api(path: str, threads: int | None, max_batch_size: int, batch_timeout: float) -> Any:
     """A ``litserve.LitAPI`` answering with the predictor of ``path``, batching up to
     ``max_batch_size`` requests."""
-    from fishbear.engine import serving
+    from fishbear.engine.deploy import serving
 
     return serving.FishbearAPI(path, threads, max_batch_size=max_batch_size,
                                batch_timeout=batch_timeout if max_batch_size > 1 else 0.0, api_path="/predict")
