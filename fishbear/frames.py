@@ -20,11 +20,9 @@ written again. ``overwrite=true`` replaces any.
 
 from __future__ import annotations
 
-import csv
 import io
 import sys
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +32,8 @@ from omegaconf import DictConfig
 from fishbear.core.decoding import as_rgb
 from fishbear.core.errors import DataError
 from fishbear.engine.commandline import check_ranges, compose_cli, user_errors_exit
-from fishbear.reports.events import contact_sheet, events_csv, find_events, smooth
+from fishbear.reports.events import contact_sheet, events_csv
+from fishbear.reports.frame_table import FrameRow, VisitSettings, frames_csv, mark_by_confidence, mark_by_visits
 
 USAGE = ("fishbear frames video=VIDEO out=DIR [every=1] [sort_with=CKPT] [score=0.5] [review_below=0.8] "
          "[enhance=true] [device=cpu] [batch_size=32] [quality=95] [overwrite=false]")
@@ -71,103 +70,19 @@ def main(argv: list[str] | None = None) -> Path:
 
 def cut(args: DictConfig) -> Path:
     """Cut (and sort) ``args.video`` into ``args.out``; returns the path of ``frames.csv``."""
-    from tqdm.auto import tqdm
-
     from fishbear.core.outputs import OutputFiles
-    from fishbear.data.video import Frame, enhance, frame_count, is_video_file, read_frames
 
-    video, out = Path(str(args.video)), Path(str(args.out))
-    if not video.is_file():
-        raise DataError(f"video={video} " + ("is a folder" if video.is_dir() else "does not exist")
-                        + "; give a video file (mp4, avi, mov, ... anything FFmpeg reads).")
-    if not is_video_file(video):
-        raise DataError(f"video={video} is not a video file by its suffix; give an mp4, avi, mov, mkv ... file.")
+    video, out = _video(args), Path(str(args.out))
     outputs = OutputFiles(bool(args.overwrite), way_out="another out=")
     outputs.check_folder(out, _ours_to_write)  # before the video is read: a clash costs nothing
-    total = frame_count(video)
-    wanted = None if total is None else (total + args.every - 1) // args.every
-    width = max(6, len(str(total or 0)))
-
-    def frames() -> Iterator[Frame]:
-        yield from read_frames(video, args.every)
-
-    predictor = None
-    if args.sort_with is not None:
-        from fishbear.engine.inference import Predictor
-        from fishbear.kinds import KINDS
-
-        predictor = Predictor.from_checkpoint(args.sort_with, device=args.device,
-                                              score_threshold=None if args.score is None else float(args.score))
-        if not predictor.kind.sorts_frames:
-            sorting = ", ".join(name for name, kind in KINDS.items() if kind.sorts_frames)
-            raise DataError(f"sort_with={args.sort_with} is a '{predictor.kind.name}' checkpoint; frames are sorted by "
-                            f"a classifier or a detector ({sorting}).")
-        results = predictor.predict_stream(((frame, frame.image) for frame in frames()), args.batch_size)
-    else:
-        results = ((frame, None) for frame in frames())
-
-    rows: list[list[str]] = []
-    counts: Counter[str] = Counter()
-    extra_columns: list[str] = []
-    scores: list[float] = []
-    found_boxes: dict[int, list[dict]] = {}
+    predictor = _sorter(args)
     target = None
     if predictor is not None:
         # None (several classes, none named as an absence): no visits, review by the frame's own confidence
         target = args.events.target or predictor.kind.event_target(list(predictor.meta.classes))
-    for frame, result in tqdm(results, total=wanted, unit="frame", desc=video.name, disable=None):
-        name = f"frame_{frame.index:0{width}d}.jpg"
-        row = [str(frame.index), f"{frame.time:.3f}"]
-        if result is None:
-            relative = Path(name)
-        else:
-            relative = Path(folder_name(result["label"])) / name
-            counts[result["label"]] += 1
-            scores.append(predictor.kind.event_score(result, target) if target else result["probability"])
-            found_boxes[frame.index] = result.get("boxes", [])
-            row += [result["label"], f"{result['probability']:.4f}"]
-            extra = predictor.kind.frame_columns(result)  # detection: the frame's boxes
-            extra_columns = list(extra)
-            row += list(extra.values())
-        # enhance=true changes the saved frames; the model sees what it was trained on (its preprocess)
-        saved = enhance(frame.image) if args.enhance else frame.image
-        outputs.write_bytes(out / relative, _jpeg(saved, args.quality))
-        rows.append(row[:2] + [relative.as_posix()] + row[2:])
-    if not rows:
-        raise DataError(f"{video} yielded no frames.")
-
-    header = ["frame", "time", "file"]
-    review = 0
-    note = ""
-    spread = ", ".join(f"{label}: {n}" for label, n in sorted(counts.items()))
-    if predictor is not None and target is None:
-        for row, confidence in zip(rows, scores):
-            review += confidence < args.review_below
-            row[5:5] = ["yes" if confidence < args.review_below else ""]
-        header += ["class", "confidence", "review", *extra_columns]
-        note = (f"Sorted by {args.sort_with}: {spread}. {review} frames below confidence {args.review_below} are "
-                f"marked review=yes in the CSV. For visits (events.csv), name the class: events.target=<class>.")
-    elif predictor is not None:
-        smoothed = smooth(np.array(scores), args.events.smooth)
-        for row, score, raw in zip(rows, smoothed, scores):
-            # doubtful: the smoothed evidence is weak either way, or it disagrees with the frame's own call
-            seen = score >= args.events.threshold
-            doubtful = max(score, 1 - score) < args.review_below or seen != (raw >= args.events.threshold)
-            review += doubtful
-            row[5:5] = [f"{raw:.4f}", f"{score:.4f}", "yes" if doubtful else ""]
-        header += ["class", "confidence", f"score_{target}", f"smoothed_{target}", "review", *extra_columns]
-        events = find_events([int(r[0]) for r in rows], [float(r[1]) for r in rows], smoothed,
-                             args.events.threshold, args.events.min_frames)
-        outputs.write_text(out / "events.csv", events_csv(events))
-        sheet = _write_contact_sheet(events, rows, found_boxes, out, str(target), outputs)
-        note = (f"Sorted by {args.sort_with}: {spread}. {review} frames marked review=yes in the CSV (smoothed "
-                f"{target} score over {args.events.smooth} frames weak, or against the frame's own call). "
-                f"{len(events)} {target} visit(s) in {out / 'events.csv'}" + (f", peak frames in {sheet}" if sheet else "") + ".")
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(header)
-    writer.writerows(rows)
-    table = outputs.write_text(out / "frames.csv", buffer.getvalue())
+    rows, boxes = _write_frames(args, video, out, predictor, target, outputs)
+    note = _mark_and_note(args, rows, boxes, target, out, outputs) if predictor is not None else ""
+    table = outputs.write_text(out / "frames.csv", frames_csv(rows, target))
     outputs.close()
     print(f"{len(rows)} frames of {video} written to {out}; frame numbers and times in {table}{outputs.note()}")
     if note:
@@ -175,7 +90,86 @@ def cut(args: DictConfig) -> Path:
     return table
 
 
-def _write_contact_sheet(events: list, rows: list[list[str]], boxes: dict[int, list[dict]], out: Path,
+def _video(args: DictConfig) -> Path:
+    from fishbear.data.video import is_video_file
+
+    video = Path(str(args.video))
+    if not video.is_file():
+        raise DataError(f"video={video} " + ("is a folder" if video.is_dir() else "does not exist")
+                        + "; give a video file (mp4, avi, mov, ... anything FFmpeg reads).")
+    if not is_video_file(video):
+        raise DataError(f"video={video} is not a video file by its suffix; give an mp4, avi, mov, mkv ... file.")
+    return video
+
+
+def _sorter(args: DictConfig) -> Any:
+    """The checkpoint's predictor when ``sort_with`` is given: a classifier or a detector."""
+    if args.sort_with is None:
+        return None
+    from fishbear.engine.inference import Predictor
+    from fishbear.kinds import KINDS
+
+    predictor = Predictor.from_checkpoint(args.sort_with, device=args.device,
+                                          score_threshold=None if args.score is None else float(args.score))
+    if not predictor.kind.sorts_frames:
+        sorting = ", ".join(name for name, kind in KINDS.items() if kind.sorts_frames)
+        raise DataError(f"sort_with={args.sort_with} is a '{predictor.kind.name}' checkpoint; frames are sorted by "
+                        f"a classifier or a detector ({sorting}).")
+    return predictor
+
+
+def _write_frames(args: DictConfig, video: Path, out: Path, predictor: Any, target: str | None,
+                  outputs: Any) -> tuple[list[FrameRow], dict[int, list[dict]]]:
+    """Every kept frame written (into its class folder when sorted); its row, and a detector's boxes by frame."""
+    from tqdm.auto import tqdm
+
+    from fishbear.data.video import enhance, frame_count, read_frames
+
+    total = frame_count(video)
+    width = max(6, len(str(total or 0)))
+    frames = read_frames(video, args.every)
+    results = ((frame, None) for frame in frames) if predictor is None else \
+        predictor.predict_stream(((frame, frame.image) for frame in frames), args.batch_size)
+    rows: list[FrameRow] = []
+    boxes: dict[int, list[dict]] = {}
+    wanted = None if total is None else (total + args.every - 1) // args.every
+    for frame, result in tqdm(results, total=wanted, unit="frame", desc=video.name, disable=None):
+        name = f"frame_{frame.index:0{width}d}.jpg"
+        row = FrameRow(frame.index, frame.time, name)
+        if result is not None:
+            row.file = f"{folder_name(result['label'])}/{name}"
+            row.label, row.confidence = result["label"], float(result["probability"])
+            row.score = predictor.kind.event_score(result, target) if target else None
+            row.extra = dict(predictor.kind.frame_columns(result))  # detection: the frame's boxes
+            boxes[frame.index] = result.get("boxes", [])
+        # enhance=true changes the saved frames; the model sees what it was trained on (its preprocess)
+        saved = enhance(frame.image) if args.enhance else frame.image
+        outputs.write_bytes(out / row.file, _jpeg(saved, args.quality))
+        rows.append(row)
+    if not rows:
+        raise DataError(f"{video} yielded no frames.")
+    return rows, boxes
+
+
+def _mark_and_note(args: DictConfig, rows: list[FrameRow], boxes: dict[int, list[dict]], target: str | None,
+                   out: Path, outputs: Any) -> str:
+    """Review marks (and, with a target, the visits: events.csv and events.png); the line said after."""
+    spread = ", ".join(f"{label}: {n}" for label, n in sorted(Counter(row.label for row in rows).items()))
+    if target is None:
+        review = mark_by_confidence(rows, args.review_below)
+        return (f"Sorted by {args.sort_with}: {spread}. {review} frames below confidence {args.review_below} are "
+                f"marked review=yes in the CSV. For visits (events.csv), name the class: events.target=<class>.")
+    visits = VisitSettings(int(args.events.smooth), float(args.events.threshold), int(args.events.min_frames))
+    events = mark_by_visits(rows, args.review_below, visits)
+    outputs.write_text(out / "events.csv", events_csv(events))
+    sheet = _write_contact_sheet(events, rows, boxes, out, str(target), outputs)
+    review = sum(row.review for row in rows)
+    return (f"Sorted by {args.sort_with}: {spread}. {review} frames marked review=yes in the CSV (smoothed "
+            f"{target} score over {visits.smooth} frames weak, or against the frame's own call). "
+            f"{len(events)} {target} visit(s) in {out / 'events.csv'}" + (f", peak frames in {sheet}" if sheet else "") + ".")
+
+
+def _write_contact_sheet(events: list, rows: list[FrameRow], boxes: dict[int, list[dict]], out: Path,
                          target: str, outputs: Any) -> Path | None:
     """``events.png``: each visit's peak frame, read back from the frames written."""
     if not events:
@@ -184,7 +178,7 @@ def _write_contact_sheet(events: list, rows: list[list[str]], boxes: dict[int, l
 
     from fishbear.reports.plots import figure_png
 
-    files = {int(row[0]): out / row[2] for row in rows}
+    files = {row.frame: out / row.file for row in rows}
     images = {}
     for event in events[:24]:
         with Image.open(files[event.peak_frame]) as image:

@@ -11,7 +11,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from fishbear.core.errors import CheckpointError
 from fishbear.engine.checkpoint import read_meta
-from fishbear.train import resume_argv, train
+from fishbear.engine.resume import resume_argv
+from fishbear.train import train
 
 from .conftest import TINY, compose_train
 

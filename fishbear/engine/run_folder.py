@@ -271,3 +271,21 @@ def refuse_foreign_folder(argv: list[str], command: str) -> None:
         shown = ", ".join(foreign[:5])
         raise ConfigError(f"{folder} holds files fishbear did not write ({shown}) and is no sweep folder: a sweep "
                           "writes its runs and summaries there. Give a new or empty hydra.sweep.dir (or leave it out).")
+
+
+def check_one_folder_under_torchrun() -> None:
+    """Under torchrun every process composes its own config, so a time-stamped run folder would be
+    one per process (the Hydra-meets-DDP trap); only a folder given on the command line is the
+    same for all. (Lightning's own DDP launcher and submitit hand the parent's folder on.)"""
+    import os
+
+    from hydra.core.hydra_config import HydraConfig
+
+    if "TORCHELASTIC_RUN_ID" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) < 2:
+        return
+    given = HydraConfig.initialized() and any(
+        o.startswith(("hydra.run.dir=", "hydra.sweep.dir=")) for o in HydraConfig.get().overrides.hydra)
+    if not given:
+        raise ConfigError("under torchrun, give the run folder on the command line (e.g. hydra.run.dir="
+                          "outputs/resnet34-4gpu): each process composes its own config, and only a given "
+                          "folder is the same for all of them")

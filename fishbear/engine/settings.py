@@ -9,12 +9,15 @@ compilation. Nothing else reads those keys from the config.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from fishbear.training.optim import OptimSettings
+
+log = logging.getLogger(__name__)
 
 FISHBEAR_KEYS = (*OptimSettings.keys(), "channels_last", "compile")
 
@@ -35,6 +38,10 @@ class TrainerSettings:
         from fishbear.engine.config import instantiate
 
         lightning = OmegaConf.create({k: v for k, v in trainer_cfg.items() if k not in FISHBEAR_KEYS})
+        if lightning.get("sync_batchnorm") and lightning.get("accelerator") == "cpu":
+            # torch's SyncBatchNorm runs on GPUs only; on CPU processes each normalise their own batch
+            log.info("trainer.sync_batchnorm is off on CPU (torch's SyncBatchNorm needs GPUs)")
+            lightning.sync_batchnorm = False
         if trainer_cfg.get("compile", False) and "inference_mode" not in lightning:
             # a compiled network's graph for evaluation is made under no_grad in validation; testing
             # under inference_mode would compile it once more (inference tensors are another kind)
