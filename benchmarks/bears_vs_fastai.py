@@ -3,7 +3,7 @@
 The task's reference: fastai 2.8.12, ``vision_learner(dls, mobilenet_v2)``, ImageNet weights,
 ``fine_tune(3)`` (one frozen epoch, three unfrozen), 224 px, batch 32, 20% of ``train/`` held out
 for validation, test accuracy on images neither side trained on. fishbear runs the README's
-bears command through its CLI: its defaults are that recipe (the classify kind's fine_tune_rates
+bears command through its CLI: its defaults are that recipe (trainer.fine_tune.classify
 and data=bears' augmentation).
 
 Protocols (``--protocol``):

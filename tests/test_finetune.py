@@ -117,6 +117,18 @@ def test_a_fine_tuned_classifier_starts_from_fastais_rates_and_a_typed_rate_wins
     assert rates(["data=shapes_boxes", "model=fasterrcnn_mobilenet"]) == (3e-3, 1.0, "geometric")
     typed = ["model=mobilenet_v2", "model.pretrained=true", "trainer.lr=1e-3", "trainer.lr_spread=geometric"]
     assert rates(typed) == (1e-3, 100.0, "geometric")
+    assert rates(["model=mobilenet_v2", "model.pretrained=true", "trainer.fine_tune.classify.lr=5e-4"])[0] == 5e-4
+
+
+def test_the_fine_tune_rates_stand_in_the_trainer_config_keyed_by_kind():
+    """A reader of conf/trainer/default.yaml sees the rates; each key there names a kind."""
+    import yaml
+
+    from fishbear.conf import CONF_DIR
+    from fishbear.kinds import KINDS
+
+    rates = yaml.safe_load((CONF_DIR / "trainer" / "default.yaml").read_text())["fine_tune"]
+    assert set(rates) <= set(KINDS) and rates["classify"] == {"lr": 2e-3, "lr_div": 100.0, "lr_spread": "body_head"}
 
 
 def test_progressive_resize_switches_size_at_its_epoch_refreezes_and_restarts_the_cycle(tmp_path):

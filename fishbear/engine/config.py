@@ -70,7 +70,7 @@ def slurm_gpus(accelerator: str, devices: Any) -> int | None:
 
 def fine_tune_default(key: str, otherwise: Any, *, _root_: DictConfig) -> Any:
     """``${fishbear.fine_tune:lr,3e-3}``: the rate a run fine-tuning a pretrained model of its kind
-    starts from (``Kind.fine_tune_rates``, e.g. fastai's fine_tune for classifiers), else
+    starts from (``trainer.fine_tune.<kind>.<key>``, e.g. fastai's fine_tune for classifiers), else
     ``otherwise``. A run fine-tunes when ``callbacks.finetune.enabled`` (``model.pretrained``, or
     ``callbacks=finetune``); a ``trainer.lr=...`` the user types replaces the interpolation."""
     if not OmegaConf.select(_root_, "callbacks.finetune.enabled", default=False):
@@ -80,7 +80,8 @@ def fine_tune_default(key: str, otherwise: Any, *, _root_: DictConfig) -> Any:
         return otherwise
     from fishbear.kinds import kind_of_task
 
-    return kind_of_task(str(target)).fine_tune_rates.get(key, otherwise)
+    rates = OmegaConf.select(_root_, f"trainer.fine_tune.{kind_of_task(str(target)).name}", default=None)
+    return otherwise if rates is None else rates.get(key, otherwise)
 
 
 def register_resolvers() -> None:

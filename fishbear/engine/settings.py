@@ -19,7 +19,7 @@ from fishbear.training.optim import OptimSettings
 
 log = logging.getLogger(__name__)
 
-FISHBEAR_KEYS = (*OptimSettings.keys(), "channels_last", "compile")
+FISHBEAR_KEYS = (*OptimSettings.keys(), "channels_last", "compile", "fine_tune")
 
 
 @dataclass(frozen=True)

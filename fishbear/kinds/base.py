@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import importlib
 from collections import Counter
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -69,10 +69,6 @@ class Kind:
     package: ClassVar[str]
     # the kind's own settings a trained model carries (``ModelMeta.settings``): one default each
     settings_type: ClassVar[type[KindSettings]] = NoSettings
-    # the trainer.* rates (lr, lr_div, lr_spread) a run fine-tuning a pretrained model of this kind
-    # starts from, where trainer.* leaves them to the kind (``${fishbear.fine_tune:...}``); none:
-    # trainer.*'s own defaults
-    fine_tune_rates: ClassVar[Mapping[str, Any]] = {}
 
     # -- data: the target from sample to batch -------------------------------------------------
     def compose_args(self) -> dict[str, Any]:

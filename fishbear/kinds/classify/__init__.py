@@ -23,10 +23,6 @@ class Classify(Kind):
     sorts_frames: ClassVar[bool] = True
     reviews_labels: ClassVar[bool] = True
     proportions: ClassVar[tuple[str, ...]] = ("acc",)
-    # fastai's fine_tune (base_lr 2e-3, the body at lr / 100, one rate for the whole body): where
-    # fishbear's own 3e-3 spread evenly moved the ImageNet body as fast as the head, a dog never
-    # seen was filed a bear far more often (experiments/honest_protocols, leave one kind out)
-    fine_tune_rates: ClassVar[dict[str, Any]] = {"lr": 2e-3, "lr_div": 100.0, "lr_spread": "body_head"}
 
     def stratum(self, sample: Any) -> Hashable | None:
         return sample.target
