@@ -1,9 +1,11 @@
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
 from fishbear.core.errors import DataError
-from fishbear.engine.datamodule import ImageDataModule
+from fishbear.engine.datamodule import image_data
 from fishbear.engine.experiment import build_datamodule
 from fishbear.formats.imagefolder import ImageFolderReader
 
@@ -37,7 +39,7 @@ def test_batches_travel_as_uint8_and_are_normalised_on_the_device(shapes):
 
 def test_validation_is_split_off_train_when_missing(tmp_path, shapes):
     root = shapes.root
-    dm = ImageDataModule(root=root, reader=ImageFolderReader(valid=None), valid_pct=0.25, num_workers=0)
+    dm = image_data(root=root, reader=ImageFolderReader(valid=None), valid_pct=0.25, num_workers=0)
     dm.setup()
     train, valid = dm.samples("train"), dm.samples("valid")
     assert len(train) == 24 and len(valid) == 8
@@ -60,14 +62,14 @@ def test_normalisation_follows_the_network(shapes):
 
 
 def test_loader_settings(shapes):
-    shapes.num_workers = 1
+    shapes.loader = dataclasses.replace(shapes.loader, num_workers=1)
     loader = shapes.train_dataloader()
     assert loader.persistent_workers and loader.num_workers == 1
     assert loader.pin_memory == torch.cuda.is_available()
 
 
 def test_missing_root_names_the_folder_and_the_setting(tmp_path):
-    dm = ImageDataModule(root=tmp_path / "nowhere", reader=ImageFolderReader(), name="folder")
+    dm = image_data(root=tmp_path / "nowhere", reader=ImageFolderReader(), name="folder")
     with pytest.raises(DataError, match=r"nowhere does not exist\. Set data\.root="):
         dm.prepare_data()
 
@@ -82,18 +84,18 @@ def test_bad_images_are_skipped_and_counted_when_asked(tmp_path):
             Image.new("RGB", (8, 8)).save(path)
     (tmp_path / "train" / "a" / "3.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
     (tmp_path / "train" / "b" / "9.png").write_text("not a png")
-    dm = ImageDataModule(root=tmp_path, reader=ImageFolderReader(), on_bad_image="skip", num_workers=0)
+    dm = image_data(root=tmp_path, reader=ImageFolderReader(), on_bad_image="skip", num_workers=0)
     dm.setup()
     skipped = dm.describe()["skipped"]
     assert sorted(s["file"].rsplit("/", 2)[-2] + "/" + s["file"].rsplit("/", 1)[-1] for s in skipped) == ["a/3.jpg", "b/9.png"]
     assert len(dm.samples("train")) + len(dm.samples("valid")) == 6
     # by default every file's header is read at setup: the run stops before training, naming the file
-    strict = ImageDataModule(root=tmp_path, reader=ImageFolderReader(), num_workers=0)
+    strict = image_data(root=tmp_path, reader=ImageFolderReader(), num_workers=0)
     with pytest.raises(DataError, match=r"Image file .*(3\.jpg|9\.png) \((train|valid) split\) cannot be read as an "
                                         r"image.*on_bad_image=skip"):
         strict.setup()
     with pytest.raises(DataError, match="use 'error' or 'skip'"):
-        ImageDataModule(root=tmp_path, reader=ImageFolderReader(), on_bad_image="ignore")
+        image_data(root=tmp_path, reader=ImageFolderReader(), on_bad_image="ignore")
 
 
 @pytest.mark.parametrize("workers", [0, 1])

@@ -148,7 +148,7 @@ def test_missing_file_on_the_server_is_reported_with_the_status(tmp_path):
 
 
 def test_archive_source_downloads_unpacks_and_feeds_the_regex_reader(tmp_path, archive_bytes):
-    from fishbear.engine.datamodule import ImageDataModule
+    from fishbear.engine.datamodule import image_data
     from fishbear.formats.name_regex import NameRegexReader
 
     md5 = hashlib.md5(archive_bytes).hexdigest()
@@ -157,7 +157,7 @@ def test_archive_source_downloads_unpacks_and_feeds_the_regex_reader(tmp_path, a
                          cache_dir=str(tmp_path / "downloads"))
         reader = NameRegexReader(pattern=r"^(.+)_\d+\.jpg$", folder="images",
                                  case_labels={"upper": "cat", "lower": "dog"})
-        dm = ImageDataModule(root=tmp_path / "pets", reader=reader, source=source, image_size=32, num_workers=0)
+        dm = image_data(root=tmp_path / "pets", reader=reader, source=source, image_size=32, num_workers=0)
         assert dm.classes == ["cat", "dog"]
         assert sorted(p.name for p in (tmp_path / "pets" / "images").iterdir()) == sorted(NAMES)
         assert not list(tmp_path.glob(".pets.unpacking"))

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from fishbear.core.errors import DataError
-from fishbear.engine.datamodule import ImageDataModule
+from fishbear.engine.datamodule import image_data
 from fishbear.formats.imagefolder import ImageFolderReader
 
 
@@ -40,7 +40,7 @@ def folder(tmp_path):
 
 
 def _module(root, **kwargs):
-    dm = ImageDataModule(root=root, reader=ImageFolderReader(valid=None), valid_pct=0.25, num_workers=0,
+    dm = image_data(root=root, reader=ImageFolderReader(valid=None), valid_pct=0.25, num_workers=0,
                          cache_dir=root / ".cache", **kwargs)
     dm.setup()
     return dm

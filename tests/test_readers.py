@@ -97,9 +97,9 @@ def test_regex_matching_no_file_shows_names_and_the_fix(pets):
 
 
 def test_a_class_with_one_image_is_refused(pets):
-    from fishbear.engine.datamodule import ImageDataModule
+    from fishbear.engine.datamodule import image_data
 
     _image(pets / "images" / "sphynx_1.jpg")
-    dm = ImageDataModule(root=pets, reader=NameRegexReader(pattern=r"^(.+)_\d+\.jpg$", folder="images"))
+    dm = image_data(root=pets, reader=NameRegexReader(pattern=r"^(.+)_\d+\.jpg$", folder="images"))
     with pytest.raises(DataError, match=r"sphynx have a single image .*sphynx_1\.jpg"):
         dm.setup()

@@ -6,6 +6,23 @@ from __future__ import annotations
 PAD_MASK = 255  # mask value of letterbox pixels (data.resize=pad): no class, not scored
 
 
+def image_size_of(value: object, key: str = "data.image_size") -> int | tuple[int, int]:
+    """The one check of an image size a person typed: one side, or ``[height, width]``, whole and
+    positive; returned as an int (square) or a ``(height, width)`` pair."""
+    from fishbear.core.errors import ConfigError
+
+    if isinstance(value, (str, bytes)) or not isinstance(value, int) and not hasattr(value, "__iter__"):
+        raise ConfigError(f"{key}={value!r}: give one side ({key}=224) or [height, width] ({key}=[192,336]).")
+    sides = [value] if isinstance(value, int) else list(value)  # type: ignore[call-overload]
+    if not isinstance(value, int) and len(sides) != 2:
+        raise ConfigError(f"{key}={sides}: give one side ({key}=224) or [height, width] ({key}=[192,336]); colour "
+                          "channels are not part of it.")
+    if not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in sides):
+        raise ConfigError(f"{key}={sides if len(sides) == 2 else value}: sides are whole numbers of pixels, 1 or more.")
+    height, width = sides[0], sides[-1]
+    return height if height == width else (height, width)
+
+
 def as_hw(image_size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
     """``image_size`` is one side (square) or ``[height, width]`` (CamVid's 3:4 frames)."""
     if isinstance(image_size, (int, float)):

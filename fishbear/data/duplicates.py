@@ -35,6 +35,50 @@ CACHE_NAME = "image-hashes-v2.json"
 
 
 @dataclass(frozen=True)
+class DuplicatePolicy:
+    """What a near-copy of an image in another split does (``warn``, ``drop`` the train-side copy,
+    ``error``, ``report`` only, or ``off``: not looked for); ``bits``: the largest perceptual-hash
+    distance that counts as a copy."""
+
+    policy: str = "warn"
+    bits: int = 6
+
+    def __post_init__(self) -> None:
+        if self.policy not in POLICIES:
+            from fishbear.core.errors import DataError
+
+            raise DataError(f"data.duplicates={self.policy!r}: use one of {', '.join(POLICIES)}.")
+
+    def apply(self, catalog: Any, label_of: Any, cache_dir: Path | None, data_name: str) -> DuplicateCheck | None:
+        """Look for near-copies across ``catalog``'s splits and act by the policy: the check made
+        (None with ``off``: hashing every picture costs a pass over the data at setup).
+        ``label_of``: a sample's label text, for copies filed under two labels (None: unlabelled)."""
+        if self.policy == "off":
+            return None
+        every = [sample for samples in catalog.splits.values() for sample in samples]
+        check = find_duplicates(catalog.splits, fingerprints([s.image for s in every], cache_dir), self.bits, label_of)
+        check.policy = self.policy
+        if check.across_labels:
+            first = check.across_labels[0]
+            log.warning("%d file(s) appear under two labels (same bytes), e.g. %s as %s: fix the labels or delete "
+                        "the copy.", len(check.across_labels), " and ".join(first["files"][:2]), " and ".join(first["labels"]))
+        if not check.leaks:
+            return check
+        if self.policy == "error":
+            from fishbear.core.errors import DataError
+
+            raise DataError(warning_line(check).replace("Possible leak", f"data={data_name}: leak")
+                            + " (data.duplicates=error)")
+        if self.policy == "drop":
+            catalog.splits = drop_copies(catalog.splits, check)
+            log.warning("data.duplicates=drop: removed %d train-side cop%s of held-out images.", check.dropped,
+                        "y" if check.dropped == 1 else "ies")
+        elif self.policy == "warn":
+            log.warning(warning_line(check))
+        return check
+
+
+@dataclass(frozen=True)
 class Fingerprint:
     sha1: str
     phash: int

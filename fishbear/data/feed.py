@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from fishbear.core.geometry import image_size_of
 from fishbear.core.normalization import IMAGENET_MEAN, IMAGENET_STD
 
 
@@ -30,6 +31,10 @@ class Feed:
     std: tuple[float, ...] = IMAGENET_STD
     resize: str | None = None
     preprocess: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "image_size", image_size_of(self.image_size))
+        object.__setattr__(self, "preprocess", tuple(self.preprocess))
 
     def normalize(self) -> Normalize:
         return Normalize(self.mean, self.std)

@@ -84,10 +84,6 @@ def check_ranges(cfg: DictConfig) -> None:
     if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32:
         raise ConfigError(f"seed={seed}: give a whole number from 0 to {2**32 - 1}.")
     data = cfg.data
-    size = data.get("image_size")
-    if (OmegaConf.is_list(size) or isinstance(size, (list, tuple))) and len(size) != 2:
-        raise ConfigError(f"data.image_size={list(size)}: give one side (data.image_size=224) or [height, width] "
-                          "(data.image_size=[192,336]); colour channels are not part of it.")
     workers = data.get("num_workers")
     if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 0):
         raise ConfigError(f"data.num_workers={workers}: give 0 (load in the main process) or more loader processes, "
@@ -187,13 +183,11 @@ def build_experiment(cfg: DictConfig, settings: TrainerSettings) -> tuple[Any, A
     from fishbear.engine.run_folder import fingerprint, record
 
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-    kind = datamodule.kind
-    size = datamodule.image_size
+    kind, feed = datamodule.kind, datamodule.feed
     meta = ModelMeta(
-        kind=kind.name, classes=tuple(datamodule.classes), image_size=size if isinstance(size, int) else tuple(size),
-        mean=tuple(datamodule.mean), std=tuple(datamodule.std),
-        model_cfg=OmegaConf.to_container(cfg.model, resolve=True), resize=datamodule.resize,
-        preprocess=datamodule.preprocess, data_name=datamodule.name,
+        kind=kind.name, classes=tuple(datamodule.classes), image_size=feed.image_size, mean=feed.mean, std=feed.std,
+        model_cfg=OmegaConf.to_container(cfg.model, resolve=True), resize=feed.resize,
+        preprocess=feed.preprocess, data_name=datamodule.name,
         settings=kind.settings_type(**kind.data_settings(datamodule)),
         # what a resume checks: the run it belongs to, and the split it was started on
         provenance=Provenance(run=record(Path(cfg.paths.output_dir), overrides, _run_config(cfg)),

@@ -16,14 +16,13 @@ import lightning as L
 import torch
 
 from fishbear.core.tensors import to_cpu
-from fishbear.data.feed import Normalize
 from fishbear.reports.plots import save_figure
 
 
 def _shown(batch: dict[str, Any], datamodule: Any, k: int) -> Any:
     """The first ``k`` pictures of a batch as the network saw them (its normalisation undone)."""
     images = batch["image"][:k].detach().float().cpu()
-    return Normalize(datamodule.mean, datamodule.std).undo(images).permute(0, 2, 3, 1).numpy()
+    return datamodule.feed.normalize().undo(images).permute(0, 2, 3, 1).numpy()
 
 
 def _publish(trainer: L.Trainer, figure: Any, tag: str, filename: str | None) -> None:
