@@ -65,7 +65,9 @@ class InMemoryData(L.LightningDataModule):
     def __init__(self, dataset: InMemory, batch_size: int) -> None:
         super().__init__()
         self.dataset, self.batch_size = dataset, batch_size
-        self.mean, self.std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
+        from fishbear.data.feed import Feed
+
+        self.feed = Feed(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))  # pictures already normalised
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(self.dataset, batch_size=self.batch_size, shuffle=False, drop_last=True)
