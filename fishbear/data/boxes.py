@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -160,6 +161,16 @@ def fit_to_image(boxes: Boxes, width: int, height: int, source: str, on_outside:
     stats.degenerate += int((~keep).sum())
     return Boxes(xyxy[keep], tuple(label for label, k in zip(boxes.labels, keep) if k),
                  tuple(d for d, k in zip(boxes.difficult, keep) if k))
+
+
+def recorded_size(width: Any, height: Any) -> tuple[float, float] | None:
+    """The ``(width, height)`` a label file records for its image, or None when it records none
+    (blank, 0 x 0 as some exporters write, or no number): then the format's frame decides."""
+    try:
+        size = (float(width or 0), float(height or 0))
+    except (TypeError, ValueError):
+        return None
+    return size if min(size) > 0 else None
 
 
 def box_catalog(entries: list[tuple[Path, Boxes]] | list[tuple[Path, Boxes, tuple[float, float] | None]],

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from fishbear.data.boxes import Boxes
+from fishbear.data.boxes import Boxes, box_catalog
+from fishbear.data.catalog import Catalog
+from fishbear.data.label_files import locate_image, named_image
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,49 @@ class LabelFormat:
     layout: str
     writer: type[BoxLabelWriter] | None = None
     label_files: bool = True
+
+
+@dataclass(frozen=True)
+class BoxReader:
+    """What every box format's reader shares: ``on_outside`` (``clip`` or ``reject``: a box that
+    leaves its image), ``on_swapped`` (``fix`` or ``reject``: corners given the wrong way round) and ``frame`` (``upright`` or ``stored``: which way up the format's coordinates take a
+    turned photo, :func:`fishbear.data.boxes.frame_of`). A format reads its files into
+    ``(image, boxes[, recorded size])`` entries (:meth:`read`); the catalog is made here."""
+
+    on_outside: str = "clip"
+    on_swapped: str = "fix"
+    frame: str = "upright"
+
+    def __call__(self, root: Path) -> Catalog:
+        entries, source = self.read(Path(root))
+        return box_catalog(entries, self.on_outside, self.keeps_difficult(), source=source,
+                           on_swapped=self.on_swapped, frame=self.frame)[0]
+
+    def read(self, root: Path) -> tuple[list[Any], str]:
+        """The format's entries under ``root``, and the file (or folder) they came from, for messages."""
+        raise NotImplementedError
+
+    def keeps_difficult(self) -> bool:
+        return True
+
+
+@dataclass(frozen=True)
+class LabelFileBoxReader(BoxReader):
+    """A box format whose label file names its images: they are looked for under ``images``
+    (relative to the root), and a name reaching outside the dataset is refused unless
+    ``allow_outside`` (:func:`fishbear.data.label_files.locate_image`)."""
+
+    images: str = "."
+    allow_outside: bool = False
+
+    def image(self, root: Path, name: str, label_file: Path, entry: str) -> Path:
+        """The image ``name`` of ``entry`` in ``label_file``, or one error naming all three and the folder."""
+        return named_image(root / self.images, name, label_file, root, entry, self.allow_outside)
+
+    def find_image(self, root: Path, name: str, label_file: Path, entry: str,
+                   fallbacks: tuple[str, ...] = ()) -> Path | None:
+        """As :meth:`image`, with ``fallbacks`` tried too, and None when none is there."""
+        return locate_image(root / self.images, name, label_file, root, entry, self.allow_outside, fallbacks)
 
 
 class BoxLabelWriter:

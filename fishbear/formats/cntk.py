@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from fishbear.core.errors import DataError
-from fishbear.data.boxes import Boxes, box_catalog
-from fishbear.data.catalog import Catalog
+from fishbear.data.boxes import Boxes
 from fishbear.data.images import is_image_file
 from fishbear.data.label_files import read_label_text
-from fishbear.formats.base import LabelFormat
+from fishbear.formats.base import BoxReader, LabelFormat
 
 
 def read_cntk_pair(image: Path) -> Boxes:
@@ -39,16 +39,13 @@ def read_cntk_pair(image: Path) -> Boxes:
 
 
 @dataclass(frozen=True)
-class CntkReader:
+class CntkReader(BoxReader):
     """Every image in ``folders`` (relative to the root; e.g. ``[positive, negative]``), or, when
     none are named, every image anywhere under the root (VoTT exports into sub-folders)."""
 
     folders: list[str] | None = None
-    on_outside: str = "clip"
-    on_swapped: str = "fix"
 
-    def __call__(self, root: Path) -> Catalog:
-        root = Path(root)
+    def read(self, root: Path) -> tuple[list[Any], str]:
         entries = []
         for name in self.folders or ["."]:
             folder = root / name
@@ -58,7 +55,7 @@ class CntkReader:
             entries += [(p, read_cntk_pair(p)) for p in sorted(found) if p.is_file() and is_image_file(p)]
         if not entries:
             raise DataError(f"No images under {root} in {self.folders or ['.']}.")
-        return box_catalog(entries, self.on_outside, source=str(root), on_swapped=self.on_swapped)[0]
+        return entries, str(root)
 
 
 FORMAT = LabelFormat(name="cntk", kind="detect", reader=CntkReader,

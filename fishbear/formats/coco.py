@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 
 from fishbear.core.errors import DataError
-from fishbear.data.boxes import Boxes, box_catalog, image_size
+from fishbear.data.boxes import Boxes, image_size, recorded_size
 from fishbear.data.catalog import Catalog
 from fishbear.data.label_files import locate_image, read_label_json, structure_of
-from fishbear.formats.base import BoxLabelWriter, LabelFormat
+from fishbear.formats.base import BoxLabelWriter, LabelFileBoxReader, LabelFormat
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def read_coco(path: Path, images: Path, categories: list[str] | None = None, cro
     with structure_of(path, "a COCO instances file (images, annotations, categories)"):
         names = {int(c["id"]): str(c["name"]) for c in data["categories"]}
         listed = [(int(i["id"]), str(i["file_name"])) for i in data["images"]]
-        recorded = {int(i["id"]): _recorded_size(i) for i in data["images"]}
+        recorded = {int(i["id"]): recorded_size(i.get("width"), i.get("height")) for i in data["images"]}
         annotations = data.get("annotations", [])
     seen_ids: dict[int, int] = {}
     seen_names: dict[str, int] = {}
@@ -100,16 +100,8 @@ def read_coco(path: Path, images: Path, categories: list[str] | None = None, cro
     return entries
 
 
-def _recorded_size(image: dict) -> tuple[float, float] | None:
-    try:
-        width, height = float(image.get("width") or 0), float(image.get("height") or 0)
-    except (TypeError, ValueError):
-        return None
-    return (width, height) if width > 0 and height > 0 else None
-
-
 @dataclass(frozen=True)
-class CocoReader:
+class CocoReader(LabelFileBoxReader):
     """``json`` and ``images`` under the root (COCO's own layout by default); ``categories``
     keeps a subset of classes (None: all); ``crowd``: drop or keep crowd annotations."""
 
@@ -118,19 +110,14 @@ class CocoReader:
     categories: list[str] | None = None
     crowd: str = "drop"
     exclude: list[str] = field(default_factory=list)
-    on_outside: str = "clip"
-    on_swapped: str = "fix"
-    allow_outside: bool = False
-    frame: str = "upright"
 
-    def __call__(self, root: Path) -> Catalog:
-        root = Path(root)
+    def read(self, root: Path) -> tuple[list[Any], str]:
         path = root / self.json
         if not path.is_file():
             raise DataError(f"No COCO instances file at {path}; set data.reader.json (relative to data.root).")
         entries = read_coco(path, root / self.images, list(self.categories) if self.categories else None, self.crowd,
                             list(self.exclude), root, self.allow_outside)
-        return box_catalog(entries, self.on_outside, source=str(path), on_swapped=self.on_swapped, frame=self.frame)[0]
+        return entries, str(path)
 
 
 def coco_instances(entries: list[tuple[Path, Boxes]], classes: list[str], image_root: Path | None = None,

@@ -9,12 +9,11 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from fishbear.core.errors import DataError
-from fishbear.data.boxes import Boxes, box_catalog
-from fishbear.data.catalog import Catalog
-from fishbear.data.label_files import named_image
-from fishbear.formats.base import LabelFormat
+from fishbear.data.boxes import Boxes, recorded_size
+from fishbear.formats.base import LabelFileBoxReader, LabelFormat
 
 
 def _corners(a: dict[str, str]) -> tuple[float, float, float, float]:
@@ -45,18 +44,14 @@ def shape_box(element: ET.Element, where: str) -> tuple[float, float, float, flo
 
 
 @dataclass(frozen=True)
-class CvatReader:
-    """``xml`` and ``images`` under the root."""
+class CvatReader(LabelFileBoxReader):
+    """``xml`` and ``images`` under the root. CVAT shows photos upright since 2022 (``frame``);
+    ``<image width height>`` tells which way a file's boxes are."""
 
     xml: str = "annotations.xml"
     images: str = "images"
-    on_outside: str = "clip"
-    on_swapped: str = "fix"
-    allow_outside: bool = False
-    frame: str = "upright"  # CVAT shows photos upright since 2022; <image width height> tells which
 
-    def __call__(self, root: Path) -> Catalog:
-        root = Path(root)
+    def read(self, root: Path) -> tuple[list[Any], str]:
         path = root / self.xml
         if not path.is_file():
             raise DataError(f"No CVAT annotations at {path}; set data.reader.xml (relative to data.root).")
@@ -78,15 +73,11 @@ class CvatReader:
                 if not label:
                     raise DataError(f"{where}: a <{shape.tag}> has no label.")
                 rows.append((*shape_box(shape, where), label, False))
-            try:
-                recorded = (float(image.get("width") or 0), float(image.get("height") or 0))
-            except ValueError:
-                recorded = (0.0, 0.0)
-            entries.append((named_image(root / self.images, name, path, root, f"<image id={image.get('id')!r}>",
-                                        self.allow_outside), Boxes.of(rows), recorded if min(recorded) > 0 else None))
+            entries.append((self.image(root, name, path, f"<image id={image.get('id')!r}>"), Boxes.of(rows),
+                            recorded_size(image.get("width"), image.get("height"))))
         if not entries:
             raise DataError(f"{path} lists no <image>: is it a CVAT *video* export? Export as 'CVAT for images 1.1'.")
-        return box_catalog(entries, self.on_outside, source=str(path), on_swapped=self.on_swapped, frame=self.frame)[0]
+        return entries, str(path)
 
 
 FORMAT = LabelFormat(name="cvat", kind="detect", reader=CvatReader,

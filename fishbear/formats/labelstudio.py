@@ -30,10 +30,9 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 from fishbear.core.errors import DataError
-from fishbear.data.boxes import Boxes, box_catalog, image_size
-from fishbear.data.catalog import Catalog
-from fishbear.data.label_files import locate_image, read_label_json, structure_of
-from fishbear.formats.base import BoxLabelWriter, LabelFormat
+from fishbear.data.boxes import Boxes, image_size
+from fishbear.data.label_files import read_label_json, structure_of
+from fishbear.formats.base import BoxLabelWriter, LabelFileBoxReader, LabelFormat
 
 log = logging.getLogger(__name__)
 UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-")  # Label Studio's prefix of an uploaded file's name
@@ -66,23 +65,19 @@ def _box(value: dict[str, Any], width: float, height: float) -> tuple[float, flo
 
 
 @dataclass(frozen=True)
-class LabelStudioReader:
+class LabelStudioReader(LabelFileBoxReader):
     """``json``: the exported tasks under the root; ``images``: the folder holding the images,
     found by the name in each task's ``data.image`` (``image_key``). ``source``: ``annotations``
     (people's labels) or ``predictions`` (what a model proposed); ``from_name``: read only the
-    results of this control (None: every ``rectanglelabels`` result)."""
+    results of this control (None: every ``rectanglelabels`` result). Label Studio shows photos
+    upright (a browser); ``original_width``/``original_height`` tell the frame."""
 
     json: str = "tasks.json"
-    images: str = "."
     image_key: str = "image"
     source: str = "annotations"
     from_name: str | None = None
-    on_outside: str = "clip"
-    on_swapped: str = "fix"
-    allow_outside: bool = False
 
-    def __call__(self, root: Path) -> Catalog:
-        root = Path(root)
+    def read(self, root: Path) -> tuple[list[Any], str]:
         path = root / self.json
         if self.source not in SOURCES:
             raise DataError(f"data.reader.source={self.source!r}: use annotations or predictions.")
@@ -102,8 +97,8 @@ class LabelStudioReader:
                 reference = task["data"][self.image_key]
                 name = _image_path(str(reference))
                 bare = Path(name).name
-                image = locate_image(root / self.images, name, path, root, f"{where} ({self.image_key}={reference!r})",
-                                     self.allow_outside, (bare, UPLOAD_PREFIX.sub("", bare)))
+                image = self.find_image(root, name, path, f"{where} ({self.image_key}={reference!r})",
+                                        (bare, UPLOAD_PREFIX.sub("", bare)))
                 if image is None:
                     raise DataError(f"{path}: {where} names image {reference!r}, which is not in {root / self.images} "
                                     f"(looked for {name!r} and {bare!r}); set data.reader.images to their folder.")
@@ -117,8 +112,7 @@ class LabelStudioReader:
         if not entries:
             raise DataError(f"{path}: none of its {len(tasks)} task(s) has {self.source}; label some in Label Studio and "
                             "export again, or set data.reader.source.")
-        # Label Studio shows photos upright (a browser); original_width/height tell the frame
-        return box_catalog(entries, self.on_outside, source=str(path), on_swapped=self.on_swapped, frame="upright")[0]
+        return entries, str(path)
 
     def _result(self, task: dict[str, Any]) -> list[dict[str, Any]] | None:
         """The results of the task's latest annotation that was not cancelled (or its first prediction)."""

@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from fishbear.core.errors import DataError
-from fishbear.data.boxes import Boxes, box_catalog
-from fishbear.data.catalog import Catalog
-from fishbear.data.label_files import locate_image, read_label_json, structure_of
-from fishbear.formats.base import LabelFormat
+from fishbear.data.boxes import Boxes
+from fishbear.data.label_files import read_label_json, structure_of
+from fishbear.formats.base import LabelFileBoxReader, LabelFormat
 
 
 def region_box(shape: dict[str, Any], where: str) -> tuple[float, float, float, float]:
@@ -36,20 +35,15 @@ def region_box(shape: dict[str, Any], where: str) -> tuple[float, float, float, 
 
 
 @dataclass(frozen=True)
-class ViaReader:
+class ViaReader(LabelFileBoxReader):
     """``json`` and ``images`` are under the root. A region without ``label_attribute`` takes
     ``default_label`` when set, else is an error naming the file and the attribute."""
 
     json: str = "via_region_data.json"
-    images: str = "."
     label_attribute: str = "class"
     default_label: str | None = None
-    on_outside: str = "clip"
-    on_swapped: str = "fix"
-    allow_outside: bool = False
 
-    def __call__(self, root: Path) -> Catalog:
-        root = Path(root)
+    def read(self, root: Path) -> tuple[list[Any], str]:
         path = root / self.json
         data = read_label_json(path, "data.reader.json", "VIA")
         entries_json = data.get("_via_img_metadata", data) if isinstance(data, dict) else None
@@ -60,8 +54,7 @@ class ViaReader:
             for key, entry in entries_json.items():
                 if not isinstance(entry, dict) or "filename" not in entry:
                     raise DataError(f"{path}: entry {key!r} has no 'filename'; is this a VIA region export?")
-                image = locate_image(root / self.images, str(entry["filename"]), path, root, f"entry {key!r}",
-                                     self.allow_outside)
+                image = self.find_image(root, str(entry["filename"]), path, f"entry {key!r}")
                 if image is None:
                     raise DataError(f"{path}: image {entry['filename']!r} is not in {root / self.images}; "
                                     "set data.reader.images to the image folder.")
@@ -81,7 +74,7 @@ class ViaReader:
                 entries.append((image, Boxes.of(rows)))
             if not entries:
                 raise DataError(f"{path} lists no images.")
-        return box_catalog(entries, self.on_outside, source=str(path), on_swapped=self.on_swapped)[0]
+        return entries, str(path)
 
 
 FORMAT = LabelFormat(name="via", kind="detect", reader=ViaReader,

@@ -11,12 +11,11 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from fishbear.core.errors import DataError
-from fishbear.data.boxes import Boxes, box_catalog, image_size
-from fishbear.data.catalog import Catalog
-from fishbear.data.label_files import locate_image
-from fishbear.formats.base import BoxLabelWriter, LabelFormat
+from fishbear.data.boxes import Boxes, image_size, recorded_size
+from fishbear.formats.base import BoxLabelWriter, LabelFileBoxReader, LabelFormat
 
 
 def _number(element: ET.Element, tag: str, source: Path) -> float:
@@ -47,13 +46,7 @@ def read_voc_file(path: Path) -> tuple[str, Boxes, tuple[float, float] | None]:
             raise DataError(f"{path}: object '{name}' has no <bndbox>.")
         difficult = (obj.findtext("difficult") or "0").strip() in ("1", "true")
         rows.append((*(_number(box, t, path) for t in ("xmin", "ymin", "xmax", "ymax")), name, difficult))
-    size = None
-    try:
-        width, height = float(root.findtext("size/width") or 0), float(root.findtext("size/height") or 0)
-        size = (width, height) if width > 0 and height > 0 else None
-    except ValueError:
-        size = None  # a size that is no number tells nothing: the frame setting decides
-    return filename, Boxes.of(rows), size
+    return filename, Boxes.of(rows), recorded_size(root.findtext("size/width"), root.findtext("size/height"))
 
 
 def voc_xml(image_name: str, width: int, height: int, objects: list[tuple[str, tuple[float, float, float, float]]],
@@ -82,7 +75,7 @@ def voc_xml(image_name: str, width: int, height: int, objects: list[tuple[str, t
 
 
 @dataclass(frozen=True)
-class VocReader:
+class VocReader(LabelFileBoxReader):
     """``annotations`` and ``images`` are folders under the root. ``keep_difficult=false`` drops
     boxes flagged difficult (VOC's evaluation ignores them); ``on_outside``: ``clip`` or ``reject``;
     ``frame``: the frame of a turned photo's boxes when ``<size>`` cannot tell (``stored``:
@@ -91,27 +84,25 @@ class VocReader:
     annotations: str = "Annotations"
     images: str = "JPEGImages"
     keep_difficult: bool = True
-    on_outside: str = "clip"
-    on_swapped: str = "fix"
-    allow_outside: bool = False
     frame: str = "stored"
 
-    def __call__(self, root: Path) -> Catalog:
-        root = Path(root)
-        folder, images = root / self.annotations, root / self.images
+    def keeps_difficult(self) -> bool:
+        return self.keep_difficult
+
+    def read(self, root: Path) -> tuple[list[Any], str]:
+        folder = root / self.annotations
         files = sorted(folder.glob("*.xml")) if folder.is_dir() else []
         if not files:
             raise DataError(f"No VOC annotation files (*.xml) in {folder}; set data.reader.annotations.")
         entries = []
         for path in files:
             filename, boxes, recorded = read_voc_file(path)
-            image = locate_image(images, filename, path, root, "<filename>", self.allow_outside, (path.stem,))
+            image = self.find_image(root, filename, path, "<filename>", (path.stem,))
             if image is None:
-                raise DataError(f"{path} is for image '{filename}', which is not in {images}; add the image or "
-                                "remove the annotation file.")
+                raise DataError(f"{path} is for image '{filename}', which is not in {root / self.images}; add the image "
+                                "or remove the annotation file.")
             entries.append((image, boxes, recorded))
-        return box_catalog(entries, self.on_outside, self.keep_difficult, source=str(folder),
-                           on_swapped=self.on_swapped, frame=self.frame)[0]
+        return entries, str(folder)
 
 
 class VocWriter(BoxLabelWriter):

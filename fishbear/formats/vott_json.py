@@ -7,43 +7,38 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from fishbear.core.errors import DataError
-from fishbear.data.boxes import Boxes, box_catalog, image_size
-from fishbear.data.catalog import Catalog
-from fishbear.data.label_files import find_image, named_image, read_label_json, structure_of
-from fishbear.formats.base import LabelFormat
+from fishbear.data.boxes import Boxes, image_size, recorded_size
+from fishbear.data.label_files import find_image, read_label_json, structure_of
+from fishbear.formats.base import LabelFileBoxReader, LabelFormat
 
 
 @dataclass(frozen=True)
-class VottJsonReader:
+class VottJsonReader(LabelFileBoxReader):
     """2.x export JSON, or 1.x video JSON (``frames``), told apart by their keys. For video JSON,
     ``frame_name`` names the image of frame N (``{stem}`` is the video file's stem) and only
     frames with an image are read; visited frames without regions are negatives."""
 
     file: str = "vott-json-export.json"
-    images: str = "."
     frame_name: str = "{stem}_frame_{frame}.jpg"
-    on_outside: str = "clip"
-    on_swapped: str = "fix"
-    allow_outside: bool = False
 
-    def __call__(self, root: Path) -> Catalog:
-        root = Path(root)
+    def read(self, root: Path) -> tuple[list[Any], str]:
         path = root / self.file
         data = read_label_json(path, "data.reader.file", "VoTT")
         with structure_of(path, "VoTT JSON export"):
             if isinstance(data, dict) and "frames" in data:
                 entries = self._video(data, path, root / self.images)
             elif isinstance(data, dict) and "assets" in data:
-                entries = self._assets(data, path, root / self.images, root)
+                entries = self._assets(data, path, root)
             else:
                 raise DataError(f"{path}: neither a VoTT 2 export ('assets') nor a VoTT 1 video project ('frames').")
         if not entries:
             raise DataError(f"{path}: none of its images is in {root / self.images}.")
-        return box_catalog(entries, self.on_outside, source=str(path), on_swapped=self.on_swapped)[0]
+        return entries, str(path)
 
-    def _assets(self, data: dict, path: Path, folder: Path, root: Path) -> list:
+    def _assets(self, data: dict, path: Path, root: Path) -> list:
         entries = []
         for key, item in data["assets"].items():
             name = (item.get("asset") or {}).get("name")
@@ -56,13 +51,10 @@ class VottJsonReader:
                     raise DataError(f"{path}: asset {name}, region {i} needs a boundingBox and at least one tag.")
                 left, top = float(box["left"]), float(box["top"])
                 rows.append((left, top, left + float(box["width"]), top + float(box["height"]), tags[0], False))
-            size = (item.get("asset") or {}).get("size") or {}
-            try:
-                recorded = (float(size.get("width") or 0), float(size.get("height") or 0))
-            except (TypeError, ValueError, AttributeError):
-                recorded = (0.0, 0.0)
-            entries.append((named_image(folder, name, path, root, f"asset {key!r}", self.allow_outside), Boxes.of(rows),
-                            recorded if min(recorded) > 0 else None))
+            size = (item.get("asset") or {}).get("size")
+            size = size if isinstance(size, dict) else {}
+            entries.append((self.image(root, name, path, f"asset {key!r}"), Boxes.of(rows),
+                            recorded_size(size.get("width"), size.get("height"))))
         return entries
 
     def _video(self, data: dict, path: Path, folder: Path) -> list:

@@ -14,16 +14,16 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import yaml
 
 from fishbear.core.errors import DataError
-from fishbear.data.boxes import Boxes, box_catalog, image_geometry, image_size
-from fishbear.data.catalog import Catalog
+from fishbear.data.boxes import Boxes, image_geometry, image_size
 from fishbear.data.images import is_image_file
 from fishbear.data.label_files import read_label_text
-from fishbear.formats.base import BoxLabelWriter, LabelFormat
+from fishbear.formats.base import BoxLabelWriter, BoxReader, LabelFormat
 
 log = logging.getLogger(__name__)
 
@@ -61,18 +61,15 @@ def read_yolo_file(path: Path, names: list[str], width: int, height: int) -> Box
 
 
 @dataclass(frozen=True)
-class YoloReader:
-    """``yaml`` (class names), ``images`` and ``labels`` folders under the root."""
+class YoloReader(BoxReader):
+    """``yaml`` (class names), ``images`` and ``labels`` folders under the root. Ultralytics
+    scales by the upright size (``frame``); ``stored``: LabelImg's YOLO mode, darknet."""
 
     yaml: str = "data.yaml"
     images: str = "images/train"
     labels: str = "labels/train"
-    on_outside: str = "clip"
-    on_swapped: str = "fix"
-    frame: str = "upright"  # Ultralytics scales by the upright size; stored: LabelImg's YOLO mode, darknet
 
-    def __call__(self, root: Path) -> Catalog:
-        root = Path(root)
+    def read(self, root: Path) -> tuple[list[Any], str]:
         if not (root / self.yaml).is_file():
             raise DataError(f"No YOLO dataset yaml at {root / self.yaml}; set data.reader.yaml (it gives the class names).")
         names = yolo_names(root / self.yaml)
@@ -93,8 +90,7 @@ class YoloReader:
                 entries.append((image, read_yolo_file(label, names, *(stored if self.frame == "stored" else upright))))
             else:
                 entries.append((image, Boxes.empty()))  # no label file: no objects
-        return box_catalog(entries, self.on_outside, source=str(labels), on_swapped=self.on_swapped,
-                           frame=self.frame)[0]
+        return entries, str(labels)
 
 
 def yolo_lines(boxes: Boxes, classes: list[str], width: int, height: int) -> str:
