@@ -7,14 +7,18 @@ table of the docs all come from it. A new format is its module and its ``conf/da
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
+import numpy as np
+
+from fishbear.core.errors import DataError
 from fishbear.data.boxes import Boxes, box_catalog
 from fishbear.data.catalog import Catalog
-from fishbear.data.label_files import locate_image, named_image
+from fishbear.data.label_files import image_lookup, locate_image, named_image, read_csv_rows, resolve_images
 
 
 @dataclass(frozen=True)
@@ -37,9 +41,10 @@ class LabelFormat:
 @dataclass(frozen=True)
 class BoxReader:
     """What every box format's reader shares: ``on_outside`` (``clip`` or ``reject``: a box that
-    leaves its image), ``on_swapped`` (``fix`` or ``reject``: corners given the wrong way round) and ``frame`` (``upright`` or ``stored``: which way up the format's coordinates take a
-    turned photo, :func:`fishbear.data.boxes.frame_of`). A format reads its files into
-    ``(image, boxes[, recorded size])`` entries (:meth:`read`); the catalog is made here."""
+    leaves its image), ``on_swapped`` (``fix`` or ``reject``: corners given the wrong way round)
+    and ``frame`` (``upright`` or ``stored``: which way up the format's coordinates take a turned
+    photo, :func:`fishbear.data.boxes.frame_of`). A format reads its files into ``(image, boxes[,
+    recorded size])`` entries (:meth:`read`); the catalog is made here."""
 
     on_outside: str = "clip"
     on_swapped: str = "fix"
@@ -75,6 +80,56 @@ class LabelFileBoxReader(BoxReader):
                    fallbacks: tuple[str, ...] = ()) -> Path | None:
         """As :meth:`image`, with ``fallbacks`` tried too, and None when none is there."""
         return locate_image(root / self.images, name, label_file, root, entry, self.allow_outside, fallbacks)
+
+
+@dataclass(frozen=True)
+class NumbersCsvReader:
+    """A CSV naming one image a row (``image_column``; looked up in ``folder`` by name, with or
+    without ``extension``; a name reaching outside the dataset refused unless ``allow_outside``)
+    and numbers in other columns: what the points and the values readers share. Every number must
+    be finite; an error names the file and the line."""
+
+    csv: str = "labels.csv"
+    folder: str = "images"
+    extension: str = ".jpg"
+    image_column: str = "image"
+    allow_outside: bool = False
+
+    # what a value that is no number is called in the error, and how to fix it
+    numbers_are: ClassVar[str] = "every value must be a number"
+
+    def read_numbers(self, root: Path, required: Sequence[str],
+                     columns: Callable[[dict[str, Any]], list[str]]) -> NumberRows:
+        """Each row's line, image and numbers (of the ``columns`` the first row gives, in order)."""
+        label_file, folder = root / self.csv, root / self.folder
+        names: list[str] | None = None
+        rows: list[tuple[int, str, np.ndarray]] = []
+        for line, row in read_csv_rows(label_file, (self.image_column, *tuple(required))):
+            names = columns(row) if names is None else names
+            try:
+                numbers = [float(row[name]) for name in names]
+            except (KeyError, TypeError, ValueError):
+                shown = {name: row.get(name) for name in names}
+                raise DataError(f"{label_file}, line {line}: {self.numbers_are} (got {shown}). Fix the row or "
+                                "remove it.") from None
+            if not all(math.isfinite(v) for v in numbers):
+                raise DataError(f"{label_file}, line {line}: values must be finite numbers (got {numbers}).")
+            rows.append((line, (row[self.image_column] or "").strip(), np.array(numbers, dtype=np.float32)))
+        if not rows or names is None:
+            raise DataError(f"{label_file} has a header but no rows.")
+        files = resolve_images([(line, name) for line, name, _ in rows], image_lookup(folder, self.extension),
+                               label_file, folder, self.extension, root, self.allow_outside)
+        return NumberRows(label_file, [line for line, _, _ in rows], files, [numbers for _, _, numbers in rows], names)
+
+
+class NumberRows(NamedTuple):
+    """What :meth:`NumbersCsvReader.read_numbers` read: the file, and per row its line, image and numbers."""
+
+    label_file: Path
+    lines: list[int]
+    images: list[Path]
+    numbers: list[np.ndarray]
+    columns: list[str]
 
 
 class BoxLabelWriter:
