@@ -19,7 +19,8 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from fishbear.data.http_fetch import FetchSettings
-from fishbear.data.web_dataset import CleanSettings, Outcome, fetch_dataset, settings_from
+from fishbear.data.web_dataset import Outcome, fetch_dataset
+from fishbear.data.web_pictures import CleanSettings, settings_from
 from fishbear.engine.commandline import compose_cli, user_errors_exit
 
 COMMAND_KEYS = ("urls", "out", "class", "retry_failed", "overwrite")

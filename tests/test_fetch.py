@@ -18,7 +18,9 @@ from PIL import Image
 from fishbear.core.errors import DataError
 from fishbear.data.http_fetch import FetchSettings, robots_refusal
 from fishbear.data.url_lists import class_of, read_url_lists
-from fishbear.data.web_dataset import CleanSettings, OfflineError, fetch_dataset
+from fishbear.data.web_dataset import fetch_dataset
+from fishbear.data.web_download import OfflineError
+from fishbear.data.web_pictures import CleanSettings
 from tests.conftest import REPO, requires_shared
 from tests.web_standin import Fault, Standin, path_of, shared_bears
 

@@ -262,7 +262,7 @@ def test_a_state_file_is_read_or_named_never_another_exception(lines):
     import tempfile
     from pathlib import Path
 
-    from fishbear.data.web_dataset import DownloadLog
+    from fishbear.data.web_download import DownloadLog
     from fishbear.engine.review.log import DecisionLog, _moves
 
     with tempfile.TemporaryDirectory() as folder:
