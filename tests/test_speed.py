@@ -13,7 +13,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 from fishbear.core.runtime import cpu_training_workers
 from fishbear.data.decoded import DecodedImages
 from fishbear.data.images import load_rgb
-from fishbear.kinds.base_task import BatchedUpdates, RunningLoss
+from fishbear.training.sync_free import BatchedUpdates, RunningLoss
 
 from .conftest import TINY, compose_train
 

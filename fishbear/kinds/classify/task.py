@@ -16,8 +16,9 @@ from torchmetrics.classification import (
 
 from fishbear.core.errors import ConfigError
 from fishbear.kinds.base import Kind
-from fishbear.kinds.base_task import BaseTask, BatchedUpdates
+from fishbear.kinds.base_task import BaseTask
 from fishbear.kinds.classify import KIND
+from fishbear.training.sync_free import BatchedUpdates
 
 
 class ClassificationTask(BaseTask):
