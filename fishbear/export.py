@@ -7,8 +7,8 @@ Writes an export folder (default ``RUN/export/``) that answers without PyTorch:
   axis, answering in the kind's user units; ``export.json`` (also in the model's
   ``metadata_props``): kind, classes, input size, the fit and its interpolation, normalisation,
   the kind's settings, versions and the checkpoint's sha256;
-- ``predict.py``: the standalone predictor (onnxruntime, numpy, Pillow, OpenCV), writing the CSV
-  ``fishbear predict`` writes; ``requirements.txt`` and a ``README.md`` of the folder;
+- ``predict.py`` and ``onnx_predictor.py``: the standalone predictor (onnxruntime, numpy, Pillow,
+  OpenCV), writing the CSV ``fishbear predict`` writes; ``requirements.txt`` and a ``README.md``;
 - ``parity.json`` and ``parity.md``: the export against the checkpoint on real pictures of the
   run's own test split (and ``images=``): tensors at batch 1 and N, decisions, the headline metric
   with its interval, and raw file to CSV (``fishbear.engine.deploy.parity`` says what each gate allows
@@ -40,7 +40,7 @@ from fishbear.engine.commandline import check_ranges, compose_cli, user_errors_e
 USAGE = ("fishbear export ckpt=PATH [out=DIR] [format=onnx] [images=FOLDER] [pictures=500] [batch_size=8] "
          "[opset=18] [quantize=false] [overwrite=false]")
 MODEL, INT8, META = "model.onnx", "model.int8.onnx", "export.json"
-WRITTEN = (MODEL, INT8, META, "predict.py", "requirements.txt", "README.md", "parity.json", "parity.md")
+WRITTEN = (MODEL, INT8, META, "predict.py", "onnx_predictor.py", "requirements.txt", "README.md", "parity.json", "parity.md")
 REQUIREMENTS = ("onnxruntime", "numpy", "pillow", "opencv-python-headless")
 
 
@@ -133,7 +133,8 @@ def _fishbear_csv(ckpt: Path, folder: Path, output: Path, masks: Path, batch_siz
         raise DataError(f"fishbear predict failed on the parity pictures: {ran.stderr.strip().splitlines()[-1:]}")
 
 
-def _folder_files(info: dict[str, Any], source: str) -> dict[str, str]:
+def _folder_files(info: dict[str, Any]) -> dict[str, str]:
+    """The standalone predictor (the command and the module that answers), its requirements and a README."""
     import numpy
     import onnxruntime
     import PIL
@@ -150,10 +151,14 @@ def _folder_files(info: dict[str, Any], source: str) -> dict[str, str]:
     readme = (f"# A fishbear {info['kind']} model, exported as ONNX\n\nMade with {versions}. "
               f"Classes: {', '.join(info['classes'])}. Input {info['input_size'][0]} x {info['input_size'][1]}, "
               f"fit by {info['resize']}.\n\n    pip install -r requirements.txt\n    python predict.py IMAGE_OR_FOLDER "
-              "[--output CSV]\n\nor in Python:\n\n    from predict import OnnxPredictor\n"
+              "[--output CSV]\n\nor in Python:\n\n    from onnx_predictor import OnnxPredictor\n"
               "    OnnxPredictor('.').predict('photo.jpg')\n\n`export.json` says what the graph expects; `parity.md` "
               "how it agrees with the checkpoint.\n")
-    return {"predict.py": source, "requirements.txt": requirements, "README.md": readme}
+    from fishbear.engine.deploy import standalone
+
+    library = Path(standalone.__file__)  # the command beside it imports it as onnx_predictor: it is not imported here
+    return {"predict.py": library.with_name("standalone_cli.py").read_text(), "onnx_predictor.py": library.read_text(),
+            "requirements.txt": requirements, "README.md": readme}
 
 
 def export(cfg: DictConfig) -> dict[str, Any]:
@@ -183,7 +188,7 @@ def export(cfg: DictConfig) -> dict[str, Any]:
         for name, data in models.items():
             outputs.write_bytes(out / name, data)
         outputs.write_text(out / META, json.dumps(info, indent=2) + "\n")
-        for name, text in _folder_files(exported.info, Path(standalone.__file__).read_text()).items():
+        for name, text in _folder_files(exported.info).items():
             outputs.write_text(out / name, text)
         exported_s = time.perf_counter() - started
 

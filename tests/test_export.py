@@ -40,8 +40,8 @@ def test_export_writes_a_folder_that_passes_every_gate_on_the_runs_test_split(ex
     from fishbear.core.outputs import sha256_of
 
     ckpt, out, report = exported
-    for name in ("model.onnx", "model.int8.onnx", "export.json", "predict.py", "requirements.txt", "README.md",
-                 "parity.json", "parity.md"):
+    for name in ("model.onnx", "model.int8.onnx", "export.json", "predict.py", "onnx_predictor.py", "requirements.txt",
+                 "README.md", "parity.json", "parity.md"):
         assert (out / name).is_file(), name
     assert report["passed"] and not report["failed"], report["failed"]
     names = {g["name"] for g in report["gates"]}

@@ -1,32 +1,20 @@
 """A fishbear model exported to ONNX, answering without PyTorch, Lightning, Hydra or fishbear.
 
-``fishbear export`` copies this file into the export folder as ``predict.py``; it needs only
-onnxruntime, numpy, Pillow and OpenCV (the resize stays outside the graph, done with the same
-OpenCV calls albumentations makes in training, so the pixels the graph sees are the pixels the
-network was tested on). ``fishbear predict ckpt=EXPORT_DIR`` runs it too.
+``fishbear export`` copies this file into the export folder as ``onnx_predictor.py``, beside the
+command that uses it (``predict.py``, :mod:`fishbear.engine.deploy.standalone_cli`); it needs
+onnxruntime, numpy, Pillow and OpenCV only (the resize is done outside the graph with the OpenCV
+calls albumentations makes in training). ``fishbear predict ckpt=EXPORT_DIR`` and ``serve`` answer
+through it too. ``export.json`` says what the graph expects and what is done outside it, and names
+the model file inside the folder with its sha256: a model that is not the one exported is refused.
 
-    python predict.py IMAGE_OR_FOLDER [--output CSV] [--batch-size 32] [--masks DIR] [--overwrite]
-
-It writes the CSV ``fishbear predict`` writes (the same columns in the same order): beside a
-folder as ``predictions.csv``, beside an image as ``<stem>.predictions.csv``, or to ``--output``;
-it replaces no existing file unless ``--overwrite``, writes through no link (a file is written
-beside its place, then renamed over it), and skips, naming it, a picture that does not decode or
-cannot be fitted to the model. What the graph expects and what is done outside it (decoding,
-orientation, the fit to the model's size, each kind's reading) is in ``export.json`` beside the
-model, and here. The folder is a unit: ``export.json`` names the model file inside the folder and
-its sha256, and a model that is not the one exported is refused.
+    from onnx_predictor import OnnxPredictor
+    OnnxPredictor(".").predict("photo.jpg")
 """
 
 from __future__ import annotations
 
-import argparse
-import csv
 import hashlib
-import io
 import json
-import os
-import sys
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -278,105 +266,3 @@ class OnnxPredictor:
         for start in range(0, len(paths), batch_size):
             chunk = paths[start:start + batch_size]
             yield from zip(chunk, self.predict_batch([load_rgb(p) for p in chunk]))
-
-
-def _mask_png(mask: np.ndarray, colours: list[int]) -> bytes:
-    picture = Image.fromarray(mask, mode="P")
-    picture.putpalette(colours)
-    buffer = io.BytesIO()
-    picture.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def _readable(files: list[Path], meta: dict[str, Any]) -> list[Path]:
-    """The files that decode and fit the model; the others named in a warning and skipped."""
-    kept = []
-    for path in files:
-        try:
-            with Image.open(path) as image:
-                width, height = image.size
-                if image.getexif().get(0x0112, 1) in (5, 6, 7, 8):
-                    width, height = height, width
-                problem = fit_problem(height, width, meta)
-                if problem is None:
-                    image.load()
-        except Exception as err:  # noqa: BLE001 (any file that does not decode is skipped and named)
-            problem = f"{type(err).__name__}: {err}"
-        if problem:
-            print(f"warning: skipped {path} ({problem})", file=sys.stderr)
-        else:
-            kept.append(path)
-    return kept
-
-
-def _write(path: Path, data: bytes, overwrite: bool) -> None:
-    """``data`` into a file beside ``path``, renamed over it: never written through a link there
-    (nor a dangling one), never over an existing file unless ``overwrite``."""
-    if os.path.lexists(path) and not overwrite:
-        raise SystemExit(f"error: {path} exists; give another output or --overwrite")
-    if path.is_symlink() or path.is_dir():
-        raise SystemExit(f"error: {path} is a link or a folder; nothing was written through it. Give another output.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, staged = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(staged, path)
-    except BaseException:
-        Path(staged).unlink(missing_ok=True)
-        raise
-
-
-def main(argv: list[str] | None = None, folder: Path | None = None) -> Path:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("input", type=Path, help="an image, or a folder of images (searched recursively)")
-    parser.add_argument("--output", type=Path, default=None, help="the CSV (default: beside the input)")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--masks", type=Path, default=None, help="segmentation: the folder of the masks")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing CSV or mask")
-    parser.add_argument("--threads", type=int, default=None, help="onnxruntime's intra-op threads")
-    parser.add_argument("--model", default=None, help="another model file of the folder (model.int8.onnx)")
-    args = parser.parse_args(argv)
-    try:
-        predictor = OnnxPredictor(folder or Path(__file__).resolve().parent, args.threads, args.model)
-    except ExportError as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
-    source = args.input
-    if source.is_dir():
-        files, default, base = sorted(p for p in source.rglob("*") if p.is_file() and is_image_file(p)), \
-            source / "predictions.csv", source
-    elif source.is_file():
-        files, default, base = [source], source.with_suffix(".predictions.csv"), source.parent
-    else:
-        raise SystemExit(f"error: {source} is neither an image nor a folder")
-    masks = args.masks or base / "predicted_masks"
-    if predictor.meta["reading"] == "mask":
-        files = [p for p in files if masks.resolve() not in p.resolve().parents]
-    files = _readable(files, predictor.meta)
-    if not files:
-        raise SystemExit(f"error: {source} holds no readable image")
-    output = args.output or default
-    if os.path.lexists(output) and not args.overwrite:
-        raise SystemExit(f"error: {output} exists; give --output elsewhere or --overwrite")
-    rows = []
-    for path, result in predictor.predict_files(files, args.batch_size):
-        print(f"{path}\t{result['summary']}")
-        extra = {}
-        if "mask" in result:
-            key = path.relative_to(base).with_suffix("").as_posix() if base in path.parents else path.stem
-            target = masks / f"{key}_P.png"
-            _write(target, _mask_png(result["mask"], predictor.meta["palette"]), args.overwrite)
-            extra = {"mask": str(target)}
-        rows.append({"file": str(path), **extra, **result["columns"]})
-    text = io.StringIO(newline="")
-    writer = csv.DictWriter(text, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    _write(output, text.getvalue().encode("utf-8"), args.overwrite)
-    print(f"Predictions for {len(files)} images: {output}")
-    return output
-
-
-if __name__ == "__main__":
-    main()
