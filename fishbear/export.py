@@ -187,8 +187,7 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     with outputs:
         for name, data in models.items():
             outputs.write_bytes(out / name, data)
-        outputs.write_text(out / META, json.dumps(info, indent=2) + "\n")
-        for name, text in _folder_files(exported.info).items():
+        for name, text in {META: json.dumps(info, indent=2) + "\n", **_folder_files(exported.info)}.items():
             outputs.write_text(out / name, text)
         exported_s = time.perf_counter() - started
 
@@ -208,24 +207,9 @@ def export(cfg: DictConfig) -> dict[str, Any]:
             ours, theirs = parity.headline(kind, list(meta.classes), reference[:n], samples), \
                 parity.headline(kind, list(meta.classes), answers[:n], samples)
             report["metric"] = {"checkpoint": ours, "export": theirs, "difference": theirs["value"] - ours["value"]}
-        with tempfile.TemporaryDirectory() as tmp:
-            folder = _linked(files, Path(tmp) / "pictures")
-            mine, standalone_csv = Path(tmp) / "fishbear.csv", Path(tmp) / "standalone.csv"
-            _fishbear_csv(ckpt, folder, mine, Path(tmp) / "masks_fishbear", batch)
-            ran = parity.run_standalone(out, folder, standalone_csv, Path(tmp) / "masks_standalone")
-            if ran.returncode != 0:
-                report["files"] = {"same_columns_in_order": False, "same_files": False, "same_text_cells": 0.0,
-                                   "max_number_difference": float("nan"), "error": ran.stderr.strip()[-2000:]}
-            else:
-                report["files"] = parity.csv_parity(mine, standalone_csv, tolerance)
-                outputs.place_file(standalone_csv, out / "parity" / "standalone_predictions.csv")
-            outputs.place_file(mine, out / "parity" / "fishbear_predictions.csv")
+        report["files"] = _file_parity(ckpt, out, files, batch, tolerance, outputs)
         if cfg.quantize:
-            int8 = [a for _, a in standalone.OnnxPredictor(out, model=INT8).predict_files(files, batch)]
-            report["quantized"] = {"decisions": parity.agreement(reference, int8),
-                                   "size_mb": (out / INT8).stat().st_size / 2**20}
-            if samples:
-                report["quantized"]["metric"] = parity.headline(kind, list(meta.classes), int8[: len(samples)], samples)
+            report["quantized"] = _quantized_parity(out, files, batch, reference, samples, kind, meta)
         found = parity.gates(report, tolerance)
         report["gates"] = parity.gate_dicts(found)
         report["failed"] = [g.name for g in found if not g.passed]
@@ -235,6 +219,39 @@ def export(cfg: DictConfig) -> dict[str, Any]:
         outputs.write_text(out / "parity.md", parity.markdown(report))
     _summary(report)
     return report
+
+
+def _file_parity(ckpt: Path, out: Path, files: list[Path], batch: int, tolerance: float,
+                 outputs: OutputFiles) -> dict[str, Any]:
+    """Raw file to CSV: ``fishbear predict``'s CSV and the standalone ``predict.py``'s, run as a user
+    runs it, compared; both kept in ``parity/``."""
+    from fishbear.engine.deploy import parity
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = _linked(files, Path(tmp) / "pictures")
+        mine, standalone_csv = Path(tmp) / "fishbear.csv", Path(tmp) / "standalone.csv"
+        _fishbear_csv(ckpt, folder, mine, Path(tmp) / "masks_fishbear", batch)
+        ran = parity.run_standalone(out, folder, standalone_csv, Path(tmp) / "masks_standalone")
+        if ran.returncode != 0:
+            found = {"same_columns_in_order": False, "same_files": False, "same_text_cells": 0.0,
+                     "max_number_difference": float("nan"), "error": ran.stderr.strip()[-2000:]}
+        else:
+            found = parity.csv_parity(mine, standalone_csv, tolerance)
+            outputs.place_file(standalone_csv, out / "parity" / "standalone_predictions.csv")
+        outputs.place_file(mine, out / "parity" / "fishbear_predictions.csv")
+    return found
+
+
+def _quantized_parity(out: Path, files: list[Path], batch: int, reference: list[dict[str, Any]], samples: list[Any],
+                      kind: Any, meta: Any) -> dict[str, Any]:
+    """The int8 model's decisions against the checkpoint's, its size, and its headline metric."""
+    from fishbear.engine.deploy import parity, standalone
+
+    int8 = [a for _, a in standalone.OnnxPredictor(out, model=INT8).predict_files(files, batch)]
+    found: dict[str, Any] = {"decisions": parity.agreement(reference, int8), "size_mb": (out / INT8).stat().st_size / 2**20}
+    if samples:
+        found["metric"] = parity.headline(kind, list(meta.classes), int8[: len(samples)], samples)
+    return found
 
 
 def _plain(value: Any) -> Any:

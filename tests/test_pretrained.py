@@ -9,7 +9,8 @@ import pytest
 import torch
 import torchvision
 
-from fishbear.models.torchvision_nets import WeightsUnavailableError, mobilenet_v2, resnet
+from fishbear.models.torchvision_bodies import WeightsUnavailableError
+from fishbear.models.torchvision_nets import mobilenet_v2, resnet
 
 
 def test_cached_state_dict_is_loaded_through_torchvision(torch_home):

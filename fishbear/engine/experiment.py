@@ -61,7 +61,7 @@ def check_config(cfg: DictConfig, settings: TrainerSettings) -> None:
                           f"best validation value of its monitor (task.monitor={cfg.task.monitor}) only; set "
                           f"optimized_metric={cfg.task.monitor}, or task.monitor=<another val/ metric>. Choosing by a "
                           "test figure would make the winner's test figure optimistic.")
-    check_ranges(cfg)
+    check_seed_and_data(cfg)
     epochs = lightning_cfg.get("max_epochs")
     if epochs is not None and epochs < 1 and not (lightning_cfg.get("max_steps") or -1) > 0:
         raise ConfigError(f"trainer.max_epochs={epochs}: a run trains for 1 epoch or more (or set trainer.max_steps).")
@@ -77,7 +77,7 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def check_ranges(cfg: DictConfig) -> None:
+def check_seed_and_data(cfg: DictConfig) -> None:
     """Settings whose value is of the right type but cannot mean anything: one line each, naming
     the key and the allowed range, before any data is read."""
     seed = cfg.get("seed")

@@ -33,8 +33,9 @@ from torchvision.ops import MultiScaleRoIAlign
 
 from fishbear.core.errors import FishbearError
 from fishbear.core.normalization import IMAGENET_MEAN, IMAGENET_STD
+from fishbear.models.backbones import body
 from fishbear.models.base import Network, PretrainedCfg
-from fishbear.models.torchvision_nets import body, build_torchvision, split_at_strides
+from fishbear.models.torchvision_bodies import build_torchvision, split_at_strides
 
 STAGE_NAMES = ["stem", "stage1", "stage2", "stage3", "stage4", "stage5"]
 

@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fishbear.models.backbones import body
 from fishbear.models.base import Network
-from fishbear.models.torchvision_nets import body
 
 
 def conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:

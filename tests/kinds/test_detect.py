@@ -16,7 +16,7 @@ from fishbear.core.errors import ConfigError
 from fishbear.data.boxes import Boxes
 from fishbear.data.catalog import Sample
 from fishbear.models.detection import faster_rcnn, faster_rcnn_on
-from fishbear.models.torchvision_nets import WeightsUnavailableError
+from fishbear.models.torchvision_bodies import WeightsUnavailableError
 from fishbear.train import train
 
 from ..conftest import compose_train, requires_shared, write_video
