@@ -4,8 +4,7 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from fishbear.core.errors import ConfigError
-from fishbear.core.locate import locate
+from fishbear.core.errors import ConfigError, locate
 from fishbear.engine.config import check_node, instantiate
 from fishbear.engine.experiment import task_kind
 from fishbear.engine.settings import TrainerSettings

@@ -7,7 +7,7 @@ import albumentations as A
 import numpy as np
 import torch
 
-from fishbear.core.normalization import IMAGENET_MEAN, IMAGENET_STD
+from fishbear.core.tensors import IMAGENET_MEAN, IMAGENET_STD
 from fishbear.data.feed import Normalize, to_device_images
 
 from .conftest import requires_shared

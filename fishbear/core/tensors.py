@@ -1,10 +1,14 @@
-"""Moving results off the device, for every kind and the engine alike."""
+"""Tensors and the numbers every layer shares: the ImageNet statistics that pretrained weights
+expect and data normalises with, and results moved off the device (every kind and the engine)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import torch
+
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
 
 def to_cpu(value: Any) -> Any:

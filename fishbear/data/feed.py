@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from fishbear.core.geometry import image_size_of
-from fishbear.core.normalization import IMAGENET_MEAN, IMAGENET_STD
+from fishbear.core.tensors import IMAGENET_MEAN, IMAGENET_STD
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate as hydra_instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from fishbear.core.errors import ConfigError, FishbearError
-from fishbear.core.locate import locate
+from fishbear.core.errors import ConfigError, FishbearError, locate
 
 _HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
 

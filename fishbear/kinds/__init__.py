@@ -29,7 +29,7 @@ def get_kind(kind: Kind | str | None) -> Kind:
 
 def kind_of_task(target: str) -> Kind:
     """The kind a task class (a task config's ``_target_``) trains."""
-    from fishbear.core.locate import locate
+    from fishbear.core.errors import locate
 
     task_class = locate(target)
     kind = getattr(task_class, "kind", None)

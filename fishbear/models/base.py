@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from fishbear.core.normalization import IMAGENET_MEAN, IMAGENET_STD
+from fishbear.core.tensors import IMAGENET_MEAN, IMAGENET_STD
 
 
 @dataclass

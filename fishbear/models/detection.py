@@ -32,7 +32,7 @@ from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops import MultiScaleRoIAlign
 
 from fishbear.core.errors import FishbearError
-from fishbear.core.normalization import IMAGENET_MEAN, IMAGENET_STD
+from fishbear.core.tensors import IMAGENET_MEAN, IMAGENET_STD
 from fishbear.models.backbones import body
 from fishbear.models.base import Network, PretrainedCfg
 from fishbear.models.torchvision_bodies import build_torchvision, split_at_strides

@@ -18,7 +18,7 @@ import torchvision
 from torch import nn
 
 from fishbear.core.errors import FishbearError
-from fishbear.core.normalization import IMAGENET_MEAN, IMAGENET_STD
+from fishbear.core.tensors import IMAGENET_MEAN, IMAGENET_STD
 from fishbear.models.base import PretrainedCfg
 
 
