@@ -3,7 +3,7 @@
 On a GPU each of these empties the queue: ``.item()`` and ``float(tensor)`` (``_local_scalar_dense``),
 ``nonzero`` and boolean masks, a Python ``if`` on a tensor (``is_nonzero``), ``equal``, and copies
 to the host. On a CPU nothing waits, but the same operations run, so counting them proves on a CPU
-what a GPU would pay (``tests/test_syncs.py``; ``benchmarks/gpu.py --device cpu``).
+what a GPU would pay (``tests/training/test_syncs.py``; ``benchmarks/gpu.py --device cpu``).
 """
 
 from __future__ import annotations

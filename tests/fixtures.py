@@ -4,6 +4,8 @@ frame_<k>_rgb.jpg, frame_<k>_pose.txt and rgb.cal)."""
 
 from __future__ import annotations
 
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -84,3 +86,15 @@ def write_biwi(root: Path, people: dict[str, int], seed: int = 0) -> list[tuple[
             Image.fromarray(rng.integers(0, 255, size=(48, 64, 3), dtype=np.uint8)).resize((640, 480)).save(image)
             out.append((image, (x * 517.679 / z + 320, y * 517.679 / z + 240.5)))
     return out
+
+
+def decompression_bomb(path: Path, side: int = 20000) -> Path:
+    """A PNG whose header says ``side`` x ``side`` (400 M pixels): a few hundred bytes on disk that
+    PIL refuses to decode (twice its MAX_IMAGE_PIXELS)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+                     + chunk(b"IEND", b""))
+    return path

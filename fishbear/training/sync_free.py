@@ -5,7 +5,7 @@ optimiser's bookkeeping) is then added to the GPU's time instead of hidden under
 reads nothing back: losses are summed on the device (:class:`RunningLoss`), metric inputs
 gathered there and handed to torchmetrics in rare large updates (:class:`BatchedUpdates`), and the
 logged training loss travels to the host behind the queued work and is read when it has arrived
-(:class:`AsyncScalar`). ``tests/test_syncs.py`` counts the sync-type operations of a step against
+(:class:`AsyncScalar`). ``tests/training/test_syncs.py`` counts the sync-type operations of a step against
 a plain loop's.
 """
 

@@ -149,7 +149,7 @@ def test_a_box_dataset_needs_a_detector(tmp_path):
         train(cfg)
 
 
-@pytest.mark.slow  # a learning benchmark (every kind keeps a fast smoke test: its docs command, tests/test_cli.py)
+@pytest.mark.slow  # a learning benchmark (every kind keeps a fast smoke test: its docs command, tests/commands/test_cli.py)
 def test_detector_learns_shapes_boxes_reports_predicts_and_sorts_frames(tmp_path):
     from PIL import Image
 

@@ -11,7 +11,7 @@ from ..conftest import compose_train
 from . import QUIET, assert_intervals, read_rows
 
 
-@pytest.mark.slow  # a learning benchmark (every kind keeps a fast smoke test: its docs command, tests/test_cli.py)
+@pytest.mark.slow  # a learning benchmark (every kind keeps a fast smoke test: its docs command, tests/commands/test_cli.py)
 def test_point_regression_finds_the_star_and_predicts_pixels(tmp_path):
     from fishbear.engine.experiment import build_datamodule
     from fishbear.predict import main as predict

@@ -92,7 +92,7 @@ def test_values_are_standardised_for_the_network_and_read_back_in_their_units():
     assert row["values"] == {"a": 2.0, "b": 3.0} and row["columns"] == {"a": "2.0000", "b": "3.0000"}
 
 
-@pytest.mark.slow  # a learning benchmark (every kind keeps a fast smoke test: its docs command, tests/test_cli.py)
+@pytest.mark.slow  # a learning benchmark (every kind keeps a fast smoke test: its docs command, tests/commands/test_cli.py)
 def test_shapes_counts_beat_predicting_the_mean_and_predict_writes_the_count(tmp_path):
     from fishbear.predict import main as predict
 

@@ -17,7 +17,7 @@ from ..conftest import compose_train
 from . import QUIET, assert_intervals, read_rows
 
 
-@pytest.mark.slow  # a learning benchmark (every kind keeps a fast smoke test: its docs command, tests/test_cli.py)
+@pytest.mark.slow  # a learning benchmark (every kind keeps a fast smoke test: its docs command, tests/commands/test_cli.py)
 def test_segmentation_beats_the_majority_class_and_writes_masks(tmp_path):
     from fishbear.predict import main as predict
 
