@@ -43,6 +43,23 @@ def pytest_configure(config: pytest.Config) -> None:
             sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``long`` (minutes each) first: on two workers the last minutes are then not
+    one long test running beside an idle worker. ``gpu`` tests run the device paths where CUDA is
+    and are skipped, saying so, elsewhere (``pytest -m gpu`` runs them alone; docs/performance.md)."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
+    if not any(item.get_closest_marker("gpu") for item in items):
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="a gpu test: CUDA is not available here")
+    for item in items:
+        if item.get_closest_marker("gpu"):
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _fewer_detection_resamples():
     """Each bootstrap draw of a detector's interval reruns the COCO evaluation (~75 ms for 40
@@ -170,8 +187,3 @@ def model_meta(kind: str, classes: list[str], image_size=64, resize: str | None 
     return ModelMeta(kind=kind, classes=tuple(classes), image_size=size, mean=(0.0,) * 3, std=(1.0,) * 3,
                      model_cfg={}, settings=get_kind(kind).settings_type(**settings), resize=resize)
 
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests marked ``long`` (minutes each) first: on two workers the last minutes are then not
-    one long test running beside an idle worker."""
-    items.sort(key=lambda item: item.get_closest_marker("long") is None)

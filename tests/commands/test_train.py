@@ -165,3 +165,19 @@ def test_balanced_class_weights_follow_the_training_counts(tmp_path):
     task.eval()
     assert not torch.isclose(weighted, task.compute_loss(outputs, batch))
     assert torch.isclose(task.compute_loss(outputs, batch), torch.nn.functional.cross_entropy(outputs, batch["target"]))
+
+
+@pytest.mark.gpu
+def test_a_tiny_run_trains_in_mixed_precision_and_channels_last_on_the_gpu(tmp_path):
+    """trainer=gpu's device path end to end: bf16 (or fp16) autocast, NHWC weights and batches,
+    pinned uint8 batches normalised on the device, fused AdamW; the checkpoint loads on the CPU."""
+    from fishbear.engine.inference import Predictor
+
+    cfg = compose_train(TINY + ["trainer=gpu", "logger=none"], tmp_path)
+    report = train(cfg)
+    assert report["config"]["channels_last"] is True and str(cfg.trainer.precision).endswith("-mixed")
+    assert all(value == value for value in report["metrics"].values())  # no NaN from the reduced precision
+    ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt["state_dict"]["network.stem.0.weight"].is_contiguous(memory_format=torch.channels_last)
+    predictor = Predictor.from_checkpoint(tmp_path / "checkpoints" / "last.ckpt", device="cuda")
+    assert predictor.network.training is False and next(predictor.network.parameters()).is_cuda

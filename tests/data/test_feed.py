@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import albumentations as A
 import numpy as np
+import pytest
 import torch
 
 from fishbear.core.tensors import IMAGENET_MEAN, IMAGENET_STD
@@ -62,3 +63,23 @@ def test_predictions_on_the_shared_bears_equal_the_host_normalised_pipelines(tra
     answers = [answer for _, answer in predictor.predict_files(files)]
     now = torch.tensor([[a["probabilities"][c] for c in meta.classes] for a in answers])
     assert torch.allclose(now, reference, atol=1e-5, rtol=0)
+
+
+@pytest.mark.gpu
+def test_a_batch_crosses_pinned_as_uint8_and_is_normalised_on_the_gpu(tmp_path):
+    """The loader pins uint8 pictures where CUDA is; on the device they become the network's
+    float input with the numbers the CPU gives, keeping the channels-last format."""
+    from fishbear.engine.experiment import build_datamodule
+    from tests.conftest import TINY, compose_train
+
+    data = build_datamodule(compose_train(TINY, tmp_path))
+    data.prepare_data()
+    data.setup("fit")
+    batch = next(iter(data.train_dataloader()))
+    assert batch["image"].dtype == torch.uint8 and batch["image"].is_pinned()
+    on_gpu = data.to_model(dict(batch), "cuda")["image"]
+    on_cpu = data.to_model(dict(batch), "cpu")["image"]
+    assert on_gpu.is_cuda and on_gpu.dtype == torch.float32
+    assert torch.allclose(on_gpu.cpu(), on_cpu, atol=1e-5)
+    nhwc = data.to_model({"image": batch["image"].contiguous(memory_format=torch.channels_last)}, "cuda")["image"]
+    assert nhwc.is_contiguous(memory_format=torch.channels_last)

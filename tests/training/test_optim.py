@@ -97,3 +97,15 @@ def test_body_head_spread_puts_every_body_group_at_lr_over_lr_div():
     assert [g["lr"] for g in groups] == pytest.approx([1e-5] * (len(groups) - 1) + [1e-3])
     with pytest.raises(ConfigError, match="trainer.lr_spread='steps' is not known"):
         OptimSettings(lr_spread="steps")
+
+
+@pytest.mark.gpu
+def test_adamw_runs_fused_on_the_gpu_and_not_on_the_cpu():
+    """One kernel for every tensor where all parameters are on a CUDA device; the foreach path on the CPU."""
+    net = ConvNet(3)
+    settings = OptimSettings(lr=1e-3)
+    assert not build_optimizer(net, settings).defaults.get("fused")
+    fused = build_optimizer(net.cuda(), settings)
+    assert fused.defaults.get("fused") is True
+    net(torch.zeros(2, 3, 32, 32, device="cuda")).sum().backward()
+    fused.step()  # the fused kernel takes every group's parameters
