@@ -49,7 +49,7 @@ class ImageDataset(Dataset):
         # them per item from torch's generator, which Lightning's seed_everything(workers=True)
         # seeds in the main process and in every loader worker, so one seed gives one run. One
         # generator pair shared by the pipeline's transforms (set_random_seed builds a pair per
-        # transform: 0.11 ms an item on 2 cores, a sixth of a 64 px item's whole cost)
+        # transform, a large share of a small item's cost: docs/performance.md)
         seed = int(torch.randint(2**31 - 1, ()))
         self.transform.set_random_state(np.random.default_rng(seed), random.Random(seed))
         out = self.transform(image=image, **self.kind.transform_inputs(sample, image, self.num_classes))

@@ -71,7 +71,7 @@ class BatchGrid(L.Callback):
         batch, self._val_batch = self._val_batch, None
         to_tensorboard = any(hasattr(getattr(lg, "experiment", None), "add_figure") for lg in trainer.loggers)
         if not to_tensorboard and trainer.current_epoch < trainer.max_epochs - 1:
-            return  # a figure costs ~1 s on CPU; without TensorBoard only the last one is kept
+            return  # a figure is slow to draw: without TensorBoard only the last one is kept
         with torch.no_grad():
             predictions = to_cpu(pl_module.kind.predictions(pl_module(pl_module._images(batch))))
         figure = pl_module.draw(_shown(batch, trainer.datamodule, self.val_images), to_cpu(batch["target"]),
