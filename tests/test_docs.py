@@ -39,6 +39,14 @@ def test_every_page_is_in_the_site_and_the_site_builds_without_warnings(tmp_path
     assert (tmp_path / "site" / "datasets" / "index.html").is_file()
 
 
+def test_the_home_page_lists_every_page_of_the_site():
+    """docs/index.md's table is the way in: every page of mkdocs.yml's nav is linked from it."""
+    config = yaml.safe_load((REPO / "mkdocs.yml").read_text())
+    pages = {next(iter(entry.values())) for entry in config["nav"]} - {"index.md"}
+    linked = set(re.findall(r"\]\(([\w.-]+\.md)\)", (DOCS / "index.md").read_text()))
+    assert pages <= linked, f"docs/index.md does not link {sorted(pages - linked)}"
+
+
 def test_the_formats_table_is_the_registrys():
     from fishbear.formats import formats_table
 

@@ -265,3 +265,30 @@ def test_the_architecture_page_names_every_module():
     missing = sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
                      if "__pycache__" not in p.parts and p.name != "__init__.py" and not is_named(p.relative_to(PACKAGE)))
     assert not missing, f"docs/architecture.md does not name {missing}"
+
+
+MODULE_LINES, FUNCTION_LINES, COMMAND_FUNCTION_LINES = 350, 80, 60
+
+
+def _function_lengths(path: Path) -> dict[str, int]:
+    return {node.name: node.end_lineno - node.lineno + 1 for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
+
+
+def test_no_module_is_too_long_to_read_and_no_function_either():
+    """A module past 350 lines holds two jobs; a function past 80 lines (60 in a command, which
+    composes and calls) holds a policy that belongs in a module of its own."""
+    long_modules = {str(p.relative_to(PACKAGE)): n for p in PACKAGE.rglob("*.py")
+                    if (n := len(p.read_text().splitlines())) > MODULE_LINES}
+    assert not long_modules, long_modules
+    commands = {PACKAGE / f"{c.module.rsplit('.', 1)[-1]}.py" for c in COMMANDS.values()}
+    long_functions = {f"{p.relative_to(PACKAGE)}:{name}": n for p in PACKAGE.rglob("*.py")
+                      for name, n in _function_lengths(p).items()
+                      if n > (COMMAND_FUNCTION_LINES if p in commands else FUNCTION_LINES)}
+    assert not long_functions, long_functions
+
+
+def test_the_length_rule_sees_a_long_function(tmp_path):
+    body = "\n".join(f"    x{i} = {i}" for i in range(90))
+    (tmp_path / "m.py").write_text(f"def long():\n{body}\n\n\ndef short():\n    return 1\n")
+    assert _function_lengths(tmp_path / "m.py") == {"long": 91, "short": 2}
