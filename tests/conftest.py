@@ -187,3 +187,35 @@ def model_meta(kind: str, classes: list[str], image_size=64, resize: str | None 
     return ModelMeta(kind=kind, classes=tuple(classes), image_size=size, mean=(0.0,) * 3, std=(1.0,) * 3,
                      model_cfg={}, settings=get_kind(kind).settings_type(**settings), resize=resize)
 
+
+def file_digests(folder: Path) -> dict[str, str]:
+    """Every file under ``folder`` (fishbear's journal aside) and its sha256: to show them untouched."""
+    import hashlib
+
+    from fishbear.core.outputs import JOURNAL
+
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != JOURNAL}
+
+
+def one_error(main, args: list[str], capsys: pytest.CaptureFixture) -> str:  # noqa: ANN001
+    """The command exits with status 2 and one ``error:`` line, no traceback; returns the line."""
+    with pytest.raises(SystemExit) as stop:
+        main(args)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2, err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def tampered_checkpoint(trained_run, tmp_path: Path, change) -> Path:  # noqa: ANN001
+    """The trained run's best checkpoint with ``change`` applied to its raw dict, saved as a shared file."""
+    import torch
+
+    run_dir, _ = trained_run
+    checkpoint = torch.load(run_dir / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
+    change(checkpoint)
+    path = tmp_path / "shared.ckpt"
+    torch.save(checkpoint, path)
+    return path

@@ -52,6 +52,8 @@ class BoxReader:
 
     def __call__(self, root: Path) -> Catalog:
         entries, source = self.read(Path(root))
+        if not entries:
+            raise DataError(self.nothing_read(Path(root), source))
         return box_catalog(entries, self.on_outside, self.keeps_difficult(), source=source,
                            on_swapped=self.on_swapped, frame=self.frame)[0]
 
@@ -61,6 +63,10 @@ class BoxReader:
 
     def keeps_difficult(self) -> bool:
         return True
+
+    def nothing_read(self, root: Path, source: str) -> str:
+        """The error when the format's files name no image at all: what to check."""
+        return f"{source} lists no images."
 
 
 @dataclass(frozen=True)

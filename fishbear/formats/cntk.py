@@ -53,9 +53,10 @@ class CntkReader(BoxReader):
                 raise DataError(f"Folder {folder} does not exist; set data.reader.folders.")
             found = folder.rglob("*") if self.folders is None else folder.iterdir()
             entries += [(p, read_cntk_pair(p)) for p in sorted(found) if p.is_file() and is_image_file(p)]
-        if not entries:
-            raise DataError(f"No images under {root} in {self.folders or ['.']}.")
         return entries, str(root)
+
+    def nothing_read(self, root: Path, source: str) -> str:
+        return f"No images under {root} in {self.folders or ['.']}."
 
 
 FORMAT = LabelFormat(name="cntk", kind="detect", reader=CntkReader,

@@ -75,9 +75,10 @@ class CvatReader(LabelFileBoxReader):
                 rows.append((*shape_box(shape, where), label, False))
             entries.append((self.image(root, name, path, f"<image id={image.get('id')!r}>"), Boxes.of(rows),
                             recorded_size(image.get("width"), image.get("height"))))
-        if not entries:
-            raise DataError(f"{path} lists no <image>: is it a CVAT *video* export? Export as 'CVAT for images 1.1'.")
         return entries, str(path)
+
+    def nothing_read(self, root: Path, source: str) -> str:
+        return f"{source} lists no <image>: is it a CVAT *video* export? Export as 'CVAT for images 1.1'."
 
 
 FORMAT = LabelFormat(name="cvat", kind="detect", reader=CvatReader,

@@ -72,8 +72,6 @@ class ViaReader(LabelFileBoxReader):
                                         "data.reader.default_label for single-class projects.")
                     rows.append((*region_box(region.get("shape_attributes") or {}, where), str(label), False))
                 entries.append((image, Boxes.of(rows)))
-            if not entries:
-                raise DataError(f"{path} lists no images.")
         return entries, str(path)
 
 

@@ -92,6 +92,9 @@ class YoloReader(BoxReader):
                 entries.append((image, Boxes.empty()))  # no label file: no objects
         return entries, str(labels)
 
+    def nothing_read(self, root: Path, source: str) -> str:
+        return f"No images in {root / self.images}; set data.reader.images (relative to data.root)."
+
 
 def yolo_lines(boxes: Boxes, classes: list[str], width: int, height: int) -> str:
     """A YOLO label file's text for ``boxes`` of an image of ``width`` x ``height``."""

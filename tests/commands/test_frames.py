@@ -4,7 +4,6 @@ class names and resuming a run folder run nothing the files name."""
 from __future__ import annotations
 
 import csv
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -12,38 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
-from fishbear.core.outputs import JOURNAL
 from fishbear.data.video import read_frames
 from fishbear.engine.inference import Predictor
 from fishbear.frames import main as frames_main
-from tests.conftest import requires_shared, run_cli, write_video
-
-
-def _tampered(trained_run, tmp_path: Path, change) -> Path:
-    run_dir, _ = trained_run
-    checkpoint = torch.load(run_dir / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
-    change(checkpoint)
-    path = tmp_path / "shared.ckpt"
-    torch.save(checkpoint, path)
-    return path
-
-
-def _digest(folder: Path) -> dict[str, str]:
-    """Every file under ``folder`` (fishbear's journal aside) and its sha256: to show them untouched."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != JOURNAL}
-
-
-def _fails(main, args: list[str], capsys) -> str:
-    """The command exits with status 2 and one ``error:`` line, no traceback; returns the line."""
-    with pytest.raises(SystemExit) as stop:
-        main(args)
-    err = capsys.readouterr().err
-    assert stop.value.code == 2, err
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
-
+from tests.conftest import file_digests, one_error, requires_shared, run_cli, tampered_checkpoint, write_video
 
 FISH_LABELS = {"positive": "fish", "testImages": "fish", "negative": "no_fish"}
 
@@ -85,7 +56,6 @@ class BrightIsFish(Predictor):
         self.meta = model_meta("classify", ["fish", "no_fish"])
 
     def predict_batch(self, images):
-        import torch
 
         fish = torch.tensor([0.95 if float(np.mean(image)) > 128 else 0.05 for image in images])
         return self.kind.interpret(torch.stack([fish, 1 - fish], 1), [i.shape[:2] for i in images], self.meta)
@@ -97,7 +67,7 @@ def test_class_names_from_a_checkpoint_stay_folders_under_out(trained_run, tmp_p
     from fishbear.frames import main as frames
 
     names = ["../../escaped", "/tmp/absolute", "..", "star"]
-    path = _tampered(trained_run, tmp_path, lambda c: c["fishbear"].update(classes=names))
+    path = tampered_checkpoint(trained_run, tmp_path, lambda c: c["fishbear"].update(classes=names))
     rng = np.random.default_rng(0)
     video = write_video(tmp_path / "clip.mp4", [render_scene(rng, 64, [k]).image for k in ("circle", "square")], 2)
     out = tmp_path / "deep" / "er" / "out"
@@ -120,16 +90,16 @@ def test_frames_never_writes_over_the_users_frames(tmp_path, capsys):
     out.mkdir()
     Image.fromarray(np.full((8, 8, 3), 200, np.uint8)).save(out / "frame_000000.jpg")  # the user's own
     (out / "frames.csv").write_text("frame,note\n0,my notes\n")
-    before = _digest(out)
-    line = _fails(main, [f"video={video}", f"out={out}"], capsys)
+    before = file_digests(out)
+    line = one_error(main, [f"video={video}", f"out={out}"], capsys)
     assert "exists and was not written by fishbear" in line and "another out=" in line
-    assert _digest(out) == before
+    assert file_digests(out) == before
     fresh = tmp_path / "fresh"
     main([f"video={video}", f"out={fresh}"])
     main([f"video={video}", f"out={fresh}"])  # into its own earlier output
     assert "replaced" in capsys.readouterr().out
     (tmp_path / "a-file").write_text("x")
-    assert "is a file; the output here is a folder" in _fails(main, [f"video={video}", f"out={tmp_path / 'a-file'}"],
+    assert "is a file; the output here is a folder" in one_error(main, [f"video={video}", f"out={tmp_path / 'a-file'}"],
                                                               capsys)
 
 

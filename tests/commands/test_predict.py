@@ -5,7 +5,6 @@ output, and says which it was. Each case runs the command's ``main`` (what ``pyt
 from __future__ import annotations
 
 import csv
-import hashlib
 import re
 from pathlib import Path
 
@@ -15,27 +14,9 @@ import torch
 from PIL import Image
 
 from fishbear.core.errors import CheckpointError
-from fishbear.core.outputs import JOURNAL
 from fishbear.engine.inference import Predictor
 from fishbear.predict import main as predict_main
-from tests.conftest import write_video
-
-
-def _digest(folder: Path) -> dict[str, str]:
-    """Every file under ``folder`` (fishbear's journal aside) and its sha256: to show them untouched."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != JOURNAL}
-
-
-def _fails(main, args: list[str], capsys) -> str:
-    """The command exits with status 2 and one ``error:`` line, no traceback; returns the line."""
-    with pytest.raises(SystemExit) as stop:
-        main(args)
-    err = capsys.readouterr().err
-    assert stop.value.code == 2, err
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
+from tests.conftest import file_digests, one_error, write_video
 
 
 def _ramp_video(path: Path, n: int = 10, fps: int = 4) -> Path:
@@ -63,10 +44,10 @@ def test_predict_never_replaces_a_corrected_label_file_the_pre_labelling_loop(tr
     assert "file(s) of an earlier fishbear run replaced" in capsys.readouterr().out
     corrected = first[0].read_text().replace("<name>", "<name>corrected_")
     first[0].write_text(corrected)
-    before = _digest(folder)
-    line = _fails(main, args, capsys)
+    before = file_digests(folder)
+    line = one_error(main, args, capsys)
     assert f"{first[0].name} exists and was not written by fishbear" in line and "overwrite=true" in line
-    assert _digest(folder) == before and first[0].read_text() == corrected
+    assert file_digests(folder) == before and first[0].read_text() == corrected
     main([*args, f"boxes={tmp_path / 'round2'}", f"output={tmp_path / 'round2.csv'}"])  # the way out it names
     assert first[0].read_text() == corrected and len(list((tmp_path / "round2").glob("*.xml"))) == 3
     main([*args, "overwrite=true"])  # the user's explicit choice
@@ -83,14 +64,14 @@ def test_predict_refuses_the_users_csv_a_photo_and_a_folder_as_output(trained_ru
     for i in range(2):
         Image.fromarray(np.full((32, 32, 3), 40 * i, np.uint8)).save(folder / f"{i}.jpg")
     (folder / "predictions.csv").write_text("file,label\nmine.jpg,cat\n")
-    before = _digest(folder)
-    assert "predictions.csv exists and was not written by fishbear" in _fails(main, [f"ckpt={ckpt}", f"input={folder}"],
+    before = file_digests(folder)
+    assert "predictions.csv exists and was not written by fishbear" in one_error(main, [f"ckpt={ckpt}", f"input={folder}"],
                                                                               capsys)
-    assert "the predictions are CSV; give a path ending in .csv" in _fails(
+    assert "the predictions are CSV; give a path ending in .csv" in one_error(
         main, [f"ckpt={ckpt}", f"input={folder}", f"output={folder / '0.jpg'}"], capsys)
-    assert "is a folder; give the CSV file to write" in _fails(
+    assert "is a folder; give the CSV file to write" in one_error(
         main, [f"ckpt={ckpt}", f"input={folder}", f"output={tmp_path}"], capsys)
-    assert _digest(folder) == before
+    assert file_digests(folder) == before
 
 
 def test_images_of_one_name_in_two_folders_get_two_label_files(trained_detector, tmp_path, capsys):
@@ -109,10 +90,10 @@ def test_images_of_one_name_in_two_folders_get_two_label_files(trained_detector,
     assert {Path(r["voc_xml"]).parent.name for r in rows} == {"cam1", "cam2"}
     # one folder, one stem, two images: refused before anything is written
     Image.open(pictures[0]).save(tmp_path / "in" / "cam1" / "img.png")
-    before = _digest(tmp_path / "in")
-    line = _fails(main, [f"ckpt={ckpt}", f"input={tmp_path / 'in'}", "score=0.0"], capsys)
+    before = file_digests(tmp_path / "in")
+    line = one_error(main, [f"ckpt={ckpt}", f"input={tmp_path / 'in'}", "score=0.0"], capsys)
     assert "img.jpg and" in line and "img.png would both be written as label files" in line
-    assert _digest(tmp_path / "in") == before
+    assert file_digests(tmp_path / "in") == before
 
 
 def test_a_decompression_bomb_is_skipped_and_the_other_images_predicted(trained_run, tmp_path, capsys):

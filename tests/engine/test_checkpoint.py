@@ -7,10 +7,10 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
 
 from fishbear.core.errors import CheckpointError
 from fishbear.engine.checkpoint import load_checkpoint, network_from_checkpoint
+from tests.conftest import tampered_checkpoint
 
 
 class _Payload:
@@ -23,18 +23,11 @@ class _Payload:
         return (os.makedirs, (str(self.marker),))
 
 
-def _tampered(trained_run, tmp_path: Path, change) -> Path:
-    run_dir, _ = trained_run
-    checkpoint = torch.load(run_dir / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
-    change(checkpoint)
-    path = tmp_path / "shared.ckpt"
-    torch.save(checkpoint, path)
-    return path
 
 
 def test_a_pickled_payload_in_a_checkpoint_is_refused_not_run(trained_run, tmp_path):
     marker = tmp_path / "payload-ran"
-    path = _tampered(trained_run, tmp_path, lambda c: c["fishbear"].update(note=_Payload(marker)))
+    path = tampered_checkpoint(trained_run, tmp_path, lambda c: c["fishbear"].update(note=_Payload(marker)))
     with pytest.raises(CheckpointError, match="cannot be read as a checkpoint of tensors and plain data"):
         load_checkpoint(path)
     assert not marker.exists()
@@ -48,7 +41,7 @@ def test_a_pickled_payload_in_a_checkpoint_is_refused_not_run(trained_run, tmp_p
 ])
 def test_a_checkpoint_builds_only_fishbears_networks_from_plain_settings(trained_run, tmp_path, monkeypatch, model_cfg):
     monkeypatch.chdir(tmp_path)
-    path = _tampered(trained_run, tmp_path, lambda c: c["fishbear"].update(model_cfg=model_cfg))
+    path = tampered_checkpoint(trained_run, tmp_path, lambda c: c["fishbear"].update(model_cfg=model_cfg))
     with pytest.raises(CheckpointError, match="not one of fishbear's networks|not a model setting"):
         network_from_checkpoint(load_checkpoint(path))
     assert not (tmp_path / "copied").exists()

@@ -14,7 +14,9 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from fishbear.core.errors import DataError
-from fishbear.formats.coco import CocoReader
+from fishbear.formats.coco import (
+    CocoReader,
+)
 from fishbear.formats.cvat import CvatReader
 from fishbear.formats.imagefolder import ImageFolderReader
 from fishbear.formats.points_csv import PointsCsvReader
@@ -202,3 +204,16 @@ def test_a_label_file_never_makes_a_reader_read_outside_its_dataset(name, tmp_pa
         assert not any(v in ("nan", "NaN", "inf", "-inf", "1e400") for v in box), (box, "was read as a box")
 
     check()
+
+
+def test_convert_with_links_never_links_an_outside_file(dataset, tmp_path, capsys):
+    from fishbear.convert import main
+
+    root, outside = dataset
+    _label("coco", root, "../../outside/secret.jpg")
+    with pytest.raises(SystemExit) as stop:
+        main([f"src={root}", "src_format=coco", "reader.json=coco.json", "reader.images=img",
+              f"dst={tmp_path / 'out'}", "dst_format=voc", "images=link"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "outside the dataset folder" in err and "reader.allow_outside=true" in err
+    assert not (tmp_path / "out").exists() or not any(p.is_file() for p in (tmp_path / "out").rglob("*"))
