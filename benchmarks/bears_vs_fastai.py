@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 # the README's bears command: the defaults of a pretrained classifier (fastai's fine_tune rates, the
-# classify kind's fine_tune_rates) and of data=bears (fastai's crop, zoom, warp, rotate, lighting)
+# trainer.fine_tune.classify) and of data=bears (fastai's crop, zoom, warp, rotate, lighting)
 FISHBEAR_RECIPE = ["data=bears", "model=mobilenet_v2", "model.pretrained=true", "trainer.max_epochs=4"]
 
 

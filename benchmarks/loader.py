@@ -52,7 +52,7 @@ class Synthetic(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         batches = [self.batch] * self.steps
-        return DataLoader(batches, batch_size=None, shuffle=False, pin_memory=self.real.pin_memory)
+        return DataLoader(batches, batch_size=None, shuffle=False, pin_memory=self.real.loader.pin_memory)
 
 
 def compose_cfg(overrides: list[str], out_dir: str, steps: int):
@@ -105,7 +105,7 @@ def main() -> None:
         device = "cpu" if not CUDA else torch.cuda.get_device_name(0)
         print(f"data={datamodule.name} model={cfg.model._target_.rsplit('.', 1)[-1]}"
               f"({cfg.model.get('arch', '')}) image={datamodule.image_size} batch={datamodule.batch_size} "
-              f"workers={datamodule.num_workers} train images={len(datamodule.dataset('train'))} "
+              f"workers={datamodule.loader.num_workers} train images={len(datamodule.dataset('train'))} "
               f"device={device} threads={torch.get_num_threads()} overrides={args.overrides}", flush=True)
         rates: dict[str, list[float]] = {"loader": [], "real": [], "synthetic": []}
         for round_ in range(1, args.rounds + 1):
