@@ -37,6 +37,8 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
     Command("export", "a checkpoint as ONNX with a standalone predictor and a parity report: fishbear export "
                       "ckpt=RUN/checkpoints/best.ckpt"),
     Command("serve", "a model behind HTTP with a demo page (LitServe): fishbear serve ckpt=RUN/checkpoints/best.ckpt"),
+    Command("pack", "a dataset as shards that stream (LitData); train from it with data.root=DIR: fishbear pack "
+                    "data=... out=DIR"),
     Command("convert", "a box dataset from one label format into another: fishbear convert src=... src_format=voc "
                        "dst=... dst_format=coco"),
     Command("lr_find", "the learning-rate range test of a run's config: fishbear lr_find data=... model=...",

@@ -30,6 +30,7 @@ from fishbear.data.duplicates import (
 )
 from fishbear.data.feed import Feed, Normalize, to_device_images
 from fishbear.data.loading import LoaderSettings, ReadSettings
+from fishbear.data.pack import PackStore, is_pack
 from fishbear.data.review_note import dataset_note
 from fishbear.data.splits import SplitPlan
 from fishbear.data.transforms import Augment, build_transforms
@@ -76,6 +77,7 @@ class ImageDataModule(L.LightningDataModule):
         self.reading = reading or ReadSettings()
         self.void = void
         self.duplicate_check: DuplicateCheck | None = None
+        self.store: PackStore | None = None  # set when root is a pack (fishbear.data.pack)
         self._normalize: Normalize | None = None
         self._catalog: Catalog | None = None
         self._datasets: dict[str, ImageDataset] = {}
@@ -171,7 +173,7 @@ class ImageDataModule(L.LightningDataModule):
 
     # -- Lightning hooks -----------------------------------------------------------------------
     def prepare_data(self) -> None:
-        if self.source is not None:
+        if self.source is not None and not is_pack(self.root):  # a pack is filled by fishbear pack, not a source
             self.source.prepare(self.root, self.kind)
         if self.root.exists() and not self.root.is_dir():
             raise DataError(
@@ -195,8 +197,12 @@ class ImageDataModule(L.LightningDataModule):
                             "or copy the dataset somewhere you can read.") from None
 
     def _read_catalog(self) -> Catalog:
-        """The reader's catalog, checked against the kind and split (see :meth:`setup`)."""
-        catalog = self.reader(self.root)
+        """The reader's catalog (a pack's own, when ``root`` is one), checked against the kind and split."""
+        if is_pack(self.root):
+            self.store = PackStore(self.root)  # its pictures were decoded, and near copies looked for, when packed
+            catalog = self.store.catalog(self.kind)
+        else:
+            catalog = self.reader(self.root)
         if self.relabel is not None:
             catalog = self.relabel(catalog)
         if catalog.kind != self.kind.name:
@@ -205,7 +211,7 @@ class ImageDataModule(L.LightningDataModule):
                 f"{self.root}, but the data config's task is '{self.kind.name}'. Pick a reader for "
                 f"'{self.kind.name}' labels (data.reader=...), or the task of the labels' kind."
             )
-        if self.reading.on_bad_image == "skip":
+        if self.reading.on_bad_image == "skip" and self.store is None:
             self.reading.drop_unreadable(catalog)
         if "train" not in catalog.splits or not catalog.splits["train"]:
             raise DataError(f"{self.root}: the reader found no training images.")
@@ -222,9 +228,10 @@ class ImageDataModule(L.LightningDataModule):
                 f"too few images to hold out {self.split_plan.info.get('by', 'a share')}): a run tested or validated on "
                 "nothing reports nothing. Put images there, remove the empty folder, or give the data more images."
             )
-        self._check_duplicates(catalog)
+        if self.store is None:
+            self._check_duplicates(catalog)
         self.kind.check_catalog(catalog, self.root)
-        if self.reading.on_bad_image == "error":
+        if self.reading.on_bad_image == "error" and self.store is None:
             self.reading.check_headers(catalog)
         return catalog
 
@@ -265,6 +272,8 @@ class ImageDataModule(L.LightningDataModule):
             cache = self.reading.cache_dir
             decode = DecodedImages(cache / "decoded").load if self.reading.decode_cache and split == "train" and cache \
                 else None
+            if self.store is not None:
+                decode = self.store.load_rgb
             self._datasets[split] = ImageDataset(self.samples(split), transform, self.kind, self.num_classes,
                                                  decode=decode)
         return self._datasets[split]

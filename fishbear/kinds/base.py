@@ -70,6 +70,16 @@ class Kind:
     # the kind's own settings a trained model carries (``ModelMeta.settings``): one default each
     settings_type: ClassVar[type[KindSettings]] = NoSettings
 
+    # -- packing: the target as a packed shard stores it (fishbear.data.pack) --------------------
+    def pack_target(self, sample: Sample, scale: float) -> Any:
+        """The sample's target for its picture resized by ``scale``, as a value LitData stores (a
+        number, a string, bytes or an array; of one structure for every sample of the kind)."""
+        return sample.target
+
+    def unpack_target(self, value: Any) -> Any:
+        """A packed target back in the form a reader gives it (what ``transform_inputs`` reads)."""
+        return value
+
     # -- data: the target from sample to batch -------------------------------------------------
     def compose_args(self) -> dict[str, Any]:
         """Extra arguments of the albumentations pipeline (keypoint or bbox parameters)."""

@@ -78,6 +78,9 @@ def _fast_overrides(command: str, tmp_path, monkeypatch) -> list[str]:
                 "data.num_workers=0", "trainer.max_epochs=1", "trainer.limit_train_batches=2",
                 "trainer.limit_val_batches=1", "trainer.limit_test_batches=1", "trainer.num_sanity_val_steps=0"]
     if "experiment=fish_frames" in command:
+        from tests.conftest import requires_shared
+
+        requires_shared("fish", "video1_output")  # the command names ../shared/data/fish: skipped where it is not
         return ["data.image_size=[48,84]", "data.num_workers=0", "trainer.max_epochs=1", "trainer.limit_train_batches=2",
                 "trainer.limit_val_batches=1", "trainer.limit_test_batches=1", "trainer.num_sanity_val_steps=0"]
     if "data=camvid" in command:

@@ -24,6 +24,12 @@ class Classify(Kind):
     reviews_labels: ClassVar[bool] = True
     proportions: ClassVar[tuple[str, ...]] = ("acc",)
 
+    def pack_target(self, sample: Any, scale: float) -> int:
+        return int(sample.target)
+
+    def unpack_target(self, value: Any) -> int:
+        return int(value)
+
     def stratum(self, sample: Any) -> Hashable | None:
         return sample.target
 

@@ -51,6 +51,23 @@ class Detect(Kind):
         return {"bbox_params": A.BboxParams(format="pascal_voc", label_fields=["labels"], min_visibility=0.25,
                                             clip=True)}
 
+    def pack_target(self, sample: Any, scale: float) -> str:
+        import json
+
+        boxes = sample.target
+        return json.dumps({"xyxy": (np.asarray(boxes.xyxy, dtype=np.float64).reshape(-1, 4) * scale).tolist(),
+                           "labels": list(boxes.labels), "difficult": [bool(d) for d in boxes.difficult],
+                           "codes": [int(c) for c in boxes.codes]})
+
+    def unpack_target(self, value: Any) -> Any:
+        import json
+
+        from fishbear.data.boxes import Boxes
+
+        found = json.loads(str(value))
+        return Boxes(np.asarray(found["xyxy"], dtype=np.float32).reshape(-1, 4), tuple(found["labels"]),
+                     tuple(found["difficult"]), tuple(found["codes"]))
+
     def transform_inputs(self, sample: Any, image: np.ndarray, num_classes: int) -> dict[str, Any]:
         boxes = sample.target
         return {"bboxes": np.asarray(boxes.xyxy, dtype=np.float32).reshape(-1, 4), "labels": list(boxes.codes)}

@@ -38,6 +38,12 @@ class MultiLabel(Kind):
     package: ClassVar[str] = __name__
     settings_type: ClassVar[type[KindSettings]] = MultiLabelSettings
 
+    def pack_target(self, sample: Any, scale: float) -> np.ndarray:
+        return np.asarray(sorted(int(i) for i in sample.target), dtype=np.int64)
+
+    def unpack_target(self, value: Any) -> tuple[int, ...]:
+        return tuple(int(i) for i in np.asarray(value).reshape(-1))
+
     def target(self, sample: Any, out: dict[str, Any], num_classes: int) -> torch.Tensor:
         hot = torch.zeros(num_classes, dtype=torch.float32)
         hot[list(sample.target)] = 1.0

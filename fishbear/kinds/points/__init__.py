@@ -39,6 +39,12 @@ class Points(Kind):
     def num_outputs(self, num_classes: int) -> int:
         return 2 * num_classes
 
+    def pack_target(self, sample: Any, scale: float) -> np.ndarray:
+        return (np.asarray(sample.target, dtype=np.float64).reshape(-1, 2) * scale).astype(np.float32)
+
+    def unpack_target(self, value: Any) -> np.ndarray:
+        return np.asarray(value, dtype=np.float32).reshape(-1, 2)
+
     def transform_inputs(self, sample: Any, image: np.ndarray, num_classes: int) -> dict[str, Any]:
         points = np.asarray(sample.target, dtype=np.float32).reshape(-1, 2)
         if len(points) != num_classes:

@@ -41,6 +41,12 @@ class Regress(Kind):
     eval_resize: ClassVar[str] = "squish"
     settings_type: ClassVar[type[KindSettings]] = RegressSettings
 
+    def pack_target(self, sample: Any, scale: float) -> np.ndarray:
+        return np.asarray(sample.target, dtype=np.float32).reshape(-1)  # values, not pixels: no scale
+
+    def unpack_target(self, value: Any) -> np.ndarray:
+        return np.asarray(value, dtype=np.float32).reshape(-1)
+
     def target(self, sample: Any, out: dict[str, Any], num_classes: int) -> torch.Tensor:
         return torch.as_tensor(np.asarray(sample.target, dtype=np.float32).reshape(-1))
 

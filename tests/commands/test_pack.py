@@ -1,0 +1,49 @@
+"""``fishbear pack``: a dataset written as shards, then trained from with ``data.root=<pack>``: the same
+split and labels give the same seeded run as the folder; what cannot be packed is one error line."""
+
+from __future__ import annotations
+
+import pytest
+
+from fishbear.pack import main as pack_main
+from fishbear.train import train
+from tests.conftest import TINY, compose_train, one_error
+
+PACKABLE = [o for o in TINY if o.startswith("data.source.")]
+
+
+def test_training_from_a_pack_is_the_run_from_its_folder(tmp_path, capsys):
+    index = pack_main([f"out={tmp_path / 'pack'}", *PACKABLE])
+    assert "Train from it with data.root=" in capsys.readouterr().out
+    folder = train(compose_train([*TINY, "logger=none", "seed=3"], tmp_path / "from_folder"))
+    packed = train(compose_train([*TINY, "logger=none", "seed=3", f"data.root={tmp_path / 'pack'}"],
+                                 tmp_path / "from_pack"))
+    assert packed["data"]["sizes"] == folder["data"]["sizes"] == {s: i["count"] for s, i in index["splits"].items()}
+    assert packed["data"]["classes"] == folder["data"]["classes"]
+    for name, value in folder["metrics"].items():  # the same pixels, labels and order: the same seeded run
+        assert packed["metrics"][name] == pytest.approx(value, abs=1e-5), name
+
+
+def test_a_pack_of_a_pack_and_a_pack_inside_its_dataset_are_refused(tmp_path, capsys):
+    pack_main([f"out={tmp_path / 'pack'}", *PACKABLE])
+    capsys.readouterr()
+    line = one_error(pack_main, [f"out={tmp_path / 'again'}", f"data.root={tmp_path / 'pack'}", *PACKABLE], capsys)
+    assert "is a pack already" in line and not (tmp_path / "again").exists()
+    from fishbear.engine.experiment import build_datamodule
+
+    root = build_datamodule(compose_train(TINY)).root
+    line = one_error(pack_main, [f"out={root / 'packed'}", *PACKABLE], capsys)
+    assert "is inside the dataset" in line and not (root / "packed").exists()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["quality=0"], r"quality=0 must be a whole number of 1 or more"),
+    (["max_side=3"], r"max_side=3: give a whole number of 8 pixels or more"),
+    ([], r"out must be set: add out=\.\.\. to the command line"),
+])
+def test_bad_pack_settings_are_one_line(args, message, tmp_path, capsys):
+    import re
+
+    outs = [] if not args else [f"out={tmp_path / 'pack'}"]
+    line = one_error(pack_main, [*outs, *args, *PACKABLE], capsys)
+    assert re.search(message, line), line
