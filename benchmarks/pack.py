@@ -106,8 +106,9 @@ def main() -> None:
         from fishbear.engine.experiment import build_datamodule
 
         root = build_datamodule(_compose([*source, *common])).root
+        splits = {k: v["count"] for k, v in index["splits"].items()}
         print(f"case={args.case} max_side={args.max_side} images/epoch={n // args.epochs} epochs={args.epochs} "
-              f"workers={args.workers} image_size={args.image_size} splits={ {k: v['count'] for k, v in index['splits'].items()} }")
+              f"workers={args.workers} image_size={args.image_size} splits={splits}")
         print(f"folder  {folder_rate:8.1f} images/s   {_size_mb(root):8.1f} MB")
         print(f"pack    {pack_rate:8.1f} images/s   {_size_mb(scratch / 'pack'):8.1f} MB   (packing took {pack_seconds:.1f} s)")
         print(f"ratio pack/folder: {pack_rate / folder_rate:.2f} x the images/s, "
