@@ -82,6 +82,15 @@ def test_loader_benchmark_prints_real_against_synthetic_training(tmp_path):
 
 
 @pytest.mark.slow
+def test_the_pack_benchmark_prints_both_sides_and_their_ratios(tmp_path):
+    result = run_cli([str(REPO / "benchmarks" / "pack.py"), "--case", "small", "--images", "64", "--image-size", "32",
+                      "--epochs", "1"], cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    match = re.search(r"ratio pack/folder: (\d+\.\d+) x the images/s, (\d+\.\d+) x the disk", result.stdout)
+    assert match and float(match.group(1)) > 0 and 0.5 < float(match.group(2)) < 3, result.stdout
+
+
+@pytest.mark.slow
 def test_the_gpu_benchmark_runs_end_to_end_on_cpu(tmp_path):
     """benchmarks/gpu.py --device cpu: every row (the ceiling, the plain loops, fishbear in memory
     and on a JPEG folder) at toy sizes, its table written as JSON and Markdown."""
