@@ -206,8 +206,9 @@ class ImageDataModule(L.LightningDataModule):
         if self.relabel is not None:
             catalog = self.relabel(catalog)
         if catalog.kind != self.kind.name:
+            reader = "the pack" if self.store is not None else f"its reader {type(self.reader).__name__}"
             raise DataError(
-                f"data={self.name}: its reader {type(self.reader).__name__} reads '{catalog.kind}' labels from "
+                f"data={self.name}: {reader} reads '{catalog.kind}' labels from "
                 f"{self.root}, but the data config's task is '{self.kind.name}'. Pick a reader for "
                 f"'{self.kind.name}' labels (data.reader=...), or the task of the labels' kind."
             )

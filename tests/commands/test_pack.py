@@ -47,3 +47,18 @@ def test_bad_pack_settings_are_one_line(args, message, tmp_path, capsys):
     outs = [] if not args else [f"out={tmp_path / 'pack'}"]
     line = one_error(pack_main, [*outs, *args, *PACKABLE], capsys)
     assert re.search(message, line), line
+
+
+def test_a_packed_run_names_its_source_where_files_are_needed_and_a_pack_of_another_kind_is_refused(tmp_path, capsys):
+    from fishbear.core.errors import DataError
+    from fishbear.engine.checkpoint import read_meta
+    from fishbear.engine.experiment import build_datamodule
+    from fishbear.engine.run_data import run_datamodule
+
+    pack_main([f"out={tmp_path / 'pack'}", *PACKABLE])
+    train(compose_train([*TINY, "logger=none", f"data.root={tmp_path / 'pack'}"], tmp_path / "run"))
+    with pytest.raises(DataError, match=r"trained from the pack at .*use the folder it was packed from \(shapes: "):
+        run_datamodule(read_meta(tmp_path / "run" / "checkpoints" / "best.ckpt"))
+    other = build_datamodule(compose_train(["data=shapes_tags", f"data.root={tmp_path / 'pack'}"]))
+    with pytest.raises(DataError, match=r"the pack reads 'classify' labels .* the data config's task is 'multilabel'"):
+        other.setup("fit")
