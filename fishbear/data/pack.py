@@ -254,7 +254,8 @@ class PackStore:
         for split, info in self.index["splits"].items():
             labels = litdata.StreamingDataset(str(self.root / split / "labels"))
             samples = []
-            for i in range(len(labels)):
+            # every item, by its global index: under DDP a StreamingDataset's len() is this process's share only
+            for i in range(_count(self.root / split / "labels")):
                 item = labels[i]
                 if int(item["index"]) != i:
                     raise DataError(f"{self.root / split}: the labels are out of order; pack the dataset again.")

@@ -16,10 +16,17 @@ DATA = ["data.source.train=8", "data.source.valid=3", "data.source.test=4", "dat
 
 
 @pytest.mark.slow  # several processes at once
-def test_three_cpu_processes_make_one_run_folder_and_report_every_test_image_once(tmp_path):
+@pytest.mark.parametrize("storage", ["folder", "pack"])
+def test_three_cpu_processes_make_one_run_folder_and_report_every_test_image_once(storage, tmp_path):
+    data = list(DATA)
+    if storage == "pack":  # the same data packed (fishbear pack), each process reading it through the pack
+        from fishbear.pack import main as pack_main
+
+        pack_main([f"out={tmp_path / 'pack'}", *[o for o in DATA if o.startswith("data.source.")]])
+        data.append(f"data.root={tmp_path / 'pack'}")
     # 16 test images over 3 processes: the distributed sampler repeats 2 to even them out
     result = run_cli(["-m", "fishbear.train", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=3",
-                      *DATA, "trainer.max_epochs=1", "trainer.num_sanity_val_steps=0", "logger=none"],
+                      *data, "trainer.max_epochs=1", "trainer.num_sanity_val_steps=0", "logger=none"],
                      cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("Run folder:") == 1  # console summary from rank 0 only
@@ -30,7 +37,7 @@ def test_three_cpu_processes_make_one_run_folder_and_report_every_test_image_onc
     assert report["data"]["sizes"]["test"] == 16
     assert sum(map(sum, report["classify"]["confusion_matrix"])) == 16  # each test image once
     assert report["intervals"]["test/acc"]["method"].endswith("16 images")
-    single = evaluate(compose_train([f"ckpt={run / 'checkpoints' / 'best.ckpt'}", *DATA], tmp_path / "eval",
+    single = evaluate(compose_train([f"ckpt={run / 'checkpoints' / 'best.ckpt'}", *data], tmp_path / "eval",
                                     config_name="evaluate"))
     for name, value in single["metrics"].items():
         assert report["metrics"][name] == pytest.approx(value, rel=1e-4, abs=1e-6), name
