@@ -167,6 +167,7 @@ class ImageDataModule(L.LightningDataModule):
             "skipped": [{"file": str(path), "reason": why} for path, why in self.catalog.skipped],
             "void": self.void,
             "review": dataset_note(self.root),
+            "pack": None if self.store is None else {"source": self.store.index.get("source"), **self.store.index["settings"]},
             "mean": list(self.feed_settings.mean),
             "std": list(self.feed_settings.std),
         }

@@ -127,7 +127,9 @@ def render_markdown(report: dict[str, Any]) -> str:
         ["classes", ", ".join(report["classes"])], ["images per split", data.get("sizes")],
         ["image size", data.get("image_size")], ["test split", data.get("test_split")],
         ["split", split_summary(data.get("split") or {})],
-        ["unreadable files left out", len(data.get("skipped", []))]]), ""]
+        ["unreadable files left out", len(data.get("skipped", []))],
+        *([["packed from", f"{data['pack']['source']} (max_side {data['pack']['max_side']})"]] if data.get("pack") else [])]),
+              ""]
     lines += leakage_markdown(data.get("duplicates"), data.get("split") or {})
     lines += ["## Run", "", table(["", ""], [
         ["overrides", " ".join(config.get("overrides", [])) or "(none)"],

@@ -20,6 +20,8 @@ def test_training_from_a_pack_is_the_run_from_its_folder(tmp_path, capsys):
                                  tmp_path / "from_pack"))
     assert packed["data"]["sizes"] == folder["data"]["sizes"] == {s: i["count"] for s, i in index["splits"].items()}
     assert packed["data"]["classes"] == folder["data"]["classes"]
+    assert packed["data"]["pack"]["source"].startswith("shapes: ") and folder["data"]["pack"] is None
+    assert "| packed from | shapes: " in (tmp_path / "from_pack" / "report.md").read_text()
     for name, value in folder["metrics"].items():  # the same pixels, labels and order: the same seeded run
         assert packed["metrics"][name] == pytest.approx(value, abs=1e-5), name
 
