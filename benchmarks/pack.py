@@ -47,6 +47,7 @@ def _images_per_second(overrides: list[str], epochs: int) -> tuple[float, int]:
     for _ in range(epochs):
         for batch in loader:
             seen += len(batch["image"])
+        loader = datamodule.train_dataloader() if datamodule.loader.stream else loader
     return seen / (time.perf_counter() - started), seen
 
 
@@ -103,6 +104,8 @@ def main() -> None:
         pack_seconds = time.perf_counter() - started
         folder_rate, n = _images_per_second([*source, *common], args.epochs)
         pack_rate, _ = _images_per_second([*source, *common, f"data.root={scratch / 'pack'}"], args.epochs)
+        stream_rate, _ = _images_per_second([*source, *common, f"data.root={scratch / 'pack'}", "data.stream=true"],
+                                            args.epochs)
         from fishbear.engine.experiment import build_datamodule
 
         root = build_datamodule(_compose([*source, *common])).root
@@ -111,8 +114,9 @@ def main() -> None:
               f"workers={args.workers} image_size={args.image_size} splits={splits}")
         print(f"folder  {folder_rate:8.1f} images/s   {_size_mb(root):8.1f} MB")
         print(f"pack    {pack_rate:8.1f} images/s   {_size_mb(scratch / 'pack'):8.1f} MB   (packing took {pack_seconds:.1f} s)")
+        print(f"pack, streamed {stream_rate:8.1f} images/s   (data.stream=true: the training split in chunk order)")
         print(f"ratio pack/folder: {pack_rate / folder_rate:.2f} x the images/s, "
-              f"{_size_mb(scratch / 'pack') / _size_mb(root):.2f} x the disk")
+              f"{_size_mb(scratch / 'pack') / _size_mb(root):.2f} x the disk; streamed: {stream_rate / folder_rate:.2f} x")
 
 
 if __name__ == "__main__":

@@ -30,7 +30,8 @@ def pack(cfg: DictConfig) -> dict[str, Any]:
     from fishbear.engine.run_folder import fingerprint
 
     started = time.perf_counter()
-    settings = PackSettings(None if cfg.max_side is None else int(cfg.max_side), int(cfg.quality), int(cfg.workers))
+    settings = PackSettings(max_side=None if cfg.max_side is None else int(cfg.max_side), quality=int(cfg.quality),
+                            workers=int(cfg.workers))
     out = Path(str(cfg.out)).expanduser()
     datamodule = build_datamodule(cfg)
     datamodule.prepare_data()

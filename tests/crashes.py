@@ -40,3 +40,14 @@ def killed(run, monkeypatch) -> None:
     with pytest.raises(RuntimeError, match="killed"):
         run()
     monkeypatch.delenv(KILL)
+
+
+class RecordIndices(L.Callback):
+    """Appends each training batch's item indices to ``path``, a line a batch (what a run saw)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        with open(self.path, "a") as handle:
+            handle.write(" ".join(str(int(i)) for i in batch["index"]) + "\n")

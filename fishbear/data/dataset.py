@@ -43,8 +43,11 @@ class ImageDataset(Dataset):
         return len(self.samples)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.item(index, self.decode(self.samples[index].image))
+
+    def item(self, index: int, image: np.ndarray) -> dict[str, Any]:
+        """Sample ``index``'s batch item from its decoded ``image``: augmented, its target the kind's."""
         sample = self.samples[index]
-        image = self.decode(sample.image)
         # albumentations draws from generators of its own, seeded from the OS unless told: seed
         # them per item from torch's generator, which Lightning's seed_everything(workers=True)
         # seeds in the main process and in every loader worker, so one seed gives one run. One

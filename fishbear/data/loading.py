@@ -1,7 +1,7 @@
 """How a dataset's files become batches: the loader's settings and the reading rules, typed.
 
 The data config stays flat (``data.batch_size=32``, ``data.on_bad_image=skip``: what people type
-and sweep); :func:`fishbear.engine.datamodule.image_data` groups its keys into these objects and
+and sweep); :func:`fishbear.engine.data_config.image_data` groups its keys into these objects and
 the data module's other settings (:class:`~fishbear.data.feed.Feed`,
 :class:`~fishbear.data.splits.SplitPlan`, :class:`~fishbear.data.duplicates.DuplicatePolicy`), each
 checked once when it is made.
@@ -33,21 +33,24 @@ def default_num_workers() -> int:
 @dataclass(frozen=True)
 class LoaderSettings:
     """``batch_size``; ``num_workers`` (None: one per core but one, at most 8); ``pin_memory``
-    (None: when CUDA is there); ``persistent_workers``: kept between epochs."""
+    (None: when CUDA is there); ``persistent_workers``: kept between epochs; ``stream``: a pack's
+    training split read in LitData's chunk order (:mod:`fishbear.data.pack_stream`)."""
 
     batch_size: int = 64
     num_workers: int = field(default_factory=default_num_workers)
     pin_memory: bool = False
     persistent_workers: bool = True
+    stream: bool = False
 
     @classmethod
     def of(cls, batch_size: int = 64, num_workers: int | None = None, pin_memory: bool | None = None,
-           persistent_workers: bool = True) -> LoaderSettings:
+           persistent_workers: bool = True, stream: bool = False) -> LoaderSettings:
         """From the config's values, with None meaning fishbear's choice for this machine."""
         import torch
 
         return cls(int(batch_size), default_num_workers() if num_workers is None else int(num_workers),
-                   torch.cuda.is_available() if pin_memory is None else bool(pin_memory), bool(persistent_workers))
+                   torch.cuda.is_available() if pin_memory is None else bool(pin_memory), bool(persistent_workers),
+                   bool(stream))
 
 
 @dataclass(frozen=True)

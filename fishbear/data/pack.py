@@ -284,3 +284,4 @@ class PackStore:
 
     def __getstate__(self) -> dict[str, Any]:  # loader workers open the shards afresh
         return {**self.__dict__, "_images": {}}
+

@@ -57,7 +57,7 @@ class ImageDataModule(L.LightningDataModule):
     normalisation; ``augment``: the training pictures' augmentation; ``split``: how valid/test are
     made when the reader finds no such folders; ``duplicates``: near-copies across splits;
     ``loader`` and ``reading``: batches and unreadable files. ``void``: for masks, the code whose
-    pixels are not scored. Configs build it through :func:`image_data`, whose keys are flat."""
+    pixels are not scored. Configs build it through :func:`fishbear.engine.data_config.image_data`, whose keys are flat."""
 
     def __init__(self, root: str | Path, reader: Reader, kind: Kind | str | None = None, *,
                  source: Source | None = None, name: str | None = None, relabel: Relabel | None = None,
@@ -78,6 +78,8 @@ class ImageDataModule(L.LightningDataModule):
         self.void = void
         self.duplicate_check: DuplicateCheck | None = None
         self.store: PackStore | None = None  # set when root is a pack (fishbear.data.pack)
+        self._stream: Any = None  # data.stream=true: the training split's streaming loader, and a resumed state
+        self._stream_state: dict[str, Any] | None = None
         self._normalize: Normalize | None = None
         self._catalog: Catalog | None = None
         self._datasets: dict[str, ImageDataset] = {}
@@ -297,8 +299,28 @@ class ImageDataModule(L.LightningDataModule):
             collate_fn=self.kind.collate,
         )
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+    def train_dataloader(self) -> Any:
+        if not self.loader.stream:
+            return self._loader("train", shuffle=True)
+        if self.store is None:
+            raise DataError(f"data.stream=true reads a pack; {self.root} is a folder. Pack it (fishbear pack), or drop "
+                            "data.stream.")
+        from fishbear.data.pack_stream import stream_loader
+
+        self._stream = stream_loader(self.root, "train", self.dataset("train"), self.loader.batch_size,
+                                     self.loader.num_workers, torch.initial_seed() % 2**31, self.kind.collate,
+                                     self.loader.pin_memory)
+        if self._stream_state is not None:  # a resumed run's position in the epoch
+            self._stream.load_state_dict(self._stream_state)
+        return self._stream
+
+    def state_dict(self) -> dict[str, Any]:
+        """The streaming loader's position, in every checkpoint: Lightning restores its own copy only
+        when it builds the loader after the checkpoint is read, and a one-cycle schedule builds it before."""
+        return {"train_stream": self._stream.state_dict()} if self._stream is not None else {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._stream_state = state.get("train_stream")
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("valid", shuffle=False)
@@ -309,40 +331,3 @@ class ImageDataModule(L.LightningDataModule):
     @property
     def test_split(self) -> str:
         return "test" if "test" in self.catalog.splits else "valid"
-
-
-def image_data(
-    root: str | Path, reader: Reader, source: Source | None = None, name: str | None = None,
-    kind: Kind | str | None = None, relabel: Relabel | None = None, void: str | None = None,
-    # the feed and the augmentation
-    image_size: int | list[int] = 64, resize: str | None = None, preprocess: list[str] | None = None,
-    augment: Augment | None = None,
-    # the loader and the reading of files
-    batch_size: int = 64, num_workers: int | None = None, pin_memory: bool | None = None,
-    persistent_workers: bool = True, on_bad_image: str = "error", decode_cache: bool = False,
-    cache_dir: str | Path | None = None,
-    # the split (fishbear.data.splits.SplitPlan) and near-copies across it
-    split: str = "stratified", valid_pct: float = 0.2, test_pct: float = 0.0, split_seed: int = 42,
-    group_pattern: str | None = None, group_csv: str | None = None, group_column: str = "group",
-    order_pattern: str | None = None, order_csv: str | None = None, gap: int = 0, folds: int = 5, fold: int = 0,
-    pool_folders: bool = False, duplicates: str = "warn", duplicate_bits: int = 6,
-) -> ImageDataModule:
-    """The data module of a ``data=`` config, whose keys are flat (what people type and sweep:
-    ``data.batch_size=32``, ``data.split=group``), grouped here into the module's typed settings,
-    each checked once as it is made. ``image_size``: one side or ``[height, width]``; ``resize``:
-    ``crop``, ``squish`` or ``pad`` (None: the kind's); ``preprocess``: named steps applied to every
-    picture first (``enhance``), carried by the checkpoint. ``valid_pct`` / ``test_pct``: the seeded
-    fractions of ``train`` held out when the reader finds no such split. ``cache_dir``: image hashes
-    (and, with ``decode_cache``, decoded training images) are kept there."""
-    cache = Path(cache_dir).expanduser() if cache_dir is not None else None
-    return ImageDataModule(
-        root, reader, kind, source=source, name=name, relabel=relabel, void=void, augment=augment,
-        feed=Feed(image_size, resize=resize, preprocess=tuple(preprocess or ())),
-        loader=LoaderSettings.of(batch_size, num_workers, pin_memory, persistent_workers),
-        reading=ReadSettings(on_bad_image, bool(decode_cache), cache),
-        split=SplitPlan(strategy=split, valid_pct=float(valid_pct), test_pct=float(test_pct), seed=int(split_seed),
-                        group_pattern=group_pattern, group_csv=group_csv, group_column=group_column,
-                        order_pattern=order_pattern, order_csv=order_csv, gap=int(gap), folds=int(folds),
-                        fold=int(fold), pool_folders=bool(pool_folders)),
-        duplicates=DuplicatePolicy(duplicates, int(duplicate_bits)),
-    )

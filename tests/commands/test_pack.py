@@ -3,6 +3,8 @@ split and labels give the same seeded run as the folder; what cannot be packed i
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from fishbear.pack import main as pack_main
@@ -15,6 +17,8 @@ PACKABLE = [o for o in TINY if o.startswith("data.source.")]
 def test_training_from_a_pack_is_the_run_from_its_folder(tmp_path, capsys):
     index = pack_main([f"out={tmp_path / 'pack'}", *PACKABLE])
     assert "Train from it with data.root=" in capsys.readouterr().out
+    shards = json.loads((tmp_path / "pack" / "train" / "images" / "index.json").read_text())
+    assert len(shards["chunks"]) == 1 and shards["config"]["chunk_bytes"] == 64 * 2**20  # small pictures: one shard
     folder = train(compose_train([*TINY, "logger=none", "seed=3"], tmp_path / "from_folder"))
     packed = train(compose_train([*TINY, "logger=none", "seed=3", f"data.root={tmp_path / 'pack'}"],
                                  tmp_path / "from_pack"))
@@ -64,3 +68,23 @@ def test_a_packed_run_names_its_source_where_files_are_needed_and_a_pack_of_anot
     other = build_datamodule(compose_train(["data=shapes_tags", f"data.root={tmp_path / 'pack'}"]))
     with pytest.raises(DataError, match=r"the pack reads 'classify' labels .* the data config's task is 'multilabel'"):
         other.setup("fit")
+
+
+def test_a_streamed_run_killed_mid_epoch_resumes_and_sees_each_remaining_picture_once(tmp_path, monkeypatch):
+    """data.stream=true: LitData's loader state rides in the mid-epoch checkpoint (last.ckpt every 2
+    steps here); the run killed after step 5 resumes from step 4 and reads exactly the pictures
+    the first 4 steps had not."""
+    from tests.crashes import killed
+
+    pack_main([f"out={tmp_path / 'pack'}", *PACKABLE])
+    record = tmp_path / "seen.txt"
+    overrides = [*TINY, "logger=none", f"data.root={tmp_path / 'pack'}", "data.stream=true", "data.batch_size=4",
+                 "+callbacks.last_checkpoint.every_n_train_steps=2",
+                 "+callbacks.record._target_=tests.crashes.RecordIndices", f"+callbacks.record.path={record}",
+                 "+callbacks.crash._target_=tests.crashes.CrashAtStep", "+callbacks.crash.step=5"]
+    killed(lambda: train(compose_train(overrides, tmp_path / "run")), monkeypatch)
+    assert len(record.read_text().splitlines()) == 5
+    train(compose_train([*overrides, "ckpt_path=last"], tmp_path / "run"))
+    batches = [[int(i) for i in line.split()] for line in record.read_text().splitlines()]
+    seen = [i for batch in batches[:4] + batches[5:] for i in batch]  # batch 5 was lost with the kill
+    assert sorted(seen) == list(range(32)), batches

@@ -147,7 +147,7 @@ def test_missing_file_on_the_server_is_reported_with_the_status(tmp_path):
 
 
 def test_archive_source_downloads_unpacks_and_feeds_the_regex_reader(tmp_path, archive_bytes):
-    from fishbear.engine.datamodule import image_data
+    from fishbear.engine.data_config import image_data
     from fishbear.formats.name_regex import NameRegexReader
 
     md5 = hashlib.md5(archive_bytes).hexdigest()

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from fishbear.core.errors import DataError
-from fishbear.engine.datamodule import image_data
+from fishbear.engine.data_config import image_data
 from fishbear.formats.imagefolder import ImageFolderReader
 
 

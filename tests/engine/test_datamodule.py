@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from fishbear.core.errors import DataError
-from fishbear.engine.datamodule import image_data
+from fishbear.engine.data_config import image_data
 from fishbear.engine.experiment import build_datamodule
 from fishbear.formats.imagefolder import ImageFolderReader
 from tests.conftest import TINY, compose_train

@@ -16,14 +16,16 @@ DATA = ["data.source.train=8", "data.source.valid=3", "data.source.test=4", "dat
 
 
 @pytest.mark.slow  # several processes at once
-@pytest.mark.parametrize("storage", ["folder", "pack"])
+@pytest.mark.parametrize("storage", ["folder", "pack", "pack, streamed"])
 def test_three_cpu_processes_make_one_run_folder_and_report_every_test_image_once(storage, tmp_path):
     data = list(DATA)
-    if storage == "pack":  # the same data packed (fishbear pack), each process reading it through the pack
+    if storage.startswith("pack"):  # the same data packed (fishbear pack), each process reading it through the pack
         from fishbear.pack import main as pack_main
 
         pack_main([f"out={tmp_path / 'pack'}", *[o for o in DATA if o.startswith("data.source.")]])
         data.append(f"data.root={tmp_path / 'pack'}")
+        if storage.endswith("streamed"):  # each process streams its own share of the training split
+            data.append("data.stream=true")
     # 16 test images over 3 processes: the distributed sampler repeats 2 to even them out
     result = run_cli(["-m", "fishbear.train", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=3",
                       *data, "trainer.max_epochs=1", "trainer.num_sanity_val_steps=0", "logger=none"],

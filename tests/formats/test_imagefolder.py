@@ -86,7 +86,7 @@ def test_regex_matching_no_file_shows_names_and_the_fix(pets):
 
 
 def test_a_class_with_one_image_is_refused(pets):
-    from fishbear.engine.datamodule import image_data
+    from fishbear.engine.data_config import image_data
 
     _image(pets / "images" / "sphynx_1.jpg")
     dm = image_data(root=pets, reader=NameRegexReader(pattern=r"^(.+)_\d+\.jpg$", folder="images"))

@@ -72,7 +72,7 @@ def test_boxes_are_counted_per_image_and_per_class(tmp_path):
 def test_a_reader_of_another_kind_is_refused_by_name(tmp_path):
     _images(tmp_path / "images", ["a.jpg"])
     (tmp_path / "values.csv").write_text("image,count\na.jpg,1\n")
-    from fishbear.engine.datamodule import image_data
+    from fishbear.engine.data_config import image_data
 
     data = image_data(root=tmp_path, reader=ValuesCsvReader(), kind="classify", num_workers=0)
     with pytest.raises(DataError, match=r"reads 'regress' labels .* the data config's task is 'classify'"):
