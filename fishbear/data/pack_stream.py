@@ -1,9 +1,10 @@
 """``data.stream=true``: a pack's training split read in chunk order by LitData's streaming loader.
 
-The pictures are shuffled by chunks and within them, anew each epoch from the seed; each DDP process
-reads its own share (as many as the others: the remainder is left out of the epoch); and the loader's state travels in Lightning's checkpoints, so a run resumed from
-a checkpoint taken mid-epoch reads each remaining picture once. Without it a pack's split is read
-by index, as a folder's files are (:class:`fishbear.data.pack.PackStore`).
+The pictures are shuffled by chunks and within them, anew each epoch from the seed. Each DDP process
+reads its own share, as many as the others (the remainder is left out of that epoch). The loader's
+position travels in the data module's checkpoint state, so a run resumed from a checkpoint taken
+mid-epoch reads each remaining picture once. Without it a pack's split is read by index, as a
+folder's files are (:class:`fishbear.data.pack.PackStore`).
 """
 
 from __future__ import annotations
