@@ -20,38 +20,44 @@ from omegaconf import DictConfig
 from fishbear.core.errors import DataError
 from fishbear.engine.commandline import check_ranges, compose_cli, user_errors_exit
 
-USAGE = "fishbear pack data=NAME out=DIR [data.root=...] [max_side=N] [quality=90] [workers=1]"
+USAGE = ("fishbear pack data=NAME out=DIR|s3://bucket/prefix [data.root=...] [max_side=N] [quality=90] [workers=1] "
+         "[chunk_bytes=64MB]")
 
 
 def pack(cfg: DictConfig) -> dict[str, Any]:
     """Pack ``cfg.data`` into ``cfg.out``; returns the pack's index."""
     from fishbear.data.pack import PackSettings, is_pack, write_pack
+    from fishbear.data.pack_place import place_of
     from fishbear.engine.experiment import build_datamodule
     from fishbear.engine.run_folder import fingerprint
 
     started = time.perf_counter()
     settings = PackSettings(max_side=None if cfg.max_side is None else int(cfg.max_side), quality=int(cfg.quality),
-                            workers=int(cfg.workers))
-    out = Path(str(cfg.out)).expanduser()
+                            workers=int(cfg.workers), chunk_bytes=cfg.chunk_bytes)
+    out = place_of(str(cfg.out))
     datamodule = build_datamodule(cfg)
     datamodule.prepare_data()
-    if is_pack(datamodule.root):
-        raise DataError(f"data.root={datamodule.root} is a pack already: train from it (data.root=...), or pack the "
-                        "folder it was made from.")
-    if out.absolute() == datamodule.root.absolute() or datamodule.root.absolute() in out.absolute().parents:
-        raise DataError(f"out={out} is inside the dataset {datamodule.root}; give a folder outside it.")
+    if datamodule.location != str(datamodule.root) or is_pack(datamodule.root):
+        raise DataError(f"data.root={datamodule.location} is a pack already: train from it (data.root=...), or pack "
+                        "the folder it was made from.")
+    if not out.remote and _inside(Path(out.url), datamodule.root):
+        raise DataError(f"out={out.url} is inside the dataset {datamodule.root}; give a folder outside it.")
     datamodule.setup("fit")
     catalog = datamodule.catalog
     index = write_pack(catalog, datamodule.root, datamodule.kind, fingerprint(catalog.splits, datamodule.root), out,
                        settings, source=f"{datamodule.name}: {datamodule.root}")
     counts = ", ".join(f"{split} {info['count']}" for split, info in index["splits"].items())
-    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) / 2**20
     if index.get("already"):
-        print(f"{out} holds this pack already ({counts}); nothing written.")
+        print(f"{out.url} holds this pack already ({counts}); nothing written.")
     else:
-        print(f"Packed {datamodule.name} ({index['kind']}, {len(index['classes'])} classes; {counts}) into {out}: "
-              f"{size:.1f} MB in {time.perf_counter() - started:.1f} s. Train from it with data.root={out}")
+        size = "" if out.remote else f"{sum(p.stat().st_size for p in Path(out.url).rglob('*') if p.is_file()) / 2**20:.1f} MB "
+        print(f"Packed {datamodule.name} ({index['kind']}, {len(index['classes'])} classes; {counts}) into {out.url}: "
+              f"{size}in {time.perf_counter() - started:.1f} s. Train from it with data.root={out.url}")
     return index
+
+
+def _inside(out: Path, root: Path) -> bool:
+    return out.absolute() == root.absolute() or root.absolute() in out.absolute().parents
 
 
 @user_errors_exit

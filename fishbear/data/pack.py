@@ -35,6 +35,7 @@ import numpy as np
 
 from fishbear.core.errors import DataError
 from fishbear.data.catalog import Catalog, Sample
+from fishbear.data.pack_place import PackPlace, is_url, place_of, s3_errors
 
 PACK_INDEX = "fishbear-pack.json"
 PACK_VERSION = 1
@@ -49,7 +50,7 @@ class PackSettings:
 
     max_side: int | None = None
     quality: int = 90
-    chunk_bytes: int = 64 * 2**20
+    chunk_bytes: int | str = "64MB"  # LitData's chunk size: bytes, or a size such as "64MB" (made bytes here)
     workers: int = 1
 
     def __post_init__(self) -> None:
@@ -59,17 +60,40 @@ class PackSettings:
             raise DataError(f"quality={self.quality}: give a JPEG quality from 1 to 100.")
         if not isinstance(self.workers, int) or self.workers < 1:
             raise DataError(f"workers={self.workers}: give 1 or more.")
+        object.__setattr__(self, "chunk_bytes", _bytes(self.chunk_bytes))
+
+
+_UNITS = {"KB": 1000, "MB": 1000**2, "GB": 1000**3}
+
+
+def _bytes(size: int | str) -> int:
+    """``size`` (bytes, or a number with KB, MB or GB, LitData's decimal units) as bytes."""
+    import re
+
+    text = str(size).strip().upper()
+    found = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(KB|MB|GB)?", text)
+    number = float(found.group(1)) * _UNITS.get(found.group(2) or "", 1) if found else 0
+    if isinstance(size, bool) or number < 1000:
+        raise DataError(f"chunk_bytes={size}: give a shard size of 1KB or more (a number of bytes, or with KB, MB, GB).")
+    return int(number)
 
 
 def is_pack(root: str | Path) -> bool:
-    return (Path(str(root)) / PACK_INDEX).is_file()
+    """Whether ``root`` (a folder, or ``s3://bucket/prefix``) holds a pack's index."""
+    if is_url(root):
+        return place_of(root).read_text(PACK_INDEX) is not None
+    return (Path(str(root)).expanduser() / PACK_INDEX).is_file()
 
 
-def read_index(root: Path) -> dict[str, Any]:
-    """``fishbear-pack.json``, checked for what a run reads of it."""
-    path = Path(root) / PACK_INDEX
+def read_index(root: str | Path | PackPlace) -> dict[str, Any]:
+    """``fishbear-pack.json`` at ``root`` (a folder, ``s3://...`` or a place), checked for what a run reads of it."""
+    place = place_of(root) if isinstance(root, (str, Path)) else root
+    path = place.part(PACK_INDEX)
     try:
-        index = json.loads(path.read_text(encoding="utf-8"))
+        text = place.read_text(PACK_INDEX)
+        if text is None:
+            raise FileNotFoundError("no such file")
+        index = json.loads(text)
     except (OSError, ValueError) as err:
         raise DataError(f"{path} cannot be read as a pack's index ({err}). Pack the dataset again.") from None
     wanted = {"version": int, "kind": str, "classes": list, "splits": dict, "complete": bool}
@@ -80,7 +104,7 @@ def read_index(root: Path) -> dict[str, Any]:
     if index["version"] > PACK_VERSION:
         raise DataError(f"{path} was written by a newer fishbear (pack version {index['version']}); upgrade fishbear.")
     if not index["complete"]:
-        raise DataError(f"{root} is a pack that was not finished (its fishbear pack was stopped). Run the same "
+        raise DataError(f"{place.url} is a pack that was not finished (its fishbear pack was stopped). Run the same "
                         "fishbear pack command again: it completes the pack.")
     return index
 
@@ -128,8 +152,9 @@ def picture_scale(path: Path, settings: PackSettings) -> float:
     return min(1.0, settings.max_side / max(height, width))
 
 
-def write_split(samples: list[Sample], root: Path, out: Path, kind: Any, settings: PackSettings) -> None:
-    """One split's ``images`` and ``labels`` datasets under ``out`` (a folder of its own, new)."""
+def write_split(samples: list[Sample], root: Path, out: PackPlace, split: str, kind: Any,
+                settings: PackSettings) -> None:
+    """One split's ``images`` and ``labels`` datasets under ``out``'s ``split`` (new there)."""
     from functools import partial
 
     import litdata
@@ -138,24 +163,26 @@ def write_split(samples: list[Sample], root: Path, out: Path, kind: Any, setting
     # LitData's default start method (spawn) re-imports the caller's main module in each worker; a
     # fork does not (where the platform has it)
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), out.staging():
         # LitData warns of a chunk larger than its target at every small split's last chunk
         warnings.filterwarnings("ignore", message="An item was larger than the target chunk size")
         for part in ("labels", "images"):
-            litdata.optimize(fn=partial(_pack_item, kind=kind, settings=settings, part=part), inputs=entries,
-                             output_dir=str(out / part), chunk_bytes=settings.chunk_bytes,
-                             num_workers=settings.workers, mode=None, start_method=method, verbose=False,
-                             keep_data_ordered=True)
-            written = _count(out / part)
+            with s3_errors(out.part(split, part)):
+                litdata.optimize(fn=partial(_pack_item, kind=kind, settings=settings, part=part), inputs=entries,
+                                 output_dir=out.part(split, part), chunk_bytes=settings.chunk_bytes,
+                                 num_workers=settings.workers, mode=None, start_method=method, verbose=False,
+                                 keep_data_ordered=True)
+            written = _count(out, split, part)
             if written != len(entries):  # a worker that failed leaves an index with fewer items, and says so only in its log
-                raise DataError(f"packing {out / part} wrote {written} of {len(entries)} items (a worker failed; its error "
-                                "is above). Fix the cause and run the same fishbear pack command again.")
+                raise DataError(f"packing {out.part(split, part)} wrote {written} of {len(entries)} items (a worker "
+                                "failed; its error is above). Fix the cause and run the same fishbear pack command again.")
 
 
-def _count(folder: Path) -> int:
+def _count(place: PackPlace, split: str, part: str) -> int:
+    """The items LitData's index of ``split``/``part`` lists (0 when there is none)."""
     try:
-        index = json.loads((folder / "index.json").read_text())
-    except (OSError, ValueError):
+        index = json.loads(place.read_text(f"{split}/{part}/index.json") or "{}")
+    except ValueError:
         return 0
     return sum(int(chunk.get("chunk_size", 0)) for chunk in index.get("chunks") or [])
 
@@ -176,108 +203,101 @@ def index_of(catalog: Catalog, kind: Any, fingerprint: dict[str, Any], settings:
             "complete": complete}
 
 
-def write_pack(catalog: Catalog, root: Path, kind: Any, fingerprint: dict[str, Any], out: Path,
+def write_pack(catalog: Catalog, root: Path, kind: Any, fingerprint: dict[str, Any], out: str | Path | PackPlace,
                settings: PackSettings, source: str) -> dict[str, Any]:
-    """Pack ``catalog`` (read from ``root``, its splits made) into ``out``; returns the index.
+    """Pack ``catalog`` (read from ``root``, its splits made) into ``out`` (a folder, or
+    ``s3://bucket/prefix``); returns the index.
 
     ``out`` is new, empty, or this same pack stopped before it finished (its index names the same
     source, settings and splits): then the splits already written are kept and the others written
     again. A finished pack of the same data is left as it is; anything else in ``out`` is refused."""
-    from fishbear.core.atomic import atomic_write_text
-
-    out = Path(out)
+    place = place_of(out) if isinstance(out, (str, Path)) else out
     wanted = index_of(catalog, kind, fingerprint, settings, source, complete=False)
-    done = _resumable(out, wanted)
+    done = _resumable(place, wanted)
     if done is None:
         return {**wanted, "complete": True, "already": True}
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / PACK_INDEX, json.dumps(wanted, indent=2) + "\n")
+    place.write_text(PACK_INDEX, json.dumps(wanted, indent=2) + "\n")
     for split, samples in catalog.splits.items():
         if split in done:
             continue
-        _remove_split(out / split)
-        write_split(samples, root, out / split, kind, settings)
+        place.remove(split)  # what a stopped pack began of this split (only LitData's files)
+        write_split(samples, root, place, split, kind, settings)
     finished = {**wanted, "complete": True}
-    atomic_write_text(out / PACK_INDEX, json.dumps(finished, indent=2) + "\n")
+    place.write_text(PACK_INDEX, json.dumps(finished, indent=2) + "\n")
     return finished
 
 
-def _resumable(out: Path, wanted: dict[str, Any]) -> set[str] | None:
-    """The splits of ``out`` already written for this same pack (empty for a new folder); None when
-    the same pack is finished there; a :class:`DataError` when ``out`` holds anything else."""
-    if not out.exists():
-        return set()
-    if not out.is_dir() or out.is_symlink():
-        raise DataError(f"out={out} is a file or a link; give a new folder for the pack.")
-    index_path = out / PACK_INDEX
-    if not index_path.is_file():
-        if any(out.iterdir()):
-            raise DataError(f"out={out} holds files fishbear pack did not write; give a new or empty folder.")
+def _resumable(place: PackPlace, wanted: dict[str, Any]) -> set[str] | None:
+    """The splits at ``place`` already written for this same pack (empty for a new place); None when
+    the same pack is finished there; a :class:`DataError` when ``place`` holds anything else."""
+    text = place.read_text(PACK_INDEX) if not place.is_empty() else None
+    if text is None:
+        if not place.is_empty():
+            raise DataError(f"out={place.url} holds files fishbear pack did not write; give a new or empty "
+                            f"{'prefix' if place.remote else 'folder'}.")
         return set()
     try:
-        found = json.loads(index_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        found = json.loads(text)
+    except ValueError:
         found = None
     same = isinstance(found, dict) and all(found.get(k) == wanted[k] for k in ("kind", "classes", "source", "splits",
                                                                                 "settings"))
     if not same:
-        raise DataError(f"out={out} holds another pack (of other data, splits or settings); give a new folder, or "
-                        "delete that pack first.")
+        raise DataError(f"out={place.url} holds another pack (of other data, splits or settings); give a new "
+                        "place, or delete that pack first.")
     if found.get("complete"):
         return None
     return {split for split, info in wanted["splits"].items()
-            if all(_count(out / split / part) == info["count"] for part in ("labels", "images"))}
-
-
-def _remove_split(folder: Path) -> None:
-    """A split this pack began and did not finish (only LitData's files are there)."""
-    import shutil
-
-    if folder.is_dir() and not folder.is_symlink():
-        shutil.rmtree(folder)
+            if all(_count(place, split, part) == info["count"] for part in ("labels", "images"))}
 
 
 class PackStore:
     """A pack read by a run: its catalog (names under the pack's root, targets unpacked) and the
     pictures, decoded by fishbear's one rule from the stored bytes."""
 
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(str(root))
-        self.index = read_index(self.root)
+    def __init__(self, root: str | Path | PackPlace) -> None:
+        self.place = place_of(root) if isinstance(root, (str, Path)) else root
+        self.root = self.place.names_root  # the pictures' names are paths under it (a run's samples are paths)
+        self.url = self.place.url
+        self.index = read_index(self.place)
         self._where: dict[Path, tuple[str, int]] = {}
         self._images: dict[str, Any] = {}
 
-    def catalog(self, kind: Any) -> Catalog:
+    def shards(self, split: str, part: str, **options: Any) -> Any:
+        """LitData's dataset of ``split``'s ``part`` (``images`` or ``labels``), cached locally when remote."""
         import litdata
 
+        with s3_errors(self.place.part(split, part)):
+            return litdata.StreamingDataset(self.place.part(split, part), cache_dir=self.place.cache_dir, **options)
+
+    def catalog(self, kind: Any) -> Catalog:
         splits: dict[str, list[Sample]] = {}
         for split, info in self.index["splits"].items():
-            labels = litdata.StreamingDataset(str(self.root / split / "labels"))
+            labels = self.shards(split, "labels")
             samples = []
             # every item, by its global index: under DDP a StreamingDataset's len() is this process's share only
-            for i in range(_count(self.root / split / "labels")):
+            for i in range(_count(self.place, split, "labels")):
                 item = labels[i]
                 if int(item["index"]) != i:
-                    raise DataError(f"{self.root / split}: the labels are out of order; pack the dataset again.")
+                    raise DataError(f"{self.place.part(split)}: the labels are out of order; pack the dataset again.")
                 path = self.root / str(item["name"])
                 self._where[path] = (split, i)
                 samples.append(Sample(path, kind.unpack_target(item["target"])))
             if len(samples) != int(info["count"]):
-                raise DataError(f"{self.root / split} holds {len(samples)} pictures, its index says {info['count']}: "
-                                "the pack is damaged; pack the dataset again.")
+                raise DataError(f"{self.place.part(split)} holds {len(samples)} pictures, its index says "
+                                f"{info['count']}: the pack is damaged; pack the dataset again.")
             splits[split] = samples
         return Catalog(splits=splits, classes=list(self.index["classes"]), kind=str(self.index["kind"]))
 
     def load_rgb(self, path: Path) -> np.ndarray:
         """The picture the pack holds for ``path`` (a name under the pack's root), decoded upright."""
-        import litdata
         from PIL import Image
 
         from fishbear.core.decoding import as_rgb
 
         split, i = self._where[Path(path)]
         if split not in self._images:
-            self._images[split] = litdata.StreamingDataset(str(self.root / split / "images"))
+            self._images[split] = self.shards(split, "images")
         item = self._images[split][i]
         with Image.open(io.BytesIO(bytes(item["image"]))) as opened:
             return as_rgb(opened)

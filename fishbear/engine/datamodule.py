@@ -31,6 +31,7 @@ from fishbear.data.duplicates import (
 from fishbear.data.feed import Feed, Normalize, to_device_images
 from fishbear.data.loading import LoaderSettings, ReadSettings
 from fishbear.data.pack import PackStore, is_pack
+from fishbear.data.pack_place import is_url, place_of
 from fishbear.data.review_note import dataset_note
 from fishbear.data.splits import SplitPlan
 from fishbear.data.transforms import Augment, build_transforms
@@ -65,7 +66,8 @@ class ImageDataModule(L.LightningDataModule):
                  duplicates: DuplicatePolicy | None = None, loader: LoaderSettings | None = None,
                  reading: ReadSettings | None = None, void: str | None = None) -> None:
         super().__init__()
-        self.root = Path(root).expanduser()
+        self.location = str(root)  # as given: a folder, or a pack's s3://bucket/prefix
+        self.root = Path(root).expanduser() if not is_url(root) else place_of(str(root)).names_root
         self.reader, self.source, self.relabel = reader, source, relabel
         self.name = name or self.root.name
         self.kind: Kind = get_kind(kind)
@@ -158,7 +160,7 @@ class ImageDataModule(L.LightningDataModule):
         """A summary for reports and hyperparameter logs."""
         return {
             "name": self.name,
-            "root": str(self.root),
+            "root": self.location if self.store is not None and self.store.place.remote else str(self.root),
             "kind": self.kind.name,
             "classes": self.classes,
             "image_size": self.image_size,
@@ -176,6 +178,11 @@ class ImageDataModule(L.LightningDataModule):
 
     # -- Lightning hooks -----------------------------------------------------------------------
     def prepare_data(self) -> None:
+        if is_url(self.location):  # only a pack lies in an object store
+            if not is_pack(self.location):
+                raise DataError(f"data.root={self.location} holds no fishbear pack (no {self.location}/fishbear-pack.json). "
+                                f"Pack the dataset there first: fishbear pack data={self.name} out={self.location}")
+            return
         if self.source is not None and not is_pack(self.root):  # a pack is filled by fishbear pack, not a source
             self.source.prepare(self.root, self.kind)
         if self.root.exists() and not self.root.is_dir():
@@ -201,8 +208,9 @@ class ImageDataModule(L.LightningDataModule):
 
     def _read_catalog(self) -> Catalog:
         """The reader's catalog (a pack's own, when ``root`` is one), checked against the kind and split."""
-        if is_pack(self.root):
-            self.store = PackStore(self.root)  # its pictures were decoded, and near copies looked for, when packed
+        if is_url(self.location) or is_pack(self.root):
+            # its pictures were decoded, and near copies looked for, when packed
+            self.store = PackStore(self.location if is_url(self.location) else self.root)
             catalog = self.store.catalog(self.kind)
         else:
             catalog = self.reader(self.root)
@@ -307,7 +315,7 @@ class ImageDataModule(L.LightningDataModule):
                             "data.stream.")
         from fishbear.data.pack_stream import stream_loader
 
-        self._stream = stream_loader(self.root, "train", self.dataset("train"), self.loader.batch_size,
+        self._stream = stream_loader(self.store, "train", self.dataset("train"), self.loader.batch_size,
                                      self.loader.num_workers, torch.initial_seed() % 2**31, self.kind.collate,
                                      self.loader.pin_memory)
         if self._stream_state is not None:  # a resumed run's position in the epoch

@@ -36,7 +36,7 @@ def run_datamodule(meta: Any) -> Any:
         raise DataError(f"the run's data cannot be read ({err}); run where the run was trained (its data.root may "
                         "be relative), or give the pictures another way.") from None
     if datamodule.store is not None:  # export's parity and review show and read picture files
-        raise DataError(f"the run was trained from the pack at {datamodule.root}, whose pictures are not files; use the "
+        raise DataError(f"the run was trained from the pack at {datamodule.location}, whose pictures are not files; use the "
                         f"folder it was packed from ({datamodule.store.index.get('source', 'its fishbear-pack.json says')}), "
                         "or give the pictures another way (images=FOLDER).")
     return datamodule

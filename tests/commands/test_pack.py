@@ -18,7 +18,7 @@ def test_training_from_a_pack_is_the_run_from_its_folder(tmp_path, capsys):
     index = pack_main([f"out={tmp_path / 'pack'}", *PACKABLE])
     assert "Train from it with data.root=" in capsys.readouterr().out
     shards = json.loads((tmp_path / "pack" / "train" / "images" / "index.json").read_text())
-    assert len(shards["chunks"]) == 1 and shards["config"]["chunk_bytes"] == 64 * 2**20  # small pictures: one shard
+    assert len(shards["chunks"]) == 1 and shards["config"]["chunk_bytes"] == 64 * 1000**2  # small pictures: one shard
     folder = train(compose_train([*TINY, "logger=none", "seed=3"], tmp_path / "from_folder"))
     packed = train(compose_train([*TINY, "logger=none", "seed=3", f"data.root={tmp_path / 'pack'}"],
                                  tmp_path / "from_pack"))
@@ -45,12 +45,14 @@ def test_a_pack_of_a_pack_and_a_pack_inside_its_dataset_are_refused(tmp_path, ca
 @pytest.mark.parametrize(("args", "message"), [
     (["quality=0"], r"quality=0 must be a whole number of 1 or more"),
     (["max_side=3"], r"max_side=3: give a whole number of 8 pixels or more"),
+    (["chunk_bytes=12 parsecs"], r"chunk_bytes=12 parsecs: give a shard size of 1KB or more"),
+    (["out=gs://bucket/x"], r"gs://bucket/x: fishbear packs to a local folder or s3://bucket/prefix"),
     ([], r"out must be set: add out=\.\.\. to the command line"),
 ])
 def test_bad_pack_settings_are_one_line(args, message, tmp_path, capsys):
     import re
 
-    outs = [] if not args else [f"out={tmp_path / 'pack'}"]
+    outs = [] if not args or args[0].startswith("out=") else [f"out={tmp_path / 'pack'}"]
     line = one_error(pack_main, [*outs, *args, *PACKABLE], capsys)
     assert re.search(message, line), line
 
