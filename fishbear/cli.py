@@ -37,6 +37,8 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
     Command("export", "a checkpoint as ONNX with a standalone predictor and a parity report: fishbear export "
                       "ckpt=RUN/checkpoints/best.ckpt"),
     Command("serve", "a model behind HTTP with a demo page (LitServe): fishbear serve ckpt=RUN/checkpoints/best.ckpt"),
+    Command("adapt", "a trained model fitted to new footage without labels, as a new run: fishbear adapt "
+                     "ckpt=RUN/checkpoints/best.ckpt frames=DIR|video=FILE"),
     Command("pack", "a dataset as shards that stream (LitData); train from it with data.root=DIR: fishbear pack "
                     "data=... out=DIR"),
     Command("convert", "a box dataset from one label format into another: fishbear convert src=... src_format=voc "

@@ -30,13 +30,13 @@ import numpy as np
 from omegaconf import DictConfig
 
 from fishbear.core.decoding import as_rgb
-from fishbear.core.errors import DataError
+from fishbear.core.errors import ConfigError, DataError
 from fishbear.engine.commandline import check_ranges, compose_cli, user_errors_exit
 from fishbear.reports.events import contact_sheet, events_csv
 from fishbear.reports.frame_table import FrameRow, VisitSettings, frames_csv, mark_by_confidence, mark_by_visits
 
 USAGE = ("fishbear frames video=VIDEO out=DIR [every=1] [sort_with=CKPT] [score=0.5] [review_below=0.8] "
-         "[enhance=true] [device=cpu] [batch_size=32] [quality=95] [overwrite=false]")
+         "[enhance=true] [adapt=true] [device=cpu] [batch_size=32] [quality=95] [overwrite=false]")
 # what frames writes into out (and so what an existing file there is checked against)
 WRITTEN = ("frames.csv", "events.csv", "events.png")
 
@@ -75,6 +75,8 @@ def cut(args: DictConfig) -> Path:
     video, out = _video(args), Path(str(args.out))
     outputs = OutputFiles(bool(args.overwrite), way_out="another out=")
     outputs.check_folder(out, _ours_to_write)  # before the video is read: a clash costs nothing
+    if args.adapt:
+        args.sort_with = str(_adapted(args, video, out))
     predictor = _sorter(args)
     target = None
     if predictor is not None:
@@ -100,6 +102,20 @@ def _video(args: DictConfig) -> Path:
     if not is_video_file(video):
         raise DataError(f"video={video} is not a video file by its suffix; give an mp4, avi, mov, mkv ... file.")
     return video
+
+
+def _adapted(args: DictConfig, video: Path, out: Path) -> Path:
+    """``adapt=true``: the ``sort_with`` checkpoint adapted to this very video by ``fishbear adapt``'s
+    defaults, written to ``OUT/adapted/`` (the source run is only read); the path of the new checkpoint."""
+    from fishbear.adapt import adapt
+    from fishbear.engine.commandline import compose_cli
+
+    if args.sort_with is None:
+        raise ConfigError("adapt=true adapts the sort_with= checkpoint to this video; give sort_with=RUN/checkpoints/best.ckpt.")
+    adapt(compose_cli("adapt", [f"ckpt={args.sort_with}", f"video={video}", f"every={args.every}",
+                                f"out={out / 'adapted'}", f"device={args.device}", f"overwrite={args.overwrite}"],
+                      "fishbear frames ... sort_with=CKPT adapt=true"))
+    return out / "adapted" / "checkpoints" / "best.ckpt"
 
 
 def _sorter(args: DictConfig) -> Any:

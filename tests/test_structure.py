@@ -109,7 +109,7 @@ def test_imports_only_point_down():
     assert not wrong, wrong
 
 
-WINGS = ("deploy", "review", "search")  # engine/'s wings; the run's modules stand at engine/'s root
+WINGS = ("adapt", "deploy", "review", "search")  # engine/'s wings; the run's modules stand at engine/'s root
 
 
 def wing(module: str) -> str | None:

@@ -40,6 +40,7 @@ from fishbear.data.pack_place import PackPlace, is_url, place_of, s3_errors
 PACK_INDEX = "fishbear-pack.json"
 PACK_VERSION = 1
 SPLITS = ("train", "valid", "test")
+LABEL_CHUNK_BYTES = 64 * 1000**2  # labels are small: a split's are read whole, from one shard or few
 
 
 @dataclass(frozen=True)
@@ -166,10 +167,10 @@ def write_split(samples: list[Sample], root: Path, out: PackPlace, split: str, k
     with warnings.catch_warnings(), out.staging():
         # LitData warns of a chunk larger than its target at every small split's last chunk
         warnings.filterwarnings("ignore", message="An item was larger than the target chunk size")
-        for part in ("labels", "images"):
+        for part, chunk_bytes in (("labels", LABEL_CHUNK_BYTES), ("images", settings.chunk_bytes)):
             with s3_errors(out.part(split, part)):
                 litdata.optimize(fn=partial(_pack_item, kind=kind, settings=settings, part=part), inputs=entries,
-                                 output_dir=out.part(split, part), chunk_bytes=settings.chunk_bytes,
+                                 output_dir=out.part(split, part), chunk_bytes=chunk_bytes,
                                  num_workers=settings.workers, mode=None, start_method=method, verbose=False,
                                  keep_data_ordered=True)
             written = _count(out, split, part)
@@ -268,7 +269,12 @@ class PackStore:
         import litdata
 
         with s3_errors(self.place.part(split, part)):
-            return litdata.StreamingDataset(self.place.part(split, part), cache_dir=self.place.cache_dir, **options)
+            dataset = litdata.StreamingDataset(self.place.part(split, part), cache_dir=self.place.cache_dir, **options)
+            if self.place.remote:
+                # an empty slice turns LitData's reads by index to whole shards, cached (a slice's way),
+                # not one ranged request per item every time: 2,000 labels from a bucket in 1 s, not 84
+                dataset[0:0]
+            return dataset
 
     def catalog(self, kind: Any) -> Catalog:
         splits: dict[str, list[Sample]] = {}

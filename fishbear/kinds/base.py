@@ -129,6 +129,13 @@ class Kind:
         """What the test stage keeps per image for the report (masks keep class indices, not scores)."""
         return self.predictions(outputs)
 
+    has_probabilities: ClassVar[bool] = False  # the kind's outputs are class probabilities (adapt's tent)
+
+    def entropy(self, outputs: Any) -> Any:
+        """The mean entropy of the predicted probabilities (what ``fishbear adapt method=tent`` lowers),
+        for kinds with :attr:`has_probabilities`."""
+        raise NotImplementedError(f"a '{self.name}' model predicts no probabilities")
+
     def interpret(self, predictions: Any, sizes: list[tuple[int, int]], meta: ModelMeta) -> list[dict[str, Any]]:
         """Predictions for images of original ``(height, width)`` ``sizes`` as what a user reads:
         one dict per image with ``summary`` (one line), ``columns`` (CSV cells by header, or

@@ -49,12 +49,15 @@ class NoSettings(KindSettings):
 class Provenance:
     """How the weights came to be: the run they belong to (its overrides and ``.hydra`` files,
     which a resume checks), the split they were trained on (a fingerprint per split) and the
-    seconds spent, summed over the processes of a resumed run."""
+    seconds spent, summed over the processes of a resumed run; for weights ``fishbear adapt`` fitted
+    to new footage, ``adapted``: the source checkpoint (path, sha256), the footage's fingerprint and
+    the methods with their settings."""
 
     run: dict[str, Any] | None = None
     data_fingerprint: dict[str, Any] | None = None
     fit_seconds: float = 0.0
     wall_seconds: float = 0.0
+    adapted: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -111,7 +114,8 @@ class ModelMeta:
             data_name=section.get("data_name"),
             provenance=Provenance(run=section.get("run"), data_fingerprint=section.get("data_fingerprint"),
                                   fit_seconds=float(section.get("fit_seconds") or 0.0),
-                                  wall_seconds=float(section.get("wall_seconds") or 0.0)))
+                                  wall_seconds=float(section.get("wall_seconds") or 0.0),
+                                  adapted=section.get("adapted")))
 
     @classmethod
     def read_from(cls, checkpoint: Any, path: Path | str, kinds: Mapping[str, Any]) -> ModelMeta:
@@ -128,7 +132,7 @@ class ModelMeta:
                 "preprocess": list(self.preprocess),
                 "data_name": self.data_name, **self.settings.to_section(), "run": self.provenance.run,
                 "data_fingerprint": self.provenance.data_fingerprint, "fit_seconds": self.provenance.fit_seconds,
-                "wall_seconds": self.provenance.wall_seconds}
+                "wall_seconds": self.provenance.wall_seconds, "adapted": self.provenance.adapted}
 
     def write_into(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[SECTION] = self.to_section()

@@ -84,10 +84,13 @@ def test_loader_benchmark_prints_real_against_synthetic_training(tmp_path):
 @pytest.mark.slow
 def test_the_pack_benchmark_prints_both_sides_and_their_ratios(tmp_path):
     result = run_cli([str(REPO / "benchmarks" / "pack.py"), "--case", "small", "--images", "64", "--image-size", "32",
-                      "--epochs", "1"], cwd=tmp_path, timeout=600)
+                      "--epochs", "1", "--train-batches", "2", "--s3"], cwd=tmp_path, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     match = re.search(r"ratio pack/folder: (\d+\.\d+) x the images/s, (\d+\.\d+) x the disk", result.stdout)
     assert match and float(match.group(1)) > 0 and 0.5 < float(match.group(2)) < 3, result.stdout
+    assert re.search(r"training images/s: folder \d+\.\d, pack \d+\.\d, streamed \d+\.\d", result.stdout), result.stdout
+    for epoch in (1, 2):  # the pack streamed from moto's server on 127.0.0.1
+        assert re.search(rf"streamed epoch {epoch}: local pack +\d+\.\d images/s, s3 +\d+\.\d images/s", result.stdout)
 
 
 @pytest.mark.slow

@@ -69,6 +69,7 @@ def _streamed(url: str, record, cut_seconds: float) -> list[str]:
             "+callbacks.cut._target_=tests.s3_server.CutAtEpochStart", f"+callbacks.cut.seconds={cut_seconds}"]
 
 
+@pytest.mark.slow
 def test_a_run_streamed_from_a_bucket_rides_out_a_short_cut_and_resumes_mid_epoch(s3, tmp_path, monkeypatch):
     """Small shards (1 KB: a picture or two each). A cut of 0.3 s is retried by LitData's client;
     the run is killed after step 5 and resumed from the step-4 checkpoint in the bucket's cache:
@@ -90,6 +91,7 @@ def test_a_run_streamed_from_a_bucket_rides_out_a_short_cut_and_resumes_mid_epoc
     assert sorted(seen) == list(range(32)), batches
 
 
+@pytest.mark.slow
 def test_a_long_network_cut_ends_the_run_with_one_line_and_the_same_command_then_runs(s3, tmp_path, capsys):
     """A cut longer than LitData's client retries (10 tries within about 2 s): the run stops with
     one error line that says how to resume (after LitData's own report of its prefetch thread, which

@@ -77,6 +77,12 @@ class Classify(Kind):
                 scene = render_scene(source.rng(split, index), source.image_size, [shape])
                 Image.fromarray(scene.image).save(root / split / shape / f"{index:05d}.jpg", quality=source.jpeg_quality)
 
+    has_probabilities: ClassVar[bool] = True
+
+    def entropy(self, outputs: Any) -> Any:
+        log_p = outputs.float().log_softmax(dim=1)
+        return -(log_p.exp() * log_p).sum(dim=1).mean()
+
     def predictions(self, outputs: Any) -> Any:
         return outputs.float().softmax(dim=1)
 

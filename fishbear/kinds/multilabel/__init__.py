@@ -66,6 +66,13 @@ class MultiLabel(Kind):
             rows.append(f"{name},{' '.join(sorted({shape.kind for shape in scene.shapes}))}")
         (root / "train_v2.csv").write_text("\n".join(rows) + "\n")
 
+    has_probabilities: ClassVar[bool] = True
+
+    def entropy(self, outputs: Any) -> Any:  # each tag a yes/no question
+        logits = outputs.float()
+        p = logits.sigmoid()
+        return (torch.nn.functional.softplus(logits) - p * logits).mean()
+
     def predictions(self, outputs: Any) -> Any:
         return outputs.float().sigmoid()
 

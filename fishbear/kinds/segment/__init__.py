@@ -100,6 +100,12 @@ class Segment(Kind):
         n_valid = source.valid * len(SHAPE_KINDS)
         (root / "valid.txt").write_text("".join(f"{name}.png\n" for name in names[-n_valid:]))
 
+    has_probabilities: ClassVar[bool] = True
+
+    def entropy(self, outputs: Any) -> Any:  # per pixel, over the classes
+        log_p = outputs.float().log_softmax(dim=1)
+        return -(log_p.exp() * log_p).sum(dim=1).mean()
+
     def predictions(self, outputs: Any) -> Any:
         return outputs.float().softmax(dim=1)
 

@@ -1,0 +1,169 @@
+"""``fishbear adapt``: a classifier trained on clear water, then shown its test pictures with a colour
+cast and low contrast (a new day's water): each method lifts the accuracy on the cast pictures above
+the unadapted model's by a margin computed from the test set's size; the source run is untouched;
+the adapted checkpoint's provenance names its source, footage and methods; predict, frames, the
+export's standalone predictor and serve answer the same for it; what cannot apply is one line."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from fishbear.adapt import main as adapt_main
+from fishbear.engine.inference import Predictor
+from fishbear.train import train
+from tests.conftest import compose_train, file_digests, one_error
+
+SIDES = ("left", "right")
+
+
+def blob_picture(rng: np.random.Generator, side: str) -> np.ndarray:
+    """A 32 px picture of textured water with one round blob in its left or right half (the class)."""
+    picture = np.clip(rng.uniform(0.2, 0.8, 3) * 255 + rng.normal(0, 25, (32, 32, 3)), 0, 255)
+    y, x = rng.integers(6, 26), rng.integers(4, 12) + (16 if side == "right" else 0)
+    rows, cols = np.mgrid[:32, :32]
+    picture[(rows - y) ** 2 + (cols - x) ** 2 <= 16] = rng.uniform(0, 255, 3)
+    return picture.astype(np.uint8)
+
+
+def cast(picture: np.ndarray) -> np.ndarray:
+    """Yellow-green murky water: each channel's contrast cut to a tenth or a fifth, and shifted."""
+    x = picture.astype(np.float32) / 255 * np.array([0.1, 0.2, 0.1]) + np.array([0.65, 0.55, 0.2])
+    return (x.clip(0, 1) * 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def shifted(tmp_path_factory):
+    """A classifier of the blob's side trained on clear water (3 epochs, no flips: a flip would swap
+    the sides), and 400 test pictures as they were and cast, the cast ones written as the new footage."""
+    from PIL import Image
+
+    tmp = tmp_path_factory.mktemp("adapt")
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 80), ("valid", 10), ("test", 200)):
+        for side in SIDES:
+            folder = tmp / "data" / split / side
+            folder.mkdir(parents=True)
+            for i in range(count):
+                Image.fromarray(blob_picture(rng, side)).save(folder / f"{i}.png")
+    report = train(compose_train(["data=folder", f"data.root={tmp / 'data'}", "data.image_size=32", "data.augment=null",
+                                  "data.batch_size=16", "data.num_workers=0", "trainer.max_epochs=3", "logger=none",
+                                  "trainer.num_sanity_val_steps=0", "seed=1", "model=convnet"], tmp / "run"))
+    from fishbear.data.images import load_rgb
+
+    files = sorted((tmp / "data" / "test").rglob("*.png"))
+    pictures, labels = [load_rgb(f) for f in files], [f.parent.name for f in files]
+    footage = tmp / "new_day" / "cam1"
+    footage.mkdir(parents=True)
+    for i, picture in enumerate(pictures):
+        Image.fromarray(cast(picture)).save(footage / f"frame_{i:03d}.png")
+    return tmp, report, pictures, labels
+
+
+def accuracy(ckpt, pictures, labels) -> float:
+    answers = Predictor.from_checkpoint(ckpt).predict_batch(pictures)
+    return float(np.mean([a["label"] == label for a, label in zip(answers, labels)]))
+
+
+@pytest.mark.parametrize("method", ["colour", "bn", "tent", "[colour,bn]"])
+def test_each_method_lifts_the_accuracy_on_the_new_footage_and_leaves_the_source_run_alone(method, shifted, tmp_path):
+    tmp, report, pictures, labels = shifted
+    source = tmp / "run" / "checkpoints" / "best.ckpt"
+    before = file_digests(tmp / "run")
+    cast_pictures = [cast(p) for p in pictures]
+    unadapted = accuracy(source, cast_pictures, labels)
+    margin = 2 * math.sqrt(unadapted * (1 - unadapted) / len(labels))  # two binomial standard errors
+    assert accuracy(source, pictures, labels) - unadapted > margin, "the cast must hurt the model to begin with"
+    out = tmp_path / "adapted"
+    done = adapt_main([f"ckpt={source}", f"frames={tmp / 'new_day'}", f"method={method}", f"out={out}"])
+    adapted = accuracy(out / "checkpoints" / "best.ckpt", cast_pictures, labels)
+    assert adapted - unadapted > margin, (method, unadapted, adapted)
+    assert file_digests(tmp / "run") == before
+    written = json.loads((out / "adapt.json").read_text())
+    assert written["methods"] == done["methods"] == [m for m in ("colour", "bn", "tent") if m in method.strip("[]").split(",")]
+    from fishbear.engine.checkpoint import read_meta
+
+    provenance = read_meta(out / "checkpoints" / "best.ckpt").provenance
+    assert provenance.adapted["from"] == str(source.absolute())
+    assert provenance.adapted["footage"]["pictures"] == len(labels) and len(provenance.adapted["footage"]["sha256"]) == 64
+    assert provenance.run == read_meta(source).provenance.run  # still the run it was trained in
+
+
+def test_colour_is_folded_into_the_normalisation_every_consumer_reads(shifted, tmp_path):
+    """The map lives in the checkpoint's mean and std: the network's weights are the source's, and the
+    export's standalone predictor (no PyTorch) answers as predict does."""
+    import torch
+
+    from fishbear.engine.checkpoint import load_checkpoint, read_meta
+
+    tmp, _, pictures, labels = shifted
+    source = tmp / "run" / "checkpoints" / "best.ckpt"
+    out = tmp_path / "adapted"
+    adapt_main([f"ckpt={source}", f"frames={tmp / 'new_day'}", "method=colour", f"out={out}"])
+    old, new = load_checkpoint(source), load_checkpoint(out / "checkpoints" / "best.ckpt")
+    assert all(torch.equal(old.network_state[k], v) for k, v in new.network_state.items())
+    assert read_meta(out / "checkpoints" / "best.ckpt").mean != read_meta(source).mean
+
+    from fishbear.export import main as export_main
+
+    export_main([f"ckpt={out / 'checkpoints' / 'best.ckpt'}", f"out={tmp_path / 'export'}", "pictures=40"])
+    from fishbear.engine.deploy.standalone import OnnxPredictor
+
+    onnx = OnnxPredictor(tmp_path / "export")
+    torch_answers = Predictor.from_checkpoint(out / "checkpoints" / "best.ckpt").predict_batch([cast(p) for p in pictures])
+    onnx_answers = [onnx.predict(cast(p)) for p in pictures]
+    assert [a["label"] for a in onnx_answers] == [a["label"] for a in torch_answers]
+
+
+def test_what_cannot_adapt_is_one_line(shifted, tmp_path, capsys):
+    tmp, _, _, _ = shifted
+    source = tmp / "run" / "checkpoints" / "best.ckpt"
+    line = one_error(adapt_main, [f"ckpt={source}", "method=bn", f"out={tmp_path / 'a'}"], capsys)
+    assert "give the new footage as frames=DIR" in line
+    line = one_error(adapt_main, [f"ckpt={source}", f"frames={tmp / 'new_day'}", "method=magic", f"out={tmp_path / 'a'}"],
+                     capsys)
+    assert "method=magic: choose among colour, bn, tent" in line
+    line = one_error(adapt_main, [f"ckpt={source}", f"frames={tmp / 'new_day'}", f"out={tmp / 'run' / 'adapted'}"], capsys)
+    assert "is inside the source run" in line and not (tmp / "run" / "adapted").exists()
+    line = one_error(adapt_main, [f"ckpt={source}", f"frames={tmp_path / 'none'}", f"out={tmp_path / 'a'}"], capsys)
+    assert "is not a folder" in line
+
+
+@pytest.mark.parametrize(("data", "methods", "refused"), [
+    ("shapes_tags", "[colour,bn,tent]", None),
+    ("shapes_masks model=unet", "[colour,bn,tent]", None),
+    ("shapes_points", "[colour,bn]", "tent"),
+    ("shapes_counts", "[colour,bn]", "tent"),
+])
+def test_every_kind_with_batch_norm_adapts_and_a_method_that_does_not_apply_is_one_line(data, methods, refused, tmp_path,
+                                                                                          capsys):
+    from tests.conftest import TINY
+
+    run = tmp_path / "run"
+    data, *model = data.split()
+    train(compose_train([f"data={data}", *model, *TINY, "logger=none"], run))
+    footage = tmp_path / "footage"
+    from fishbear.engine.experiment import build_datamodule
+
+    datamodule = build_datamodule(compose_train([f"data={data}", *TINY]))
+    datamodule.prepare_data()
+    datamodule.setup("test")
+    from PIL import Image
+
+    from fishbear.data.images import load_rgb
+
+    footage.mkdir()
+    for i, sample in enumerate(datamodule.samples("test")):
+        Image.fromarray(cast(load_rgb(sample.image))).save(footage / f"{i}.png")
+    ckpt = run / "checkpoints" / "best.ckpt"
+    adapt_main([f"ckpt={ckpt}", f"frames={footage}", f"method={methods}", f"out={tmp_path / 'adapted'}"])
+    capsys.readouterr()
+    Predictor.from_checkpoint(tmp_path / "adapted" / "checkpoints" / "best.ckpt").predict_batch([cast(load_rgb(
+        datamodule.samples("test")[0].image))])
+    if refused:
+        line = one_error(adapt_main, [f"ckpt={ckpt}", f"frames={footage}", f"method={refused}", f"out={tmp_path / 'b'}"],
+                         capsys)
+        assert "predicts no probabilities; use method=[colour,bn]" in line and not (tmp_path / "b").exists()
