@@ -107,14 +107,14 @@ def _video(args: DictConfig) -> Path:
 def _adapted(args: DictConfig, video: Path, out: Path) -> Path:
     """``adapt=true``: the ``sort_with`` checkpoint adapted to this very video by ``fishbear adapt``'s
     defaults, written to ``OUT/adapted/`` (the source run is only read); the path of the new checkpoint."""
-    from fishbear.adapt import adapt
+    from fishbear.engine.adapt.adapted import adapt_run
     from fishbear.engine.commandline import compose_cli
 
     if args.sort_with is None:
         raise ConfigError("adapt=true adapts the sort_with= checkpoint to this video; give sort_with=RUN/checkpoints/best.ckpt.")
-    adapt(compose_cli("adapt", [f"ckpt={args.sort_with}", f"video={video}", f"every={args.every}",
+    adapt_run(compose_cli("adapt", [f"ckpt={args.sort_with}", f"video={video}", f"every={args.every}",
                                 f"out={out / 'adapted'}", f"device={args.device}", f"overwrite={args.overwrite}"],
-                      "fishbear frames ... sort_with=CKPT adapt=true"))
+                          "fishbear frames ... sort_with=CKPT adapt=true"))
     return out / "adapted" / "checkpoints" / "best.ckpt"
 
 

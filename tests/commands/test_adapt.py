@@ -167,3 +167,38 @@ def test_every_kind_with_batch_norm_adapts_and_a_method_that_does_not_apply_is_o
         line = one_error(adapt_main, [f"ckpt={ckpt}", f"frames={footage}", f"method={refused}", f"out={tmp_path / 'b'}"],
                          capsys)
         assert "predicts no probabilities; use method=[colour,bn]" in line and not (tmp_path / "b").exists()
+
+
+def test_frames_adapt_true_adapts_on_the_video_it_sorts_and_serve_answers_as_predict(shifted, tmp_path):
+    """``frames ... sort_with=CKPT adapt=true``: the checkpoint adapted to this very video (OUT/adapted),
+    the frames sorted by it; the adapted checkpoint served answers as predict does."""
+    import csv
+
+    from fishbear.data.video import read_frames, write_video
+    from fishbear.engine.checkpoint import read_meta
+    from fishbear.frames import main as frames_main
+
+    tmp, _, pictures, labels = shifted
+    source = tmp / "run" / "checkpoints" / "best.ckpt"
+    video = write_video(tmp_path / "later.mp4", [np.kron(cast(p), np.ones((2, 2, 1), np.uint8)) for p in pictures[::8]],
+                        fps=2)
+    table = frames_main([f"video={video}", f"out={tmp_path / 'sorted'}", f"sort_with={source}", "adapt=true"])
+    adapted = tmp_path / "sorted" / "adapted" / "checkpoints" / "best.ckpt"
+    assert read_meta(adapted).provenance.adapted["footage"]["video"] == str(video)
+    rows = list(csv.DictReader(table.open()))
+    decoded = [frame.image for frame in read_frames(video)]
+    assert [r["class"] for r in rows] == [a["label"] for a in Predictor.from_checkpoint(adapted).predict_batch(decoded)]
+    before = [a["label"] for a in Predictor.from_checkpoint(source).predict_batch(decoded)]
+    truth = labels[::8]
+    assert sum(r["class"] == t for r, t in zip(rows, truth)) > sum(b == t for b, t in zip(before, truth))
+
+    from fishbear.engine.deploy.serve_client import ServedModel
+
+    files = sorted((tmp / "new_day").rglob("*.png"))[:6]
+    expected = {str(p): a["label"] for p, a in Predictor.from_checkpoint(adapted).predict_files(files)}
+    server = ServedModel(adapted)
+    try:
+        answers = [server.post_file(p) for p in files]
+    finally:
+        server.stop()
+    assert [answer["label"] for _, answer in answers] == [expected[str(p)] for p in files]
