@@ -1,4 +1,4 @@
-"""``fishbear adapt ckpt=RUN/checkpoints/best.ckpt frames=DIR|video=FILE [method=[colour,bn]] [out=DIR]``
+"""``fishbear adapt ckpt=RUN/checkpoints/best.ckpt frames=DIR|video=FILE [method=colour|bn|tent|[colour,bn]] [out=DIR]``
 (overrides of ``conf/adapt.yaml``).
 
 Fits a trained model to new footage without its labels (:mod:`fishbear.engine.adapt`) and writes a
@@ -15,7 +15,7 @@ from typing import Any
 
 from fishbear.engine.commandline import check_ranges, compose_cli, user_errors_exit
 
-USAGE = ("fishbear adapt ckpt=PATH frames=DIR|video=FILE [method=[colour,bn]] [reference=DIR] [out=DIR] [every=1] "
+USAGE = ("fishbear adapt ckpt=PATH frames=DIR|video=FILE [method=colour|bn|tent|[colour,bn]] [reference=DIR] [out=DIR] [every=1] "
          "[limit=2000] [overwrite=false]")
 
 

@@ -33,7 +33,8 @@ def readme_commands(pages: list = DOC_PAGES) -> list[str]:
 OTHER_COMMANDS = [c for c in readme_commands() if c.split()[2] in ("fishbear.predict", "fishbear.frames",
                                                                     "fishbear.convert", "fishbear.evaluate",
                                                                     "fishbear.export", "fishbear.fetch",
-                                                                    "fishbear.review", "fishbear.serve")]
+                                                                    "fishbear.review", "fishbear.serve",
+                                                                    "fishbear.adapt", "fishbear.pack")]
 
 
 TRAIN_COMMANDS = list(dict.fromkeys(c for c in readme_commands()  # one test per command, wherever it is shown
@@ -173,9 +174,10 @@ def test_readme_lists_the_main_commands():
 
 @pytest.mark.parametrize("command", OTHER_COMMANDS)
 def test_documented_commands_that_need_a_users_files_compose(command):
-    """predict, frames, convert, evaluate, export and fetch as the docs write them: every key is one
-    the command takes, every value of the right form (they are run on tiny data by test_predict,
-    test_video, test_convert, test_evaluate, test_export and test_fetch)."""
+    """predict, frames, convert, evaluate, export, fetch, adapt and pack as the docs write them: every
+    key is one the command takes, every value of the right form (they are run on tiny data by
+    test_predict, test_video, test_convert, test_evaluate, test_export, test_fetch, test_adapt and
+    test_pack)."""
     from fishbear.engine.commandline import compose_cli
     from tests.conftest import compose_train
 
@@ -189,8 +191,10 @@ def test_documented_commands_that_need_a_users_files_compose(command):
     if name == "convert":  # src_format chooses the reader, as the command does
         source = next(a.split("=", 1)[1] for a in args if a.startswith("src_format="))
         args = [*args, f"data/reader@reader={source}"]
+    from omegaconf import OmegaConf
+
     cfg = compose_cli(name, args, "usage")
-    assert all(cfg.get(a.split("=", 1)[0]) is not None for a in args if "=" in a and "@" not in a)
+    assert all(OmegaConf.select(cfg, a.split("=", 1)[0]) is not None for a in args if "=" in a and "@" not in a)
 
 
 def test_every_documented_command_is_a_fishbear_command():
