@@ -41,9 +41,11 @@ TRAIN_COMMANDS = list(dict.fromkeys(c for c in readme_commands()  # one test per
                                     if c.startswith("python -m fishbear.train") and "--resume" not in c))
 
 
-# several GPUs, SLURM, parallel runs and searches ("More than one machine"): their configs are composed
-# here; the mechanisms run with tiny data in test_ddp.py, test_launchers.py and test_search.py
-SCALE_COMMANDS = [c for c in TRAIN_COMMANDS if any(k in c for k in ("trainer=ddp", "hydra/launcher=", "hparams_search="))]
+# several GPUs, SLURM, parallel runs and searches ("More than one machine"), and a pack in a bucket: their
+# configs are composed here; the mechanisms run with tiny data in test_ddp.py, test_launchers.py,
+# test_search.py and test_pack_s3.py (against an S3 server on 127.0.0.1)
+SCALE_COMMANDS = [c for c in TRAIN_COMMANDS
+                  if any(k in c for k in ("trainer=ddp", "hydra/launcher=", "hparams_search=", "s3://"))]
 
 
 # these run as real subprocesses; the model variants run the same overrides in process (test_readme_models)
