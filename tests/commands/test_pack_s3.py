@@ -51,6 +51,17 @@ def test_a_pack_in_a_bucket_trains_as_its_folder_does_and_is_not_written_twice(s
     pack_main([f"out={url}", *PACKABLE])  # the same pack again: kept as it is
     assert "holds this pack already" in capsys.readouterr().out and _objects(s3, "shapes-by-index/") == keys
 
+    # a pack stopped while writing its test split: the same command completes it, the other splits kept
+    client = s3.client()
+    etags = {k: client.head_object(Bucket=BUCKET, Key=k)["ETag"] for k in keys if "/train/" in k}
+    client.put_object(Bucket=BUCKET, Key="shapes-by-index/fishbear-pack.json",
+                      Body=json.dumps({**stored, "complete": False}).encode())
+    client.delete_object(Bucket=BUCKET, Key="shapes-by-index/test/images/index.json")
+    pack_main([f"out={url}", *PACKABLE])
+    assert _objects(s3, "shapes-by-index/") == keys
+    assert {k: client.head_object(Bucket=BUCKET, Key=k)["ETag"] for k in etags} == etags
+    assert json.loads(client.get_object(Bucket=BUCKET, Key="shapes-by-index/fishbear-pack.json")["Body"].read())["complete"]
+
     folder = train(compose_train([*TINY, "logger=none", "seed=3"], tmp_path / "from_folder"))
     packed = train(compose_train([*TINY, "logger=none", "seed=3", f"data.root={url}"], tmp_path / "from_bucket"))
     assert packed["data"]["root"] == url and packed["data"]["sizes"] == folder["data"]["sizes"]
