@@ -29,7 +29,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-SHARED = REPO.parent / "shared" / "data"
+SHARED = REPO.parent / "shared" / "data"  # --shared changes it
 
 
 def _compose(overrides: list[str], name: str = "train"):
@@ -86,7 +86,7 @@ def _size_mb(folder: Path) -> float:
 def _fullhd_folder(scratch: Path, repeat: int) -> Path:
     frames = sorted((SHARED / "fish" / "testFrames").glob("*.jpg"))
     if not frames:
-        raise SystemExit("the full-HD frames are not at ../shared/data/fish/testFrames")
+        raise SystemExit(f"the full-HD frames are not at {SHARED}/fish/testFrames (give --shared)")
     root = scratch / "fullhd"
     for r in range(repeat):
         for i, frame in enumerate(frames):
@@ -103,7 +103,7 @@ def _coco_folder(scratch: Path, repeat: int) -> Path:
 
     shared = SHARED / "coco"
     if not (shared / "annotations" / "instances_train2017.json").is_file():
-        raise SystemExit("the COCO subset is not at ../shared/data/coco")
+        raise SystemExit(f"the COCO subset is not at {SHARED}/coco (give --shared)")
     data = json.loads((shared / "annotations" / "instances_train2017.json").read_text())
     root = scratch / "coco"
     (root / "train2017").mkdir(parents=True)
@@ -179,7 +179,10 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--train-batches", type=int, default=20, help="training rows: steps of 16 pictures (0: none)")
     parser.add_argument("--s3", action="store_true", help="also stream the pack from an S3 server on 127.0.0.1")
+    parser.add_argument("--shared", type=Path, default=SHARED, help="the shared data folder (fullhd, coco)")
     args = parser.parse_args()
+    global SHARED
+    SHARED = args.shared
 
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
