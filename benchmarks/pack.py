@@ -179,7 +179,7 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--train-batches", type=int, default=20, help="training rows: steps of 16 pictures (0: none)")
     parser.add_argument("--s3", action="store_true", help="also stream the pack from an S3 server on 127.0.0.1")
-    parser.add_argument("--shared", type=Path, default=SHARED, help="the shared data folder (fullhd, coco)")
+    parser.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data", help="the shared data (fullhd, coco)")
     args = parser.parse_args()
     global SHARED
     SHARED = args.shared
