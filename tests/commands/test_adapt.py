@@ -202,3 +202,13 @@ def test_frames_adapt_true_adapts_on_the_video_it_sorts_and_serve_answers_as_pre
     finally:
         server.stop()
     assert [answer["label"] for _, answer in answers] == [expected[str(p)] for p in files]
+
+
+def test_a_long_video_is_read_a_frame_in_so_many_not_held_whole(tmp_path):
+    from fishbear.data.video import write_video
+    from fishbear.engine.adapt.footage import Footage
+
+    rng = np.random.default_rng(0)
+    video = write_video(tmp_path / "long.mp4", [blob_picture(rng, "left") for _ in range(60)], fps=10)
+    footage = Footage.from_video(video, every=1, limit=12)
+    assert len(footage) == 12 and footage.source["every"] == 5 and footage.source["of"] == 60

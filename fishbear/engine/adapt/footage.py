@@ -54,16 +54,21 @@ class Footage:
 
     @classmethod
     def from_video(cls, video: str | Path, every: int, limit: int) -> Footage:
+        import math
+
         from fishbear.core.outputs import sha256_of
-        from fishbear.data.video import read_frames
+        from fishbear.data.video import frame_count, read_frames
 
         video = Path(video).expanduser()
-        frames = [frame.image for frame in read_frames(video, every)]  # DataError when it cannot be read
+        total = frame_count(video)  # DataError when it cannot be read
+        # an hour of footage is not held in memory: the step widened so that about `limit` frames are read
+        step = max(every, math.ceil(total / limit)) if total else every
+        frames = [frame.image for frame in read_frames(video, step)]
         if not frames:
             raise DataError(f"video={video} holds no frames to adapt on.")
         chosen = spread_evenly(frames, limit)
-        return cls(chosen, {"video": str(video), "every": every, "pictures": len(chosen), "of": len(frames),
-                            "sha256": sha256_of(video)})
+        return cls(chosen, {"video": str(video), "every": step, "pictures": len(chosen),
+                            "of": math.ceil(total / every) if total else len(frames), "sha256": sha256_of(video)})
 
     def fed(self, transform: Any) -> torch.Tensor:
         """Every picture as the network's uint8 input (N x 3 x H x W), through the checkpoint's
