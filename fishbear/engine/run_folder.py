@@ -265,12 +265,22 @@ def refuse_foreign_folder(argv: list[str], command: str) -> None:
         if problem:
             raise ConfigError(problem)
         return
-    foreign = sorted(p.name for p in folder.iterdir() if p.name not in SWEEP_FILES
-                     and not (p.is_dir() and p.name.isdigit())) if folder.is_dir() else []
+    entries = list(folder.iterdir()) if folder.is_dir() else []
+    for leftover in [p for p in entries if _half_written_sweep_file(p)]:  # a search killed mid-write
+        leftover.unlink()
+        entries.remove(leftover)
+    foreign = sorted(p.name for p in entries if p.name not in SWEEP_FILES and not (p.is_dir() and p.name.isdigit()))
     if foreign:
         shown = ", ".join(foreign[:5])
         raise ConfigError(f"{folder} holds files fishbear did not write ({shown}) and is no sweep folder: a sweep "
                           "writes its runs and summaries there. Give a new or empty hydra.sweep.dir (or leave it out).")
+
+
+def _half_written_sweep_file(path: Path) -> bool:
+    """A temporary file :mod:`fishbear.core.atomic` was writing for a sweep file (``.trials.csv.x1y2.tmp``)
+    when its process was killed: fishbear's own, never renamed into place, safe to remove."""
+    return (path.is_file() and not path.is_symlink() and path.name.endswith(".tmp")
+            and any(path.name.startswith(f".{name}.") for name in SWEEP_FILES))
 
 
 def check_one_folder_under_torchrun() -> None:

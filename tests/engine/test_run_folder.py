@@ -235,4 +235,9 @@ def test_the_owner_rule_in_the_job_and_for_each_command(tmp_path, trained_run):
     (sweep / "notes").rmdir()
     (sweep / "0").mkdir()                  # a killed search's folder: its trials and its study
     (sweep / "optuna.db").write_bytes(b"")
+    (sweep / ".trials.csv.7rtxqx4k.tmp").write_text("trial,lr\n0,")  # killed while it wrote its trials table
     refuse_foreign_folder(["-m", f"hydra.sweep.dir={sweep}", "trainer.lr=1,2"], "train")
+    assert not (sweep / ".trials.csv.7rtxqx4k.tmp").exists() and (sweep / "optuna.db").exists()
+    (sweep / ".notes.txt.abc.tmp").write_text("a temporary file of another program's")
+    with pytest.raises(ConfigError, match=r"is no sweep folder"):
+        refuse_foreign_folder(["-m", f"hydra.sweep.dir={sweep}", "trainer.lr=1,2"], "train")
