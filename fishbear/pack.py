@@ -26,8 +26,9 @@ USAGE = ("fishbear pack data=NAME out=DIR|s3://bucket/prefix [data.root=...] [ma
 
 def pack(cfg: DictConfig) -> dict[str, Any]:
     """Pack ``cfg.data`` into ``cfg.out``; returns the pack's index."""
+    from fishbear.core.containment import is_within
     from fishbear.data.pack import PackSettings, is_pack, write_pack
-    from fishbear.data.pack_place import place_of
+    from fishbear.data.pack_place import is_url, place_of
     from fishbear.engine.experiment import build_datamodule
     from fishbear.engine.run_folder import fingerprint
 
@@ -37,10 +38,10 @@ def pack(cfg: DictConfig) -> dict[str, Any]:
     out = place_of(str(cfg.out))
     datamodule = build_datamodule(cfg)
     datamodule.prepare_data()
-    if datamodule.location != str(datamodule.root) or is_pack(datamodule.root):
+    if is_url(datamodule.location) or is_pack(datamodule.root):
         raise DataError(f"data.root={datamodule.location} is a pack already: train from it (data.root=...), or pack "
                         "the folder it was made from.")
-    if not out.remote and _inside(Path(out.url), datamodule.root):
+    if not out.remote and is_within(Path(out.url), datamodule.root):
         raise DataError(f"out={out.url} is inside the dataset {datamodule.root}; give a folder outside it.")
     datamodule.setup("fit")
     catalog = datamodule.catalog
@@ -54,10 +55,6 @@ def pack(cfg: DictConfig) -> dict[str, Any]:
         print(f"Packed {datamodule.name} ({index['kind']}, {len(index['classes'])} classes; {counts}) into {out.url}: "
               f"{size}in {time.perf_counter() - started:.1f} s. Train from it with data.root={out.url}")
     return index
-
-
-def _inside(out: Path, root: Path) -> bool:
-    return out.absolute() == root.absolute() or root.absolute() in out.absolute().parents
 
 
 @user_errors_exit

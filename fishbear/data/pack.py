@@ -231,9 +231,10 @@ def write_pack(catalog: Catalog, root: Path, kind: Any, fingerprint: dict[str, A
 def _resumable(place: PackPlace, wanted: dict[str, Any]) -> set[str] | None:
     """The splits at ``place`` already written for this same pack (empty for a new place); None when
     the same pack is finished there; a :class:`DataError` when ``place`` holds anything else."""
-    text = place.read_text(PACK_INDEX) if not place.is_empty() else None
+    empty = place.is_empty()
+    text = None if empty else place.read_text(PACK_INDEX)
     if text is None:
-        if not place.is_empty():
+        if not empty:
             raise DataError(f"out={place.url} holds files fishbear pack did not write; give a new or empty "
                             f"{'prefix' if place.remote else 'folder'}.")
         return set()

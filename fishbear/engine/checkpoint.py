@@ -127,8 +127,15 @@ def save_task_into(path: str | Path, task: Any) -> None:
     carry (the multi-label kind's tuned thresholds), and the engine writes it, atomically."""
     from fishbear.core.atomic import atomic_torch_save
 
-    path = Path(path)
-    raw = dict(torch.load(path, map_location="cpu", weights_only=True))
-    raw["state_dict"] = {k: v.detach().cpu() for k, v in task.state_dict().items()}
-    task.checkpoint_meta().write_into(raw)
-    atomic_torch_save(path, raw)
+    atomic_torch_save(path, rewritten(path, task.state_dict(), task.checkpoint_meta()))
+
+
+def rewritten(path: str | Path, state_dict: dict[str, torch.Tensor], meta: ModelMeta,
+              drop: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The checkpoint at ``path`` as a dict with ``state_dict`` and ``meta`` in place of its own and
+    the entries ``drop`` left out (an optimiser's state that belonged to other weights), Lightning's
+    others kept: what :func:`save_task_into` and ``fishbear adapt`` save."""
+    raw = {k: v for k, v in torch.load(Path(path), map_location="cpu", weights_only=True).items() if k not in drop}
+    raw["state_dict"] = {k: v.detach().cpu() for k, v in state_dict.items()}
+    meta.write_into(raw)
+    return raw

@@ -34,7 +34,7 @@ def adapt_checkpoint(ckpt: str | Path, footage: Footage, settings: AdaptSettings
     data config)."""
     from fishbear.core.outputs import sha256_of
     from fishbear.data.transforms import build_transforms
-    from fishbear.engine.checkpoint import load_checkpoint, network_from_checkpoint
+    from fishbear.engine.checkpoint import load_checkpoint, network_from_checkpoint, rewritten
     from fishbear.kinds import get_kind
 
     started = time.perf_counter()
@@ -55,14 +55,8 @@ def adapt_checkpoint(ckpt: str | Path, footage: Footage, settings: AdaptSettings
                "seconds": round(time.perf_counter() - started, 2)}
     new_meta = meta.replace(mean=state.mean, std=state.std,
                             provenance=dataclasses.replace(meta.provenance, adapted=adapted))
-    raw = dict(torch.load(Path(ckpt), map_location="cpu", weights_only=True))
-    weights = {f"network.{k}": v.detach().cpu() for k, v in network.state_dict().items()}
-    raw["state_dict"] = {**{k: v for k, v in raw.get("state_dict", {}).items() if not k.startswith("network.")},
-                         **weights}
-    for stale in ("optimizer_states", "lr_schedulers"):
-        raw.pop(stale, None)
-    new_meta.write_into(raw)
-    return raw, adapted
+    weights = {**checkpoint.state_dict, **{f"network.{k}": v for k, v in network.state_dict().items()}}
+    return rewritten(ckpt, weights, new_meta, drop=("optimizer_states", "lr_schedulers")), adapted
 
 
 def _reference(meta: Any, transform: Any, given: Footage | None) -> torch.Tensor:
@@ -86,6 +80,7 @@ def _reference(meta: Any, transform: Any, given: Footage | None) -> torch.Tensor
 def adapt_run(cfg: Any) -> dict[str, Any]:
     """Adapt ``cfg.ckpt`` to the footage (``conf/adapt.yaml``'s settings) and write the new run
     folder; returns ``adapt.json``'s contents. ``fishbear adapt`` and ``frames adapt=true`` run it."""
+    from fishbear.core.containment import is_within
     from fishbear.core.outputs import OutputFiles
 
     settings = AdaptSettings(methods=_methods(cfg.method), batch_size=int(cfg.batch_size),
@@ -93,7 +88,7 @@ def adapt_run(cfg: Any) -> dict[str, Any]:
                              tent_lr=float(cfg.tent_lr), seed=int(cfg.seed))
     ckpt = Path(str(cfg.ckpt)).expanduser()
     out = Path(str(cfg.out)).expanduser() if cfg.out else Path("outputs") / "adapt" / time.strftime("%Y-%m-%d_%H-%M-%S")
-    if out.absolute() == ckpt.absolute().parent.parent or ckpt.absolute().parent.parent in out.absolute().parents:
+    if is_within(out, ckpt.parent.parent):
         raise ConfigError(f"out={out} is inside the source run {ckpt.parent.parent}; the source run is only read. Give "
                           "another out=.")
     outputs = OutputFiles(bool(cfg.overwrite), way_out="another out=")
