@@ -15,8 +15,8 @@ from typing import Any
 
 from fishbear.engine.commandline import check_ranges, compose_cli, user_errors_exit
 
-USAGE = ("fishbear adapt ckpt=PATH frames=DIR|video=FILE [method=colour|bn|tent|[colour,bn]] [reference=DIR] [out=DIR] [every=1] "
-         "[limit=2000] [overwrite=false]")
+USAGE = ("fishbear adapt ckpt=PATH frames=DIR|video=FILE [method=colour|bn|tent|pseudo|[colour,pseudo]] [labelled=DIR] "
+         "[reference=DIR] [out=DIR] [every=1] [limit=2000] [overwrite=false]")
 
 
 @user_errors_exit
@@ -24,7 +24,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from fishbear.engine.adapt.adapted import adapt_run
 
     cfg = compose_cli("adapt", sys.argv[1:] if argv is None else argv, USAGE)
-    return adapt_run(check_ranges(cfg, counts=("every", "limit", "batch_size", "tent_epochs")))
+    return adapt_run(check_ranges(cfg, counts=("every", "limit", "batch_size", "tent_epochs", "pseudo_steps"),
+                                  fractions=("pseudo_threshold", "review_share")))
 
 
 def cli(argv: list[str]) -> int:

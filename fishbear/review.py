@@ -28,8 +28,8 @@ from fishbear.core.atomic import atomic_write_text
 from fishbear.core.errors import ConfigError, DataError
 from fishbear.engine.commandline import check_ranges, compose_cli, user_errors_exit
 
-USAGE = ("fishbear review [apply|undo] run=RUN_DIR | sweep=SWEEP_DIR | frames=SORTED_DIR [train=false] "
-         "[host=127.0.0.1] [port=0] [neighbours=2]")
+USAGE = ("fishbear review [apply|undo] run=RUN_DIR | sweep=SWEEP_DIR [rank=confident|loss] | frames=SORTED_DIR "
+         "[train=false] [write_only=false] [host=127.0.0.1] [port=0] [neighbours=2]")
 ACTIONS = ("serve", "apply", "undo")
 
 
@@ -48,10 +48,16 @@ def review_folder(cfg: DictConfig) -> tuple[str, Path, Path]:
 def _review_set(name: str, folder: Path, cfg: DictConfig) -> Any:
     from fishbear.engine.review import items as review_items
 
+    rank = str(cfg.rank)
+    if rank not in review_items.RANKS:
+        raise ConfigError(f"rank={rank}: choose among {', '.join(review_items.RANKS)}.")
     if name == "run":
-        return review_items.run_items(folder, train=bool(cfg.train))
+        return review_items.run_items(folder, train=bool(cfg.train), rank=rank)
     if name == "sweep":
-        return review_items.sweep_items(folder)
+        return review_items.sweep_items(folder, rank)
+    if rank != "loss":
+        raise ConfigError(f"rank={rank} ranks the labels of a k-fold sweep (sweep=); frames= are ranked by how sure "
+                          "their sorting was.")
     return review_items.frames_items(folder, int(cfg.neighbours))
 
 
@@ -104,7 +110,13 @@ def serve(cfg: DictConfig) -> Any:
     where.mkdir(parents=True, exist_ok=True)
     atomic_write_text(where / "review.json", json.dumps(
         {"source": review.source, "root": str(Path(review.root).absolute()), "classes": review.classes,
-         "class_depth": review.class_depth, "folder_of": review.folder_of, "of": f"{name}={folder}"}, indent=1) + "\n")
+         "class_depth": review.class_depth, "folder_of": review.folder_of, "of": f"{name}={folder}",
+         "rank": str(cfg.rank), "estimated_wrong": review.wrong}, indent=1) + "\n")
+    ranking = _write_ranking(review, where)
+    if cfg.write_only:
+        print(f"The {len(review.items)} images in review order ({review.source}) are in {ranking}; the page was not "
+              f"served (write_only=true).")
+        return ranking
     server = ReviewServer(review, DecisionLog(where / "decisions.jsonl"), str(cfg.host), int(cfg.port))
     if str(cfg.host) not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: serving on {cfg.host}, not the loopback address: other machines can reach it "
@@ -120,6 +132,21 @@ def serve(cfg: DictConfig) -> Any:
     finally:
         server.httpd.server_close()
     return server
+
+
+def _write_ranking(review: Any, where: Path) -> Path:
+    """``ranking.csv`` beside the decisions: the cards in order, for scripts and CI."""
+    import csv
+    import io
+
+    from fishbear.engine.review.items import ranking_rows
+
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=["file", "given", "likely", "score", "rank", "flagged"], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(ranking_rows(review))
+    atomic_write_text(where / "ranking.csv", text.getvalue())
+    return where / "ranking.csv"
 
 
 def _saved(where: Path) -> dict[str, Any]:

@@ -42,7 +42,9 @@ _spec.loader.exec_module(fish)
 from fishbear.data.video import write_video  # noqa: E402
 
 VARIANTS = {"none": None, "colour": "colour", "bn": "bn", "tent": "tent", "colour+bn": "[colour,bn]",
-            "colour+bn+tent": "[colour,bn,tent]"}
+            "colour+bn+tent": "[colour,bn,tent]", "pseudo": "pseudo", "colour+pseudo": "[colour,pseudo]",
+            "colour+pseudo+review": "[colour,pseudo]"}
+REVIEWED = "+review"  # the variant then has a person sort the doubtful pictures and adapts again
 
 
 def train_source(seed: int, frames: dict, cut: int, scratch: Path, overrides: list[str]) -> Path:
@@ -64,12 +66,15 @@ def as_video(items: list[tuple[Path, str]], path: Path) -> Path:
     return path
 
 
-def sort(ckpt: Path, video: Path, out: Path, truth: list[bool]) -> tuple[float, float, float]:
-    """``fishbear frames sort_with=ckpt`` on ``video``; precision, recall, F1 of the fish calls."""
+def sort(ckpt: Path, video: Path, out: Path, truth: list[bool], skip: frozenset[int] = frozenset()) \
+        -> tuple[float, float, float]:
+    """``fishbear frames sort_with=ckpt`` on ``video``; precision, recall, F1 of the fish calls on the
+    frames not in ``skip``."""
     subprocess.run([sys.executable, "-m", "fishbear", "frames", f"video={video}", f"out={out}", f"sort_with={ckpt}",
                     "overwrite=true"], check=True, stdout=subprocess.DEVNULL)
     rows = list(csv.DictReader((out / "frames.csv").open()))
-    return fish.scores([row["class"] == "fish" for row in rows], truth)
+    kept = [i for i in range(len(rows)) if i not in skip]
+    return fish.scores([rows[i]["class"] == "fish" for i in kept], [truth[i] for i in kept])
 
 
 def adapt(ckpt: Path, video: Path, method: str, out: Path, extra: list[str]) -> float:
@@ -77,6 +82,21 @@ def adapt(ckpt: Path, video: Path, method: str, out: Path, extra: list[str]) -> 
     subprocess.run([sys.executable, "-m", "fishbear", "adapt", f"ckpt={ckpt}", f"video={video}", f"method={method}",
                     f"out={out}", "overwrite=true", *extra], check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - started
+
+
+def review(queue: Path, sorted_by_person: Path, labels: list[str]) -> list[int]:
+    """The person's part, played by the labels given by eye: each picture ``adapt`` put in ``queue``
+    (``doubtful/<predicted>/frame_<n>.png``) copied into the folder of its true class. Returns how
+    frames the person looked at."""
+    import shutil
+
+    shutil.rmtree(sorted_by_person, ignore_errors=True)
+    pictures = sorted(queue.rglob("frame_*.png"))
+    for picture in pictures:
+        label = labels[int(picture.stem.split("_")[1])]
+        (sorted_by_person / label).mkdir(parents=True, exist_ok=True)
+        shutil.copy2(picture, sorted_by_person / label / picture.name)
+    return sorted(int(picture.stem.split("_")[1]) for picture in pictures)
 
 
 def main() -> None:
@@ -100,17 +120,26 @@ def main() -> None:
         ckpt = train_source(seed, frames, args.cut, scratch, args.overrides)
         later_video, old_video = as_video(later, root / "later.mp4"), as_video(old, root / "old.mp4")
         for variant in results:
-            model, seconds = ckpt, 0.0
+            model, seconds, looked_at = ckpt, 0.0, []
             if VARIANTS[variant]:
                 seconds = adapt(ckpt, later_video, VARIANTS[variant], scratch / f"adapted_{variant}", args.adapt)
                 model = scratch / f"adapted_{variant}" / "checkpoints" / "best.ckpt"
+            if variant.endswith(REVIEWED):
+                person = scratch / f"reviewed_{variant}"
+                looked_at = review(scratch / f"adapted_{variant}" / "doubtful", person, [lab for _, lab in later])
+                seconds += adapt(ckpt, later_video, VARIANTS[variant], scratch / f"readapted_{variant}",
+                                 [*args.adapt, f"labelled={person}"])
+                model = scratch / f"readapted_{variant}" / "checkpoints" / "best.ckpt"
             p, r, f = sort(model, later_video, scratch / f"later_{variant}", [lab == "fish" for _, lab in later])
+            unseen = sort(model, later_video, scratch / f"later_{variant}", [lab == "fish" for _, lab in later],
+                          frozenset(looked_at)) if looked_at else (p, r, f)
             op, orc, of = sort(model, old_video, scratch / f"old_{variant}", [lab == "fish" for _, lab in old])
             row = {"seed": seed, "precision": p, "recall": r, "f1": f, "old_precision": op, "old_recall": orc,
-                   "old_f1": of, "adapt_seconds": seconds}
+                   "old_f1": of, "adapt_seconds": seconds, "looked_at": looked_at,
+                   "unseen_precision": unseen[0], "unseen_recall": unseen[1], "unseen_f1": unseen[2]}
             results[variant].append(row)
             print(f"seed {seed} {variant}: full-HD f1={f:.3f} precision={p:.3f} recall={r:.3f}; old footage f1={of:.3f}; "
-                  f"adapt {seconds:.1f} s", flush=True)
+                  f"adapt {seconds:.1f} s; looked at {len(looked_at)} frames, f1 on the others {unseen[2]:.3f}", flush=True)
     if args.json:
         args.json.write_text(json.dumps({"cut": args.cut, "overrides": args.overrides, "adapt": args.adapt,
                                          "results": results}, indent=1))
@@ -119,7 +148,10 @@ def main() -> None:
         print(f"{variant}: full-HD f1 {fish.spread([r['f1'] for r in rows])}; precision "
               f"{fish.spread([r['precision'] for r in rows])}; recall {fish.spread([r['recall'] for r in rows])}; "
               f"old footage f1 {fish.spread([r['old_f1'] for r in rows])}; adapt "
-              f"{np.mean([r['adapt_seconds'] for r in rows]):.1f} s; per seed f1 "
+              f"{np.mean([r['adapt_seconds'] for r in rows]):.1f} s; frames looked at "
+              f"{np.mean([len(r['looked_at']) for r in rows]):.1f}; f1 on the others "
+              f"{fish.spread([r['unseen_f1'] for r in rows])}; "
+              f"unseen precision {fish.spread([r['unseen_precision'] for r in rows])}; per seed f1 "
               + " ".join(f"{r['f1']:.3f}" for r in rows))
 
 

@@ -136,6 +136,26 @@ class Kind:
         for kinds with :attr:`has_probabilities`."""
         raise NotImplementedError(f"a '{self.name}' model predicts no probabilities")
 
+    # -- self-training on new footage (``fishbear adapt method=pseudo``), kinds with probabilities --
+    def pseudo_targets(self, outputs: Any, threshold: float) -> tuple[Any, Any]:
+        """Targets read from the network's own ``outputs`` and a weight per target element: 1 where
+        the prediction is at least ``threshold`` sure, else 0 (a doubtful guess teaches nothing)."""
+        raise NotImplementedError(f"a '{self.name}' model predicts no probabilities")
+
+    def labelled_targets(self, target: Any, settings: KindSettings) -> tuple[Any, Any]:
+        """A batch of labelled ``target`` (the kind's own, as :meth:`target` makes them) as
+        :meth:`pseudo_targets` gives them: the target and a weight per element (0: not scored)."""
+        raise NotImplementedError(f"a '{self.name}' model predicts no probabilities")
+
+    def fit_loss(self, outputs: Any, target: Any, weight: Any) -> Any:
+        """The loss of ``outputs`` against weighted targets (from either of the two above)."""
+        raise NotImplementedError(f"a '{self.name}' model predicts no probabilities")
+
+    def doubt(self, outputs: Any) -> Any:
+        """How unsure the network is of each picture, from 0 (sure) up: the order in which pictures are
+        put to a person."""
+        raise NotImplementedError(f"a '{self.name}' model predicts no probabilities")
+
     def interpret(self, predictions: Any, sizes: list[tuple[int, int]], meta: ModelMeta) -> list[dict[str, Any]]:
         """Predictions for images of original ``(height, width)`` ``sizes`` as what a user reads:
         one dict per image with ``summary`` (one line), ``columns`` (CSV cells by header, or

@@ -68,7 +68,7 @@ def accuracy(ckpt, pictures, labels) -> float:
     return float(np.mean([a["label"] == label for a, label in zip(answers, labels)]))
 
 
-@pytest.mark.parametrize("method", ["colour", "bn", "tent", "[colour,bn]"])
+@pytest.mark.parametrize("method", ["colour", "bn", "tent", "[colour,bn]", "[colour,pseudo]"])
 def test_each_method_lifts_the_accuracy_on_the_new_footage_and_leaves_the_source_run_alone(method, shifted, tmp_path):
     tmp, report, pictures, labels = shifted
     source = tmp / "run" / "checkpoints" / "best.ckpt"
@@ -83,7 +83,8 @@ def test_each_method_lifts_the_accuracy_on_the_new_footage_and_leaves_the_source
     assert adapted - unadapted > margin, (method, unadapted, adapted)
     assert file_digests(tmp / "run") == before
     written = json.loads((out / "adapt.json").read_text())
-    assert written["methods"] == done["methods"] == [m for m in ("colour", "bn", "tent") if m in method.strip("[]").split(",")]
+    assert written["methods"] == done["methods"] == [m for m in ("colour", "bn", "tent", "pseudo")
+                                                     if m in method.strip("[]").split(",")]
     from fishbear.engine.checkpoint import read_meta
 
     provenance = read_meta(out / "checkpoints" / "best.ckpt").provenance
@@ -133,10 +134,10 @@ def test_what_cannot_adapt_is_one_line(shifted, tmp_path, capsys):
 
 
 @pytest.mark.parametrize(("data", "methods", "refused"), [
-    ("shapes_tags", "[colour,bn,tent]", None),
-    ("shapes_masks model=unet", "[colour,bn,tent]", None),
+    ("shapes_tags", "[colour,bn,tent,pseudo]", None),
+    ("shapes_masks model=unet", "[colour,bn,tent,pseudo]", None),
     ("shapes_points", "[colour,bn]", "tent"),
-    ("shapes_counts", "[colour,bn]", "tent"),
+    ("shapes_counts", "[colour,bn]", "pseudo"),
 ])
 def test_every_kind_with_batch_norm_adapts_and_a_method_that_does_not_apply_is_one_line(data, methods, refused, tmp_path,
                                                                                           capsys):
@@ -167,6 +168,56 @@ def test_every_kind_with_batch_norm_adapts_and_a_method_that_does_not_apply_is_o
         line = one_error(adapt_main, [f"ckpt={ckpt}", f"frames={footage}", f"method={refused}", f"out={tmp_path / 'b'}"],
                          capsys)
         assert "predicts no probabilities; use method=[colour,bn]" in line and not (tmp_path / "b").exists()
+
+
+def test_pseudo_puts_the_doubtful_pictures_to_a_person_and_learns_from_what_the_person_sorted(shifted, tmp_path,
+                                                                                                capsys):
+    """``pseudo`` writes the ``review_share`` of the footage it is least sure of, losslessly, into
+    ``doubtful/<its answer>/``; the person moves the misfiled ones; ``labelled=`` then counts those
+    pictures as labelled (and no longer doubtful), and the folder is refused where it does not fit."""
+    import csv
+    import shutil
+
+    from fishbear.data.images import load_rgb
+
+    tmp, _, pictures, labels = shifted
+    source = tmp / "run" / "checkpoints" / "best.ckpt"
+    first = tmp_path / "first"
+    adapt_main([f"ckpt={source}", f"frames={tmp / 'new_day'}", "method=[colour,pseudo]", "review_share=0.05",
+                f"out={first}"])
+    rows = list(csv.DictReader((first / "doubtful.csv").open()))
+    assert len(rows) == int(0.05 * len(labels)) == len(list((first / "doubtful").rglob("*.png")))
+    doubts = [float(r["doubt"]) for r in rows]
+    assert doubts == sorted(doubts, reverse=True) and all(0 <= d <= 0.5 for d in doubts)
+    person = tmp_path / "sorted_by_a_person"
+    wrong = 0
+    for row in rows:
+        picture = first / row["file"]
+        index = int(picture.stem.rsplit("_", 1)[1])
+        assert picture.parent.name == row["predicted"]
+        assert np.array_equal(load_rgb(picture), load_rgb(tmp / "new_day" / "cam1" / f"frame_{index:03d}.png"))
+        wrong += row["predicted"] != labels[index]
+        (person / labels[index]).mkdir(parents=True, exist_ok=True)
+        shutil.copy(picture, person / labels[index] / picture.name)
+    second = tmp_path / "second"
+    report = adapt_main([f"ckpt={source}", f"frames={tmp / 'new_day'}", "method=[colour,pseudo]", "review_share=0.05",
+                         f"labelled={person}", f"out={second}"])
+    assert report["notes"]["pseudo"]["labelled_by_a_person"] == len(rows)
+    assert report["notes"]["pseudo"]["footage"] == len(labels) - len(rows)  # the person's pictures are not guessed at
+    again = {r["file"].rsplit("/", 1)[1] for r in csv.DictReader((second / "doubtful.csv").open())}
+    assert not again & {r["file"].rsplit("/", 1)[1] for r in rows}
+    answers = Predictor.from_checkpoint(second / "checkpoints" / "best.ckpt").predict_batch(
+        [load_rgb(p) for r in rows for p in [first / r["file"]]])
+    right = sum(a["label"] == labels[int(r["file"].rsplit("_", 1)[1].split(".")[0])] for a, r in zip(answers, rows))
+    assert right >= len(rows) - wrong  # what the person said is learnt, not lost
+
+    (person / "penguin").mkdir()
+    line = one_error(adapt_main, [f"ckpt={source}", f"frames={tmp / 'new_day'}", "method=[colour,pseudo]",
+                                  f"labelled={person}", f"out={tmp_path / 'third'}"], capsys)
+    assert "folder(s) penguin are not classes of the model" in line
+    line = one_error(adapt_main, [f"ckpt={source}", f"frames={tmp / 'new_day'}", "method=[colour,pseudo]",
+                                  f"labelled={first / 'doubtful'}", f"out={first}", "overwrite=true"], capsys)
+    assert "is inside out=" in line
 
 
 def test_frames_adapt_true_adapts_on_the_video_it_sorts_and_serve_answers_as_predict(shifted, tmp_path):

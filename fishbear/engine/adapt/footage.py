@@ -25,10 +25,13 @@ from fishbear.core.errors import DataError
 @dataclass
 class Footage:
     """``pictures``: H x W x 3 uint8 RGB frames held in memory (at the model's size once fed);
-    ``source``: what they came from, for the provenance."""
+    ``source``: what they came from, for the provenance; ``names``: one per picture, for the files
+    that show a picture to a person (a file's path in the folder without its suffix, or
+    ``frame_<index>`` of a video)."""
 
     pictures: list[np.ndarray]
     source: dict[str, Any] = field(default_factory=dict)
+    names: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.pictures)
@@ -50,7 +53,8 @@ class Footage:
             digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
             digest.update(hashlib.sha256(path.read_bytes()).digest())
         return cls([load_rgb(p) for p in chosen], {"frames": str(folder), "pictures": len(chosen),
-                                                     "of": len(files), "sha256": digest.hexdigest()})
+                                                     "of": len(files), "sha256": digest.hexdigest()},
+                   [p.relative_to(folder).with_suffix("").as_posix().replace("/", "__") for p in chosen])
 
     @classmethod
     def from_video(cls, video: str | Path, every: int, limit: int) -> Footage:
@@ -63,12 +67,13 @@ class Footage:
         total = frame_count(video)  # DataError when it cannot be read
         # an hour of footage is not held in memory: the step widened so that about `limit` frames are read
         step = max(every, math.ceil(total / limit)) if total else every
-        frames = [frame.image for frame in read_frames(video, step)]
+        frames = list(read_frames(video, step))
         if not frames:
             raise DataError(f"video={video} holds no frames to adapt on.")
         chosen = spread_evenly(frames, limit)
-        return cls(chosen, {"video": str(video), "every": step, "pictures": len(chosen),
-                            "of": math.ceil(total / every) if total else len(frames), "sha256": sha256_of(video)})
+        return cls([frame.image for frame in chosen], {"video": str(video), "every": step, "pictures": len(chosen),
+                   "of": math.ceil(total / every) if total else len(frames), "sha256": sha256_of(video)},
+                   [f"frame_{frame.index:06d}" for frame in chosen])
 
     def fed(self, transform: Any) -> torch.Tensor:
         """Every picture as the network's uint8 input (N x 3 x H x W), through the checkpoint's

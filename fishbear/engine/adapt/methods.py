@@ -10,10 +10,14 @@ alone and together in ``experiments/adapt/``:
   Schneider et al. 2020), optionally mixed with the training statistics (``bn_source_weight``);
 - ``tent``: the batch-norm layers' scales and shifts trained to make the predictions on the new
   footage confident (entropy minimisation, TENT; Wang et al. 2021), then their statistics
-  estimated again as ``bn`` does, so the saved network answers in eval mode.
+  estimated again as ``bn`` does, so the saved network answers in eval mode;
+- ``pseudo``: the last layer fitted again to the network's confident answers on the footage beside
+  the training pictures' labels, the doubtful pictures put to a person
+  (:mod:`~fishbear.engine.adapt.pseudo`).
 
 They apply in that order whatever order they are given in: the colour first (the statistics are
-those of the mapped pictures), the statistics before the entropy.
+those of the mapped pictures), the statistics before the entropy, the last layer last (on the
+features the others settled).
 """
 
 from __future__ import annotations
@@ -26,15 +30,17 @@ import torch
 
 from fishbear.core.errors import ConfigError
 from fishbear.engine.adapt.footage import shuffled_batches
+from fishbear.engine.adapt.pseudo import PseudoSettings, pseudo
 
-ORDER = ("colour", "bn", "tent")
+ORDER = ("colour", "bn", "tent", "pseudo")
 
 
 @dataclass(frozen=True)
 class AdaptSettings:
     """``methods``: some of :data:`ORDER`; ``batch_size``: pictures per forward pass;
     ``bn_source_weight``: the share of the training statistics kept by ``bn`` (0: the new footage's
-    alone); ``tent_epochs`` and ``tent_lr``: passes over the footage and Adam's rate for ``tent``."""
+    alone); ``tent_epochs`` and ``tent_lr``: passes over the footage and Adam's rate for ``tent``;
+    ``pseudo``: ``pseudo``'s."""
 
     methods: tuple[str, ...]
     batch_size: int = 16
@@ -42,6 +48,7 @@ class AdaptSettings:
     tent_epochs: int = 1
     tent_lr: float = 1e-3
     seed: int = 0
+    pseudo: PseudoSettings = field(default_factory=PseudoSettings)
 
     def __post_init__(self) -> None:
         unknown = [m for m in self.methods if m not in ORDER]
@@ -57,7 +64,11 @@ class AdaptSettings:
 class Adaptation:
     """What the methods change: the network (in place), the normalisation (``mean``, ``std``, in
     0-1 units), and a note per method for the report. ``pictures``: the footage as uint8 network
-    input; ``reference``: the training footage's per-channel mean and spread, computed when asked."""
+    input; ``reference``: the training footage's per-channel mean and spread, computed when asked;
+    ``source``: up to n of the run's training pictures (uint8 network input, fed as in training
+    with the trained normalisation) and their targets, read when asked; ``labelled``: pictures of
+    the footage a person labelled and their targets; ``doubtful``: the footage pictures to put to a
+    person (index, doubt), chosen by ``pseudo``."""
 
     network: torch.nn.Module
     kind: Any
@@ -67,7 +78,14 @@ class Adaptation:
     reference: Callable[[], tuple[torch.Tensor, torch.Tensor]]
     settings: AdaptSettings
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    source: Callable[[int], tuple[torch.Tensor, Any]] | None = None
+    labelled: tuple[torch.Tensor, Any] | None = None
+    kind_settings: Any = None
     notes: dict[str, Any] = field(default_factory=dict)
+    doubtful: list[tuple[int, float]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.trained_mean, self.trained_std = self.mean, self.std  # before colour folds its map in
 
     def batches(self, generator: torch.Generator) -> Any:
         from fishbear.data.feed import Normalize
@@ -87,9 +105,9 @@ def refusal(method: str, network: torch.nn.Module, kind: Any) -> str | None:
     if method in ("bn", "tent") and not batch_norms(network):
         return (f"method={method} re-fits batch-norm layers, and this network has none (or only frozen ones); "
                 "use method=colour.")
-    if method == "tent" and not kind.has_probabilities:
-        return (f"method=tent makes class probabilities confident, and a '{kind.name}' model predicts no probabilities; "
-                "use method=[colour,bn].")
+    if method in ("tent", "pseudo") and not kind.has_probabilities:
+        return (f"method={method} learns from the network's confident class probabilities, and a '{kind.name}' model "
+                "predicts no probabilities; use method=[colour,bn].")
     return None
 
 
@@ -175,4 +193,4 @@ def tent(state: Adaptation) -> dict[str, Any]:
             "statistics": bn(state)}
 
 
-METHODS: dict[str, Callable[[Adaptation], dict[str, Any]]] = {"colour": colour, "bn": bn, "tent": tent}
+METHODS: dict[str, Callable[[Adaptation], dict[str, Any]]] = {"colour": colour, "bn": bn, "tent": tent, "pseudo": pseudo}

@@ -5,8 +5,11 @@ Three sources, each ranked the honest way for it:
 - **a run**: its validation and test images, by the loss of the checkpoint's probability of the
   image's label (``-log p``), the most confused pairs (label -> call) first; training images only
   when asked, marked in-sample (a model's loss on what it trained on says little);
-- **a sweep of k-fold runs** (``-m data.split=kfold data.fold=0,1,2,3,4``): every image by the loss
-  of the one model that did not train on it (each run's test fold), the ranking cleanlab asks for;
+- **a sweep of k-fold runs** (``-m data.split=kfold data.fold=0,1,2,3,4``): every image by the
+  probabilities of the one model that did not train on it (each run's test fold): by confident
+  learning (``rank=confident``, :mod:`~fishbear.engine.review.confident`: the flagged labels first,
+  with the likely label and the estimated number of wrong labels per class) or by loss
+  (``rank=loss``);
 - **frames sorted by** ``fishbear frames sort_with=``: the frames marked ``review=yes`` first, then
   by how close their smoothed score is to the fence, each with its neighbours in time.
 
@@ -38,9 +41,13 @@ class Item:
     in_sample: bool = False   # the model trained on it
     note: str = ""            # "review" for frames marked so, "out-of-fold" for a sweep
     neighbours: list[str] = field(default_factory=list)
+    probabilities: list[float] = field(default_factory=list)  # per class, in the classes' order
+    likely: str = ""          # rank=confident: the class the image most likely is
+    score: float | None = None  # rank=confident: the normalised margin, from -1 (surely wrong) to 1
+    flagged: bool = False     # rank=confident: counted among the likely wrong labels
 
     def as_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k != "probabilities"}
 
 
 @dataclass
@@ -53,6 +60,7 @@ class ReviewSet:
     source: str                  # a line for the page's header
     class_depth: int             # which part of an item's path is its class folder (ImageFolder: 1, frames: 0)
     folder_of: dict[str, str] = field(default_factory=dict)  # class -> folder name (a reader's class_map undone)
+    wrong: dict[str, float] = field(default_factory=dict)  # rank=confident: estimated wrong labels per class
 
     @property
     def files(self) -> set[str]:
@@ -63,6 +71,36 @@ def _ranked(items: list[Item]) -> list[Item]:
     """Wrong calls first, the most frequent confusion pairs before rarer ones, each by loss."""
     pairs = Counter((i.label, i.call) for i in items if i.label != i.call)
     return sorted(items, key=lambda i: (i.label == i.call, -pairs.get((i.label, i.call), 0), -i.loss, i.file))
+
+
+def confident_ranked(items: list[Item], classes: list[str]) -> tuple[list[Item], dict[str, float]]:
+    """The items in confident learning's order, each given its likely label, score and flag, and
+    the estimated number of wrong labels per class."""
+    import numpy as np
+
+    from fishbear.engine.review.confident import label_issues
+
+    index = {name: i for i, name in enumerate(classes)}
+    issues = label_issues(np.array([it.probabilities for it in items]), np.array([index[it.label] for it in items]))
+    for it, likely, score, flag in zip(items, issues.likely, issues.score, issues.flagged):
+        it.likely, it.score, it.flagged = classes[int(likely)], round(float(score), 5), bool(flag)
+    wrong = {name: round(float(n), 1) for name, n in zip(classes, issues.wrong)}
+    return [items[i] for i in issues.order], wrong
+
+
+RANKS = ("loss", "confident")
+
+
+def ranking_rows(review: ReviewSet) -> list[dict[str, Any]]:
+    """The cards in their order as the rows of ``ranking.csv``: the file relative to the dataset,
+    the given label, the likely label, the score, the rank (from 1) and the flag."""
+    rows = []
+    for rank, it in enumerate(review.items, start=1):
+        likely = it.likely or it.call
+        score = it.score if it.score is not None else round(it.loss, 5)
+        rows.append({"file": it.file, "given": it.label, "likely": likely, "score": score, "rank": rank,
+                     "flagged": int(it.flagged)})
+    return rows
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -87,7 +125,8 @@ def _predicted(ckpt: Path, datamodule: Any, splits: list[str], note: str, in_sam
             label = classes[sample.target]
             p_label = max(answer["probabilities"][label], 1e-12)
             items.append(Item(_relative(Path(sample.image), datamodule.root), label, answer["label"],
-                              answer["probability"], p_label, -math.log(p_label), split, split in in_sample, note))
+                              answer["probability"], p_label, -math.log(p_label), split, split in in_sample, note,
+                              probabilities=[float(answer["probabilities"][c]) for c in classes]))
     return items
 
 
@@ -102,11 +141,14 @@ def _class_folders(datamodule: Any) -> tuple[int, dict[str, str]]:
     return 1, folder_of
 
 
-def run_items(run_dir: Path, train: bool = False) -> ReviewSet:
+def run_items(run_dir: Path, train: bool = False, rank: str = "loss") -> ReviewSet:
     """A run's validation and test images (and training images, in-sample, with ``train``)."""
     from fishbear.engine.checkpoint import read_meta
     from fishbear.engine.run_data import run_datamodule
 
+    if rank != "loss":
+        raise DataError(f"rank={rank} needs every image predicted by a model that did not train on it: give sweep= of "
+                        "a k-fold sweep (fishbear train -m data.split=kfold data.fold=0,1,2,3,4), or rank=loss.")
     ckpt = Path(run_dir) / "checkpoints" / "best.ckpt"
     meta = read_meta(ckpt)
     if not get_kind(meta.kind).reviews_labels:
@@ -120,9 +162,9 @@ def run_items(run_dir: Path, train: bool = False) -> ReviewSet:
                      f"run {run_dir}: {', '.join(splits)} images by loss", depth, folder_of)
 
 
-def sweep_items(sweep_dir: Path) -> ReviewSet:
-    """Every image of a k-fold sweep by its out-of-fold loss: each run's test fold, predicted by
-    that run's model."""
+def sweep_items(sweep_dir: Path, rank: str = "loss") -> ReviewSet:
+    """Every image of a k-fold sweep by its out-of-fold probabilities (each run's test fold,
+    predicted by that run's model), ranked by ``rank``: ``confident`` or ``loss``."""
     from fishbear.engine.checkpoint import read_meta
     from fishbear.engine.run_data import run_datamodule
 
@@ -144,6 +186,11 @@ def sweep_items(sweep_dir: Path) -> ReviewSet:
     if max(seen.values()) > 1:
         raise DataError(f"{sweep_dir}: {sum(n > 1 for n in seen.values())} images are in the test split of several runs: "
                         "not a k-fold sweep (give -m data.split=kfold data.fold=0,...,K-1).")
+    if rank == "confident":
+        ranked, wrong = confident_ranked(items, classes)
+        estimate = ", ".join(f"{name} {n:g}" for name, n in wrong.items())
+        return ReviewSet(root, classes, ranked, f"k-fold sweep {sweep_dir}: {len(runs)} runs, confident learning on the "
+                         f"out-of-fold probabilities; estimated wrong labels: {estimate}", depth, folder_of, wrong)
     return ReviewSet(root, classes, _ranked(items), f"k-fold sweep {sweep_dir}: {len(runs)} runs, out-of-fold loss",
                      depth, folder_of)
 

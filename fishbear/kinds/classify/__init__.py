@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+import torch
 
 from fishbear.core.errors import DataError
 from fishbear.kinds.base import Kind
@@ -82,6 +83,25 @@ class Classify(Kind):
     def entropy(self, outputs: Any) -> Any:
         log_p = outputs.float().log_softmax(dim=1)
         return -(log_p.exp() * log_p).sum(dim=1).mean()
+
+    def pseudo_targets(self, outputs: Any, threshold: float) -> tuple[Any, Any]:
+        sure, target = outputs.float().softmax(dim=1).max(dim=1)
+        return target, (sure >= threshold).float()
+
+    def labelled_targets(self, target: Any, settings: Any) -> tuple[Any, Any]:
+        return target, torch.ones(len(target), device=target.device)
+
+    def fit_loss(self, outputs: Any, target: Any, weight: Any) -> Any:
+        """Each class's weighted mean loss, averaged over the classes present: new footage is mostly
+        empty frames, and a plain mean would teach the network to call everything empty."""
+        losses = torch.nn.functional.cross_entropy(outputs.float(), target, reduction="none") * weight
+        per_class = outputs.new_zeros(outputs.shape[1], dtype=torch.float32).index_add_(0, target, losses)
+        counts = outputs.new_zeros(outputs.shape[1], dtype=torch.float32).index_add_(0, target, weight)
+        present = counts > 0
+        return (per_class[present] / counts[present]).mean() if present.any() else losses.sum()
+
+    def doubt(self, outputs: Any) -> Any:
+        return 1.0 - outputs.float().softmax(dim=1).max(dim=1).values
 
     def predictions(self, outputs: Any) -> Any:
         return outputs.float().softmax(dim=1)

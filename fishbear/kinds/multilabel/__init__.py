@@ -73,6 +73,20 @@ class MultiLabel(Kind):
         p = logits.sigmoid()
         return (torch.nn.functional.softplus(logits) - p * logits).mean()
 
+    def pseudo_targets(self, outputs: Any, threshold: float) -> tuple[Any, Any]:
+        p = outputs.float().sigmoid()
+        return (p >= 0.5).float(), ((p >= threshold) | (p <= 1.0 - threshold)).float()
+
+    def labelled_targets(self, target: Any, settings: Any) -> tuple[Any, Any]:
+        return target.float(), torch.ones_like(target, dtype=torch.float32)
+
+    def fit_loss(self, outputs: Any, target: Any, weight: Any) -> Any:
+        losses = torch.nn.functional.binary_cross_entropy_with_logits(outputs.float(), target, reduction="none")
+        return (losses * weight).sum() / weight.sum().clamp_min(1.0)
+
+    def doubt(self, outputs: Any) -> Any:  # the most doubtful tag of each picture
+        return (1.0 - (2.0 * outputs.float().sigmoid() - 1.0).abs()).max(dim=1).values
+
     def predictions(self, outputs: Any) -> Any:
         return outputs.float().sigmoid()
 

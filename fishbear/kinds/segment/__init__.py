@@ -106,6 +106,24 @@ class Segment(Kind):
         log_p = outputs.float().log_softmax(dim=1)
         return -(log_p.exp() * log_p).sum(dim=1).mean()
 
+    def pseudo_targets(self, outputs: Any, threshold: float) -> tuple[Any, Any]:
+        sure, target = outputs.float().softmax(dim=1).max(dim=1)
+        return target, (sure >= threshold).float()
+
+    def labelled_targets(self, target: Any, settings: Any) -> tuple[Any, Any]:
+        """Letterbox pixels (-100) and the void code's are not scored, as in training."""
+        scored = target >= 0
+        if settings.void_index is not None:
+            scored &= target != settings.void_index
+        return target.clamp_min(0), scored.float()
+
+    def fit_loss(self, outputs: Any, target: Any, weight: Any) -> Any:
+        losses = torch.nn.functional.cross_entropy(outputs.float(), target, reduction="none")
+        return (losses * weight).sum() / weight.sum().clamp_min(1.0)
+
+    def doubt(self, outputs: Any) -> Any:  # the mean over the pixels
+        return (1.0 - outputs.float().softmax(dim=1).max(dim=1).values).flatten(1).mean(dim=1)
+
     def predictions(self, outputs: Any) -> Any:
         return outputs.float().softmax(dim=1)
 
