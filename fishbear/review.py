@@ -28,13 +28,14 @@ from fishbear.core.atomic import atomic_write_text
 from fishbear.core.errors import ConfigError, DataError
 from fishbear.engine.commandline import check_ranges, compose_cli, user_errors_exit
 
-USAGE = ("fishbear review [apply|undo] run=RUN_DIR | sweep=SWEEP_DIR [rank=confident|loss] | frames=SORTED_DIR "
-         "[train=false] [write_only=false] [host=127.0.0.1] [port=0] [neighbours=2]")
+USAGE = ("fishbear review [apply|undo] run=RUN_DIR [unlabelled=DIR rank=uncertain] | sweep=SWEEP_DIR "
+         "[rank=confident|loss] | frames=SORTED_DIR [train=false] [write_only=false] [host=127.0.0.1] [port=0]")
 ACTIONS = ("serve", "apply", "undo")
 
 
 def review_folder(cfg: DictConfig) -> tuple[str, Path, Path]:
-    """Which source (run, sweep, frames), its folder, and the review folder inside it."""
+    """Which source (run, sweep, frames), its folder, and the review folder inside it (a run's
+    queue of unlabelled pictures has its own: ``RUN/review_unlabelled``)."""
     given = [(name, Path(str(cfg[name]))) for name in ("run", "sweep", "frames") if cfg[name]]
     if len(given) != 1:
         raise ConfigError(f"give one of run=, sweep= or frames= (given: {', '.join(n for n, _ in given) or 'none'}); "
@@ -42,7 +43,10 @@ def review_folder(cfg: DictConfig) -> tuple[str, Path, Path]:
     name, folder = given[0]
     if not folder.is_dir():
         raise DataError(f"{name}={folder} is not a folder.")
-    return name, folder, folder / "review"
+    if cfg.unlabelled and name != "run":
+        raise ConfigError(f"unlabelled= pictures are ranked by a run's model and labelled into its dataset: give run=, "
+                          f"not {name}=.")
+    return name, folder, folder / ("review_unlabelled" if cfg.unlabelled else "review")
 
 
 def _review_set(name: str, folder: Path, cfg: DictConfig) -> Any:
@@ -51,6 +55,14 @@ def _review_set(name: str, folder: Path, cfg: DictConfig) -> Any:
     rank = str(cfg.rank)
     if rank not in review_items.RANKS:
         raise ConfigError(f"rank={rank}: choose among {', '.join(review_items.RANKS)}.")
+    if (rank == "uncertain") != bool(cfg.unlabelled):
+        raise ConfigError("rank=uncertain ranks unlabelled pictures for labelling: give both, run=RUN unlabelled=DIR "
+                          "rank=uncertain." if cfg.unlabelled else "rank=uncertain ranks unlabelled pictures: add "
+                          "unlabelled=DIR (and run=RUN).")
+    if cfg.unlabelled:
+        from fishbear.engine.review.queue import unlabelled_items
+
+        return unlabelled_items(folder, Path(str(cfg.unlabelled)), int(cfg.queue), float(cfg.similar))
     if name == "run":
         return review_items.run_items(folder, train=bool(cfg.train), rank=rank)
     if name == "sweep":
@@ -111,7 +123,9 @@ def serve(cfg: DictConfig) -> Any:
     atomic_write_text(where / "review.json", json.dumps(
         {"source": review.source, "root": str(Path(review.root).absolute()), "classes": review.classes,
          "class_depth": review.class_depth, "folder_of": review.folder_of, "of": f"{name}={folder}",
-         "rank": str(cfg.rank), "estimated_wrong": review.wrong}, indent=1) + "\n")
+         "rank": str(cfg.rank), "estimated_wrong": review.wrong,
+         **({"into": str(Path(review.into).absolute()), "dataset_root": str(Path(review.dataset_root).absolute()),
+             "calls": {it.file: it.call for it in review.items}} if review.into else {})}, indent=1) + "\n")
     ranking = _write_ranking(review, where)
     if cfg.write_only:
         print(f"The {len(review.items)} images in review order ({review.source}) are in {ranking}; the page was not "
@@ -174,11 +188,18 @@ def _saved(where: Path) -> dict[str, Any]:
 
 
 def apply_decisions(cfg: DictConfig) -> dict[str, int]:
-    from fishbear.engine.review.log import DecisionLog, apply
+    from fishbear.engine.review.log import DecisionLog, apply, copy_in
 
     name, folder, where = review_folder(cfg)
     saved = _saved(where)
     decisions = DecisionLog(where / "decisions.jsonl").effective()
+    if saved.get("into"):
+        counts = copy_in(Path(saved["root"]), Path(saved["into"]), Path(saved["dataset_root"]), decisions,
+                         saved.get("calls") or {}, saved["folder_of"], where / "applied.jsonl", saved["of"])
+        print(f"Labelled into {saved['into']}: {counts['labelled']} pictures copied now ({counts['already']} already, "
+              f"{counts['missing']} missing); in all {counts['total_labelled']}. The pictures in {saved['root']} are left "
+              f"as they are. Undo: fishbear review undo {name}={folder} unlabelled={cfg.unlabelled}")
+        return counts
     counts = apply(Path(saved["root"]), decisions, int(saved["class_depth"]), saved["folder_of"],
                    where / "applied.jsonl", saved["of"])
     print(f"Applied to {saved['root']}: {counts['relabelled']} relabelled and {counts['removed']} removed now "
@@ -193,6 +214,12 @@ def undo_decisions(cfg: DictConfig) -> int:
 
     name, folder, where = review_folder(cfg)
     saved = _saved(where)
+    if saved.get("into"):
+        from fishbear.engine.review.log import undo_copies
+
+        removed = undo_copies(Path(saved["into"]), Path(saved["dataset_root"]), where / "applied.jsonl", saved["of"])
+        print(f"Took {removed} labelled copies out of {saved['into']} (the decisions are kept: apply again to redo).")
+        return removed
     restored = undo(Path(saved["root"]), where / "applied.jsonl", saved["of"])
     print(f"Restored {restored} files in {saved['root']} (the decisions are kept: apply again to redo).")
     return restored

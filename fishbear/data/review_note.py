@@ -48,5 +48,5 @@ def dataset_note(root: Path) -> dict[str, Any] | None:
         return None
     values = list(notes.values())
     return {"review": "; ".join(sorted(notes)), "relabelled": sum(int(v.get("relabelled", 0)) for v in values),
-            "removed": sum(int(v.get("removed", 0)) for v in values),
+            "removed": sum(int(v.get("removed", 0)) for v in values), "added": sum(int(v.get("added", 0)) for v in values),
             "applied": max(str(v.get("applied", "")) for v in values)}

@@ -116,8 +116,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     review = (report.get("data") or {}).get("review")
     if review:
         lines += [f"The data changed since the review of `{review['review']}`: {review['relabelled']} images relabelled, "
-                  f"{review['removed']} removed (under `_removed/`), applied {review['applied']}; compare with that "
-                  "run's report.", ""]
+                  f"{review['removed']} removed (under `_removed/`), {review.get('added', 0)} unlabelled ones labelled "
+                  f"in, applied {review['applied']}; compare with that run's report.", ""]
     kind = report["kind"]
     if report.get(kind):
         lines += get_kind(kind).markdown(report[kind], report)

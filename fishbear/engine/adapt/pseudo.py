@@ -23,7 +23,10 @@ from typing import Any
 import torch
 
 from fishbear.core.errors import ConfigError, DataError
+from fishbear.engine.features import last_layer, layer_inputs
 
+REFUSAL = ("method=pseudo refits the network's last layer, and this network's answer is not that layer's output; use "
+           "method=[colour] or method=[colour,bn].")
 FEATURE_BYTES = 1 << 30  # the cached inputs of the last layer, footage and training pictures together
 
 
@@ -49,34 +52,6 @@ class PseudoSettings:
                 raise ConfigError(f"pseudo_{name}={getattr(self, name)} must be 0 or more.")
 
 
-def last_layer(network: torch.nn.Module) -> torch.nn.Module | None:
-    """The network's last linear or convolution layer, in the order the modules were built."""
-    layers = [m for m in network.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
-    return layers[-1] if layers else None
-
-
-@torch.no_grad()
-def layer_inputs(network: torch.nn.Module, layer: torch.nn.Module, batches: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """The inputs of ``layer`` and the network's outputs over ``batches`` (eval mode). Refuses when
-    the layer's output is not the network's: then refitting it alone would not be refitting the answer."""
-    inputs: list[torch.Tensor] = []
-    outputs: list[torch.Tensor] = []
-    seen: dict[str, torch.Tensor] = {}
-    handle = layer.register_forward_hook(lambda _m, args, out: seen.update(input=args[0], output=out))
-    network.eval()
-    try:
-        for batch in batches:
-            out = network(batch)
-            if out.shape != seen["output"].shape or not torch.equal(out, seen["output"]):
-                raise DataError("method=pseudo refits the network's last layer, and this network's answer is not that "
-                                "layer's output; use method=[colour] or method=[colour,bn].")
-            inputs.append(seen["input"].detach().float())
-            outputs.append(out.detach().float())
-    finally:
-        handle.remove()
-    return torch.cat(inputs), torch.cat(outputs)
-
-
 def fit_layer(layer: torch.nn.Module, kind: Any, parts: list[tuple[torch.Tensor, Any, Any, float]],
               settings: PseudoSettings, seed: int) -> list[float]:
     """Fit ``layer`` (in place) to ``parts``: (inputs, target, weight, share of the loss) each; returns
@@ -100,7 +75,7 @@ def fit_layer(layer: torch.nn.Module, kind: Any, parts: list[tuple[torch.Tensor,
 def picture_budget(first: torch.Tensor, network: torch.nn.Module, layer: torch.nn.Module, normalize: Any) -> int:
     """How many pictures' layer inputs fit in :data:`FEATURE_BYTES` (a segmentation network's last
     layer sees a full-size map per picture)."""
-    inputs, _ = layer_inputs(network, layer, [normalize(first[:1])])
+    inputs, _ = layer_inputs(network, layer, [normalize(first[:1])], REFUSAL)
     return max(2, int(FEATURE_BYTES // max(inputs[0].numel() * 4, 1)))
 
 
@@ -121,7 +96,8 @@ def pseudo(state: Any) -> dict[str, Any]:
     size = state.settings.batch_size
 
     def inputs_of(pictures: torch.Tensor, norm: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        return layer_inputs(network, layer, (norm(pictures[i:i + size].to(device)) for i in range(0, len(pictures), size)))
+        return layer_inputs(network, layer, (norm(pictures[i:i + size].to(device)) for i in range(0, len(pictures), size)),
+                            REFUSAL)
 
     footage = state.pictures
     network.eval()

@@ -61,6 +61,8 @@ class ReviewSet:
     class_depth: int             # which part of an item's path is its class folder (ImageFolder: 1, frames: 0)
     folder_of: dict[str, str] = field(default_factory=dict)  # class -> folder name (a reader's class_map undone)
     wrong: dict[str, float] = field(default_factory=dict)  # rank=confident: estimated wrong labels per class
+    into: Path | None = None     # unlabelled pictures: the folder of the dataset's training class folders
+    dataset_root: Path | None = None  # unlabelled pictures: the dataset they are labelled into
 
     @property
     def files(self) -> set[str]:
@@ -88,7 +90,7 @@ def confident_ranked(items: list[Item], classes: list[str]) -> tuple[list[Item],
     return [items[i] for i in issues.order], wrong
 
 
-RANKS = ("loss", "confident")
+RANKS = ("loss", "confident", "uncertain")
 
 
 def ranking_rows(review: ReviewSet) -> list[dict[str, Any]]:
@@ -130,7 +132,7 @@ def _predicted(ckpt: Path, datamodule: Any, splits: list[str], note: str, in_sam
     return items
 
 
-def _class_folders(datamodule: Any) -> tuple[int, dict[str, str]]:
+def class_folders(datamodule: Any) -> tuple[int, dict[str, str]]:
     reader = datamodule.reader
     if type(reader).__name__ != "ImageFolderReader":
         raise DataError(f"review moves images between class folders: data={datamodule.name} is read by "
@@ -139,6 +141,16 @@ def _class_folders(datamodule: Any) -> tuple[int, dict[str, str]]:
     for folder, name in (reader.class_map or {}).items():
         folder_of.setdefault(name, folder)
     return 1, folder_of
+
+
+def training_folder(datamodule: Any) -> Path:
+    """The folder that holds the dataset's training class folders (ImageFolder: ``root/train``)."""
+    depth, _ = class_folders(datamodule)
+    samples = datamodule.samples("train")
+    if not samples:
+        raise DataError(f"{datamodule.root} has no training pictures to label into.")
+    parts = Path(_relative(Path(samples[0].image), datamodule.root)).parts
+    return Path(datamodule.root).joinpath(*parts[:depth])
 
 
 def run_items(run_dir: Path, train: bool = False, rank: str = "loss") -> ReviewSet:
@@ -155,7 +167,7 @@ def run_items(run_dir: Path, train: bool = False, rank: str = "loss") -> ReviewS
         raise DataError(f"{run_dir} is a '{meta.kind}' run; review ranks class labels (for boxes it writes Label "
                         "Studio tasks: fishbear review run=RUN for a detector).")
     datamodule = run_datamodule(meta)
-    depth, folder_of = _class_folders(datamodule)
+    depth, folder_of = class_folders(datamodule)
     splits = ["valid", "test"] + (["train"] if train else [])
     items = _predicted(ckpt, datamodule, splits, "", {"train"})
     return ReviewSet(datamodule.root, list(meta.classes), _ranked(items),
@@ -180,7 +192,7 @@ def sweep_items(sweep_dir: Path, rank: str = "loss") -> ReviewSet:
         if root is not None and Path(datamodule.root).absolute() != Path(root).absolute():
             raise DataError(f"{run} trained on {datamodule.root}, the sweep's other runs on {root}: one dataset per review.")
         root, classes = datamodule.root, list(meta.classes)
-        depth, folder_of = _class_folders(datamodule)
+        depth, folder_of = class_folders(datamodule)
         items += _predicted(run / "checkpoints" / "best.ckpt", datamodule, [datamodule.test_split], "out-of-fold", set())
     seen = Counter(i.file for i in items)
     if max(seen.values()) > 1:

@@ -223,6 +223,82 @@ def apply(root: Path, decisions: dict[str, dict[str, Any]], class_depth: int, fo
     return {**counts, **{f"total_{k}": v for k, v in total.items()}}
 
 
+def copy_in(root: Path, into: Path, dataset_root: Path, decisions: dict[str, dict[str, Any]], calls: dict[str, str],
+            folder_of: dict[str, str], applied_log: Path, review: str) -> dict[str, int]:
+    """Unlabelled pictures (under ``root``) labelled by their decisions, copied (never moved) into
+    the class folders under ``into``: ``keep`` into the model's answer (``calls``), a relabel into
+    its class, ``remove`` nowhere. Every check before the first copy; each copy recorded with its
+    sha256 before it is written, written atomically, never over a file; idempotent."""
+    from fishbear.core.atomic import atomic_write
+
+    root, into = Path(root), Path(into)
+    with dataset_lock(dataset_root):
+        done = {m["source"]: m for m in _moves(applied_log)}
+        counts = {"labelled": 0, "already": 0, "missing": 0}
+        planned: list[tuple[Path, Path, Move]] = []
+        for file, decision in sorted(decisions.items()):
+            label = decision.get("label") if decision["action"] == "relabel" else \
+                calls.get(file) if decision["action"] == "keep" else None
+            if not label:
+                continue
+            where = f"{applied_log.parent / 'decisions.jsonl'} (decision {decision['seq']})"
+            target = f"{folder_of.get(label, label)}/{Path(file).name}"
+            source_path, target_path = inside(root, file, "the file", where), inside(into, target, "the target", where)
+            earlier = done.get(file)
+            if earlier and earlier["target"] == target and target_path.is_file() \
+                    and sha256_of(target_path) == earlier["sha256"]:
+                counts["already"] += 1
+                continue
+            if not source_path.is_file() or source_path.is_symlink():
+                counts["missing"] += 1
+                continue
+            digest = sha256_of(source_path)
+            if decision.get("sha256") and digest != decision["sha256"]:
+                raise DataError(f"{source_path} is not the picture decided on in {where}: its bytes changed since. "
+                                "Nothing was copied. Review it again, then apply.")
+            if target_path.exists() or target_path.is_symlink():
+                raise DataError(f"{target_path} exists: copying {source_path} there would replace it. Nothing was "
+                                "copied. Rename one of them, then apply again.")
+            planned.append((source_path, target_path, Move(file, target, digest)))
+        for source_path, target_path, move in planned:
+            target_path.parent.mkdir(parents=True, exist_ok=True)
+            append_line(applied_log, json.dumps(move.__dict__), "applied copies", sync=True)
+            data = source_path.read_bytes()
+            atomic_write(target_path, lambda handle, data=data: handle.write(data))
+            counts["labelled"] += 1
+        total = len(_moves(applied_log))
+        if total:
+            set_review_note(dataset_root, review, {"added": total, "applied": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    return {**counts, "total_labelled": total}
+
+
+def undo_copies(into: Path, dataset_root: Path, applied_log: Path, review: str) -> int:
+    """Take out every copy :func:`copy_in` made, each only while it is the picture copied (its
+    sha256); the pictures it was copied from were never touched. Returns how many."""
+    into = Path(into)
+    with dataset_lock(dataset_root):
+        moves = _moves(applied_log)
+        for move in moves:  # every check first: all or nothing
+            target = inside(into, move["target"], "the target", str(applied_log))
+            if target.is_file() and sha256_of(target) != move["sha256"]:
+                raise DataError(f"{target} is not the picture this review copied there (its bytes changed since): "
+                                "nothing was taken out. Put it back as it was, or remove it by hand.")
+        removed = 0
+        for move in reversed(moves):
+            target = into / move["target"]
+            if target.is_file() and not target.is_symlink():
+                target.unlink()
+                removed += 1
+            parent = target.parent
+            while parent != into and parent.is_dir() and not any(parent.iterdir()):
+                parent.rmdir()
+                parent = parent.parent
+        if applied_log.is_file():
+            applied_log.replace(applied_log.with_name("applied.undone.jsonl"))
+        set_review_note(dataset_root, review, None)
+    return removed
+
+
 def undo(root: Path, applied_log: Path, review: str) -> int:
     """Move every applied file back (last first), each only while it is the file that was moved
     (its sha256); returns how many. The folders apply made and left empty are removed; the log is

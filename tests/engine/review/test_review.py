@@ -280,7 +280,7 @@ def test_apply_moves_only_the_file_decided_on_and_undo_only_what_it_moved(tmp_pa
         undo(root, tmp_path / "a" / "applied.jsonl", "run=a")
     moved.write_bytes(saved)
     undo(root, tmp_path / "a" / "applied.jsonl", "run=a")
-    assert dataset_note(root) == {"review": "run=b", "relabelled": 0, "removed": 1,
+    assert dataset_note(root) == {"review": "run=b", "relabelled": 0, "removed": 1, "added": 0,
                                   "applied": dataset_note(root)["applied"]}  # run=b's note stays
     undo(root, tmp_path / "b" / "applied.jsonl", "run=b")
     assert _tree(root) == before and dataset_note(root) is None
