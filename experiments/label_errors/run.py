@@ -12,6 +12,8 @@ Per dataset, rate and seed:
    ``ranking.csv``;
 4. per ranking: precision at k (k = the number planted), and precision and recall at the number of
    wrong labels confident learning estimates (the page's header figure), and of the flagged cards.
+   ``rank=loss`` is the page's order (wrong calls first, grouped by confusion pair, then by loss);
+   ``plain_loss`` orders the same out-of-fold losses alone.
 
     python experiments/label_errors/run.py --dataset bears --rates 0.05,0.1 --seeds 1,2,3 --out /tmp/labels \
         --json experiments/label_errors/results_bears.json
@@ -78,15 +80,19 @@ def plant(items: list[tuple[Path, str]], rate: float, seed: int, root: Path) -> 
     return planted
 
 
-def sweep(dataset: str, root: Path, out: Path, seed: int, folds: int) -> None:
-    if (out / "done").is_file():
-        return
-    command = [sys.executable, "-m", "fishbear", "train", "-m", *RECIPES[dataset], f"data.root={root}",
-               "data.split=kfold", f"data.folds={folds}", f"data.fold={','.join(map(str, range(folds)))}",
-               f"seed={seed}", f"data.split_seed={seed}", "logger=none", f"hydra.sweep.dir={out}"]
-    print("$", " ".join(command[2:]), flush=True)
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    (out / "done").write_text("")
+def sweep(dataset: str, root: Path, out: Path, seed: int, folds: int) -> float | None:
+    """The k-fold sweep (kept if done); the seconds it took, as its ``done`` marker recorded them."""
+    done = out / "done"
+    if not done.is_file():
+        command = [sys.executable, "-m", "fishbear", "train", "-m", *RECIPES[dataset], f"data.root={root}",
+                   "data.split=kfold", f"data.folds={folds}", f"data.fold={','.join(map(str, range(folds)))}",
+                   f"seed={seed}", f"data.split_seed={seed}", "logger=none", f"hydra.sweep.dir={out}"]
+        print("$", " ".join(command[2:]), flush=True)
+        started = time.perf_counter()
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        done.write_text(f"{time.perf_counter() - started:.1f}")
+    text = done.read_text().strip()
+    return float(text) if text else None
 
 
 def ranking(sweep_dir: Path, rank: str) -> tuple[list[dict], dict]:
@@ -142,11 +148,9 @@ def main() -> None:
             case = args.out / f"{args.dataset}_{rate:g}_{seed}"
             planted = set(plant(items, rate, seed, case / "data"))
             (case / "planted.json").write_text(json.dumps(sorted(planted), indent=1))
-            started = time.perf_counter()
-            sweep(args.dataset, case / "data", case / "sweep", seed, args.folds)
-            seconds = time.perf_counter() - started
+            seconds = sweep(args.dataset, case / "data", case / "sweep", seed, args.folds)
             row = {"dataset": args.dataset, "rate": rate, "seed": seed, "pictures": len(items), "planted": len(planted),
-                   "sweep_seconds": round(seconds, 1)}
+                   "sweep_seconds": round(seconds, 1) if seconds else None}
             for rank in ("confident", "loss"):
                 rows, saved = ranking(case / "sweep", rank)
                 if rank == "confident":
@@ -155,10 +159,14 @@ def main() -> None:
                     row["flagged"] = sum(r["flagged"] == "1" for r in rows)
                     flagged = [r for r in rows if r["flagged"] == "1"]
                     row["flagged_precision"], row["flagged_recall"] = found(flagged, planted, len(flagged))
-                if planted:
-                    row[f"{rank}_precision_at_k"] = found(rows, planted, len(planted))[0]
-                    row[f"{rank}_precision_at_estimate"], row[f"{rank}_recall_at_estimate"] = found(
-                        rows, planted, row["estimated"])
+                orders = {rank: rows}
+                if rank == "loss":  # and the loss alone, without the page's grouping by confusion pair
+                    orders["plain_loss"] = sorted(rows, key=lambda r: (-float(r["score"]), r["file"]))
+                for name, order in orders.items():
+                    if planted:
+                        row[f"{name}_precision_at_k"] = found(order, planted, len(planted))[0]
+                        row[f"{name}_precision_at_estimate"], row[f"{name}_recall_at_estimate"] = found(
+                            order, planted, row["estimated"])
                 if not rate and args.sheets:
                     sheet(rows, case / "data", args.sheets / f"top20_{rank}_{args.dataset}_seed{seed}.png")
                     (args.sheets / f"top20_{rank}_{args.dataset}_seed{seed}.csv").write_text(

@@ -260,7 +260,7 @@ def test_and_report(trainer: L.Trainer, task: Any, datamodule: Any, cfg: DictCon
         },
     )
     write_report(run_dir, report)
-    _log_to_tensorboard(trainer, report, run_dir)
+    _log_final(trainer, report, run_dir)
     _print_summary(run_dir, report)
     return report
 
@@ -283,8 +283,9 @@ def test_metric_intervals(task: Any, datamodule: Any, metrics: dict[str, float],
                             kind.resamples, seed, proportions)
 
 
-def _log_to_tensorboard(trainer: L.Trainer, report: dict[str, Any], run_dir: Path) -> None:
-    """Hyperparameters with the final metrics (the HPARAMS tab), the report and its figures."""
+def _log_final(trainer: L.Trainer, report: dict[str, Any], run_dir: Path) -> None:
+    """Into every logger, the settings with the final metrics (TensorBoard's HPARAMS tab; a CSV
+    logger's hparams.yaml), and into TensorBoard the report and its figures."""
     import numpy as np
     import torch
     from PIL import Image
@@ -298,7 +299,9 @@ def _log_to_tensorboard(trainer: L.Trainer, report: dict[str, Any], run_dir: Pat
               "batch_size": report["data"]["batch_size"], "image_size": report["data"]["image_size"]}
     final = {f"hparams/{k.replace('/', '_')}": v for k, v in report["metrics"].items()}
     for logger in trainer.loggers:
-        if not hasattr(logger.experiment, "add_text"):
+        if not hasattr(logger.experiment, "add_text"):  # a logger of figures only: the settings and the final figures
+            logger.log_hyperparams({**params, **final})
+            logger.save()
             continue
         logger.log_hyperparams(params, final or None)
         logger.experiment.add_text("report", render_markdown(report), global_step=trainer.global_step)

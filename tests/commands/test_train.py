@@ -131,6 +131,21 @@ def test_tensorboard_has_losses_rates_per_group_hparams_and_pictures(tiny_run):
     assert b"test_acc" in plugins["_hparams_/experiment"]
 
 
+def test_csv_logger_beside_tensorboard_writes_every_epochs_metrics(tmp_path):
+    """``logger=[tensorboard,csv]``: both loggers at once; ``csv/metrics.csv`` has a row with the
+    validation loss per epoch and the test figures, ``csv/hparams.yaml`` the run's settings."""
+    import csv
+
+    train(compose_train([*TINY, "logger=[tensorboard,csv]", "trainer.max_epochs=2"], tmp_path))
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    rows = list(csv.DictReader((tmp_path / "csv" / "metrics.csv").open()))
+    validated = [r for r in rows if r.get("val/loss")]
+    assert [int(r["epoch"]) for r in validated] == [0, 1]
+    assert all(float(r["val/loss"]) > 0 for r in validated)
+    assert any(r.get("test/acc") for r in rows)
+    assert (tmp_path / "csv" / "hparams.yaml").is_file()
+
+
 def test_channels_last_runs_correctly_on_cpu(tmp_path):
     """channels_last is the default on CPU too (faster for convnet and mobilenet_v2 there)."""
     cfg = compose_train(TINY + ["logger=none"], tmp_path)
