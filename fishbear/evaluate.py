@@ -38,13 +38,17 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         raise CheckpointError(f"{cfg.ckpt} was trained on classes {list(meta.classes)}, but {datamodule.root} has "
                               f"{datamodule.classes}; evaluate on data with the same classes.")
     settings = TrainerSettings.from_config(cfg.trainer)
-    task = instantiate(cfg.task, "task", network=network_from_checkpoint(checkpoint), classes=list(meta.classes),
-                       meta=meta, **settings.task_args())
+    network = network_from_checkpoint(checkpoint)
+    if cfg.tta:
+        from fishbear.engine.mirror import MirrorAveraged
+
+        network = MirrorAveraged(network, datamodule.kind, meta)
+    task = instantiate(cfg.task, "task", network=network, classes=list(meta.classes), meta=meta, **settings.task_args())
     loggers = instantiate_group(cfg.get("logger"), "logger")
     trainer = instantiate(settings.lightning, "trainer", callbacks=[], logger=loggers or False,
                           default_root_dir=str(run_dir))
     return test_and_report(trainer, task, datamodule, cfg, run_dir, started,
-                           extra={"checkpoint": str(Path(cfg.ckpt).resolve())})
+                           extra={"checkpoint": str(Path(cfg.ckpt).resolve()), "tta": bool(cfg.tta)})
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")

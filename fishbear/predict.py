@@ -57,7 +57,8 @@ def _predictor(cfg: DictConfig) -> ImagePredictor:
     detector's threshold for this command only."""
     from fishbear.engine.deploy.exported import open_predictor
 
-    return open_predictor(cfg.ckpt, device=cfg.device, score_threshold=None if cfg.score is None else float(cfg.score))
+    return open_predictor(cfg.ckpt, device=cfg.device, tta=bool(cfg.tta),
+                          score_threshold=None if cfg.score is None else float(cfg.score))
 
 
 @user_errors_exit

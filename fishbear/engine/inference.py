@@ -67,12 +67,18 @@ class Predictor(ImagePredictor):
         self.normalize = meta.feed.normalize().to(self.device)
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "cpu", kind: Kind | str | None = None,
+    def from_checkpoint(cls, path: str | Path, device: str = "cpu", kind: Kind | str | None = None, tta: bool = False,
                         **settings: Any) -> Predictor:
-        """``kind`` refuses a checkpoint of another task kind; ``settings`` change the kind's
+        """``kind`` refuses a checkpoint of another task kind; ``tta``: each picture and its mirror
+        image, the answers merged (:mod:`fishbear.engine.mirror`); ``settings`` change the kind's
         settings for this predictor (``score_threshold=0.3``; None: the checkpoint's)."""
         checkpoint = load_checkpoint(path, kind)
-        return cls(network_from_checkpoint(checkpoint), checkpoint.meta.with_settings(**settings), device)
+        network = network_from_checkpoint(checkpoint)
+        if tta:
+            from fishbear.engine.mirror import MirrorAveraged
+
+            network = MirrorAveraged(network, get_kind(checkpoint.meta.kind), checkpoint.meta)
+        return cls(network, checkpoint.meta.with_settings(**settings), device)
 
     @staticmethod
     def _array(image: str | Path | Image.Image | np.ndarray) -> np.ndarray:

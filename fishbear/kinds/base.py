@@ -136,6 +136,20 @@ class Kind:
         for kinds with :attr:`has_probabilities`."""
         raise NotImplementedError(f"a '{self.name}' model predicts no probabilities")
 
+    # -- test-time augmentation (``tta=true``): the picture and its mirror image, answers merged --
+    def mirror_refusal(self, meta: ModelMeta) -> str | None:
+        """Why this model's answer on a mirrored picture cannot be mirrored back (one line), or None."""
+        return (f"tta=true averages the answers on a picture and on its mirror image, and a '{self.name}' model's answer "
+                "cannot be mirrored back here; leave tta off.")
+
+    def unmirror(self, outputs: Any) -> Any:
+        """The outputs on a mirrored picture as the outputs on the picture itself."""
+        return outputs
+
+    def merge_views(self, outputs: Any, other: Any) -> Any:
+        """Two views' outputs as one, in the network's output space (so losses and metrics read it)."""
+        return (outputs.float() + other.float()) / 2
+
     # -- self-training on new footage (``fishbear adapt method=pseudo``), kinds with probabilities --
     def pseudo_targets(self, outputs: Any, threshold: float) -> tuple[Any, Any]:
         """Targets read from the network's own ``outputs`` and a weight per target element: 1 where

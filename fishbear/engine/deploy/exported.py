@@ -42,10 +42,16 @@ def is_export_folder(path: str | Path) -> bool:
     return Path(path).is_dir() and (Path(path) / "export.json").is_file()
 
 
-def open_predictor(path: str | Path, device: str = "cpu", **settings: Any) -> Predictor | ExportedPredictor:
+def open_predictor(path: str | Path, device: str = "cpu", tta: bool = False,
+                   **settings: Any) -> Predictor | ExportedPredictor:
     """A checkpoint's :class:`Predictor`, or an export folder's :class:`ExportedPredictor`
-    (whose settings are the ones exported: ``settings`` must be None there)."""
+    (whose settings are the ones exported: ``settings`` must be None there, ``tta`` false)."""
     if is_export_folder(path):
+        if tta:
+            from fishbear.core.errors import CheckpointError
+
+            raise CheckpointError(f"{path} is an export folder, whose graph answers each picture once; tta=true needs the "
+                                  "checkpoint (ckpt=.../best.ckpt).")
         changed = sorted(k for k, v in settings.items() if v is not None)
         if changed:
             from fishbear.core.errors import CheckpointError
@@ -53,4 +59,4 @@ def open_predictor(path: str | Path, device: str = "cpu", **settings: Any) -> Pr
             raise CheckpointError(f"{path} is an export folder: its settings ({', '.join(changed)}) were fixed at "
                                   "export; export the checkpoint again to change them.")
         return ExportedPredictor(path)
-    return Predictor.from_checkpoint(path, device=device, **settings)
+    return Predictor.from_checkpoint(path, device=device, tta=tta, **settings)

@@ -18,6 +18,12 @@ from fishbear.core.errors import DataError
 from fishbear.kinds.base import Kind
 
 
+def mean_probability_logits(outputs: Any, other: Any) -> Any:
+    """Scores whose softmax (over dim 1) is the mean of the two outputs' softmaxes."""
+    both = torch.stack([outputs.float().log_softmax(dim=1), other.float().log_softmax(dim=1)])
+    return torch.logsumexp(both, dim=0) - torch.log(torch.tensor(2.0, device=outputs.device))
+
+
 class Classify(Kind):
     name: ClassVar[str] = "classify"
     package: ClassVar[str] = __name__
@@ -83,6 +89,13 @@ class Classify(Kind):
     def entropy(self, outputs: Any) -> Any:
         log_p = outputs.float().log_softmax(dim=1)
         return -(log_p.exp() * log_p).sum(dim=1).mean()
+
+    def mirror_refusal(self, meta: Any) -> None:
+        return None
+
+    def merge_views(self, outputs: Any, other: Any) -> Any:
+        """The log of the mean probability: its softmax is the two views' mean probabilities."""
+        return mean_probability_logits(outputs, other)
 
     def pseudo_targets(self, outputs: Any, threshold: float) -> tuple[Any, Any]:
         sure, target = outputs.float().softmax(dim=1).max(dim=1)

@@ -73,6 +73,13 @@ class MultiLabel(Kind):
         p = logits.sigmoid()
         return (torch.nn.functional.softplus(logits) - p * logits).mean()
 
+    def mirror_refusal(self, meta: Any) -> None:
+        return None
+
+    def merge_views(self, outputs: Any, other: Any) -> Any:
+        """The logit of each tag's mean probability."""
+        return torch.logit(((outputs.float().sigmoid() + other.float().sigmoid()) / 2).clamp(1e-7, 1 - 1e-7))
+
     def pseudo_targets(self, outputs: Any, threshold: float) -> tuple[Any, Any]:
         p = outputs.float().sigmoid()
         return (p >= 0.5).float(), ((p >= threshold) | (p <= 1.0 - threshold)).float()

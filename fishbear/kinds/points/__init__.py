@@ -39,6 +39,18 @@ class Points(Kind):
     def num_outputs(self, num_classes: int) -> int:
         return 2 * num_classes
 
+    def mirror_refusal(self, meta: Any) -> str | None:
+        if len(meta.classes) == 1:
+            return None
+        return ("tta=true mirrors the picture, and with several points a mirrored left one is a right one (which is which "
+                f"is not known for {', '.join(meta.classes)}); leave tta off.")
+
+    def unmirror(self, outputs: Any) -> Any:
+        """x in [-1, 1] of the mirrored picture is -x of the picture itself."""
+        sign = torch.ones(outputs.shape[-1], device=outputs.device)
+        sign[0::2] = -1
+        return outputs * sign
+
     def pack_target(self, sample: Any, scale: float) -> np.ndarray:
         return (np.asarray(sample.target, dtype=np.float64).reshape(-1, 2) * scale).astype(np.float32)
 

@@ -41,6 +41,11 @@ class Regress(Kind):
     eval_resize: ClassVar[str] = "squish"
     settings_type: ClassVar[type[KindSettings]] = RegressSettings
 
+    def mirror_refusal(self, meta: Any) -> None:
+        """Values that a mirror leaves alone (counts, sizes, ages) are averaged; a value a mirror changes
+        (a yaw angle, a left-right offset) is not one for tta."""
+        return None
+
     def pack_target(self, sample: Any, scale: float) -> np.ndarray:
         return np.asarray(sample.target, dtype=np.float32).reshape(-1)  # values, not pixels: no scale
 

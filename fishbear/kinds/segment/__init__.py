@@ -106,6 +106,17 @@ class Segment(Kind):
         log_p = outputs.float().log_softmax(dim=1)
         return -(log_p.exp() * log_p).sum(dim=1).mean()
 
+    def mirror_refusal(self, meta: Any) -> None:
+        return None
+
+    def unmirror(self, outputs: Any) -> Any:  # per pixel: the mask mirrored back
+        return outputs.flip(-1)
+
+    def merge_views(self, outputs: Any, other: Any) -> Any:
+        from fishbear.kinds.classify import mean_probability_logits
+
+        return mean_probability_logits(outputs, other)
+
     def pseudo_targets(self, outputs: Any, threshold: float) -> tuple[Any, Any]:
         sure, target = outputs.float().softmax(dim=1).max(dim=1)
         return target, (sure >= threshold).float()
