@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import re
 import subprocess
 import sys
 import time
@@ -41,9 +42,14 @@ sys.path.insert(0, str(REPO))
 # and rate on 2 CPU cores); both rankings read the same out-of-fold probabilities
 RECIPES = {
     "bears": ["data=bears", "model=mobilenet_v2", "model.pretrained=true", "trainer.max_epochs=4"],
+    "bears_kinds": ["data=bears", "model=mobilenet_v2", "model.pretrained=true", "trainer.max_epochs=4"],
     "fish": ["experiment=fish_frames", "trainer.max_epochs=6"],
 }
-SOURCES = {"bears": ("bears", "train"), "fish": ("fish", "video1_output")}
+SOURCES = {"bears": ("bears", "train"), "bears_kinds": ("bears", "train"), "fish": ("fish", "video1_output")}
+# bears_kinds: the same photos by what they show (the file names say it), five classes; a confusable
+# flip files a photo under its nearest kind
+KIND_OF = {"black": "black", "grizzly": "grizzly", "teddys": "teddy", "dog": "dog", "cat": "cat"}
+CONFUSABLE = {"black": "grizzly", "grizzly": "black", "teddy": "black", "dog": "cat", "cat": "dog"}
 
 
 def pictures(shared: Path, dataset: str) -> list[tuple[Path, str]]:
@@ -57,18 +63,25 @@ def pictures(shared: Path, dataset: str) -> list[tuple[Path, str]]:
         frames = fish.labelled_frames(shared / "fish" / "video1_output")
         return [frames[n] for n in sorted(frames)]
     root = shared.joinpath(*SOURCES[dataset])
-    return [(p, p.parent.name) for p in sorted(root.glob("*/*")) if p.is_file()]
+    files = sorted(p for p in root.glob("*/*") if p.is_file())
+    if dataset == "bears_kinds":
+        return [(p, KIND_OF[re.split(r"[._]", p.name)[0]]) for p in files]
+    return [(p, p.parent.name) for p in files]
 
 
-def plant(items: list[tuple[Path, str]], rate: float, seed: int, root: Path) -> list[str]:
-    """Link every picture under ``root/train/<class>/``, ``rate`` of them under the other class;
-    returns the flipped files, relative to ``root``."""
+def plant(items: list[tuple[Path, str]], rate: float, seed: int, root: Path, confusable: bool = False) -> list[str]:
+    """Link every picture under ``root/train/<class>/``, ``rate`` of them (a seeded choice) under
+    another class: drawn uniformly from the others, or its nearest (``CONFUSABLE``); returns the
+    flipped files, relative to ``root``."""
     classes = sorted({label for _, label in items})
     rng = np.random.default_rng(seed)
     flips = set(rng.choice(len(items), int(round(rate * len(items))), replace=False).tolist()) if rate else set()
     planted = []
     for i, (path, label) in enumerate(items):
-        filed = next(c for c in classes if c != label) if i in flips else label
+        others = [c for c in classes if c != label]
+        filed = label
+        if i in flips:
+            filed = CONFUSABLE[label] if confusable else others[int(rng.integers(len(others)))]
         target = root / "train" / filed / path.name  # the name kept: the frames' time order is read from it
         if target.is_symlink() and target.resolve() != path.resolve():
             target = target.with_name(f"{i:05d}_{path.name}")
@@ -135,6 +148,7 @@ def main() -> None:
     parser.add_argument("--dataset", choices=sorted(RECIPES), default="bears")
     parser.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--rates", default="0.05,0.1")
+    parser.add_argument("--flips", choices=["uniform", "confusable"], default="uniform")
     parser.add_argument("--seeds", default="1,2,3")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--out", type=Path, required=True)
@@ -145,11 +159,13 @@ def main() -> None:
     results = []
     for rate in (float(r) for r in args.rates.split(",")):
         for seed in (int(s) for s in args.seeds.split(",")):
-            case = args.out / f"{args.dataset}_{rate:g}_{seed}"
-            planted = set(plant(items, rate, seed, case / "data"))
+            case = args.out / f"{args.dataset}_{rate:g}_{seed}" if args.flips == "uniform" else \
+                args.out / f"{args.dataset}_{args.flips}_{rate:g}_{seed}"
+            planted = set(plant(items, rate, seed, case / "data", args.flips == "confusable"))
             (case / "planted.json").write_text(json.dumps(sorted(planted), indent=1))
             seconds = sweep(args.dataset, case / "data", case / "sweep", seed, args.folds)
-            row = {"dataset": args.dataset, "rate": rate, "seed": seed, "pictures": len(items), "planted": len(planted),
+            row = {"dataset": args.dataset, "flips": args.flips, "rate": rate, "seed": seed, "pictures": len(items),
+                   "planted": len(planted),
                    "sweep_seconds": round(seconds, 1) if seconds else None}
             for rank in ("confident", "loss"):
                 rows, saved = ranking(case / "sweep", rank)

@@ -34,11 +34,14 @@ def spread(values: list[float]) -> str:
 
 def main() -> None:
     rows = [row for path in sys.argv[1:] for row in json.loads(Path(path).read_text())]
-    cases = sorted({(r["dataset"], r["rate"]) for r in rows if r["planted"]})
-    print("| figure | " + " | ".join(f"{d} {rate:g} ({sum(1 for r in rows if (r['dataset'], r['rate']) == (d, rate))} seeds)"
-                                     for d, rate in cases) + " |")
+    def case_of(r: dict) -> tuple:
+        return r["dataset"], r.get("flips", "uniform"), r["rate"]
+
+    cases = sorted({case_of(r) for r in rows if r["planted"]})
+    chosen = {case: [r for r in rows if case_of(r) == case] for case in cases}
+    print("| figure | " + " | ".join(f"{d}, {rate:g} {flips} ({len(chosen[(d, flips, rate)])} seeds)"
+                                     for d, flips, rate in cases) + " |")
     print("|---|" + "---|" * len(cases))
-    chosen = {case: [r for r in rows if (r["dataset"], r["rate"]) == case] for case in cases}
     print("| planted (k) | " + " | ".join(f"{chosen[c][0]['planted']} of {chosen[c][0]['pictures']}" for c in cases) + " |")
     print("| estimated wrong | " + " | ".join(" ".join(str(r["estimated"]) for r in chosen[c]) for c in cases) + " |")
     for key, name in COLUMNS:
