@@ -5,7 +5,8 @@ Per seed, on the fish video trap:
 
 1. the pool is the labelled frames 1-120 (their labels hidden until a frame is "labelled"); the
    held-out test is the frames 121-168 (the time split's test);
-2. start from a seeded 10% of the pool (both classes present);
+2. start from a seeded 10% of the pool (two frames of each class at least: one class in training
+   and validation);
 3. each step trains ``experiment=fish_frames`` (``--epochs``) on the frames labelled so far and
    scores fish-frame F1 on the test frames (each frame on its own);
 4. the next 10 frames: ``fishbear review run=RUN unlabelled=REST rank=uncertain queue=10
@@ -120,7 +121,8 @@ def main() -> None:
         rng = np.random.default_rng(seed)
         while True:
             start = set(rng.choice(len(pool), max(2, round(0.1 * len(pool))), replace=False).tolist())
-            if len({pool[i][1] for i in start}) == 2:
+            labels = [pool[i][1] for i in start]
+            if min(labels.count(c) for c in ("fish", "no_fish")) >= 2:  # a class needs training and validation frames
                 break
         for order in ("uncertain", "random"):
             labelled, draw = set(start), np.random.default_rng(seed + 1000)
