@@ -108,8 +108,9 @@ def build_network(meta: ModelMeta) -> torch.nn.Module:
         raise CheckpointError(f"the checkpoint's model_cfg._target_ is {target!r}, which is not one of fishbear's networks "
                               f"({', '.join(sorted(NETWORK_BUILDERS))}); it was altered or is not fishbear's.")
     _plain(model_cfg, "model_cfg")
-    if "pretrained" in model_cfg:
+    if "pretrained" in model_cfg:  # the trained weights follow: nothing is fetched, no weights file is read
         model_cfg["pretrained"] = False
+        model_cfg.pop("weights", None)
     return instantiate({"_target_": target, "_recursive_": False, **model_cfg},
                        num_classes=get_kind(meta.kind).num_outputs(len(meta.classes)))
 

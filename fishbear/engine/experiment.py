@@ -115,7 +115,7 @@ def check_input_size(network: Any, datamodule: Any) -> None:
             with torch.no_grad():
                 network(torch.zeros(1, 3, height, width))
             return True
-        except RuntimeError:
+        except (RuntimeError, AssertionError, ValueError):  # a timm ViT asserts its own size
             return False
         finally:
             network.train(was_training)
@@ -125,6 +125,10 @@ def check_input_size(network: Any, datamodule: Any) -> None:
     height, width = as_hw(datamodule.image_size)
     if fits(height, width):
         return
+    own = network.pretrained_cfg.extra.get("input_size")  # a timm model's: a ViT takes that size alone
+    if own and fits(*own[-2:]):
+        raise ConfigError(f"data.image_size={datamodule.image_size} does not fit {network.pretrained_cfg.arch}, "
+                          f"which takes {own[-2]}x{own[-1]} pictures (its pretrained_cfg): set data.image_size={own[-2]}.")
     smallest = next((side for side in (8, 16, 32, 64, 128, 256, 512) if fits(side, side)), None)
     need = f"at least {smallest} px a side" if smallest else "a larger size"
     raise ConfigError(f"data.image_size={datamodule.image_size} is too small for this network (model="

@@ -6,6 +6,7 @@ NETWORK_BUILDERS: frozenset[str] = frozenset({
     "fishbear.models.simple.ConvNet",
     "fishbear.models.simple.MLP",
     "fishbear.models.torchvision_nets.classifier",
+    "fishbear.models.timm_nets.timm_classifier",
     "fishbear.models.unet.UNet",
     "fishbear.models.detection.faster_rcnn",
     "fishbear.models.detection.faster_rcnn_on",

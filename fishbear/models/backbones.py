@@ -11,6 +11,7 @@ from torch import nn
 
 from fishbear.core.errors import FishbearError
 from fishbear.models.base import PretrainedCfg
+from fishbear.models.timm_nets import PREFIX as TIMM, timm_body
 from fishbear.models.torchvision_bodies import mobilenet_v2_body, resnet_body, vgg_body
 
 Body = tuple[OrderedDict[str, nn.Module], int, PretrainedCfg]
@@ -30,13 +31,14 @@ def convnet_body(arch: str = "convnet", pretrained: bool = False,
 
 # a backbone name's prefix -> the builder of its body: (layer groups, the last group's channels, its pretrained_cfg)
 BODIES: dict[str, Callable[[str, bool, str], Body]] = {
-    "convnet": convnet_body, "resnet": resnet_body, "vgg": vgg_body, "mobilenet_v2": mobilenet_v2_body,
+    "convnet": convnet_body, "resnet": resnet_body, "vgg": vgg_body, "mobilenet_v2": mobilenet_v2_body, TIMM: timm_body,
 }
 
 
 def body(arch: str, pretrained: bool = False, weights: str = "DEFAULT") -> Body:
-    """Any supported backbone by name (``resnet34``, ``vgg16``, ``mobilenet_v2``, ``convnet``)."""
+    """Any supported backbone by name (``resnet34``, ``vgg16``, ``mobilenet_v2``, ``convnet``,
+    ``timm/<architecture>``)."""
     for prefix, builder in BODIES.items():
         if arch.startswith(prefix):
             return builder(arch, pretrained, weights)
-    raise FishbearError(f"no layer groups are defined for {arch!r}; use a resnet*, vgg*, mobilenet_v2 or convnet backbone")
+    raise FishbearError(f"no layer groups are defined for {arch!r}; use a resnet*, vgg*, mobilenet_v2, convnet or timm/<name> backbone")

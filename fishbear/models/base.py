@@ -37,6 +37,13 @@ class Network(nn.Module):
     def layer_groups(self) -> OrderedDict[str, nn.Module]:
         return OrderedDict(self.named_children())
 
+    def group_parameters(self) -> OrderedDict[str, list[tuple[nn.Module, nn.Parameter]]]:
+        """Each group's parameters, each beside the module that owns it (so batch norms are found).
+        Freezing and the optimiser's groups read this, not the modules: a network built elsewhere
+        (a timm model) has its groups as sets of parameters, not as modules of its own."""
+        return OrderedDict((name, [(module, param) for module in group.modules() for param in module.parameters(recurse=False)])
+                           for name, group in self.layer_groups().items())
+
     def head(self) -> nn.Module:
         return next(reversed(self.layer_groups().values()))
 
@@ -59,15 +66,13 @@ class Network(nn.Module):
         statistics differ from ImageNet's); without it they are frozen and held in eval mode
         (see :meth:`hold_frozen_bn`). Returns the names of the frozen groups.
         """
-        groups = self.layer_groups()
+        groups = self.group_parameters()
         cut = n % len(groups) if n < 0 else min(n, len(groups))
         frozen = list(groups)[:cut]
-        for name, group in groups.items():
+        for name, members in groups.items():
             is_frozen = name in frozen
-            for module in group.modules():
-                is_bn = isinstance(module, nn.modules.batchnorm._BatchNorm)
-                for param in module.parameters(recurse=False):
-                    param.requires_grad = not is_frozen or (train_bn and is_bn)
+            for module, param in members:
+                param.requires_grad = not is_frozen or (train_bn and isinstance(module, nn.modules.batchnorm._BatchNorm))
         self._frozen_bn_eval = [] if train_bn else frozen
         self.hold_frozen_bn()
         return frozen
@@ -77,9 +82,9 @@ class Network(nn.Module):
 
     def hold_frozen_bn(self) -> None:
         """Put the batch-norm layers of frozen groups back in eval mode (``model.train()`` undoes it)."""
-        groups = self.layer_groups()
+        groups = self.group_parameters()
         for name in getattr(self, "_frozen_bn_eval", []):
-            for module in groups[name].modules():
+            for module, _ in groups[name]:
                 if isinstance(module, nn.modules.batchnorm._BatchNorm):
                     module.eval()
 

@@ -39,30 +39,21 @@ class SigmoidRange(nn.Module):
 
 
 def classifier_head(in_channels: int, num_classes: int, style: str = "fastai", dropout: float = 0.5,
-                    y_range: tuple[float, float] | None = None, hidden: int = 512) -> nn.Sequential:
+                    y_range: tuple[float, float] | None = None, hidden: int = 512, pooled: bool = False) -> nn.Sequential:
     """``fastai``: concat-pool, BN, dropout, linear, ReLU, BN, dropout, linear (``create_head``);
-    ``linear``: global average pool and one linear layer; ``max``: global max pool and one linear layer."""
-    if style in ("linear", "max"):
-        pool = nn.AdaptiveAvgPool2d(1) if style == "linear" else GlobalMaxPool2d()
-        layers = [pool, nn.Flatten(), nn.Dropout(dropout), nn.Linear(in_channels, num_classes)]
-    elif style == "fastai":
-        layers = _fastai_head(in_channels, num_classes, dropout, hidden)
-    else:
+    ``linear``: global average pool and one linear layer; ``max``: global max pool and one linear layer.
+    ``pooled``: the body already gives one vector per image (a timm model pooled its own way, a
+    ViT's class token), so the head starts after the pooling."""
+    if style not in ("fastai", "linear", "max"):
         raise ValueError(f"unknown head style {style!r}; use 'fastai', 'linear' or 'max'")
+    if style == "fastai":
+        width = in_channels if pooled else 2 * in_channels
+        layers = [] if pooled else [AdaptiveConcatPool2d(), nn.Flatten()]
+        layers += [nn.BatchNorm1d(width), nn.Dropout(dropout / 2), nn.Linear(width, hidden, bias=False),
+                   nn.ReLU(inplace=True), nn.BatchNorm1d(hidden), nn.Dropout(dropout), nn.Linear(hidden, num_classes)]
+    else:
+        pool = [] if pooled else [nn.AdaptiveAvgPool2d(1) if style == "linear" else GlobalMaxPool2d(), nn.Flatten()]
+        layers = [*pool, nn.Dropout(dropout), nn.Linear(in_channels, num_classes)]
     if y_range is not None:
         layers.append(SigmoidRange(*y_range))
     return nn.Sequential(*layers)
-
-
-def _fastai_head(in_channels: int, num_classes: int, dropout: float, hidden: int) -> list[nn.Module]:
-    return [
-        AdaptiveConcatPool2d(),
-        nn.Flatten(),
-        nn.BatchNorm1d(2 * in_channels),
-        nn.Dropout(dropout / 2),
-        nn.Linear(2 * in_channels, hidden, bias=False),
-        nn.ReLU(inplace=True),
-        nn.BatchNorm1d(hidden),
-        nn.Dropout(dropout),
-        nn.Linear(hidden, num_classes),
-    ]

@@ -77,11 +77,11 @@ def group_rates(lr: float, lr_div: float, n_groups: int, spread: str = "geometri
 def param_groups(network: Network, settings: OptimSettings) -> list[dict]:
     """Every parameter in exactly one named group; frozen ones stay in, so unfreezing needs no
     new optimiser (parameters without gradients are skipped by the step)."""
-    groups = network.layer_groups()
+    groups = network.group_parameters()
     rates = group_rates(settings.lr, settings.lr_div, len(groups), settings.lr_spread, len(network.body_groups()))
     out, seen = [], set()
-    for (name, module), rate in zip(groups.items(), rates):
-        params = [p for p in module.parameters() if id(p) not in seen]
+    for (name, members), rate in zip(groups.items(), rates):
+        params = list({id(p): p for _, p in members if id(p) not in seen}.values())  # a tied weight once
         seen.update(id(p) for p in params)
         if params:
             out.append({"params": params, "lr": rate, "name": name})
