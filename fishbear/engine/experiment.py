@@ -7,6 +7,7 @@ composed config, checking the config before any data is read, and testing and re
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -295,21 +296,26 @@ def _log_final(trainer: L.Trainer, report: dict[str, Any], run_dir: Path) -> Non
     from PIL import Image
 
     from fishbear.engine.report import render_markdown
+    from fishbear.training.trackers import log_files
 
     config = report["config"]
-    params = {**{f"choice/{k}": v for k, v in config["choices"].items()},
+    # keys every tracker takes (MLflow refuses `@`: choice/data_split@data -> choice/data_split_data)
+    params = {**{re.sub(r"[^\w\-. :/]", "_", f"choice/{k}"): v for k, v in config["choices"].items()},
               **{k: config[k] for k in ("lr", "lr_div", "optimizer", "schedule", "max_epochs", "precision", "seed")
                  if config.get(k) is not None},
               "batch_size": report["data"]["batch_size"], "image_size": report["data"]["image_size"]}
     final = {f"hparams/{k.replace('/', '_')}": v for k, v in report["metrics"].items()}
+    figures = report.get(report["kind"], {}).get("figures", {})
+    files = [run_dir / "report.json", run_dir / "report.md", *(run_dir / name for name in figures.values())]
     for logger in trainer.loggers:
-        if not hasattr(logger.experiment, "add_text"):  # a logger of figures only: the settings and the final figures
+        if not hasattr(logger.experiment, "add_text"):  # a tracker (CSV, MLflow, W&B): settings, final figures, files
             logger.log_hyperparams({**params, **final})
+            log_files(logger, [path for path in files if path.is_file()])
             logger.save()
             continue
         logger.log_hyperparams(params, final or None)
         logger.experiment.add_text("report", render_markdown(report), global_step=trainer.global_step)
-        for name, filename in report.get(report["kind"], {}).get("figures", {}).items():
+        for name, filename in figures.items():
             image = torch.from_numpy(np.array(Image.open(run_dir / filename).convert("RGB")))
             logger.experiment.add_image(f"test/{name}", image, global_step=trainer.global_step, dataformats="HWC")
         logger.experiment.flush()

@@ -11,7 +11,8 @@ from torch import nn
 
 from fishbear.core.errors import FishbearError
 from fishbear.models.base import PretrainedCfg
-from fishbear.models.timm_nets import PREFIX as TIMM, timm_body
+from fishbear.models.timm_nets import PREFIX as TIMM
+from fishbear.models.timm_nets import timm_body
 from fishbear.models.torchvision_bodies import mobilenet_v2_body, resnet_body, vgg_body
 
 Body = tuple[OrderedDict[str, nn.Module], int, PretrainedCfg]
@@ -41,4 +42,5 @@ def body(arch: str, pretrained: bool = False, weights: str = "DEFAULT") -> Body:
     for prefix, builder in BODIES.items():
         if arch.startswith(prefix):
             return builder(arch, pretrained, weights)
-    raise FishbearError(f"no layer groups are defined for {arch!r}; use a resnet*, vgg*, mobilenet_v2, convnet or timm/<name> backbone")
+    raise FishbearError(f"no layer groups are defined for {arch!r}; "
+                        f"use a resnet*, vgg*, mobilenet_v2, convnet or timm/<name> backbone")

@@ -98,7 +98,8 @@ def _reach_the_hub(name: str, timeout: float = 10.0) -> None:
             f"model.weights=/path/to/model.safetensors; or set model.pretrained=false.") from None
 
 
-def create_timm(name: str, pretrained: bool = False, weights: str | None = None, **kwargs: Any) -> tuple[nn.Module, PretrainedCfg]:
+def create_timm(name: str, pretrained: bool = False, weights: str | None = None,
+                **kwargs: Any) -> tuple[nn.Module, PretrainedCfg]:
     """``timm.create_model`` with fishbear's errors: an unknown name with the closest ones, a
     missing weights file by name, an offline download with the file to fetch, where to put it and
     the override that reads it."""
@@ -196,7 +197,8 @@ def timm_classifier(num_classes: int, name: str = "resnet18", pretrained: bool =
     return TimmClassifier(trunk, classifier_head(width, num_classes, head, dropout, y_range, pooled=True), cfg)
 
 
-def timm_body(arch: str, pretrained: bool = False, weights: str = "DEFAULT") -> tuple[OrderedDict[str, nn.Module], int, PretrainedCfg]:
+def timm_body(arch: str, pretrained: bool = False,
+              weights: str = "DEFAULT") -> tuple[OrderedDict[str, nn.Module], int, PretrainedCfg]:
     """``timm/<name>`` as a body of stages run one after another (the U-Net's encoder, a
     detector's backbone): timm's ``features_only`` network cut at each feature it returns."""
     name = arch[len(PREFIX):]

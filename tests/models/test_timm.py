@@ -14,7 +14,6 @@ import torch
 from hydra.utils import instantiate
 
 from fishbear.core.errors import ConfigError
-from fishbear.models.torchvision_bodies import WeightsUnavailableError
 from fishbear.training.optim import OptimSettings, param_groups
 from tests.conftest import REPO, TINY, compose_train, run_cli
 from tests.hub_standin import HubStandin
