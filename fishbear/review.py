@@ -107,6 +107,23 @@ def _boxes_for_tools(run: Path, where: Path) -> Path:
     return pictures
 
 
+def _tags_for_the_file(sweep: Path, where: Path, rank: str) -> Path:
+    """A multi-label sweep: confident learning tag by tag, written as ``tag_ranking.csv`` for the
+    person who corrects the tags file (the page moves pictures between folders; it has no tags to edit)."""
+    from fishbear.engine.review.tags import write_tag_ranking
+
+    if rank != "confident":
+        raise ConfigError(f"rank={rank}: a multi-label sweep is ranked tag by tag with rank=confident.")
+    ranking = write_tag_ranking(sweep, where)
+    saved = json.loads((where / "review.json").read_text())
+    missing = sum(v["missing"] for v in saved["estimated_wrong"].values())
+    extra = sum(v["extra"] for v in saved["estimated_wrong"].values())
+    print(f"Every picture's yes or no for each tag, the likely errors first ({saved['flagged']} flagged; estimated "
+          f"{missing:g} tags missing and {extra:g} too many), is in {ranking}. Correct them in the dataset's tags "
+          "file: the review page moves pictures between class folders and is not served for tags.")
+    return ranking
+
+
 def serve(cfg: DictConfig) -> Any:
     from fishbear.engine.checkpoint import read_meta
     from fishbear.engine.review.log import DecisionLog
@@ -118,6 +135,10 @@ def serve(cfg: DictConfig) -> Any:
         kind = get_kind(read_meta(folder / "checkpoints" / "best.ckpt").kind)
         if kind.written_files == "boxes":
             return _boxes_for_tools(folder, where)
+    if name == "sweep" and list(folder.glob("*/checkpoints/best.ckpt")):
+        kind = get_kind(read_meta(next(folder.glob("*/checkpoints/best.ckpt"))).kind)
+        if kind.reviews_tags:
+            return _tags_for_the_file(folder, where, str(cfg.rank))
     review = _review_set(name, folder, cfg)
     where.mkdir(parents=True, exist_ok=True)
     atomic_write_text(where / "review.json", json.dumps(

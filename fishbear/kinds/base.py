@@ -61,6 +61,8 @@ class Kind:
     sorts_frames: ClassVar[bool] = False
     # each image has one class, held by its folder: fishbear review ranks and relabels them
     reviews_labels: ClassVar[bool] = False
+    # multi-label: review ranks each tag's yes/no by confident learning (engine/review/tags.py)
+    reviews_tags: ClassVar[bool] = False
     # test metrics that are a share of test images: Wilson's interval applies when images are independent
     proportions: ClassVar[tuple[str, ...]] = ()
     # bootstrap draws for the test metrics' intervals (fishbear.reports.intervals)

@@ -116,3 +116,16 @@ def test_the_gpu_benchmark_runs_end_to_end_on_cpu(tmp_path):
                      "fishbear, JPEG folder"]
     assert all(row["images_per_s"] > 0 and row["syncs_per_step"] is not None for row in table["rows"])
     assert "| fishbear, JPEG folder |" in (tmp_path / "out" / "cpu.md").read_text()
+
+
+@pytest.mark.slow
+def test_the_backbones_benchmark_writes_each_family_against_the_baseline(tmp_path):
+    out = tmp_path / "backbones.json"
+    result = run_cli([str(REPO / "benchmarks" / "backbones.py"), "--rounds", "1", "--only",
+                      "resnet18 (torchvision),convnext_atto", "--json", str(out)], cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {row["network"]: row for row in json.loads(out.read_text())["rows"]}
+    assert set(rows) == {"resnet18 (torchvision)", "convnext_atto"}
+    assert 0.3 < rows["resnet18 (torchvision)"]["predict_ratio"] < 3  # the baseline against itself
+    assert rows["convnext_atto"]["parameters_m"] < rows["resnet18 (torchvision)"]["parameters_m"]
+    assert all(row["train_images_per_s"] > 0 for row in rows.values())

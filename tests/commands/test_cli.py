@@ -101,6 +101,20 @@ def _fast_overrides(command: str, tmp_path, monkeypatch) -> list[str]:
     return TINY
 
 
+def _timm_weights(command: str, tmp_path) -> list[str]:
+    """A timm command with model.pretrained=true: its architecture's weights as a local safetensors
+    file (random: the hub is not here), read through model.weights as an offline user would."""
+    if "model=timm" not in command or "pretrained=true" not in command:
+        return []
+    import timm
+    from safetensors.torch import save_file
+
+    name = next(w.split("=", 1)[1] for w in shlex.split(command) if w.startswith("model.name="))
+    path = tmp_path / "timm_weights.safetensors"
+    save_file({k: v.contiguous() for k, v in timm.create_model(name).state_dict().items()}, str(path))
+    return [f"model.weights={path}"]
+
+
 BAD_INPUT = [
     (["data=nope"], r"Could not find 'data/nope'; the data= choices are: .*shapes"),
     (["trainer.foo=1"], r"error: trainer\.foo is not a setting of this command \(trainer has: .*max_epochs"),
@@ -252,7 +266,8 @@ def test_readme_model_command_trains_in_process(command, tmp_path, monkeypatch):
     from fishbear.train import train
     from tests.conftest import compose_train
 
-    overrides = [*shlex.split(command)[3:], *_fast_overrides(command, tmp_path, monkeypatch), "logger=none"]
+    overrides = [*shlex.split(command)[3:], *_fast_overrides(command, tmp_path, monkeypatch),
+                 *_timm_weights(command, tmp_path), "logger=none"]
     report = train(compose_train(overrides, tmp_path / "run"))
     expected = {"classify": {"test/acc", "test/f1"}, "multilabel": {"test/acc", "test/fbeta", "test/fbeta_tuned"},
                 "segment": {"test/acc", "test/miou"}, "points": {"test/dist_px"},

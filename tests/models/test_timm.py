@@ -103,6 +103,16 @@ def test_a_timm_encoder_under_the_unet_and_a_refusal_for_one_that_is_not_in_stag
         UNet(num_classes=4, encoder="timm/test_vit")
 
 
+def test_a_timm_backbone_under_a_detector():
+    from fishbear.models.detection import faster_rcnn_on
+
+    detector = faster_rcnn_on(num_classes=2, backbone="timm/test_resnet", levels=3).eval()
+    with torch.no_grad():
+        (found,) = detector(torch.rand(1, 3, 96, 96))
+    assert found["boxes"].shape[1:] == (4,)
+    assert list(detector.layer_groups())[:2] == ["stem", "stage1"]
+
+
 def test_weights_from_a_file_give_timms_own_features(tmp_path):
     from fishbear.models.timm_nets import timm_classifier
 

@@ -105,7 +105,7 @@ def ranking_rows(review: ReviewSet) -> list[dict[str, Any]]:
     return rows
 
 
-def _relative(path: Path, root: Path) -> str:
+def relative(path: Path, root: Path) -> str:
     try:
         return Path(path).absolute().relative_to(Path(root).absolute()).as_posix()
     except ValueError:
@@ -126,7 +126,7 @@ def _predicted(ckpt: Path, datamodule: Any, splits: list[str], note: str, in_sam
         for sample, (_, answer) in zip(samples, predictor.predict_files([Path(s.image) for s in samples])):
             label = classes[sample.target]
             p_label = max(answer["probabilities"][label], 1e-12)
-            items.append(Item(_relative(Path(sample.image), datamodule.root), label, answer["label"],
+            items.append(Item(relative(Path(sample.image), datamodule.root), label, answer["label"],
                               answer["probability"], p_label, -math.log(p_label), split, split in in_sample, note,
                               probabilities=[float(answer["probabilities"][c]) for c in classes]))
     return items
@@ -149,7 +149,7 @@ def training_folder(datamodule: Any) -> Path:
     samples = datamodule.samples("train")
     if not samples:
         raise DataError(f"{datamodule.root} has no training pictures to label into.")
-    parts = Path(_relative(Path(samples[0].image), datamodule.root)).parts
+    parts = Path(relative(Path(samples[0].image), datamodule.root)).parts
     return Path(datamodule.root).joinpath(*parts[:depth])
 
 
@@ -174,16 +174,30 @@ def run_items(run_dir: Path, train: bool = False, rank: str = "loss") -> ReviewS
                      f"run {run_dir}: {', '.join(splits)} images by loss", depth, folder_of)
 
 
+def sweep_runs(sweep_dir: Path) -> list[Path]:
+    """The run folders of a sweep that hold a best checkpoint, in order."""
+    runs = sorted(p.parent.parent for p in Path(sweep_dir).glob("*/checkpoints/best.ckpt"))
+    if not runs:
+        raise DataError(f"{sweep_dir} holds no runs with checkpoints/best.ckpt; give a sweep folder of "
+                        "fishbear train -m data.split=kfold data.fold=0,1,2,3,4.")
+    return runs
+
+
+def check_out_of_fold(sweep_dir: Path, files: list[str]) -> None:
+    """Each picture in one run's test split only: else the sweep is not a k-fold one."""
+    seen = Counter(files)
+    if seen and max(seen.values()) > 1:
+        raise DataError(f"{sweep_dir}: {sum(n > 1 for n in seen.values())} images are in the test split of several runs: "
+                        "not a k-fold sweep (give -m data.split=kfold data.fold=0,...,K-1).")
+
+
 def sweep_items(sweep_dir: Path, rank: str = "loss") -> ReviewSet:
     """Every image of a k-fold sweep by its out-of-fold probabilities (each run's test fold,
     predicted by that run's model), ranked by ``rank``: ``confident`` or ``loss``."""
     from fishbear.engine.checkpoint import read_meta
     from fishbear.engine.run_data import run_datamodule
 
-    runs = sorted(p.parent.parent for p in Path(sweep_dir).glob("*/checkpoints/best.ckpt"))
-    if not runs:
-        raise DataError(f"{sweep_dir} holds no runs with checkpoints/best.ckpt; give a sweep folder of "
-                        "fishbear train -m data.split=kfold data.fold=0,1,2,3,4.")
+    runs = sweep_runs(sweep_dir)
     items: list[Item] = []
     root, classes, depth, folder_of = None, None, 1, {}
     for run in runs:
@@ -194,10 +208,7 @@ def sweep_items(sweep_dir: Path, rank: str = "loss") -> ReviewSet:
         root, classes = datamodule.root, list(meta.classes)
         depth, folder_of = class_folders(datamodule)
         items += _predicted(run / "checkpoints" / "best.ckpt", datamodule, [datamodule.test_split], "out-of-fold", set())
-    seen = Counter(i.file for i in items)
-    if max(seen.values()) > 1:
-        raise DataError(f"{sweep_dir}: {sum(n > 1 for n in seen.values())} images are in the test split of several runs: "
-                        "not a k-fold sweep (give -m data.split=kfold data.fold=0,...,K-1).")
+    check_out_of_fold(sweep_dir, [i.file for i in items])
     if rank == "confident":
         ranked, wrong = confident_ranked(items, classes)
         estimate = ", ".join(f"{name} {n:g}" for name, n in wrong.items())

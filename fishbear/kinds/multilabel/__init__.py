@@ -36,6 +36,7 @@ class MultiLabelSettings(KindSettings):
 class MultiLabel(Kind):
     name: ClassVar[str] = "multilabel"
     package: ClassVar[str] = __name__
+    reviews_tags: ClassVar[bool] = True
     settings_type: ClassVar[type[KindSettings]] = MultiLabelSettings
 
     def pack_target(self, sample: Any, scale: float) -> np.ndarray:
