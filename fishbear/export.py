@@ -127,7 +127,8 @@ def _fishbear_csv(ckpt: Path, folder: Path, output: Path, masks: Path, batch_siz
     import subprocess
 
     ran = subprocess.run([sys.executable, "-m", "fishbear.predict", f"ckpt={ckpt}", f"input={folder}", f"output={output}",
-                          f"masks={masks}", f"batch_size={batch_size}"], capture_output=True, text=True, timeout=3600,
+                          f"masks={masks}", f"boxes={masks.with_name(masks.name + '_boxes')}", f"batch_size={batch_size}"],
+                         capture_output=True, text=True, timeout=3600,
                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
     if ran.returncode != 0:
         raise DataError(f"fishbear predict failed on the parity pictures: {ran.stderr.strip().splitlines()[-1:]}")

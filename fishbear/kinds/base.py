@@ -183,6 +183,8 @@ class Kind:
     export_outputs: ClassVar[tuple[str, ...]] = ()
     # which reading of the standalone predictor (``fishbear.engine.deploy.standalone.READINGS``) answers
     export_reading: ClassVar[str] = ""
+    # None: the graph takes any batch (torch.export); 1: one picture a run, its outputs of any length (boxes)
+    export_batch: ClassVar[int | None] = None
 
     def exported(self, outputs: Any, original_size: Any, meta: ModelMeta) -> tuple[Any, ...]:
         """The network's outputs as :attr:`export_outputs`, in torch operations an ONNX exporter

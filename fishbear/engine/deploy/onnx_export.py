@@ -78,9 +78,10 @@ def export_meta(meta: ModelMeta, ckpt: Path, opset: int) -> dict[str, Any]:
         "normalisation": {"mean": list(meta.mean), "std": list(meta.std), "in_graph": True,
                           "formula": "(image - 255 * mean) * (1 / (255 * std))"},
         "outputs": list(kind.export_outputs), "reading": kind.export_reading, "settings": meta.settings.to_section(),
+        "batch": kind.export_batch,  # null: any; 1: one picture a run of the graph
         "checkpoint": {"file": str(ckpt), "sha256": sha256_of(ckpt)},
         "versions": {"fishbear": package_version("fishbear"), "torch": torch.__version__, "onnx": onnx.__version__,
-                     "opset": opset, "python": platform.python_version()},
+                     "opset": min(opset, 17) if kind.export_batch == 1 else opset, "python": platform.python_version()},
         "model_cfg": meta.model_cfg, "data_name": meta.data_name, **kind.export_info(meta),
         # the checkpoint's own section (the run's .hydra texts left out): fishbear predict ckpt=EXPORT_DIR reads it
         "model_meta": {**section, "run": {"overrides": (section.get("run") or {}).get("overrides", [])}},
@@ -99,9 +100,31 @@ class Exported:
     graph: ExportGraph
 
 
+def trace_single(graph: ExportGraph, opset: int = 17) -> Any:
+    """A graph of one picture a run (a detector: outputs whose length depends on the picture) by
+    the TorchScript exporter at the model's size, as torchvision's own tests export Faster R-CNN:
+    torch.export cannot take its proposal filtering. Traced on a real-looking picture (not a flat
+    one, on which no proposal survives and the traced graph would lose its box branch)."""
+    import io
+
+    import onnx
+
+    height, width = as_hw(graph.meta.image_size)
+    generator = torch.Generator().manual_seed(0)
+    example = (torch.rand((1, 3, height, width), generator=generator) * 255, torch.tensor([[height, width]]))
+    buffer = io.BytesIO()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tracer's notes on Python values it froze (sizes): the size is fixed
+        torch.onnx.export(graph, example, buffer, dynamo=False, opset_version=min(opset, 17),
+                          input_names=["image", "original_size"], output_names=list(graph.kind.export_outputs))
+    return onnx.load_from_string(buffer.getvalue())
+
+
 def trace(graph: ExportGraph, opset: int = 18) -> Any:
     """``graph`` as an ONNX ``ModelProto`` by ``torch.onnx.export(dynamo=True)``, its batch axis
     dynamic (checked: a ``len()`` of a tensor in a kind's head would fix it)."""
+    if graph.kind.export_batch == 1:
+        return trace_single(graph, opset)
     height, width = as_hw(graph.meta.image_size)
     example = (torch.full((2, 3, height, width), 128.0), torch.tensor([[height, width]] * 2, dtype=torch.int64))
     n = torch.export.Dim("batch", min=1, max=4096)

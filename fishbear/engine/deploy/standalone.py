@@ -210,8 +210,31 @@ def _mask(outputs: dict[str, np.ndarray], i: int, size: tuple[int, int], meta: d
             "columns": {f"share_{c}": f"{s:.4f}" for c, s in zip(classes, share)}}
 
 
+def _boxes(outputs: dict[str, np.ndarray], i: int, size: tuple[int, int], meta: dict[str, Any]) -> dict[str, Any]:
+    """One picture's boxes (a graph of one picture a run), from the score threshold on, best first:
+    ``label`` and ``probability`` are the top box's class and score, or nothing and one minus the top score."""
+    names, threshold = meta["classes"], float(meta["settings"]["score_threshold"])
+    scores = outputs["scores"].astype(np.float64)
+    order = np.argsort(-scores, kind="stable")
+    kept = [{"label": names[int(outputs["labels"][k])], "score": float(scores[k]),
+             "box": [round(float(v), 1) for v in outputs["boxes"][k]]} for k in order if scores[k] >= threshold]
+    top = float(scores[order[0]]) if len(order) else 0.0
+    nothing = f"no_{names[0]}" if len(names) == 1 else "nothing"
+    return {
+        "boxes": kept, "top_score": top, "label": kept[0]["label"] if kept else nothing,
+        "probability": kept[0]["score"] if kept else 1.0 - top,
+        "summary": (f"{len(kept)} box(es): " + ", ".join(f"{k['label']} {k['score']:.2f} {k['box']}" for k in kept))
+        if kept else f"no box scored {threshold} or more (best {top:.2f})",
+        "rows": [{"label": k["label"], "score": f"{k['score']:.4f}",
+                  **{name: f"{v:.1f}" for name, v in zip(("xmin", "ymin", "xmax", "ymax"), k["box"])}} for k in kept]
+        or [{"label": "", "score": "", "xmin": "", "ymin": "", "xmax": "", "ymax": ""}],
+        "columns": {"boxes": str(len(kept)), "top_label": kept[0]["label"] if kept else "", "top_score": f"{top:.4f}"},
+    }
+
+
 # export.json's "reading" (each kind's ``export_reading``) -> what turns the graph's outputs into its answer
-READINGS = {"class": _a_class, "tags": _tags, "values": _values, "coordinates": _coordinates, "mask": _mask}
+READINGS = {"class": _a_class, "tags": _tags, "values": _values, "coordinates": _coordinates, "mask": _mask,
+            "boxes": _boxes}
 
 
 def read_meta(folder: Path) -> dict[str, Any]:
@@ -255,6 +278,9 @@ class OnnxPredictor:
     def predict_batch(self, images: list[np.ndarray]) -> list[dict[str, Any]]:
         batch = np.stack([prepare(image, self.meta) for image in images])
         sizes = np.array([image.shape[:2] for image in images], dtype=np.int64)
+        if self.meta.get("batch") == 1:  # a graph of one picture a run (boxes): its outputs are that picture's
+            return [self.answer(self.run(batch[i:i + 1], sizes[i:i + 1]), i, tuple(int(v) for v in sizes[i]), self.meta)
+                    for i in range(len(images))]
         outputs = self.run(batch, sizes)
         return [self.answer(outputs, i, tuple(int(v) for v in sizes[i]), self.meta) for i in range(len(images))]
 

@@ -4,7 +4,8 @@ a fishbear model exported to ONNX, answering without PyTorch, Lightning, Hydra o
 ``fishbear export`` copies this file into the export folder as ``predict.py``, beside
 ``onnx_predictor.py`` (:mod:`fishbear.engine.deploy.standalone`), which answers. It writes
 ``fishbear predict``'s CSV (the same columns in the same order) beside a folder as
-``predictions.csv``, beside an image as ``<stem>.predictions.csv``, or to ``--output``; it replaces
+``predictions.csv``, beside an image as ``<stem>.predictions.csv``, or to ``--output`` (a detector:
+a row per box, and each picture drawn with its boxes and its Pascal VOC XML in ``--boxes``); it replaces
 no file unless ``--overwrite``, writes through no link (a file is written beside its place, then
 renamed over it), and skips, naming it, a picture that does not decode or cannot be fitted to the
 model.
@@ -32,6 +33,51 @@ def _mask_png(mask: np.ndarray, colours: list[int]) -> bytes:
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def _jpeg(picture: Image.Image, quality: int) -> bytes:
+    buffer = io.BytesIO()
+    picture.convert("RGB").save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def _voc(image: Path, width: int, height: int, boxes: list[dict[str, Any]]) -> str:
+    """Pascal VOC XML as LabelImg writes it (fishbear predict's format=voc), corners to whole pixels."""
+    import xml.etree.ElementTree as ET
+
+    root = ET.Element("annotation")
+    for tag, value in (("folder", image.parent.name), ("filename", image.name), ("path", str(image.resolve()))):
+        ET.SubElement(root, tag).text = value
+    size = ET.SubElement(root, "size")
+    for tag, value in (("width", width), ("height", height), ("depth", 3)):
+        ET.SubElement(size, tag).text = str(int(value))
+    ET.SubElement(root, "segmented").text = "0"
+    for box in boxes:
+        obj = ET.SubElement(root, "object")
+        for tag, value in (("name", box["label"]), ("pose", "Unspecified"), ("truncated", "0"), ("difficult", "0")):
+            ET.SubElement(obj, tag).text = value
+        corners = ET.SubElement(obj, "bndbox")
+        for tag, value in zip(("xmin", "ymin", "xmax", "ymax"), box["box"]):
+            ET.SubElement(corners, tag).text = str(int(round(float(value))))
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _box_files(path: Path, result: dict[str, Any], folder: Path, key: str, overwrite: bool) -> dict[str, str]:
+    """A detector's picture with its boxes drawn and its Pascal VOC XML, as fishbear predict writes them."""
+    from onnx_predictor import load_rgb
+    from PIL import ImageDraw
+
+    picture = Image.fromarray(load_rgb(path))
+    pen = ImageDraw.Draw(picture)
+    width = max(2, round(max(picture.size) / 300))
+    for box in result["boxes"]:
+        pen.rectangle(box["box"], outline=(255, 64, 0), width=width)
+        pen.text((box["box"][0] + width, box["box"][1] + width), f"{box['label']} {box['score']:.2f}", fill=(255, 64, 0))
+    drawn, xml = folder / f"{key}.boxes.jpg", folder / f"{key}.xml"
+    _write(drawn, _jpeg(picture, 90), overwrite)
+    _write(xml, _voc(path, picture.width, picture.height, result["boxes"]).encode("utf-8"), overwrite)
+    return {"drawn": str(drawn), "voc_xml": str(xml)}
 
 
 def _readable(files: list[Path], meta: dict[str, Any]) -> list[Path]:
@@ -79,6 +125,7 @@ def main(argv: list[str] | None = None, folder: Path | None = None) -> Path:
     for flag, kind, default, text in (("--output", Path, None, "the CSV (default: beside the input)"),
                                       ("--batch-size", int, 32, "pictures a run of the graph"),
                                       ("--masks", Path, None, "segmentation: the folder of the masks"),
+                                      ("--boxes", Path, None, "detection: the folder of the drawn boxes and VOC XML"),
                                       ("--threads", int, None, "onnxruntime's intra-op threads"),
                                       ("--model", str, None, "another model file of the folder (model.int8.onnx)")):
         parser.add_argument(flag, type=kind, default=default, help=text)
@@ -98,8 +145,10 @@ def main(argv: list[str] | None = None, folder: Path | None = None) -> Path:
     else:
         raise SystemExit(f"error: {source} is neither an image nor a folder")
     masks = args.masks or base / "predicted_masks"
-    if predictor.meta["reading"] == "mask":
-        files = [p for p in files if masks.resolve() not in p.resolve().parents]
+    boxes = args.boxes or base / "predicted_boxes"
+    written = {"mask": masks, "boxes": boxes}.get(predictor.meta["reading"])
+    if written is not None:  # not the pictures an earlier run wrote
+        files = [p for p in files if written.resolve() not in p.resolve().parents]
     files = _readable(files, predictor.meta)
     if not files:
         raise SystemExit(f"error: {source} holds no readable image")
@@ -115,7 +164,10 @@ def main(argv: list[str] | None = None, folder: Path | None = None) -> Path:
             target = masks / f"{key}_P.png"
             _write(target, _mask_png(result["mask"], predictor.meta["palette"]), args.overwrite)
             extra = {"mask": str(target)}
-        rows.append({"file": str(path), **extra, **result["columns"]})
+        if "boxes" in result:
+            key = path.relative_to(base).with_suffix("").as_posix() if base in path.parents else path.stem
+            extra = _box_files(path, result, boxes, key, args.overwrite)
+        rows += [{"file": str(path), **extra, **cells} for cells in result.get("rows", [result["columns"]])]
     text = io.StringIO(newline="")
     writer = csv.DictWriter(text, fieldnames=list(rows[0]))
     writer.writeheader()

@@ -106,10 +106,54 @@ class Detect(Kind):
             xml = voc_xml(f"{name}.jpg", source.image_size, source.image_size, objects)
             (root / "Annotations" / f"{name}.xml").write_text(xml)
 
-    def export_refusal(self, meta: Any) -> str | None:
-        return ("a detector is not exported: torchvision's Faster R-CNN does not pass torch.export (its proposal "
-                "filtering has data-dependent shapes; pytorch #146152, vision #8937), and an export that answers "
-                "differently is not written; predict with the checkpoint itself (fishbear predict ckpt=CKPT input=...)")
+    # -- export: one picture a run of the graph, traced by the TorchScript exporter at the model's size --
+    # (torch.export cannot take Faster R-CNN's proposal filtering, whose shapes depend on the data:
+    # pytorch #146152, vision #8937); every box from the model's own minimum score, in the picture's pixels
+    export_outputs: ClassVar[tuple[str, ...]] = ("boxes", "scores", "labels")
+    export_reading: ClassVar[str] = "boxes"
+    export_batch: ClassVar[int | None] = 1
+    parity_tolerance: ClassVar[float] = 1e-3  # a score; box corners have their own limit (parity.BOX_PX)
+
+    def exported(self, outputs: Any, original_size: Any, meta: Any) -> tuple[Any, ...]:
+        """The one picture's boxes in its own pixels (the fit undone, as :meth:`interpret`), their
+        scores and class indices, best first."""
+        found = outputs[0]
+        size = original_size[0].float().flip(0)  # (width, height)
+        model_h, model_w = as_hw(meta.image_size)
+        model = torch.tensor([model_w, model_h], dtype=torch.float32)
+        if meta.resize != "pad":
+            boxes = found["boxes"] * (size / model).repeat(2)
+        else:
+            factor = torch.minimum(model_h / size[1], model_w / size[0])
+            offset = ((model - size * factor) / 2).repeat(2)
+            boxes = (found["boxes"] - offset) / factor
+        order = found["scores"].argsort(descending=True)
+        return boxes[order], found["scores"][order], found["labels"][order]
+
+    def headline(self, answers: list[dict[str, Any]], samples: list[Any], classes: list[str]) -> tuple[str, Any, bool]:
+        """Per picture, the F1 of its boxes at IoU 0.5 (a box found counts once, of the right
+        class, from the score threshold on); a picture with neither boxes nor found boxes scores 1."""
+        from torchvision.ops import box_iou
+
+        values = []
+        for answer, sample in zip(answers, samples):
+            truth = [(tuple(b), label) for b, label in zip(sample.target.xyxy, sample.target.labels)]
+            found = [(tuple(b["box"]), b["label"]) for b in answer["boxes"]]
+            if not truth and not found:
+                values.append(1.0)
+                continue
+            hits, used = 0, set()
+            if truth and found:
+                iou = box_iou(torch.tensor([b for b, _ in found], dtype=torch.float32).reshape(-1, 4),
+                              torch.tensor([b for b, _ in truth], dtype=torch.float32).reshape(-1, 4))
+                for i, (_, label) in enumerate(found):
+                    free = [j for j in range(len(truth)) if j not in used and truth[j][1] == label and iou[i, j] >= 0.5]
+                    if free:
+                        best = max(free, key=lambda j: float(iou[i, j]))
+                        used.add(best)
+                        hits += 1
+            values.append(2 * hits / (len(truth) + len(found)))
+        return "box F1 at IoU 0.5", np.array(values, float), True
 
     def predictions(self, outputs: Any) -> Any:
         return outputs

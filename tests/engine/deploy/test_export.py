@@ -144,10 +144,21 @@ def test_a_preprocessing_that_differs_fails_the_gates_and_the_command(trained_ru
     assert "FAILED gates: " in capsys.readouterr().err
 
 
-def test_a_detector_is_refused_in_one_line_and_nothing_is_written(trained_detector, tmp_path, capsys):
+def test_a_detector_exports_one_picture_a_run_with_its_boxes_matched_on_both_sides(trained_detector, tmp_path):
+    """Faster R-CNN through the TorchScript exporter at the model's size: every box of the graph
+    matched across onnxruntime and PyTorch, the readings' boxes matched at IoU >= 0.5, the same
+    CSV (a row per box) from predict.py as from fishbear predict, and the drawn pictures and VOC XML."""
     ckpt, _ = trained_detector
-    assert "torch.export" in _refused([f"ckpt={ckpt}", f"out={tmp_path / 'export'}"], capsys)
-    assert not (tmp_path / "export").exists()
+    out = tmp_path / "export"
+    report = _export(ckpt, out)
+    assert report["kind"] == "detect" and report["passed"], report["failed"]
+    assert report["tensors"]["boxes_matched"] == 1.0 and report["tensors"]["boxes"] > 0
+    assert report["decisions"]["boxes_matched"] == 1.0
+    assert report["metric"]["checkpoint"]["metric"] == "box F1 at IoU 0.5"
+    assert json.loads((out / "export.json").read_text())["batch"] == 1
+    columns, rows = _rows(out / "parity" / "standalone_predictions.csv")
+    assert columns == ["file", "drawn", "voc_xml", "label", "score", "xmin", "ymin", "xmax", "ymax"]
+    assert {r["file"] for r in rows} and all(Path(r["drawn"]).name.endswith(".boxes.jpg") for r in rows)
 
 
 def test_refusals_name_the_reason():
