@@ -208,6 +208,8 @@ def export(cfg: DictConfig) -> dict[str, Any]:
             ours, theirs = parity.headline(kind, list(meta.classes), reference[:n], samples), \
                 parity.headline(kind, list(meta.classes), answers[:n], samples)
             report["metric"] = {"checkpoint": ours, "export": theirs, "difference": theirs["value"] - ours["value"]}
+            if kind.export_batch == 1:  # a detector: mAP from every box, not only those past the threshold
+                report["map"] = parity.box_maps(out, exported.graph, files[:n], samples, list(meta.classes), kind.resamples)
         report["files"] = _file_parity(ckpt, out, files, batch, tolerance, outputs)
         if cfg.quantize:
             report["quantized"] = _quantized_parity(out, files, batch, reference, samples, kind, meta)

@@ -155,6 +155,11 @@ def test_a_detector_exports_one_picture_a_run_with_its_boxes_matched_on_both_sid
     assert report["tensors"]["boxes_matched"] == 1.0 and report["tensors"]["boxes"] > 0
     assert report["decisions"]["boxes_matched"] == 1.0
     assert report["metric"]["checkpoint"]["metric"] == "box F1 at IoU 0.5"
+    found = report["map"]
+    assert abs(found["difference_map_50"]) < 1e-6 and found["pictures"] == report["metric"]["export"]["pictures"]
+    for side in ("checkpoint", "export"):
+        assert found[side]["map_50_low"] <= found[side]["map_50"] <= found[side]["map_50_high"]
+    assert "COCO mAP of every box" in (out / "parity.md").read_text()
     assert json.loads((out / "export.json").read_text())["batch"] == 1
     columns, rows = _rows(out / "parity" / "standalone_predictions.csv")
     assert columns == ["file", "drawn", "voc_xml", "label", "score", "xmin", "ymin", "xmax", "ymax"]
