@@ -4,9 +4,9 @@
 Writes an export folder (default ``RUN/export/``) that answers without PyTorch:
 
 - ``model.onnx``: normalisation, the network and the kind's head in one graph with a dynamic batch
-  axis, answering in the kind's user units; ``export.json`` (also in the model's
-  ``metadata_props``): kind, classes, input size, the fit and its interpolation, normalisation,
-  the kind's settings, versions and the checkpoint's sha256;
+  axis (a detector's: one picture a run, at the model's size), answering in the kind's user units;
+  ``export.json`` (also in the model's ``metadata_props``): kind, classes, input size, the fit and
+  its interpolation, normalisation, the kind's settings, versions and the checkpoint's sha256;
 - ``predict.py`` and ``onnx_predictor.py``: the standalone predictor (onnxruntime, numpy, Pillow,
   OpenCV), writing the CSV ``fishbear predict`` writes; ``requirements.txt`` and a ``README.md``;
 - ``parity.json`` and ``parity.md``: the export against the checkpoint on real pictures of the
@@ -15,8 +15,8 @@ Writes an export folder (default ``RUN/export/``) that answers without PyTorch:
   and why). The CSVs compared are kept in ``parity/``.
 
 The command exits 1, naming the gates that failed, when the export does not answer as the
-checkpoint does; a model that cannot be exported (a detector) is refused in one line, and no
-file is written. ``fishbear predict ckpt=DIR`` runs an export folder.
+checkpoint does; a model that cannot be exported (segmentation trained letterboxed) is refused in
+one line, and no file is written. ``fishbear predict ckpt=DIR`` runs an export folder.
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ def build_trainer(cfg: DictConfig, settings: TrainerSettings, run_dir: Path, ext
     from fishbear.training.callbacks.checkpoint_io import AtomicCheckpointIO
     from fishbear.training.callbacks.learning_rates import LearningRates
 
-    callbacks = instantiate_group(cfg.get("callbacks"), "callbacks")
+    callbacks = [c for c in instantiate_group(cfg.get("callbacks"), "callbacks") if c is not None]  # a recipe left off
     loggers = instantiate_group(cfg.get("logger"), "logger")
     if not loggers:  # logger=none: nothing to monitor learning rates into
         callbacks = [c for c in callbacks if not isinstance(c, (LearningRateMonitor, LearningRates))]

@@ -206,7 +206,7 @@ def test_every_kind_that_exports_has_its_reading_in_the_standalone_predictor():
     from fishbear.kinds import KINDS as REGISTRY
 
     exporting = [kind for kind in REGISTRY.values() if kind.export_outputs]
-    assert {kind.name for kind in exporting} == {"classify", "multilabel", "segment", "points", "regress"}
+    assert {kind.name for kind in exporting} == {"classify", "multilabel", "segment", "points", "regress", "detect"}
     assert all(kind.export_reading in READINGS for kind in exporting)
     assert all(kind.export_refusal(model_meta(kind.name, ["a", "b"])) is None for kind in exporting)
 
