@@ -165,7 +165,7 @@ def _folder_files(info: dict[str, Any]) -> dict[str, str]:
 def export(cfg: DictConfig) -> dict[str, Any]:
     """Write the export folder and its parity report; returns the report."""
     from fishbear.engine.checkpoint import read_meta
-    from fishbear.engine.deploy import parity, standalone
+    from fishbear.engine.deploy import box_parity, parity, standalone
     from fishbear.engine.deploy.onnx_export import check_exportable, export_onnx, quantized
     from fishbear.engine.inference import Predictor
     from fishbear.kinds import get_kind
@@ -209,7 +209,7 @@ def export(cfg: DictConfig) -> dict[str, Any]:
                 parity.headline(kind, list(meta.classes), answers[:n], samples)
             report["metric"] = {"checkpoint": ours, "export": theirs, "difference": theirs["value"] - ours["value"]}
             if kind.export_batch == 1:  # a detector: mAP from every box, not only those past the threshold
-                report["map"] = parity.box_maps(out, exported.graph, files[:n], samples, list(meta.classes), kind.resamples)
+                report["map"] = box_parity.box_maps(out, exported.graph, files[:n], samples, list(meta.classes), kind.resamples)
         report["files"] = _file_parity(ckpt, out, files, batch, tolerance, outputs)
         if cfg.quantize:
             report["quantized"] = _quantized_parity(out, files, batch, reference, samples, kind, meta)
