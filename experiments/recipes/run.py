@@ -58,7 +58,6 @@ def accuracy(ckpt: Path, items: list[tuple[Path, str]]) -> float:
 
 def main() -> None:
     import torch
-
     from bears import RECIPE, cast_folder  # experiments/adapt/bears.py
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -153,6 +153,13 @@ class Kind:
         return (outputs.float() + other.float()) / 2
 
     # -- self-training on new footage (``fishbear adapt method=pseudo``), kinds with probabilities --
+    # mixup / CutMix (task.mixup, task.cutmix) mix this kind's targets as shares (classes, tags)
+    mixes: ClassVar[bool] = False
+
+    def soft_target(self, target: Any, num_classes: int) -> Any:
+        """A batch's targets as N x K shares, which mixing blends (``mixes`` kinds)."""
+        raise NotImplementedError(f"a '{self.name}' model's targets are not mixed")
+
     def pseudo_targets(self, outputs: Any, threshold: float) -> tuple[Any, Any]:
         """Targets read from the network's own ``outputs`` and a weight per target element: 1 where
         the prediction is at least ``threshold`` sure, else 0 (a doubtful guess teaches nothing)."""

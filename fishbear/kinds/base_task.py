@@ -22,10 +22,12 @@ import numpy as np
 import torch
 from torchmetrics import MetricCollection
 
+from fishbear.core.errors import ConfigError
 from fishbear.kinds.base import Kind
 from fishbear.kinds.meta import KindSettings, ModelMeta
 from fishbear.models.base import Network
 from fishbear.reports.plots import image_grid
+from fishbear.training.mixing import Mixing
 from fishbear.training.optim import OptimSettings, build_optimizer, build_scheduler
 from fishbear.training.sync_free import AsyncScalar, BatchedUpdates, RunningLoss
 
@@ -45,6 +47,8 @@ class BaseTask(L.LightningModule):
         meta: ModelMeta | None = None,
         monitor: str = "val/loss",
         monitor_mode: str = "min",
+        mixup: float = 0.0,
+        cutmix: float = 0.0,
     ) -> None:
         """``monitor`` picks the best checkpoint and ranks sweep runs; ``monitor_mode`` says
         whether higher (``max``) or lower (``min``) is better. ``meta``: what the checkpoints
@@ -53,6 +57,10 @@ class BaseTask(L.LightningModule):
         arguments."""
         super().__init__()
         self.monitor, self.monitor_mode = monitor, monitor_mode
+        self.mixing = Mixing(float(mixup), float(cutmix))  # training batches mixed (classes, tags)
+        if self.mixing.on and not self.kind.mixes:
+            raise ConfigError(f"task.mixup / task.cutmix mix the targets of classes or tags; a '{self.kind.name}' "
+                              f"model's are not a share to mix. Leave them at 0.")
         self.network = network
         self.classes = list(classes)
         self.optim = optim or OptimSettings()
@@ -168,8 +176,14 @@ class BaseTask(L.LightningModule):
         return images
 
     def _step(self, batch: dict[str, Any], stage: str) -> tuple[torch.Tensor, torch.Tensor]:
-        outputs = self(self._images(batch))
-        loss = self.compute_loss(outputs, batch)
+        images = self._images(batch)
+        if stage == "train" and self.mixing.on:  # the loss sees the mixed targets; the metrics the pictures' own
+            images, mixed = self.mixing(images, self.kind.soft_target(batch["target"], len(self.classes)))
+            outputs = self(images)
+            loss = self.compute_loss(outputs, {**batch, "target": mixed})
+        else:
+            outputs = self(images)
+            loss = self.compute_loss(outputs, batch)
         self._updates[stage].add(getattr(self, f"{stage}_metrics"), self.metric_inputs(outputs, batch))
         self._losses[stage].add(loss, len(batch["image"]))
         if stage == "train" and self._train_loss_due():

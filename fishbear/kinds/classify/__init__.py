@@ -97,6 +97,11 @@ class Classify(Kind):
         """The log of the mean probability: its softmax is the two views' mean probabilities."""
         return mean_probability_logits(outputs, other)
 
+    mixes: ClassVar[bool] = True
+
+    def soft_target(self, target: Any, num_classes: int) -> Any:
+        return torch.nn.functional.one_hot(target, num_classes).float()
+
     def pseudo_targets(self, outputs: Any, threshold: float) -> tuple[Any, Any]:
         sure, target = outputs.float().softmax(dim=1).max(dim=1)
         return target, (sure >= threshold).float()

@@ -81,6 +81,11 @@ class MultiLabel(Kind):
         """The logit of each tag's mean probability."""
         return torch.logit(((outputs.float().sigmoid() + other.float().sigmoid()) / 2).clamp(1e-7, 1 - 1e-7))
 
+    mixes: ClassVar[bool] = True
+
+    def soft_target(self, target: Any, num_classes: int) -> Any:
+        return target.float()
+
     def pseudo_targets(self, outputs: Any, threshold: float) -> tuple[Any, Any]:
         p = outputs.float().sigmoid()
         return (p >= 0.5).float(), ((p >= threshold) | (p <= 1.0 - threshold)).float()
