@@ -25,6 +25,7 @@ from torchmetrics import MetricCollection
 from fishbear.core.errors import ConfigError
 from fishbear.kinds.base import Kind
 from fishbear.kinds.meta import KindSettings, ModelMeta
+from fishbear.kinds.records import merge_records
 from fishbear.models.base import Network
 from fishbear.reports.plots import image_grid
 from fishbear.training.mixing import Mixing
@@ -176,14 +177,12 @@ class BaseTask(L.LightningModule):
         return images
 
     def _step(self, batch: dict[str, Any], stage: str) -> tuple[torch.Tensor, torch.Tensor]:
-        images = self._images(batch)
+        images, scored = self._images(batch), batch
         if stage == "train" and self.mixing.on:  # the loss sees the mixed targets; the metrics the pictures' own
             images, mixed = self.mixing(images, self.kind.soft_target(batch["target"], len(self.classes)))
-            outputs = self(images)
-            loss = self.compute_loss(outputs, {**batch, "target": mixed})
-        else:
-            outputs = self(images)
-            loss = self.compute_loss(outputs, batch)
+            scored = {**batch, "target": mixed}
+        outputs = self(images)
+        loss = self.compute_loss(outputs, scored)
         self._updates[stage].add(getattr(self, f"{stage}_metrics"), self.metric_inputs(outputs, batch))
         self._losses[stage].add(loss, len(batch["image"]))
         if stage == "train" and self._train_loss_due():
@@ -295,19 +294,7 @@ class BaseTask(L.LightningModule):
             gathered: list[Any] = [None] * self.trainer.world_size
             dist.all_gather_object(gathered, records)
             records = [record for part in gathered for record in part]
-        if not records:
-            return {}
-        index = torch.cat([r["index"] for r in records])
-        _, first = np.unique(index.numpy(), return_index=True)  # sorted by index, each index once
-        order = torch.as_tensor(first)
-        merged: dict[str, Any] = {}
-        for key in records[0]:
-            if isinstance(records[0][key], torch.Tensor):
-                merged[key] = torch.cat([r[key] for r in records])[order]
-            else:
-                flat = [item for r in records for item in r[key]]
-                merged[key] = [flat[i] for i in order.tolist()]
-        return merged
+        return merge_records(records)
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         return self.kind.predictions(self(self._images(batch)))
