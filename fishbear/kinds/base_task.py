@@ -284,10 +284,8 @@ class BaseTask(L.LightningModule):
         self._test_records = []
 
     def merge_test_records(self, records: list[dict[str, Any]]) -> dict[str, Any]:
-        """Every process's per-image records as one table ordered by dataset index, each image
-        once: under DDP the records of all ranks are gathered and the images the distributed
-        sampler repeated to even out the ranks are dropped. Tensor fields are concatenated, list
-        fields (a detector's boxes per image) joined."""
+        """Every process's per-image records (under DDP, all ranks' gathered) as one table
+        (:func:`~fishbear.kinds.records.merge_records`)."""
         if self.trainer.world_size > 1:
             import torch.distributed as dist
 
