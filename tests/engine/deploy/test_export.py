@@ -144,6 +144,35 @@ def test_a_preprocessing_that_differs_fails_the_gates_and_the_command(trained_ru
     assert "FAILED gates: " in capsys.readouterr().err
 
 
+def test_a_detectors_graph_traces_and_answers_box_for_box_in_onnxruntime():
+    """The fast smoke test: an untrained Faster R-CNN graph (with every box it finds from score 0)
+    through the TorchScript exporter, run in onnxruntime on another picture than it was traced
+    on, a picture of another size: the same boxes, matched one to one, to float precision."""
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    from fishbear.engine.deploy.box_parity import matched_boxes
+    from fishbear.engine.deploy.onnx_export import ExportGraph, trace
+    from fishbear.models.detection import faster_rcnn_on
+
+    torch.manual_seed(0)
+    network = faster_rcnn_on(num_classes=2, backbone="convnet", min_score=0.0)
+    graph = ExportGraph(network, model_meta("detect", ["fish", "crab"], image_size=96)).eval()
+    session = ort.InferenceSession(trace(graph).SerializeToString(), providers=["CPUExecutionProvider"])
+    image = torch.rand(1, 3, 96, 96) * 255
+    size = torch.tensor([[300, 200]])  # the picture's own size: boxes come back in its pixels
+    got = session.run(None, {"image": image.numpy(), "original_size": size.numpy()})
+    with torch.no_grad():
+        want = [t.numpy() for t in graph(image, size)]
+    assert len(want[0]) > 0 and got[0].shape == want[0].shape
+    pairs, total, corner, score = matched_boxes(tuple(got), tuple(want))
+    assert 2 * pairs == total and corner < 0.05 and score < 1e-4
+    assert want[0][:, [0, 2]].max() <= 200 + 1e-3 and want[0][:, [1, 3]].max() <= 300 + 1e-3
+    assert np.all(np.diff(want[1]) <= 0)  # best first
+
+
+@pytest.mark.slow
 def test_a_detector_exports_one_picture_a_run_with_its_boxes_matched_on_both_sides(trained_detector, tmp_path):
     """Faster R-CNN through the TorchScript exporter at the model's size: every box of the graph
     matched across onnxruntime and PyTorch, the readings' boxes matched at IoU >= 0.5, the same
