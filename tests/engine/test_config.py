@@ -64,9 +64,12 @@ def test_every_box_reader_composes_into_a_box_dataset(reader, tmp_path):
 
 
 def test_callbacks_and_logger_instantiate(tmp_path):
+    """Every node builds; a recipe left off (``callbacks.ema.decay: null``) builds as nothing."""
     cfg = compose_train(TINY, tmp_path)
     for name, node in {**cfg.callbacks, **cfg.logger}.items():
-        assert instantiate(node, name) is not None
+        assert (instantiate(node, name) is None) == (name == "ema"), name
+    switched = compose_train([*TINY, "callbacks.ema.decay=0.99"], tmp_path)
+    assert instantiate(switched.callbacks.ema, "ema") is not None
 
 
 def test_unknown_key_is_refused_by_hydra():
