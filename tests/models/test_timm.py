@@ -176,6 +176,7 @@ def test_offline_the_train_command_names_the_file_the_cache_and_the_override(tmp
     assert "model.weights=" in lines[0] and str(tmp_path / "hf") in lines[0]
 
 
+@pytest.mark.slow
 def test_a_checkpoint_rebuilds_without_its_weights_file(tmp_path):
     """The trained weights are in the checkpoint: predicting needs neither the hub nor the file."""
     from fishbear.engine.checkpoint import build_network, read_meta

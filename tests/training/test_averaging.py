@@ -36,6 +36,7 @@ def test_the_ema_follows_timms_warm_up_then_its_decay():
         ema(1.5)
 
 
+@pytest.mark.slow
 def test_a_run_with_ema_tests_and_checkpoints_the_average(tmp_path):
     from fishbear.train import train
 
@@ -47,6 +48,7 @@ def test_a_run_with_ema_tests_and_checkpoints_the_average(tmp_path):
     assert not torch.equal(average[key], current[key])  # the average is what predict and export read
 
 
+@pytest.mark.slow
 def test_wise_ft_at_zero_gives_the_pretrained_body_with_the_trained_head(tmp_path, monkeypatch):
     """alpha=0: the tested checkpoint's body is exactly the pretrained weights (a locally made
     state dict under torchvision's file name); last.ckpt (for resuming) keeps the trained body."""

@@ -53,6 +53,7 @@ def test_mixing_reads_nothing_back_to_the_host():
     assert sum(counter.count.values()) == 0, counter.count
 
 
+@pytest.mark.slow
 def test_a_run_trains_with_mixup_and_cutmix_and_other_kinds_refuse_them(tmp_path):
     from fishbear.train import train
 

@@ -66,6 +66,7 @@ def _artifacts(uri: str, run_id: str, path: str | None = None) -> set[str]:
     return out
 
 
+@pytest.mark.slow
 def test_a_run_lands_in_a_real_mlflow_server_with_its_metrics_and_artifacts(mlflow_server, tmp_path, monkeypatch):
     from mlflow.tracking import MlflowClient
 
