@@ -40,6 +40,16 @@ class EMA(WeightAveraging):
         self.decay, self.warmup, self.average = decay, warmup, average
 
 
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        """Testing or predicting a checkpoint: its ``state_dict`` is the average, already loaded
+        (Lightning's callback would put the last weights back, and the run's test would score
+        those). Resuming a fit restores both, as Lightning does."""
+        from lightning.pytorch.trainer.states import TrainerFn
+
+        if trainer.state.fn == TrainerFn.FITTING:
+            super().on_load_checkpoint(trainer, pl_module, checkpoint)
+
+
 def ema(decay: float | None = None, warmup: bool = True) -> EMA | None:
     """``callbacks.ema.decay=0.998`` switches the average on; ``null`` (the default) leaves it off."""
     return None if decay is None else EMA(float(decay), bool(warmup))
