@@ -85,6 +85,7 @@ class Relay:
         self.up.set()
         self.cuts = 0
         self.refused = 0  # connections turned away while cut
+        self._restore_after: float | None = None  # seconds after the first refusal of a cut
         self._open: list[socket.socket] = []
         self._server = socket.create_server(("127.0.0.1", self.port))
         self._server.settimeout(0.2)
@@ -100,6 +101,9 @@ class Relay:
             if not self.up.is_set():
                 self.refused += 1
                 client.close()
+                if self._restore_after is not None:  # the cut's clock starts when a request meets it
+                    self._later(self._restore_after)
+                    self._restore_after = None
                 continue
             try:
                 upstream = socket.create_connection(("127.0.0.1", self.target))
@@ -119,15 +123,31 @@ class Relay:
             with suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
 
-    def cut(self) -> None:
+    def cut(self, restore_after: float | None = None) -> None:
+        """Cut; with ``restore_after``, restore that many seconds after the first connection the
+        cut turns away (a fixed clock from the cut itself would, on a busy machine, end before the
+        run asks for anything), or after a minute if nothing asks."""
         self.cuts += 1
         self.up.clear()
+        if restore_after is not None:
+            self._restore_after = restore_after
+            self._later(60)
         for sock in self._open:
             with suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
         self._open.clear()
 
-    def restore(self) -> None:
+    def _later(self, seconds: float) -> None:
+        timer = threading.Timer(seconds, self.restore, args=(self.cuts,))
+        timer.daemon = True  # a pending timer never holds the test session open
+        timer.start()
+
+    def restore(self, cut: int | None = None) -> None:
+        """Restore; with ``cut``, only if that cut is still the latest (a timer of an earlier cut
+        leaves a later one alone)."""
+        if cut is not None and cut != self.cuts:
+            return
+        self._restore_after = None
         self.up.set()
 
     def close(self) -> None:
@@ -142,15 +162,15 @@ class Relay:
 class CutAtEpochStart(L.Callback):
     """Cuts the bucket's network as the first training epoch starts (the pack's index and labels
     were read, no picture's shard yet; LitData fetches every small shard of an epoch at once, so a
-    cut after a step would find nothing left to fetch) and restores it ``seconds`` later."""
+    cut after a step would find nothing left to fetch) and restores it ``seconds`` after the run
+    first meets the cut."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:  # noqa: ANN001
         if RELAYS and self.seconds > 0 and RELAYS[-1].up.is_set():
-            RELAYS[-1].cut()
-            threading.Timer(self.seconds, RELAYS[-1].restore).start()
+            RELAYS[-1].cut(restore_after=self.seconds)
 
 
 class S3Server:

@@ -1,5 +1,6 @@
 """The weight-averaging recipes, each alone against the plain recipe, on held-out pictures the
-models never trained on (issue 40): ``callbacks.ema.decay=0.998`` and ``callbacks.wise_ft.alpha=0.5``.
+models never trained on (issue 40): ``callbacks.ema.decay=0.998``, ``callbacks.wise_ft.alpha=0.5``, and
+``task.mixup=0.8 task.cutmix=1.0`` (timm's alphas, one of the two per batch).
 
 - **bears**: the README's bears recipe (MobileNetV2 ImageNet, ``fine_tune``, 4 epochs) on
   ``bears/train``; accuracy on the 115 ``bears/test`` photos and on the same photos through murky
@@ -33,7 +34,8 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from bears_vs_fastai import leave_one_kind_out  # noqa: E402
 from run import fish  # noqa: E402  (experiments/adapt/run.py: the fish frames' helpers)
 
-RECIPES = {"plain": [], "ema": ["callbacks.ema.decay=0.998"], "wise_ft": ["callbacks.wise_ft.alpha=0.5"]}
+RECIPES = {"plain": [], "ema": ["callbacks.ema.decay=0.998"], "wise_ft": ["callbacks.wise_ft.alpha=0.5"],
+           "mix": ["task.mixup=0.8", "task.cutmix=1.0"]}
 
 
 def trained(data: Path, base: list[str], extra: list[str], seed: int, run: Path) -> Path:
