@@ -140,24 +140,34 @@ def test_the_page_shows_the_answer_drawn_on_a_shared_photo(served, tmp_path):
         browser.close()
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("kind", [*KINDS, "detect", "export"])
-def test_every_kind_answers_as_predict_does(kind, tmp_path, trained_run, trained_detector):
+def _served_case(kind: str, tmp_path: Path, trained_run, trained_detector) -> tuple[Path, list[Path]]:
+    """The checkpoint or export folder a case serves, and the pictures sent to it."""
+    from fishbear.export import main as export
     from fishbear.train import train
 
-    if kind == "detect":
+    if kind in ("detect", "detect_export"):  # the export folder: onnxruntime answers, one picture a run
         ckpt, images = trained_detector
-        files = sorted(images.glob("*.jpg"))
-    elif kind == "export":  # an export folder: onnxruntime answers
-        from fishbear.export import main as export
-
+        if kind == "detect_export":
+            ckpt = tmp_path / "export"
+            assert export([f"ckpt={trained_detector[0]}", f"out={ckpt}"])["passed"]
+        return ckpt, sorted(images.glob("*.jpg"))
+    if kind == "export":
         run_dir, report = trained_run
         export([f"ckpt={run_dir / 'checkpoints' / 'best.ckpt'}", f"out={tmp_path / 'export'}"])
-        ckpt, files = tmp_path / "export", sorted((Path(report["data"]["root"]) / "test").rglob("*.jpg"))[:8]
-    else:
-        report = train(compose_train(TINY + KINDS[kind] + ["logger=none"], tmp_path / "run"))
-        ckpt = tmp_path / "run" / "checkpoints" / "best.ckpt"
-        files = sorted((Path(report["data"]["root"])).rglob("*.jpg"))[:8]
+        return tmp_path / "export", sorted((Path(report["data"]["root"]) / "test").rglob("*.jpg"))[:8]
+    overrides = ["model=timm", "model.name=test_convnext"] if kind == "timm_export" else KINDS[kind]
+    report = train(compose_train(TINY + overrides + ["logger=none"], tmp_path / "run"))
+    ckpt = tmp_path / "run" / "checkpoints" / "best.ckpt"
+    if kind == "timm_export":  # a timm network's graph, its own mean and std in the export's settings
+        assert export([f"ckpt={ckpt}", f"out={tmp_path / 'export'}"])["passed"]
+        ckpt = tmp_path / "export"
+    return ckpt, sorted((Path(report["data"]["root"])).rglob("*.jpg"))[:8]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", [*KINDS, "detect", "export", "timm_export", "detect_export"])
+def test_every_kind_answers_as_predict_does(kind, tmp_path, trained_run, trained_detector):
+    ckpt, files = _served_case(kind, tmp_path, trained_run, trained_detector)
     from fishbear.engine.deploy.exported import open_predictor
     from fishbear.engine.deploy.serving import jsonable
 
