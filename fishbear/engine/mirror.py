@@ -4,7 +4,8 @@ the kind (:meth:`Kind.unmirror`, :meth:`Kind.merge_views`).
 
 One module around the network, so every reader of outputs (the predictor, the test loop's losses
 and metrics) reads the merged answer as it reads any other; it costs a second forward pass.
-What a mirror changes in a way that cannot be undone (boxes, several named points) is refused in
+Boxes are mirrored back and the two views' boxes fused (weighted box fusion). What a mirror changes
+in a way that cannot be undone (several named points: a left eye becomes a right one) is refused in
 one line (:meth:`Kind.mirror_refusal`).
 """
 
@@ -28,8 +29,8 @@ class MirrorAveraged(torch.nn.Module):
         self.network = network
         self.kind = kind
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.kind.merge_views(self.network(x), self.kind.unmirror(self.network(x.flip(-1))))
+    def forward(self, x: torch.Tensor) -> Any:
+        return self.kind.merge_views(self.network(x), self.kind.unmirror(self.network(x.flip(-1)), x.shape[-1]))
 
     def __getattr__(self, name: str) -> Any:  # the network's own attributes (layer groups, settings) read through
         try:

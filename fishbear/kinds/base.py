@@ -144,8 +144,8 @@ class Kind:
         return (f"tta=true averages the answers on a picture and on its mirror image, and a '{self.name}' model's answer "
                 "cannot be mirrored back here; leave tta off.")
 
-    def unmirror(self, outputs: Any) -> Any:
-        """The outputs on a mirrored picture as the outputs on the picture itself."""
+    def unmirror(self, outputs: Any, width: int) -> Any:
+        """The outputs on a mirrored picture (``width`` pixels wide) as the outputs on the picture itself."""
         return outputs
 
     def merge_views(self, outputs: Any, other: Any) -> Any:

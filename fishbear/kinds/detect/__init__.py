@@ -155,6 +155,26 @@ class Detect(Kind):
             values.append(2 * hits / (len(truth) + len(found)))
         return "box F1 at IoU 0.5", np.array(values, float), True
 
+    # -- test-time augmentation: the mirror's boxes mirrored back, both views' boxes fused --
+    def mirror_refusal(self, meta: Any) -> None:
+        return None
+
+    def unmirror(self, outputs: Any, width: int) -> Any:
+        """A box from x0 to x1 on the mirror image is a box from width - x1 to width - x0."""
+        return [{**o, "boxes": torch.stack([width - o["boxes"][:, 2], o["boxes"][:, 1], width - o["boxes"][:, 0],
+                                            o["boxes"][:, 3]], dim=1)} for o in outputs]
+
+    def merge_views(self, outputs: Any, other: Any) -> Any:
+        """Weighted box fusion per picture (:func:`~fishbear.kinds.detect.fusion.fuse_boxes`)."""
+        from fishbear.kinds.detect.fusion import fuse_boxes
+
+        merged = []
+        for a, b in zip(outputs, other):
+            boxes, scores, labels = fuse_boxes(torch.cat([a["boxes"], b["boxes"]]), torch.cat([a["scores"], b["scores"]]),
+                                               torch.cat([a["labels"], b["labels"]]), views=2)
+            merged.append({"boxes": boxes, "scores": scores, "labels": labels})
+        return merged
+
     def predictions(self, outputs: Any) -> Any:
         return outputs
 

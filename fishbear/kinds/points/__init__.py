@@ -45,7 +45,7 @@ class Points(Kind):
         return ("tta=true mirrors the picture, and with several points a mirrored left one is a right one (which is which "
                 f"is not known for {', '.join(meta.classes)}); leave tta off.")
 
-    def unmirror(self, outputs: Any) -> Any:
+    def unmirror(self, outputs: Any, width: int) -> Any:
         """x in [-1, 1] of the mirrored picture is -x of the picture itself."""
         sign = torch.ones(outputs.shape[-1], device=outputs.device)
         sign[0::2] = -1

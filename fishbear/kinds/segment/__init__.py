@@ -109,7 +109,7 @@ class Segment(Kind):
     def mirror_refusal(self, meta: Any) -> None:
         return None
 
-    def unmirror(self, outputs: Any) -> Any:  # per pixel: the mask mirrored back
+    def unmirror(self, outputs: Any, width: int) -> Any:  # per pixel: the mask mirrored back
         return outputs.flip(-1)
 
     def merge_views(self, outputs: Any, other: Any) -> Any:
