@@ -1,4 +1,4 @@
-"""The weight-averaging recipes, each alone against the plain recipe, on held-out pictures the
+"""The training recipes, each alone against the plain recipe, on held-out pictures the
 models never trained on (issue 40): ``callbacks.ema.decay=0.998``, ``callbacks.wise_ft.alpha=0.5``, and
 ``task.mixup=0.8 task.cutmix=1.0`` (timm's alphas, one of the two per batch).
 

@@ -5,8 +5,8 @@ Per seed, the honest-protocols CamVid recipe (``data=camvid``: SegNet's folders 
 sequences held out, the test sequence 0016E5; U-Net on an ImageNet MobileNetV2 encoder,
 ``fine_tune``, 12 epochs) is trained once, then ``fishbear evaluate`` tests its best checkpoint on
 the test sequence with and without ``tta``: pixel accuracy (void left out) and mean IoU, as the
-run's report gives them. The seconds per picture are each evaluation's test loop alone (the
-report's ``test_seconds``), batches as the data config sets.
+run's report gives them. The seconds per picture: the predictor over the 42 frames of the test
+sequence in batches of 8, decoding included, with and without ``tta``.
 
     python experiments/tta/camvid.py --seeds 1,2,3 --runs /tmp/tta_camvid --json experiments/tta/results_camvid.json
 """
